@@ -1,0 +1,49 @@
+package dev.sparksft.loss;
+
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Next-token cross entropy. Labels are shifted here and nowhere else (DESIGN.md invariant 4):
+ * logits[:, :-1] predict labels[:, 1:]; positions labelled {@link #IGNORE_INDEX} contribute 0.
+ */
+public final class CausalLmLoss {
+    /** The label of positions that carry no loss; defined once for the whole project. */
+    public static final int IGNORE_INDEX = -100;
+
+    private CausalLmLoss() {}
+
+    /**
+     * Per-token losses.
+     *
+     * @param logits (batch, seq, vocab)
+     * @param labels (batch, seq) int64, IGNORE_INDEX where masked
+     * @return (batch, seq - 1) float32, -log p(label) at labelled positions and 0 elsewhere
+     */
+    public static Tensor tokenLosses(Tensor logits, Tensor labels) {
+        long seq = logits.size(1);
+        Tensor shiftLogits = logits.narrow(1, 0, seq - 1);           // (batch, seq-1, vocab)
+        Tensor shiftLabels = labels.narrow(1, 1, seq - 1);           // (batch, seq-1)
+        Tensor valid = shiftLabels.ne(new Scalar(IGNORE_INDEX));     // (batch, seq-1) bool
+        Tensor safeLabels = shiftLabels.masked_fill(valid.logical_not(), new Scalar(0));
+        Tensor logProbs = torch.log_softmax(shiftLogits.to(torch.ScalarType.Float), -1);
+        Tensor nll = logProbs.gather(-1, safeLabels.unsqueeze(-1)).squeeze(-1).neg();
+        return nll.masked_fill(valid.logical_not(), new Scalar(0.0));
+    }
+
+    /** Number of labelled (non-ignored) targets after the shift: the loss normaliser N. */
+    public static long countTargets(Tensor labels) {
+        long seq = labels.size(1);
+        return labels.narrow(1, 1, seq - 1).ne(new Scalar(IGNORE_INDEX)).sum().item_long();
+    }
+
+    /** Mean token loss over the batch, as transformers' ForCausalLMLoss computes it. */
+    public static double mean(Tensor logits, Tensor labels) {
+        long n = countTargets(labels);
+        if (n == 0) {
+            throw new IllegalArgumentException("the batch has no labelled targets: every label is " + IGNORE_INDEX);
+        }
+        return tokenLosses(logits, labels).sum().item_double() / n;
+    }
+}

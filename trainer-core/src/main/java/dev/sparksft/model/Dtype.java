@@ -1,0 +1,52 @@
+package dev.sparksft.model;
+
+import java.util.Locale;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/** The safetensors dtypes this project reads and writes, with their libtorch equivalents. */
+public enum Dtype {
+    F32(ScalarType.Float, 4, "float32"),
+    F16(ScalarType.Half, 2, "float16"),
+    BF16(ScalarType.BFloat16, 2, "bfloat16");
+
+    public final ScalarType scalarType;
+    public final int numBytes;
+    /** The name config.json uses in {@code torch_dtype}. */
+    public final String torchName;
+
+    Dtype(ScalarType scalarType, int numBytes, String torchName) {
+        this.scalarType = scalarType;
+        this.numBytes = numBytes;
+        this.torchName = torchName;
+    }
+
+    /** Parses a safetensors dtype tag; throws naming the supported tags otherwise. */
+    public static Dtype ofTag(String tag) {
+        for (Dtype d : values()) {
+            if (d.name().equals(tag)) {
+                return d;
+            }
+        }
+        throw new IllegalArgumentException("unsupported dtype '" + tag + "' (supported: F32, F16, BF16)");
+    }
+
+    /** Parses config.json's {@code torch_dtype} ("bfloat16", "float32", ...). */
+    public static Dtype ofTorchName(String name) {
+        String n = name.toLowerCase(Locale.ROOT);
+        for (Dtype d : values()) {
+            if (d.torchName.equals(n)) {
+                return d;
+            }
+        }
+        throw new IllegalArgumentException("unsupported torch_dtype '" + name + "' (supported: float32, float16, bfloat16)");
+    }
+
+    public static Dtype of(ScalarType t) {
+        for (Dtype d : values()) {
+            if (d.scalarType == t) {
+                return d;
+            }
+        }
+        throw new IllegalArgumentException("no safetensors dtype for libtorch type " + t);
+    }
+}

@@ -1,0 +1,135 @@
+package dev.sparksft.model;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * A decoder-only transformer of the Llama family (llama, mistral, qwen2, qwen3): token embedding,
+ * {@code num_hidden_layers} pre-norm blocks of grouped-query attention with RoPE and a SwiGLU MLP,
+ * a final RMSNorm and the LM head (tied to the embedding when {@code tie_word_embeddings}).
+ *
+ * <p>This class is the math; the parameters live in {@link ModelWeights} and are referenced
+ * here per layer. Each line of {@link #forward} mirrors transformers' modelling code.
+ */
+public final class LlamaModel {
+    private final ModelConfig cfg;
+    private final ModelWeights weights;
+    private final Tensor embedTokens; // (vocab, hidden)
+    private final List<Layer> layers;
+    private final Tensor norm;        // (hidden)
+    private final Tensor lmHead;      // (vocab, hidden)
+    private final RotaryEmbedding rope;
+
+    /** One decoder block's parameters; biases and q/k norms are null where the architecture has none. */
+    record Layer(Tensor inputNorm, Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv,
+                 Tensor qNorm, Tensor kNorm, Tensor wo, Tensor bo, Tensor postNorm,
+                 Tensor wGate, Tensor wUp, Tensor wDown) {}
+
+    public LlamaModel(ModelConfig cfg, ModelWeights weights) {
+        this.cfg = cfg;
+        this.weights = weights;
+        this.embedTokens = weights.get("model.embed_tokens.weight");
+        this.norm = weights.get("model.norm.weight");
+        this.lmHead = cfg.tieWordEmbeddings() ? embedTokens : weights.get("lm_head.weight");
+        this.rope = new RotaryEmbedding(cfg);
+        this.layers = new ArrayList<>();
+        for (int i = 0; i < cfg.numLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            layers.add(new Layer(
+                    weights.get(p + "input_layernorm.weight"),
+                    weights.get(p + "self_attn.q_proj.weight"), optional(p + "self_attn.q_proj.bias", cfg.qkvBias()),
+                    weights.get(p + "self_attn.k_proj.weight"), optional(p + "self_attn.k_proj.bias", cfg.qkvBias()),
+                    weights.get(p + "self_attn.v_proj.weight"), optional(p + "self_attn.v_proj.bias", cfg.qkvBias()),
+                    optional(p + "self_attn.q_norm.weight", cfg.qkNorm()),
+                    optional(p + "self_attn.k_norm.weight", cfg.qkNorm()),
+                    weights.get(p + "self_attn.o_proj.weight"), optional(p + "self_attn.o_proj.bias", cfg.outputBias()),
+                    weights.get(p + "post_attention_layernorm.weight"),
+                    weights.get(p + "mlp.gate_proj.weight"), weights.get(p + "mlp.up_proj.weight"),
+                    weights.get(p + "mlp.down_proj.weight")));
+        }
+    }
+
+    private Tensor optional(String name, boolean present) {
+        return present ? weights.get(name) : null;
+    }
+
+    public ModelConfig config() {
+        return cfg;
+    }
+
+    public ModelWeights weights() {
+        return weights;
+    }
+
+    /**
+     * @param inputIds      (batch, seq) int64 token ids
+     * @param attentionMask (batch, seq) 1 for real tokens, 0 for padding
+     * @param positionIds   (batch, seq) int64 positions (0.. per row, after any left padding)
+     * @return (batch, seq, vocab) float32 logits
+     */
+    public Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds) {
+        Tensor x = torch.embedding(embedTokens, inputIds);              // (batch, seq, hidden)
+        Tensor[] cosSin = rope.cosSin(positionIds);                     // (batch, 1, seq, head_dim) each
+        Tensor mask = attentionMask(attentionMask);                     // (batch, 1, seq, seq) bool
+        for (Layer layer : layers) {
+            x = x.add(attention(layer, rmsNorm(x, layer.inputNorm()), cosSin[0], cosSin[1], mask));
+            x = x.add(mlp(layer, rmsNorm(x, layer.postNorm())));
+        }
+        return torch.linear(rmsNorm(x, norm), lmHead);                  // (batch, seq, vocab)
+    }
+
+    /** self_attn: softmax(q k^T / sqrt(head_dim) + mask) v with grouped kv heads. */
+    private Tensor attention(Layer l, Tensor h, Tensor cos, Tensor sin, Tensor mask) {
+        long batch = h.size(0);
+        long seq = h.size(1);
+        int hd = cfg.headDim();
+        // (batch, seq, heads * head_dim) -> (batch, heads, seq, head_dim)
+        Tensor q = linear(h, l.wq(), l.bq()).view(batch, seq, cfg.numHeads(), hd).transpose(1, 2);
+        Tensor k = linear(h, l.wk(), l.bk()).view(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
+        Tensor v = linear(h, l.wv(), l.bv()).view(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
+        if (cfg.qkNorm()) { // qwen3: q_norm / k_norm over head_dim, before RoPE
+            q = rmsNorm(q, l.qNorm());
+            k = rmsNorm(k, l.kNorm());
+        }
+        q = rope.apply(q, cos, sin);
+        k = rope.apply(k, cos, sin);
+        boolean gqa = cfg.numKvHeads() != cfg.numHeads();
+        Tensor y = torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false,
+                new DoubleOptional(), gqa);                             // (batch, heads, seq, head_dim)
+        y = y.transpose(1, 2).reshape(batch, seq, (long) cfg.numHeads() * hd);
+        return linear(y, l.wo(), l.bo());
+    }
+
+    /** mlp: down_proj(silu(gate_proj(x)) * up_proj(x)). */
+    private Tensor mlp(Layer l, Tensor h) {
+        return torch.linear(torch.silu(torch.linear(h, l.wGate())).mul(torch.linear(h, l.wUp())), l.wDown());
+    }
+
+    private Tensor rmsNorm(Tensor x, Tensor weight) {
+        return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight), new DoubleOptional(cfg.rmsNormEps()));
+    }
+
+    private static Tensor linear(Tensor x, Tensor w, Tensor b) {
+        return b == null ? torch.linear(x, w) : torch.linear(x, w, new TensorOptional(b));
+    }
+
+    /**
+     * Causal mask that also hides padded keys: allowed[b, 0, i, j] = j <= i and key j is real.
+     * A padded query row may still see itself so that no row is fully masked (which would give
+     * NaN); padded rows are never read.
+     */
+    static Tensor attentionMask(Tensor attentionMask) {
+        long seq = attentionMask.size(1);
+        TensorOptions bool = new TensorOptions(ScalarType.Bool);
+        Tensor causal = torch.tril(torch.ones(new long[] {seq, seq}, bool));          // (seq, seq)
+        Tensor self = torch.eye(seq, bool);                                            // (seq, seq)
+        Tensor keys = attentionMask.ne(new org.bytedeco.pytorch.Scalar(0)).unsqueeze(1).unsqueeze(1); // (batch, 1, 1, seq)
+        return causal.logical_and(keys.logical_or(self));                              // (batch, 1, seq, seq)
+    }
+}

@@ -1,0 +1,149 @@
+package dev.sparksft.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * The architecture read from a Hugging Face {@code config.json} for the Llama family: llama,
+ * mistral, qwen2 (q/k/v biases) and qwen3 (per-head q/k RMSNorm, explicit head_dim).
+ *
+ * @param raw the file as read, written back unchanged when the model is saved
+ */
+public record ModelConfig(
+        String modelType,
+        int hiddenSize,
+        int intermediateSize,
+        int numLayers,
+        int numHeads,
+        int numKvHeads,
+        int headDim,
+        int vocabSize,
+        double rmsNormEps,
+        double ropeTheta,
+        RopeScaling ropeScaling,
+        boolean tieWordEmbeddings,
+        boolean qkvBias,
+        boolean outputBias,
+        boolean qkNorm,
+        Dtype torchDtype,
+        ObjectNode raw) {
+
+    public static final Set<String> MODEL_TYPES = Set.of("llama", "mistral", "qwen2", "qwen3");
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** {@code rope_scaling} with {@code rope_type: llama3}; null when the model uses plain RoPE. */
+    public record RopeScaling(double factor, double lowFreqFactor, double highFreqFactor, int originalMaxPositions) {}
+
+    public ModelConfig {
+        List<String> problems = new ArrayList<>();
+        if (hiddenSize <= 0 || numLayers <= 0 || numHeads <= 0 || numKvHeads <= 0 || headDim <= 0
+                || vocabSize <= 0 || intermediateSize <= 0) {
+            problems.add("hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, "
+                    + "num_key_value_heads, head_dim and vocab_size must be positive");
+        } else {
+            if (numHeads % numKvHeads != 0) {
+                problems.add("num_attention_heads (" + numHeads + ") must be a multiple of num_key_value_heads ("
+                        + numKvHeads + ")");
+            }
+            if (headDim % 2 != 0) {
+                problems.add("head_dim (" + headDim + ") must be even for rotary embeddings");
+            }
+        }
+        if (!(rmsNormEps > 0)) {
+            problems.add("rms_norm_eps must be > 0, got " + rmsNormEps);
+        }
+        if (!(ropeTheta > 0)) {
+            problems.add("rope_theta must be > 0, got " + ropeTheta);
+        }
+        if (!problems.isEmpty()) {
+            throw new IllegalArgumentException("invalid config.json: " + String.join("; ", problems));
+        }
+    }
+
+    /** Reads {@code dir/config.json}. */
+    public static ModelConfig load(Path dir) throws IOException {
+        Path file = dir.resolve("config.json");
+        JsonNode root;
+        try {
+            root = JSON.readTree(Files.readString(file));
+        } catch (NoSuchFileException e) {
+            throw new IllegalArgumentException("model directory " + dir + " has no config.json: point "
+                    + "model_name_or_path at a Hugging Face model directory");
+        }
+        if (root == null || !root.isObject()) {
+            throw new IllegalArgumentException(file + " is not a JSON object");
+        }
+        return fromJson((ObjectNode) root, file.toString());
+    }
+
+    static ModelConfig fromJson(ObjectNode c, String source) {
+        String type = c.path("model_type").asText("");
+        if (!MODEL_TYPES.contains(type)) {
+            throw new IllegalArgumentException(source + ": model_type '" + type + "' is not supported; supported: "
+                    + String.join(", ", MODEL_TYPES.stream().sorted().toList()));
+        }
+        int hidden = requireInt(c, "hidden_size", source);
+        int heads = requireInt(c, "num_attention_heads", source);
+        int kvHeads = c.hasNonNull("num_key_value_heads") ? c.get("num_key_value_heads").asInt() : heads;
+        int headDim = c.hasNonNull("head_dim") ? c.get("head_dim").asInt() : hidden / heads;
+        // Qwen2 always has q/k/v biases and no o_proj bias; elsewhere attention_bias covers all four.
+        boolean attentionBias = c.path("attention_bias").asBoolean(false);
+        boolean qkvBias = type.equals("qwen2") || attentionBias;
+        boolean outputBias = !type.equals("qwen2") && attentionBias;
+        if (c.path("mlp_bias").asBoolean(false)) {
+            throw new IllegalArgumentException(source + ": mlp_bias=true is not supported");
+        }
+        String act = c.path("hidden_act").asText("silu");
+        if (!act.equals("silu")) {
+            throw new IllegalArgumentException(source + ": hidden_act '" + act + "' is not supported (only silu)");
+        }
+        return new ModelConfig(type, hidden, requireInt(c, "intermediate_size", source),
+                requireInt(c, "num_hidden_layers", source), heads, kvHeads, headDim,
+                requireInt(c, "vocab_size", source), c.path("rms_norm_eps").asDouble(1e-6),
+                c.path("rope_theta").asDouble(10000.0), ropeScaling(c.get("rope_scaling"), source),
+                c.path("tie_word_embeddings").asBoolean(false), qkvBias, outputBias, type.equals("qwen3"),
+                c.hasNonNull("torch_dtype") ? Dtype.ofTorchName(c.get("torch_dtype").asText()) : Dtype.F32, c);
+    }
+
+    private static RopeScaling ropeScaling(JsonNode s, String source) {
+        if (s == null || s.isNull()) {
+            return null;
+        }
+        String type = s.hasNonNull("rope_type") ? s.get("rope_type").asText() : s.path("type").asText("default");
+        if (type.equals("default")) {
+            return null;
+        }
+        if (!type.equals("llama3")) {
+            throw new IllegalArgumentException(source + ": rope_scaling type '" + type
+                    + "' is not supported (supported: llama3, default)");
+        }
+        for (String k : List.of("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")) {
+            if (!s.hasNonNull(k)) {
+                throw new IllegalArgumentException(source + ": rope_scaling of type llama3 needs '" + k + "'");
+            }
+        }
+        return new RopeScaling(s.get("factor").asDouble(), s.get("low_freq_factor").asDouble(),
+                s.get("high_freq_factor").asDouble(), s.get("original_max_position_embeddings").asInt());
+    }
+
+    private static int requireInt(JsonNode c, String key, String source) {
+        JsonNode v = c.get(key);
+        if (v == null || !v.canConvertToInt()) {
+            throw new IllegalArgumentException(source + ": missing or non-integer '" + key + "'");
+        }
+        return v.asInt();
+    }
+
+    /** Writes {@code dir/config.json} (the file as read, so unknown HF keys survive). */
+    public void save(Path dir) throws IOException {
+        Files.writeString(dir.resolve("config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(raw));
+    }
+}

@@ -1,0 +1,188 @@
+package dev.sparksft.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * A model's parameters by their Hugging Face names, held in float32 (the master copy every
+ * computation uses), together with the dtype each was stored in and the shard it came from, so
+ * that saving writes back the same layout: load, save, load is bit-exact because F16 and BF16
+ * widen to F32 exactly and narrow back to the same bits.
+ */
+public final class ModelWeights {
+    public static final String SINGLE_FILE = "model.safetensors";
+    public static final String INDEX_FILE = "model.safetensors.index.json";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Map<String, Tensor> tensors;
+    private final Map<String, Dtype> storedDtypes;
+    /** Shard file per tensor; empty when the model is one {@value #SINGLE_FILE}. */
+    private final Map<String, String> shardOf;
+
+    public ModelWeights(Map<String, Tensor> tensors, Map<String, Dtype> storedDtypes, Map<String, String> shardOf) {
+        this.tensors = new LinkedHashMap<>(tensors);
+        this.storedDtypes = new LinkedHashMap<>(storedDtypes);
+        this.shardOf = new LinkedHashMap<>(shardOf);
+    }
+
+    public Tensor get(String name) {
+        Tensor t = tensors.get(name);
+        if (t == null) {
+            throw new IllegalStateException("no parameter named " + name);
+        }
+        return t;
+    }
+
+    public Map<String, Tensor> tensors() {
+        return java.util.Collections.unmodifiableMap(tensors);
+    }
+
+    public Dtype storedDtype(String name) {
+        return storedDtypes.get(name);
+    }
+
+    /** The name and shape of every parameter a model of {@code cfg} has, in HF order. */
+    public static Map<String, long[]> expectedShapes(ModelConfig cfg) {
+        long h = cfg.hiddenSize();
+        long q = (long) cfg.numHeads() * cfg.headDim();
+        long kv = (long) cfg.numKvHeads() * cfg.headDim();
+        long inter = cfg.intermediateSize();
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        shapes.put("model.embed_tokens.weight", new long[] {cfg.vocabSize(), h});
+        for (int i = 0; i < cfg.numLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            shapes.put(p + "input_layernorm.weight", new long[] {h});
+            shapes.put(p + "self_attn.q_proj.weight", new long[] {q, h});
+            shapes.put(p + "self_attn.k_proj.weight", new long[] {kv, h});
+            shapes.put(p + "self_attn.v_proj.weight", new long[] {kv, h});
+            if (cfg.qkvBias()) {
+                shapes.put(p + "self_attn.q_proj.bias", new long[] {q});
+                shapes.put(p + "self_attn.k_proj.bias", new long[] {kv});
+                shapes.put(p + "self_attn.v_proj.bias", new long[] {kv});
+            }
+            if (cfg.qkNorm()) {
+                shapes.put(p + "self_attn.q_norm.weight", new long[] {cfg.headDim()});
+                shapes.put(p + "self_attn.k_norm.weight", new long[] {cfg.headDim()});
+            }
+            shapes.put(p + "self_attn.o_proj.weight", new long[] {h, q});
+            if (cfg.outputBias()) {
+                shapes.put(p + "self_attn.o_proj.bias", new long[] {h});
+            }
+            shapes.put(p + "post_attention_layernorm.weight", new long[] {h});
+            shapes.put(p + "mlp.gate_proj.weight", new long[] {inter, h});
+            shapes.put(p + "mlp.up_proj.weight", new long[] {inter, h});
+            shapes.put(p + "mlp.down_proj.weight", new long[] {h, inter});
+        }
+        shapes.put("model.norm.weight", new long[] {h});
+        if (!cfg.tieWordEmbeddings()) {
+            shapes.put("lm_head.weight", new long[] {cfg.vocabSize(), h});
+        }
+        return shapes;
+    }
+
+    /**
+     * Loads {@code dir/model.safetensors}, or the shards named by {@code dir/model.safetensors.index.json},
+     * checking every tensor's name and shape against {@code cfg}.
+     */
+    public static ModelWeights load(Path dir, ModelConfig cfg) throws IOException {
+        Map<String, String> shardOf = new LinkedHashMap<>();
+        List<String> files = new ArrayList<>();
+        Path index = dir.resolve(INDEX_FILE);
+        if (Files.exists(index)) {
+            JsonNode map = JSON.readTree(index.toFile()).get("weight_map");
+            if (map == null || !map.isObject()) {
+                throw new IllegalArgumentException(index + " has no 'weight_map' object");
+            }
+            map.fields().forEachRemaining(f -> shardOf.put(f.getKey(), f.getValue().asText()));
+            new TreeSet<>(shardOf.values()).forEach(files::add);
+        } else if (Files.exists(dir.resolve(SINGLE_FILE))) {
+            files.add(SINGLE_FILE);
+        } else {
+            throw new IllegalArgumentException("model directory " + dir + " has neither " + SINGLE_FILE + " nor "
+                    + INDEX_FILE);
+        }
+
+        Map<String, long[]> expected = expectedShapes(cfg);
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        Map<String, Dtype> dtypes = new LinkedHashMap<>();
+        for (String file : files) {
+            Path path = dir.resolve(file).normalize();
+            if (!path.startsWith(dir.normalize()) || !Files.isRegularFile(path)) {
+                throw new IllegalArgumentException(index + " names shard '" + file + "', which is not a file in " + dir);
+            }
+            Safetensors.Header header = Safetensors.readHeader(path);
+            for (Safetensors.Entry e : header.entries().values()) {
+                String name = e.name();
+                if (name.endsWith("rotary_emb.inv_freq")) {
+                    continue; // a buffer older checkpoints saved; recomputed from the config
+                }
+                if (!shardOf.isEmpty() && !file.equals(shardOf.get(name))) {
+                    throw new IllegalArgumentException(path + ": tensor '" + name + "' is not assigned to this shard in "
+                            + INDEX_FILE);
+                }
+                long[] want = expected.get(name);
+                boolean tiedHead = name.equals("lm_head.weight") && cfg.tieWordEmbeddings();
+                if (want == null && !tiedHead) {
+                    throw new IllegalArgumentException(path + ": unexpected tensor '" + name + "' for a "
+                            + cfg.modelType() + " model with this config.json");
+                }
+                if (want != null && !Arrays.equals(want, e.shape())) {
+                    throw new IllegalArgumentException(path + ": tensor '" + name + "' has shape "
+                            + Arrays.toString(e.shape()) + " but config.json implies " + Arrays.toString(want));
+                }
+                if (tensors.containsKey(name)) {
+                    throw new IllegalArgumentException(path + ": tensor '" + name + "' appears in two files");
+                }
+                Tensor stored = Safetensors.readTensor(header, e);
+                tensors.put(name, e.dtype() == Dtype.F32 ? stored : stored.to(ScalarType.Float));
+                dtypes.put(name, e.dtype());
+            }
+        }
+        List<String> missing = expected.keySet().stream().filter(n -> !tensors.containsKey(n)).toList();
+        if (!missing.isEmpty()) {
+            throw new IllegalArgumentException("model directory " + dir + " is missing " + missing.size()
+                    + " tensor(s), first: " + missing.get(0));
+        }
+        Map<String, Tensor> ordered = new LinkedHashMap<>();
+        expected.keySet().forEach(n -> ordered.put(n, tensors.get(n)));
+        tensors.keySet().stream().filter(n -> !ordered.containsKey(n)).forEach(n -> ordered.put(n, tensors.get(n)));
+        return new ModelWeights(ordered, dtypes, shardOf);
+    }
+
+    /** Writes the weights to {@code dir} in the layout and dtypes they were loaded with. */
+    public void save(Path dir, Dtype defaultDtype) throws IOException {
+        Files.createDirectories(dir);
+        Map<String, Map<String, Tensor>> byFile = new TreeMap<>();
+        long totalBytes = 0;
+        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+            Dtype dtype = storedDtypes.getOrDefault(e.getKey(), defaultDtype);
+            Tensor stored = e.getValue().to(dtype.scalarType);
+            totalBytes += stored.nbytes();
+            String file = shardOf.isEmpty() ? SINGLE_FILE : shardOf.get(e.getKey());
+            byFile.computeIfAbsent(file, f -> new TreeMap<>()).put(e.getKey(), stored);
+        }
+        for (Map.Entry<String, Map<String, Tensor>> f : byFile.entrySet()) {
+            Safetensors.write(dir.resolve(f.getKey()), f.getValue());
+        }
+        if (!shardOf.isEmpty()) {
+            ObjectNode index = JSON.createObjectNode();
+            index.putObject("metadata").put("total_size", totalBytes);
+            ObjectNode map = index.putObject("weight_map");
+            new TreeMap<>(shardOf).forEach(map::put);
+            Files.writeString(dir.resolve(INDEX_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(index));
+        }
+    }
+}

@@ -1,0 +1,43 @@
+package dev.sparksft.runtime;
+
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.openblas.global.openblas;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Loads libtorch once per JVM and sets its thread counts.
+ *
+ * <p>The resource cache is filled before {@code Loader.load} so that a system libtorch (Debian's
+ * libtorch1.13, say) is never linked by accident on a cold first load. Thread counts are set for
+ * both libtorch's intra-op pool and OpenBLAS, which does the fp32 matmuls and does not follow
+ * {@code torch.set_num_threads}.
+ */
+public final class Torch {
+    private static boolean loaded;
+
+    private Torch() {}
+
+    /** Loads the native libraries (idempotent). */
+    public static synchronized void load() {
+        if (loaded) {
+            return;
+        }
+        try {
+            Loader.cacheResources(torch.class, "/org/bytedeco/pytorch/" + Loader.getPlatform() + "/");
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("cannot unpack libtorch into the JavaCPP cache: " + e.getMessage(), e);
+        }
+        Loader.load(torch.class);
+        loaded = true;
+    }
+
+    /** Loads libtorch and uses {@code numThreads} intra-op threads (libtorch and OpenBLAS). */
+    public static void load(int numThreads) {
+        if (numThreads < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, got " + numThreads);
+        }
+        load();
+        torch.set_num_threads(numThreads);
+        openblas.blas_set_num_threads(numThreads);
+    }
+}

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Independent reference for the model parity tests.
+
+Writes, for each architecture, a tiny randomly initialised Hugging Face model directory
+(config.json + safetensors, hand-encoded) and `expected.json` holding the logits and the mean
+causal-LM loss that the Hugging Face `transformers` modelling code would compute for a fixed
+batch. The forward pass is written here from the HF semantics in float64 numpy, sharing no code
+with the Java implementation:
+
+  * RMSNorm: w * x / sqrt(mean(x^2) + eps)
+  * RoPE (rotate_half layout): q*cos + rotate_half(q)*sin, inv_freq = theta^(-2i/d),
+    with the `llama3` rope_scaling rule of transformers' `_compute_llama3_parameters`
+  * attention: softmax(q k^T / sqrt(head_dim) + causal/padding mask) v, GQA by repeating kv heads
+  * qwen2: q/k/v biases; qwen3: per-head RMSNorm of q and k before RoPE, explicit head_dim
+  * MLP: down(silu(gate(x)) * up(x)); tied lm_head when tie_word_embeddings
+  * loss: cross entropy of logits[:, :-1] against labels[:, 1:], ignoring -100, mean over tokens
+
+Run from the repository root:  python3 trainer-core/src/test/python/make_parity_fixtures.py
+Needs only numpy.
+"""
+import json
+import math
+import os
+import struct
+
+import numpy as np
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "resources", "parity")
+
+
+# ----------------------------------------------------------------------------- safetensors
+
+def to_bf16_bits(x32):
+    """float32 -> bfloat16 bit patterns, round to nearest even (as torch does)."""
+    bits = x32.astype(np.float32).view(np.uint32).astype(np.uint64)
+    rounding = ((bits >> 16) & 1) + 0x7FFF
+    return ((bits + rounding) >> 16).astype(np.uint16)
+
+
+def from_bf16_bits(b16):
+    return (b16.astype(np.uint32) << 16).view(np.float32)
+
+
+def quantize(x, dtype):
+    """The values the stored tensor really holds, as float64."""
+    if dtype == "F32":
+        return x.astype(np.float32).astype(np.float64)
+    if dtype == "F16":
+        return x.astype(np.float16).astype(np.float64)
+    if dtype == "BF16":
+        return from_bf16_bits(to_bf16_bits(x)).astype(np.float64)
+    raise ValueError(dtype)
+
+
+def encode(x, dtype):
+    if dtype == "F32":
+        return x.astype("<f4").tobytes()
+    if dtype == "F16":
+        return x.astype("<f2").tobytes()
+    if dtype == "BF16":
+        return to_bf16_bits(x).astype("<u2").tobytes()
+    raise ValueError(dtype)
+
+
+def write_safetensors(path, tensors, dtype):
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        data = encode(tensors[name], dtype)
+        header[name] = {"dtype": dtype, "shape": list(tensors[name].shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    header["__metadata__"] = {"format": "pt"}
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * ((8 - len(raw) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for b in blobs:
+            f.write(b)
+
+
+def save_model(directory, tensors, dtype, num_shards):
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".safetensors") or name.endswith(".index.json"):
+            os.remove(os.path.join(directory, name))
+    if num_shards == 1:
+        write_safetensors(os.path.join(directory, "model.safetensors"), tensors, dtype)
+        return
+    names = sorted(tensors)
+    weight_map = {}
+    for k in range(num_shards):
+        shard = f"model-{k + 1:05d}-of-{num_shards:05d}.safetensors"
+        part = {n: tensors[n] for n in names[k::num_shards]}
+        write_safetensors(os.path.join(directory, shard), part, dtype)
+        weight_map.update({n: shard for n in part})
+    total = sum(v.size * (4 if dtype == "F32" else 2) for v in tensors.values())
+    with open(os.path.join(directory, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+
+
+# ----------------------------------------------------------------------------- reference forward
+
+def rms_norm(x, w, eps):
+    return w * (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps))
+
+
+def inv_frequencies(cfg, head_dim):
+    theta = cfg.get("rope_theta", 10000.0)
+    inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    scaling = cfg.get("rope_scaling")
+    if scaling and scaling.get("rope_type", scaling.get("type")) == "llama3":
+        factor = scaling["factor"]
+        low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+        old_len = scaling["original_max_position_embeddings"]
+        low_wavelen, high_wavelen = old_len / low, old_len / high
+        wavelen = 2 * math.pi / inv_freq
+        scaled = np.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)
+        smooth = (old_len / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)
+        inv_freq = np.where(medium, smoothed, scaled)
+    return inv_freq
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+
+
+def forward(cfg, w, input_ids, attention_mask):
+    """(batch, seq) ids -> (batch, seq, vocab) logits, float64."""
+    b, t = input_ids.shape
+    n_heads, n_kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_heads
+    eps = cfg["rms_norm_eps"]
+    arch = cfg["model_type"]
+
+    positions = np.arange(t, dtype=np.float64)
+    freqs = np.outer(positions, inv_frequencies(cfg, head_dim))          # (seq, head_dim/2)
+    emb = np.concatenate([freqs, freqs], axis=-1)
+    cos, sin = np.cos(emb), np.sin(emb)                                  # (seq, head_dim)
+
+    causal = np.tril(np.ones((t, t), dtype=bool))
+    allowed = causal[None, :, :] & (attention_mask[:, None, :] == 1)    # (batch, q, k)
+
+    x = w["model.embed_tokens.weight"][input_ids]                        # (batch, seq, hidden)
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
+
+        def proj(name):
+            y = h @ w[p + f"self_attn.{name}.weight"].T
+            if arch == "qwen2":
+                y = y + w[p + f"self_attn.{name}.bias"]
+            return y
+
+        q = proj("q_proj").reshape(b, t, n_heads, head_dim).transpose(0, 2, 1, 3)
+        k = proj("k_proj").reshape(b, t, n_kv, head_dim).transpose(0, 2, 1, 3)
+        v = proj("v_proj").reshape(b, t, n_kv, head_dim).transpose(0, 2, 1, 3)
+        if arch == "qwen3":
+            q = rms_norm(q, w[p + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, w[p + "self_attn.k_norm.weight"], eps)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        rep = n_heads // n_kv
+        k = np.repeat(k, rep, axis=1)
+        v = np.repeat(v, rep, axis=1)
+        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(head_dim)        # (batch, heads, q, k)
+        scores = np.where(allowed[:, None, :, :], scores, -np.inf)
+        scores = scores - scores.max(axis=-1, keepdims=True)
+        probs = np.exp(scores)
+        probs = probs / probs.sum(axis=-1, keepdims=True)
+        attn = (probs @ v).transpose(0, 2, 1, 3).reshape(b, t, n_heads * head_dim)
+        x = x + attn @ w[p + "self_attn.o_proj.weight"].T
+
+        h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+        gate = h @ w[p + "mlp.gate_proj.weight"].T
+        up = h @ w[p + "mlp.up_proj.weight"].T
+        x = x + (gate / (1 + np.exp(-gate)) * up) @ w[p + "mlp.down_proj.weight"].T
+
+    x = rms_norm(x, w["model.norm.weight"], eps)
+    head = w["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else w["lm_head.weight"]
+    return x @ head.T
+
+
+def causal_lm_loss(logits, labels):
+    shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]
+    total, count = 0.0, 0
+    for bi in range(shift_labels.shape[0]):
+        for ti in range(shift_labels.shape[1]):
+            y = shift_labels[bi, ti]
+            if y == -100:
+                continue
+            row = shift_logits[bi, ti]
+            m = row.max()
+            total += m + math.log(np.exp(row - m).sum()) - row[y]
+            count += 1
+    return total / count
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+def random_weights(cfg, rng):
+    hidden, inter, vocab = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    n_heads, n_kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    head_dim = cfg.get("head_dim") or hidden // n_heads
+    arch = cfg["model_type"]
+    w = {"model.embed_tokens.weight": rng.normal(0, 0.5, (vocab, hidden)),
+         "model.norm.weight": 1 + rng.normal(0, 0.1, hidden)}
+    if not cfg["tie_word_embeddings"]:
+        w["lm_head.weight"] = rng.normal(0, 0.2, (vocab, hidden))
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        w[p + "input_layernorm.weight"] = 1 + rng.normal(0, 0.1, hidden)
+        w[p + "post_attention_layernorm.weight"] = 1 + rng.normal(0, 0.1, hidden)
+        w[p + "self_attn.q_proj.weight"] = rng.normal(0, 0.2, (n_heads * head_dim, hidden))
+        w[p + "self_attn.k_proj.weight"] = rng.normal(0, 0.2, (n_kv * head_dim, hidden))
+        w[p + "self_attn.v_proj.weight"] = rng.normal(0, 0.2, (n_kv * head_dim, hidden))
+        w[p + "self_attn.o_proj.weight"] = rng.normal(0, 0.2, (hidden, n_heads * head_dim))
+        if arch == "qwen2":
+            w[p + "self_attn.q_proj.bias"] = rng.normal(0, 0.1, n_heads * head_dim)
+            w[p + "self_attn.k_proj.bias"] = rng.normal(0, 0.1, n_kv * head_dim)
+            w[p + "self_attn.v_proj.bias"] = rng.normal(0, 0.1, n_kv * head_dim)
+        if arch == "qwen3":
+            w[p + "self_attn.q_norm.weight"] = 1 + rng.normal(0, 0.1, head_dim)
+            w[p + "self_attn.k_norm.weight"] = 1 + rng.normal(0, 0.1, head_dim)
+        w[p + "mlp.gate_proj.weight"] = rng.normal(0, 0.2, (inter, hidden))
+        w[p + "mlp.up_proj.weight"] = rng.normal(0, 0.2, (inter, hidden))
+        w[p + "mlp.down_proj.weight"] = rng.normal(0, 0.2, (hidden, inter))
+    return w
+
+
+BASE = {"hidden_act": "silu", "rms_norm_eps": 1e-6, "max_position_embeddings": 256,
+        "bos_token_id": 1, "eos_token_id": 2, "initializer_range": 0.02, "attention_dropout": 0.0}
+
+FIXTURES = {
+    # GQA 4:2, llama3 rope scaling with one frequency in each band, two shards, F32
+    "llama": dict(config={"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+                          "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                          "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 96,
+                          "rope_theta": 500000.0, "tie_word_embeddings": False,
+                          "attention_bias": False, "mlp_bias": False,
+                          "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                           "high_freq_factor": 4.0, "original_max_position_embeddings": 256}},
+                  dtype="F32", shards=2, seed=1),
+    # multi-query attention (1 kv head), F16 storage
+    "mistral": dict(config={"architectures": ["MistralForCausalLM"], "model_type": "mistral",
+                            "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+                            "num_attention_heads": 4, "num_key_value_heads": 1, "vocab_size": 80,
+                            "rope_theta": 10000.0, "tie_word_embeddings": False, "sliding_window": None},
+                    dtype="F16", shards=1, seed=2),
+    # q/k/v biases, tied embeddings
+    "qwen2": dict(config={"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+                          "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                          "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 96,
+                          "rope_theta": 1000000.0, "tie_word_embeddings": True,
+                          "use_sliding_window": False},
+                  dtype="F32", shards=1, seed=3),
+    # explicit head_dim (16, so heads*head_dim != hidden), q/k norms, tied, BF16 storage
+    "qwen3": dict(config={"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
+                          "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                          "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+                          "vocab_size": 96, "rope_theta": 1000000.0, "tie_word_embeddings": True,
+                          "attention_bias": False},
+                  dtype="BF16", shards=1, seed=4),
+}
+
+
+def main():
+    for arch, spec in FIXTURES.items():
+        cfg = dict(BASE)
+        cfg.update(spec["config"])
+        cfg["torch_dtype"] = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[spec["dtype"]]
+        rng = np.random.default_rng(spec["seed"])
+        stored = random_weights(cfg, rng)
+        weights = {n: quantize(v, spec["dtype"]) for n, v in stored.items()}
+
+        # Two rows: a full one and a right-padded one whose labels mask a prompt.
+        seq, vocab = 12, cfg["vocab_size"]
+        input_ids = rng.integers(3, vocab, size=(2, seq))
+        attention_mask = np.ones((2, seq), dtype=np.int64)
+        attention_mask[1, 9:] = 0
+        input_ids[1, 9:] = 0
+        labels = input_ids.copy()
+        labels[0, :3] = -100
+        labels[1, :4] = -100
+        labels[1, 9:] = -100
+
+        logits = forward(cfg, weights, input_ids, attention_mask)
+        loss = causal_lm_loss(logits, labels)
+
+        directory = os.path.join(OUT, arch)
+        save_model(directory, stored, spec["dtype"], spec["shards"])
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        with open(os.path.join(directory, "expected.json"), "w") as f:
+            json.dump({"input_ids": input_ids.tolist(), "attention_mask": attention_mask.tolist(),
+                       "labels": labels.tolist(), "logits_shape": list(logits.shape),
+                       "logits": [round(float(v), 10) for v in logits.reshape(-1)],
+                       "loss": loss}, f)
+        print(f"{arch}: loss {loss:.6f}, |logits| max {np.abs(logits).max():.3f}")
+
+
+if __name__ == "__main__":
+    main()
