@@ -1,0 +1,14 @@
+package dev.sparksft.data;
+
+/** One turn of a conversation. */
+public record Message(Role role, String content) {
+    public Message {
+        if (role == null || content == null) {
+            throw new IllegalArgumentException("a message needs a role and content, got role=" + role + ", content=" + content);
+        }
+    }
+
+    public Message withContent(String newContent) {
+        return new Message(role, newContent);
+    }
+}

@@ -1,0 +1,21 @@
+package dev.sparksft.data;
+
+/**
+ * A training example as token ids and labels of equal length; {@code labels[i]} is the token at
+ * position i where it is trained on, and -100 where it is masked (prompt, history, padding).
+ * Labels are not shifted here: the loss shifts them.
+ *
+ * @param index position of the source example in its dataset
+ */
+public record TokenizedExample(long index, int[] inputIds, int[] labels) {
+    public TokenizedExample {
+        if (inputIds.length != labels.length) {
+            throw new IllegalStateException("input_ids (" + inputIds.length + ") and labels (" + labels.length
+                    + ") differ in length");
+        }
+    }
+
+    public int length() {
+        return inputIds.length;
+    }
+}

@@ -1,0 +1,192 @@
+package dev.sparksft.template;
+
+import dev.sparksft.data.Message;
+import dev.sparksft.data.Role;
+import dev.sparksft.tokenizer.Tokenizer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A chat template with LLaMA-Factory's semantics ({@code data/template.py}): every message is
+ * formatted and tokenized on its own; the first also carries the prefix and the system prompt.
+ *
+ * <pre>
+ * Turn 0: prefix + system + query    response
+ * Turn t: query                      response
+ * </pre>
+ *
+ * @param foldSystem  Llama2Template: the system text is prepended to the first user message
+ * @param reasoning   ReasoningTemplate: manages the {@code <think>} block (qwen3)
+ * @param replaceEos  the tokenizer's eos becomes {@code stopWords[0]} (chatml, qwen, llama3)
+ */
+public record ChatTemplate(
+        String name,
+        Formatter user,
+        Formatter assistant,
+        Formatter system,
+        Formatter observation,
+        Formatter prefix,
+        String defaultSystem,
+        List<String> stopWords,
+        String thoughtOpen,
+        String thoughtClose,
+        boolean replaceEos,
+        boolean foldSystem,
+        boolean reasoning) {
+
+    /** (prompt ids, response ids) of one turn. */
+    public record Turn(int[] source, int[] target) {}
+
+    /**
+     * The tokenizer this template trains with, LLaMA-Factory's {@code fix_special_tokens}: eos
+     * replaced by the first stop word where the template says so, pad defaulting to eos.
+     * Stop words must already be tokens of the vocabulary; adding tokens would need a resized
+     * embedding, which this project does not do behind the user's back.
+     */
+    public Tokenizer prepare(Tokenizer tok) {
+        Tokenizer.SpecialTokens s = tok.specialTokens();
+        String eos = s.eos();
+        if (replaceEos) {
+            eos = stopWords.get(0);
+        } else if (eos == null) {
+            eos = "<|endoftext|>";
+        }
+        for (String word : stopWords) {
+            if (tok.tokenId(word).isEmpty()) {
+                throw new IllegalArgumentException("template '" + name + "' needs the token '" + word + "', which the "
+                        + "tokenizer does not have: use the template that matches the model (for example chatml or "
+                        + "qwen for ChatML tokenizers, llama3 for Llama 3)");
+            }
+        }
+        if (tok.tokenId(eos).isEmpty()) {
+            throw new IllegalArgumentException("the tokenizer has no eos token and no '" + eos + "' token: set eos_token in "
+                    + "tokenizer_config.json");
+        }
+        String pad = s.pad() != null ? s.pad() : eos;
+        return tok.withSpecialTokens(new Tokenizer.SpecialTokens(s.bos(), eos, pad));
+    }
+
+    /** Token ids that end generation: eos and every stop word. */
+    public List<Integer> stopTokenIds(Tokenizer tok) {
+        List<Integer> ids = new ArrayList<>();
+        ids.add(tok.eosId());
+        for (String w : stopWords) {
+            tok.tokenId(w).filter(id -> !ids.contains(id)).ifPresent(ids::add);
+        }
+        return ids;
+    }
+
+    /**
+     * Encodes the messages (user, assistant, user, assistant, ...) into one (prompt, response)
+     * pair per turn.
+     *
+     * @param enableThinking        reasoning templates: train on the think block (true) or put an
+     *                              empty one into the prompt and strip all thoughts (false)
+     * @param discardingHistoryCot  reasoning templates: drop the thoughts of all but the last turn
+     */
+    public List<Turn> encodeMultiturn(Tokenizer tok, List<Message> messages, String systemPrompt,
+                                      boolean enableThinking, boolean discardingHistoryCot) {
+        List<Message> msgs = new ArrayList<>(messages);
+        if (reasoning && !enableThinking) {
+            for (int i = 1; i < msgs.size(); i += 2) {
+                msgs.set(i, msgs.get(i).withContent(removeThought(msgs.get(i).content())));
+            }
+        }
+        if (reasoning && discardingHistoryCot) {
+            for (int i = 1; i < msgs.size() - 2; i += 2) {
+                msgs.set(i, msgs.get(i).withContent(removeThought(msgs.get(i).content())));
+            }
+        }
+        List<int[]> encoded = encode(tok, msgs, systemPrompt);
+        if (reasoning) {
+            int[] emptyThought = tok.encode(thoughtOpen + thoughtClose);
+            int first = discardingHistoryCot ? msgs.size() - 2 : 0;
+            for (int i = first; i < msgs.size(); i += 2) {
+                String reply = msgs.get(i + 1).content();
+                if (!reply.contains(thoughtOpen.strip()) && !reply.contains(thoughtClose.strip())) {
+                    if (enableThinking) { // the empty thought is part of the trained response
+                        encoded.set(i + 1, concat(emptyThought, encoded.get(i + 1)));
+                    } else {              // the empty thought closes the prompt
+                        encoded.set(i, concat(encoded.get(i), emptyThought));
+                    }
+                }
+            }
+        }
+        List<Turn> turns = new ArrayList<>();
+        for (int i = 0; i + 1 < encoded.size(); i += 2) {
+            turns.add(new Turn(encoded.get(i), encoded.get(i + 1)));
+        }
+        return turns;
+    }
+
+    /** One token list per message. */
+    private List<int[]> encode(Tokenizer tok, List<Message> messages, String systemPrompt) {
+        String sys = systemPrompt == null || systemPrompt.isEmpty() ? defaultSystem : systemPrompt;
+        List<int[]> out = new ArrayList<>();
+        for (int i = 0; i < messages.size(); i++) {
+            Message m = messages.get(i);
+            List<Slot> elements = new ArrayList<>();
+            String foldedSystem = "";
+            if (i == 0) {
+                elements.addAll(prefix.apply());
+                if (!sys.isEmpty()) {
+                    if (foldSystem) {
+                        foldedSystem = ((Slot.Text) system.apply(sys, 0).get(0)).text();
+                    } else {
+                        elements.addAll(system.apply(sys, 0));
+                    }
+                }
+            }
+            elements.addAll(switch (m.role()) {
+                case USER -> user.apply(foldedSystem + m.content(), i / 2);
+                case ASSISTANT -> assistant.apply(m.content(), i / 2);
+                case OBSERVATION -> observation.apply(m.content(), i / 2);
+                case FUNCTION, SYSTEM -> throw new IllegalArgumentException("template '" + name + "': "
+                        + m.role().value + " messages inside a conversation are not supported yet");
+            });
+            out.add(toIds(tok, elements));
+        }
+        return out;
+    }
+
+    private static int[] toIds(Tokenizer tok, List<Slot> elements) {
+        List<int[]> parts = new ArrayList<>();
+        for (Slot s : elements) {
+            if (s instanceof Slot.Text t) {
+                parts.add(tok.encode(t.text()));
+            } else if (s instanceof Slot.Bos && tok.bosId() != null) {
+                parts.add(new int[] {tok.bosId()});
+            } else if (s instanceof Slot.Eos && tok.eosId() != null) {
+                parts.add(new int[] {tok.eosId()});
+            }
+        }
+        return concat(parts.toArray(new int[0][]));
+    }
+
+    String removeThought(String content) {
+        Pattern p = Pattern.compile(Pattern.quote(thoughtOpen) + "(.*?)" + Pattern.quote(thoughtClose), Pattern.DOTALL);
+        Matcher m = p.matcher(content);
+        String stripped = m.replaceAll("");
+        int start = 0;
+        while (start < stripped.length() && stripped.charAt(start) == '\n') {
+            start++;
+        }
+        return stripped.substring(start);
+    }
+
+    static int[] concat(int[]... arrays) {
+        int n = 0;
+        for (int[] a : arrays) {
+            n += a.length;
+        }
+        int[] out = new int[n];
+        int at = 0;
+        for (int[] a : arrays) {
+            System.arraycopy(a, 0, out, at, a.length);
+            at += a.length;
+        }
+        return out;
+    }
+}

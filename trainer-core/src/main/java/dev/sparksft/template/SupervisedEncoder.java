@@ -1,0 +1,104 @@
+package dev.sparksft.template;
+
+import static dev.sparksft.loss.CausalLmLoss.IGNORE_INDEX;
+
+import dev.sparksft.data.Conversation;
+import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.tokenizer.Tokenizer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * Turns a conversation into input ids and labels exactly as LLaMA-Factory's
+ * SupervisedDatasetProcessor does: turns are encoded separately, each (prompt, response) pair is
+ * truncated by {@link #inferSeqlen} against what is left of {@code cutoff_len}, prompt labels
+ * are masked unless {@code train_on_prompt}, and with {@code mask_history} only the last turn is
+ * trained and the turns are kept from the last one backwards.
+ */
+public final class SupervisedEncoder {
+    private final ChatTemplate template;
+    private final Tokenizer tokenizer;
+    private final Options options;
+
+    /** The data arguments that shape an example (LLaMA-Factory names in the config). */
+    public record Options(int cutoffLen, boolean trainOnPrompt, boolean maskHistory, boolean enableThinking,
+                          boolean preserveThinking) {
+        public Options {
+            if (cutoffLen < 1) {
+                throw new IllegalArgumentException("cutoff_len must be >= 1, got " + cutoffLen);
+            }
+            if (trainOnPrompt && maskHistory) {
+                throw new IllegalArgumentException("mask_history is incompatible with train_on_prompt: set one to false");
+            }
+        }
+    }
+
+    /** @param tokenizer the tokenizer after {@link ChatTemplate#prepare} */
+    public SupervisedEncoder(ChatTemplate template, Tokenizer tokenizer, Options options) {
+        this.template = template;
+        this.tokenizer = tokenizer;
+        this.options = options;
+    }
+
+    /** Encodes a valid conversation (see {@link Conversation#invalidReason}). */
+    public TokenizedExample encode(Conversation c) {
+        boolean discardingHistoryCot = options.maskHistory() && !options.preserveThinking();
+        List<ChatTemplate.Turn> turns = new ArrayList<>(template.encodeMultiturn(tokenizer, c.messages(), c.system(),
+                options.enableThinking(), discardingHistoryCot));
+        if (options.maskHistory()) {
+            Collections.reverse(turns); // the last turns have priority under the cutoff
+        }
+        List<int[]> inputParts = new ArrayList<>();
+        List<int[]> labelParts = new ArrayList<>();
+        int total = 0;
+        for (int turn = 0; turn < turns.size(); turn++) {
+            if (total >= options.cutoffLen()) {
+                break;
+            }
+            int[] lens = inferSeqlen(turns.get(turn).source().length, turns.get(turn).target().length,
+                    options.cutoffLen() - total);
+            int[] source = Arrays.copyOf(turns.get(turn).source(), lens[0]);
+            int[] target = Arrays.copyOf(turns.get(turn).target(), lens[1]);
+            total += lens[0] + lens[1];
+            int[] sourceLabel = options.trainOnPrompt() ? source : masked(source.length);
+            int[] targetLabel = options.maskHistory() && turn != 0 ? masked(target.length) : target;
+            if (options.maskHistory()) { // turns were reversed: put this one in front
+                inputParts.add(0, ChatTemplate.concat(source, target));
+                labelParts.add(0, ChatTemplate.concat(sourceLabel, targetLabel));
+            } else {
+                inputParts.add(ChatTemplate.concat(source, target));
+                labelParts.add(ChatTemplate.concat(sourceLabel, targetLabel));
+            }
+        }
+        return new TokenizedExample(c.index(), ChatTemplate.concat(inputParts.toArray(new int[0][])),
+                ChatTemplate.concat(labelParts.toArray(new int[0][])));
+    }
+
+    private static int[] masked(int n) {
+        int[] a = new int[n];
+        Arrays.fill(a, IGNORE_INDEX);
+        return a;
+    }
+
+    /**
+     * LLaMA-Factory's {@code infer_seqlen}: the (source, target) lengths kept of a pair under
+     * {@code cutoffLen}. A short target is kept whole; else a short source is kept whole; else
+     * both are cut in proportion to their lengths.
+     */
+    public static int[] inferSeqlen(int sourceLen, int targetLen, int cutoffLen) {
+        int maxTargetLen;
+        if (targetLen * 2 < cutoffLen) {
+            maxTargetLen = cutoffLen;
+        } else if (sourceLen * 2 < cutoffLen) {
+            maxTargetLen = cutoffLen - sourceLen;
+        } else {
+            maxTargetLen = (int) (cutoffLen * ((double) targetLen / (sourceLen + targetLen)));
+        }
+        int newTargetLen = Math.min(maxTargetLen, targetLen);
+        int maxSourceLen = Math.max(cutoffLen - newTargetLen, 0);
+        int newSourceLen = Math.min(maxSourceLen, sourceLen);
+        return new int[] {newSourceLen, newTargetLen};
+    }
+}
