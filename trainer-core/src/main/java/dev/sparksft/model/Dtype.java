@@ -41,9 +41,13 @@ public enum Dtype {
         throw new IllegalArgumentException("unsupported torch_dtype '" + name + "' (supported: float32, float16, bfloat16)");
     }
 
+    /**
+     * The dtype of a libtorch scalar type. Compared by value: JavaCPP materialises the enums that
+     * native calls return as fresh instances (ordinal 0), so identity and name() comparisons fail.
+     */
     public static Dtype of(ScalarType t) {
         for (Dtype d : values()) {
-            if (d.scalarType == t) {
+            if (d.scalarType.value == t.value) {
                 return d;
             }
         }

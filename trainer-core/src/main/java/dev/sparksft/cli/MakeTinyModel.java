@@ -1,0 +1,184 @@
+package dev.sparksft.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.model.Dtype;
+import dev.sparksft.model.ModelConfig;
+import dev.sparksft.model.ModelWeights;
+import dev.sparksft.tokenizer.ByteLevelBpe;
+import dev.sparksft.tokenizer.Tokenizer;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.bytedeco.pytorch.Tensor;
+
+/**
+ * Writes a complete, randomly initialised Hugging Face model directory: config.json,
+ * model.safetensors, generation_config.json and a tokenizer (the project's own small byte-level
+ * BPE with ChatML special tokens, or a copy of another model's tokenizer files).
+ *
+ * <p>Initialisation follows transformers' {@code _init_weights}: normal(0, initializer_range)
+ * for projections and embeddings, ones for norms, zeros for biases; seeded, so the same options
+ * give the same bytes.
+ */
+public final class MakeTinyModel {
+    static final List<String> CHATML_TOKENS = List.of("<|endoftext|>", "<|im_start|>", "<|im_end|>");
+    static final String CHATML_TEMPLATE = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+            + "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
+            + "{{ '<|im_start|>assistant\\n' }}{% endif %}";
+    static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model");
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final double INITIALIZER_RANGE = 0.02;
+
+    /** The architecture options of the command line. */
+    public record Options(String arch, Path out, long seed, int hidden, int layers, int heads, int kvHeads,
+                          int intermediate, Path tokenizer, int merges) {
+        public Options {
+            List<String> problems = new java.util.ArrayList<>();
+            if (!ModelConfig.MODEL_TYPES.contains(arch)) {
+                problems.add("--arch must be one of llama, mistral, qwen2, qwen3, got '" + arch + "'");
+            }
+            if (out == null) {
+                problems.add("--out DIR is required");
+            }
+            if (hidden < 2 || layers < 1 || heads < 1 || kvHeads < 1 || intermediate < 1) {
+                problems.add("--hidden, --layers, --heads, --kv-heads and --intermediate must be positive");
+            } else {
+                if (hidden % heads != 0 || (hidden / heads) % 2 != 0) {
+                    problems.add("--hidden (" + hidden + ") / --heads (" + heads + ") must be an even integer head size");
+                }
+                if (heads % kvHeads != 0) {
+                    problems.add("--heads (" + heads + ") must be a multiple of --kv-heads (" + kvHeads + ")");
+                }
+            }
+            if (merges < 0) {
+                problems.add("--merges must be >= 0, got " + merges);
+            }
+            if (!problems.isEmpty()) {
+                throw new IllegalArgumentException(String.join("; ", problems));
+            }
+        }
+    }
+
+    private MakeTinyModel() {}
+
+    public static void run(Options o) throws IOException {
+        Files.createDirectories(o.out());
+        Tokenizer tok = o.tokenizer() == null ? writeOwnTokenizer(o.out(), o.merges()) : copyTokenizer(o.tokenizer(), o.out());
+        try (tok) {
+            ObjectNode config = config(o, tok);
+            ModelConfig cfg = ModelConfig.load(writeJson(o.out().resolve("config.json"), config).getParent());
+            randomWeights(cfg, o.seed()).save(o.out(), Dtype.F32);
+            ObjectNode gen = JSON.createObjectNode();
+            putId(gen, "bos_token_id", tok.bosId());
+            gen.putArray("eos_token_id").add(tok.eosId());
+            putId(gen, "pad_token_id", tok.padId());
+            gen.put("do_sample", false);
+            gen.put("transformers_version", "4.57.0");
+            writeJson(o.out().resolve("generation_config.json"), gen);
+        }
+    }
+
+    private static Tokenizer writeOwnTokenizer(Path out, int merges) throws IOException {
+        String corpus;
+        try (InputStream in = MakeTinyModel.class.getResourceAsStream("/dev/sparksft/tokenizer/corpus.txt")) {
+            corpus = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+        ByteLevelBpe.train(corpus, merges, CHATML_TOKENS)
+                .write(out, new Tokenizer.SpecialTokens(null, "<|im_end|>", "<|endoftext|>"), CHATML_TEMPLATE);
+        return Tokenizer.load(out);
+    }
+
+    private static Tokenizer copyTokenizer(Path from, Path out) throws IOException {
+        if (!Files.isRegularFile(from.resolve("tokenizer.json"))) {
+            throw new IllegalArgumentException("--tokenizer " + from + " has no tokenizer.json");
+        }
+        for (String f : TOKENIZER_FILES) {
+            if (Files.isRegularFile(from.resolve(f)) && !from.toAbsolutePath().equals(out.toAbsolutePath())) {
+                Files.copy(from.resolve(f), out.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+        return Tokenizer.load(out);
+    }
+
+    static ObjectNode config(Options o, Tokenizer tok) {
+        String cls = switch (o.arch()) {
+            case "llama" -> "LlamaForCausalLM";
+            case "mistral" -> "MistralForCausalLM";
+            case "qwen2" -> "Qwen2ForCausalLM";
+            default -> "Qwen3ForCausalLM";
+        };
+        ObjectNode c = JSON.createObjectNode();
+        c.putArray("architectures").add(cls);
+        c.put("model_type", o.arch());
+        c.put("hidden_size", o.hidden());
+        c.put("intermediate_size", o.intermediate());
+        c.put("num_hidden_layers", o.layers());
+        c.put("num_attention_heads", o.heads());
+        c.put("num_key_value_heads", o.kvHeads());
+        if (o.arch().equals("qwen3")) {
+            c.put("head_dim", o.hidden() / o.heads());
+        }
+        c.put("vocab_size", tok.vocabSize());
+        c.put("max_position_embeddings", 4096);
+        c.put("rms_norm_eps", 1e-6);
+        c.put("rope_theta", o.arch().equals("llama") ? 500000.0 : o.arch().equals("mistral") ? 10000.0 : 1000000.0);
+        c.put("hidden_act", "silu");
+        c.put("initializer_range", INITIALIZER_RANGE);
+        c.put("tie_word_embeddings", o.arch().startsWith("qwen"));
+        c.put("attention_dropout", 0.0);
+        if (!o.arch().equals("qwen2")) {
+            c.put("attention_bias", false);
+        }
+        putId(c, "bos_token_id", tok.bosId());
+        putId(c, "eos_token_id", tok.eosId());
+        putId(c, "pad_token_id", tok.padId());
+        c.put("torch_dtype", "float32");
+        c.put("use_cache", true);
+        c.put("transformers_version", "4.57.0");
+        return c;
+    }
+
+    static ModelWeights randomWeights(ModelConfig cfg, long seed) {
+        Random rng = new Random(seed);
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        Map<String, Dtype> dtypes = new LinkedHashMap<>();
+        for (Map.Entry<String, long[]> e : ModelWeights.expectedShapes(cfg).entrySet()) {
+            long[] shape = e.getValue();
+            int n = (int) java.util.Arrays.stream(shape).reduce(1, Math::multiplyExact);
+            float[] values = new float[n];
+            String name = e.getKey();
+            if (name.endsWith("norm.weight")) {
+                java.util.Arrays.fill(values, 1f);
+            } else if (!name.endsWith(".bias")) {
+                for (int i = 0; i < n; i++) {
+                    values[i] = (float) (rng.nextGaussian() * INITIALIZER_RANGE);
+                }
+            }
+            tensors.put(name, Tensor.create(values, shape));
+            dtypes.put(name, Dtype.F32);
+        }
+        return new ModelWeights(tensors, dtypes, Map.of());
+    }
+
+    private static void putId(ObjectNode n, String key, Integer id) {
+        if (id == null) {
+            n.putNull(key);
+        } else {
+            n.put(key, id);
+        }
+    }
+
+    private static Path writeJson(Path file, ObjectNode node) throws IOException {
+        Files.writeString(file, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node));
+        return file;
+    }
+}

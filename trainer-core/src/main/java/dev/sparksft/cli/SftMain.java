@@ -1,0 +1,114 @@
+package dev.sparksft.cli;
+
+import dev.sparksft.config.SftConfig;
+import dev.sparksft.data.SyntheticTasks;
+import dev.sparksft.runtime.Torch;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/** The trainer-core command line: parse, build, run, close. */
+public final class SftMain {
+    static final String USAGE = """
+            usage: sft <command> [options]
+              make-tiny-model --arch {llama,qwen2,qwen3,mistral} --out DIR [--seed N] [--hidden H] [--layers L]
+                              [--heads A] [--kv-heads K] [--intermediate I] [--tokenizer DIR] [--merges M]
+              make-dataset --task {reverse,sort} --out FILE.jsonl [--num N] [--max-len L] [--seed S]
+              tokenize CONFIG.yaml [key=value ...]
+            """;
+
+    private SftMain() {}
+
+    public static void main(String[] args) {
+        try {
+            run(args);
+        } catch (IllegalArgumentException e) {
+            System.err.println("error: " + e.getMessage());
+            System.exit(2);
+        } catch (Exception e) {
+            System.err.println("error: " + e);
+            e.printStackTrace();
+            System.exit(1);
+        }
+    }
+
+    static void run(String[] args) throws Exception {
+        if (args.length == 0 || args[0].equals("-h") || args[0].equals("--help")) {
+            System.out.print(USAGE);
+            return;
+        }
+        List<String> rest = Arrays.asList(args).subList(1, args.length);
+        switch (args[0]) {
+            case "make-tiny-model" -> {
+                Torch.load(1);
+                MakeTinyModel.Options o = parseTinyModel(rest);
+                MakeTinyModel.run(o);
+                System.out.println("wrote a random " + o.arch() + " model to " + o.out());
+            }
+            case "make-dataset" -> {
+                Map<String, String> f = flags(rest, List.of("--task", "--out", "--num", "--max-len", "--seed"), "make-dataset");
+                if (!f.containsKey("--task") || !f.containsKey("--out")) {
+                    throw new IllegalArgumentException("make-dataset needs --task {reverse,sort} and --out FILE.jsonl");
+                }
+                SyntheticTasks.Task task = switch (f.get("--task")) {
+                    case "reverse" -> SyntheticTasks.Task.REVERSE;
+                    case "sort" -> SyntheticTasks.Task.SORT;
+                    default -> throw new IllegalArgumentException("--task must be reverse or sort, got '" + f.get("--task") + "'");
+                };
+                int num = (int) number(f, "--num", 1000);
+                SyntheticTasks.write(task, Path.of(f.get("--out")), num, (int) number(f, "--max-len", 8), number(f, "--seed", 0));
+                System.out.println("wrote " + num + " " + f.get("--task") + " examples to " + f.get("--out"));
+            }
+            case "tokenize" -> {
+                if (rest.isEmpty()) {
+                    throw new IllegalArgumentException("tokenize needs CONFIG.yaml\n" + USAGE);
+                }
+                TokenizeCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
+            }
+            default -> throw new IllegalArgumentException("unknown command '" + args[0] + "'\n" + USAGE);
+        }
+    }
+
+    static MakeTinyModel.Options parseTinyModel(List<String> args) {
+        Map<String, String> flags = flags(args, List.of("--arch", "--out", "--seed", "--hidden", "--layers", "--heads",
+                "--kv-heads", "--intermediate", "--tokenizer", "--merges"), "make-tiny-model");
+        String out = flags.get("--out");
+        String tokenizer = flags.get("--tokenizer");
+        return new MakeTinyModel.Options(flags.getOrDefault("--arch", ""), out == null ? null : Path.of(out),
+                number(flags, "--seed", 0), (int) number(flags, "--hidden", 128), (int) number(flags, "--layers", 4),
+                (int) number(flags, "--heads", 4), (int) number(flags, "--kv-heads", 2),
+                (int) number(flags, "--intermediate", 384), tokenizer == null ? null : Path.of(tokenizer),
+                (int) number(flags, "--merges", 256));
+    }
+
+    /** "--flag value" pairs, each flag one of {@code allowed}. */
+    static Map<String, String> flags(List<String> args, List<String> allowed, String command) {
+        Map<String, String> flags = new HashMap<>();
+        for (int i = 0; i < args.size(); i++) {
+            String f = args.get(i);
+            if (!allowed.contains(f)) {
+                throw new IllegalArgumentException(command + ": unknown option '" + f + "'"
+                        + dev.sparksft.config.Suggest.didYouMean(f, allowed) + "\n" + USAGE);
+            }
+            if (i + 1 >= args.size()) {
+                throw new IllegalArgumentException(command + ": " + f + " needs a value");
+            }
+            flags.put(f, args.get(++i));
+        }
+        return flags;
+    }
+
+    private static long number(Map<String, String> flags, String flag, long fallback) {
+        String v = flags.get(flag);
+        if (v == null) {
+            return fallback;
+        }
+        try {
+            return Long.parseLong(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(flag + " must be an integer, got '" + v + "'");
+        }
+    }
+}

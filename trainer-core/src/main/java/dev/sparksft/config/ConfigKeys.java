@@ -1,0 +1,65 @@
+package dev.sparksft.config;
+
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * LLaMA-Factory and Hugging Face TrainingArguments keys that spark-sft knows of but does not
+ * implement yet (an error that says so, never a silent no-op), and the few keys that have no
+ * meaning here and are accepted without effect.
+ */
+final class ConfigKeys {
+    private ConfigKeys() {}
+
+    static final Set<String> NOT_IMPLEMENTED = Set.of(
+            // model
+            "adapter_name_or_path", "adapter_folder", "cache_dir", "use_fast_tokenizer", "resize_vocab",
+            "split_special_tokens", "add_tokens", "add_special_tokens", "new_special_tokens_config",
+            "init_special_tokens", "model_revision", "low_cpu_mem_usage", "rope_scaling", "flash_attn", "shift_attn",
+            "mixture_of_depths", "use_unsloth", "use_unsloth_gc", "enable_liger_kernel", "moe_aux_loss_coef",
+            "disable_gradient_checkpointing", "use_reentrant_gc", "upcast_layernorm", "upcast_lmhead_output",
+            "train_from_scratch", "infer_backend", "offload_folder", "use_kv_cache", "infer_dtype",
+            "print_param_status", "quantization_method", "quantization_bit", "quantization_type",
+            "double_quantization", "quantization_device_map", "export_dir", "export_size", "export_device",
+            "export_quantization_bit", "export_legacy_format", "compute_dtype", "device_map", "model_max_length",
+            "block_diag_attn", "image_max_pixels", "image_min_pixels", "video_max_pixels", "video_min_pixels",
+            "video_fps", "video_maxlen", "audio_sampling_rate", "vllm_maxlen", "vllm_gpu_util", "vllm_enforce_eager",
+            // data
+            "media_dir", "streaming", "buffer_size", "mix_strategy", "interleave_probs", "preprocessing_batch_size",
+            "eval_num_beams", "ignore_pad_token_for_loss", "val_size", "eval_on_each_dataset", "packing",
+            "neat_packing", "tool_format", "data_shared_file_system",
+            // finetuning
+            "stage", "finetuning_type", "freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules",
+            "additional_target", "lora_alpha", "lora_dropout", "lora_rank", "lora_target", "loraplus_lr_ratio",
+            "loraplus_lr_embedding", "use_rslora", "use_dora", "pissa_init", "pissa_iter", "pissa_convert",
+            "create_new_adapter", "use_galore", "galore_target", "galore_rank", "galore_update_interval",
+            "galore_scale", "galore_proj_type", "galore_layerwise", "use_apollo", "apollo_target", "apollo_rank",
+            "apollo_update_interval", "apollo_scale", "apollo_proj", "apollo_proj_type", "apollo_scale_type",
+            "apollo_layerwise", "apollo_scale_front", "use_badam", "badam_mode", "badam_start_block",
+            "badam_switch_mode", "badam_switch_interval", "badam_update_ratio", "badam_mask_mode", "badam_verbose",
+            "pure_bf16", "use_llama_pro", "use_adam_mini", "use_muon", "use_dft_loss", "use_asft_loss", "asft_alpha",
+            "use_eaft_loss", "eaft_alpha", "compute_accuracy", "disable_shuffling", "early_stopping_steps",
+            "plot_loss", "include_effective_tokens_per_second", "fp8", "fp8_backend", "overwrite_output_dir",
+            // generation
+            "do_sample", "temperature", "top_p", "top_k", "num_beams", "max_length", "max_new_tokens",
+            "repetition_penalty", "length_penalty", "skip_special_tokens",
+            // Hugging Face (Seq2Seq)TrainingArguments
+            "output_dir", "do_train", "do_eval", "do_predict", "per_device_train_batch_size",
+            "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay",
+            "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "num_train_epochs", "max_steps",
+            "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_ratio", "warmup_steps", "logging_steps",
+            "logging_dir", "logging_first_step", "save_steps", "save_strategy", "save_total_limit", "save_only_model",
+            "seed", "data_seed", "bf16", "fp16", "tf32", "eval_strategy", "evaluation_strategy", "eval_steps",
+            "load_best_model_at_end", "metric_for_best_model", "run_name", "ddp_timeout", "resume_from_checkpoint",
+            "optim", "gradient_checkpointing", "predict_with_generate", "generation_max_length",
+            "generation_num_beams", "deepspeed", "fsdp", "label_smoothing_factor", "torch_compile",
+            "include_num_input_tokens_seen", "remove_unused_columns", "neftune_noise_alpha");
+
+    /** Accepted and ignored, with the reason logged once. */
+    static final Map<String, String> NO_EFFECT = Map.of(
+            "trust_remote_code", "spark-sft runs no model code from the hub",
+            "overwrite_cache", "tokenized data is not cached between runs",
+            "preprocessing_num_workers", "tokenization parallelism comes from Spark tasks",
+            "dataloader_num_workers", "batches are built in the training task",
+            "report_to", "metrics are written to trainer_log.jsonl");
+}

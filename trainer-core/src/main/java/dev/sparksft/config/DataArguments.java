@@ -1,0 +1,53 @@
+package dev.sparksft.config;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.sparksft.template.Templates;
+import java.util.ArrayList;
+import java.util.List;
+
+/** What data to train on and how to render it (LLaMA-Factory's DataArguments; same defaults). */
+public record DataArguments(
+        @JsonProperty("template") String template,
+        @JsonProperty("dataset") List<String> dataset,
+        @JsonProperty("eval_dataset") List<String> evalDataset,
+        @JsonProperty("dataset_dir") String datasetDir,
+        @JsonProperty("cutoff_len") Integer cutoffLen,
+        @JsonProperty("train_on_prompt") Boolean trainOnPrompt,
+        @JsonProperty("mask_history") Boolean maskHistory,
+        @JsonProperty("enable_thinking") Boolean enableThinking,
+        @JsonProperty("preserve_thinking") Boolean preserveThinking,
+        @JsonProperty("max_samples") Integer maxSamples,
+        @JsonProperty("tokenized_path") String tokenizedPath,
+        @JsonProperty("default_system") String defaultSystem) {
+
+    public DataArguments {
+        dataset = dataset == null ? List.of() : List.copyOf(dataset);
+        evalDataset = evalDataset == null ? List.of() : List.copyOf(evalDataset);
+        datasetDir = datasetDir == null ? "data" : datasetDir;
+        cutoffLen = cutoffLen == null ? 2048 : cutoffLen;
+        trainOnPrompt = trainOnPrompt != null && trainOnPrompt;
+        maskHistory = maskHistory != null && maskHistory;
+        enableThinking = enableThinking == null || enableThinking;
+        preserveThinking = preserveThinking != null && preserveThinking;
+        List<String> problems = new ArrayList<>();
+        if (template == null) {
+            problems.add("template is required; built-in templates: " + String.join(", ", Templates.names()));
+        } else if (!Templates.names().contains(template)) {
+            problems.add("template: unknown template '" + template + "'" + Suggest.didYouMean(template, Templates.names())
+                    + "; built-in templates: " + String.join(", ", Templates.names()));
+        }
+        if (dataset.isEmpty()) {
+            problems.add("dataset is required: a name from dataset_dir/dataset_info.json or a path to a .json/.jsonl file");
+        }
+        if (cutoffLen < 2) {
+            problems.add("cutoff_len must be >= 2, got " + cutoffLen);
+        }
+        if (maxSamples != null && maxSamples < 1) {
+            problems.add("max_samples must be >= 1, got " + maxSamples);
+        }
+        if (trainOnPrompt && maskHistory) {
+            problems.add("mask_history is incompatible with train_on_prompt: set one of them to false");
+        }
+        ConfigProblems.throwIfAny(problems);
+    }
+}

@@ -1,0 +1,182 @@
+package dev.sparksft.config;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import java.io.IOException;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.ParameterizedType;
+import java.lang.reflect.RecordComponent;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A run's configuration: one flat LLaMA-Factory-style YAML file plus {@code key=value} overrides,
+ * split into the argument records that own each key. Every problem (unknown key, key not
+ * implemented yet, wrong type, invalid value) is collected and reported at once.
+ */
+public record SftConfig(ModelArguments model, DataArguments data) {
+    private static final Logger LOG = LoggerFactory.getLogger(SftConfig.class);
+    private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
+    private static final List<Class<? extends Record>> SECTIONS = List.of(ModelArguments.class, DataArguments.class);
+
+    /** Reads {@code yamlFile} and applies {@code overrides} ("key=value", value parsed as YAML). */
+    public static SftConfig load(Path yamlFile, List<String> overrides) throws IOException {
+        JsonNode root;
+        try {
+            root = YAML.readTree(Files.readString(yamlFile));
+        } catch (NoSuchFileException e) {
+            throw new IllegalArgumentException("config file " + yamlFile + " does not exist");
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException("config file " + yamlFile + " is not valid YAML: " + e.getOriginalMessage());
+        }
+        if (root != null && !root.isNull() && !root.isObject()) {
+            throw new IllegalArgumentException("config file " + yamlFile + " must be a mapping of key: value");
+        }
+        ObjectNode values = root == null || root.isNull() ? YAML.createObjectNode() : (ObjectNode) root;
+        return fromValues(applyOverrides(values, overrides));
+    }
+
+    static ObjectNode applyOverrides(ObjectNode values, List<String> overrides) throws IOException {
+        for (String o : overrides) {
+            int eq = o.indexOf('=');
+            if (eq <= 0) {
+                throw new IllegalArgumentException("override '" + o + "' is not key=value (for example cutoff_len=1024)");
+            }
+            String value = o.substring(eq + 1);
+            JsonNode parsed = value.isEmpty() ? YAML.nullNode() : YAML.readTree(value);
+            values.set(o.substring(0, eq).strip(), parsed == null ? YAML.nullNode() : parsed);
+        }
+        return values;
+    }
+
+    /** Binds flat key/values onto the argument records. */
+    public static SftConfig fromValues(ObjectNode values) {
+        List<String> problems = new ArrayList<>();
+        Set<String> owned = new LinkedHashSet<>();
+        SECTIONS.forEach(s -> owned.addAll(keysOf(s)));
+        Set<String> known = new LinkedHashSet<>(owned);
+        known.addAll(ConfigKeys.NOT_IMPLEMENTED);
+        known.addAll(ConfigKeys.NO_EFFECT.keySet());
+        for (Iterator<String> it = values.fieldNames(); it.hasNext(); ) {
+            String key = it.next();
+            if (owned.contains(key)) {
+                continue;
+            }
+            if (ConfigKeys.NO_EFFECT.containsKey(key)) {
+                LOG.info("{} has no effect here: {}", key, ConfigKeys.NO_EFFECT.get(key));
+            } else if (ConfigKeys.NOT_IMPLEMENTED.contains(key)) {
+                problems.add(key + ": this LLaMA-Factory option is not implemented in spark-sft yet; remove it");
+            } else {
+                problems.add(key + ": unknown key" + Suggest.didYouMean(key, known));
+            }
+        }
+        Map<Class<?>, Object> bound = new LinkedHashMap<>();
+        for (Class<? extends Record> section : SECTIONS) {
+            try {
+                bound.put(section, bind(section, values, problems));
+            } catch (ConfigProblems e) {
+                problems.addAll(e.problems());
+            }
+        }
+        ConfigProblems.throwIfAny(problems);
+        return new SftConfig((ModelArguments) bound.get(ModelArguments.class), (DataArguments) bound.get(DataArguments.class));
+    }
+
+    private static List<String> keysOf(Class<? extends Record> section) {
+        return Arrays.stream(section.getRecordComponents())
+                .map(c -> c.getAccessor().getAnnotation(JsonProperty.class) != null
+                        ? c.getAccessor().getAnnotation(JsonProperty.class).value()
+                        : c.getAnnotation(JsonProperty.class) != null ? c.getAnnotation(JsonProperty.class).value() : c.getName())
+                .toList();
+    }
+
+    /** Converts each owned key to its component's type (collecting type errors), then constructs. */
+    private static <T extends Record> T bind(Class<T> section, ObjectNode values, List<String> problems) {
+        RecordComponent[] comps = section.getRecordComponents();
+        List<String> keys = keysOf(section);
+        Object[] args = new Object[comps.length];
+        boolean typeErrors = false;
+        for (int i = 0; i < comps.length; i++) {
+            JsonNode v = values.get(keys.get(i));
+            if (v == null || v.isNull()) {
+                continue;
+            }
+            try {
+                args[i] = convert(v, comps[i]);
+            } catch (IllegalArgumentException e) {
+                problems.add(keys.get(i) + ": expected " + describe(comps[i]) + ", got " + v);
+                typeErrors = true;
+            }
+        }
+        if (typeErrors) {
+            return null;
+        }
+        try {
+            Class<?>[] types = Arrays.stream(comps).map(RecordComponent::getType).toArray(Class<?>[]::new);
+            return section.getDeclaredConstructor(types).newInstance(args);
+        } catch (InvocationTargetException e) {
+            if (e.getCause() instanceof IllegalArgumentException iae) {
+                throw iae instanceof ConfigProblems cp ? cp : new ConfigProblems(List.of(iae.getMessage()));
+            }
+            throw new IllegalStateException(e.getCause());
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static Object convert(JsonNode v, RecordComponent c) {
+        if (c.getType() == List.class) { // LLaMA-Factory writes lists as "a,b" strings
+            if (v.isTextual()) {
+                return Arrays.stream(v.asText().split(",")).map(String::strip).filter(s -> !s.isEmpty()).toList();
+            }
+            if (!v.isArray()) {
+                throw new IllegalArgumentException();
+            }
+            List<String> out = new ArrayList<>();
+            v.forEach(e -> out.add(e.asText()));
+            return out;
+        }
+        if (c.getType() == Integer.class && !v.canConvertToInt()) {
+            throw new IllegalArgumentException();
+        }
+        if (c.getType() == Integer.class && !v.isIntegralNumber()) {
+            throw new IllegalArgumentException();
+        }
+        if (c.getType() == Boolean.class && !v.isBoolean()) {
+            throw new IllegalArgumentException();
+        }
+        if (c.getType() == Double.class && !v.isNumber()) {
+            throw new IllegalArgumentException();
+        }
+        if (c.getType() == String.class && !v.isValueNode()) {
+            throw new IllegalArgumentException();
+        }
+        return YAML.convertValue(v, c.getType());
+    }
+
+    private static String describe(RecordComponent c) {
+        if (c.getType() == List.class && c.getGenericType() instanceof ParameterizedType) {
+            return "a list or a comma-separated string";
+        }
+        return switch (c.getType().getSimpleName()) {
+            case "Integer" -> "an integer";
+            case "Boolean" -> "true or false";
+            case "Double" -> "a number";
+            default -> "a string";
+        };
+    }
+}

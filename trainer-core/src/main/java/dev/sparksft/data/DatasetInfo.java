@@ -1,0 +1,139 @@
+package dev.sparksft.data;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sparksft.config.Suggest;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Resolves dataset names to {@link DatasetSpec}s: through {@code dataset_dir/dataset_info.json}
+ * (LLaMA-Factory's file_name, formatting, columns, tags), or, for a name that is a path to a
+ * .json/.jsonl file, by reading the formatting off the first row's keys.
+ */
+public final class DatasetInfo {
+    public static final String FILE = "dataset_info.json";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private DatasetInfo() {}
+
+    public static List<DatasetSpec> resolve(List<String> names, Path datasetDir) throws IOException {
+        Path infoFile = datasetDir.resolve(FILE);
+        JsonNode info = Files.isRegularFile(infoFile) ? JSON.readTree(infoFile.toFile()) : null;
+        List<DatasetSpec> specs = new ArrayList<>();
+        for (String name : names) {
+            if (info != null && info.has(name)) {
+                specs.add(fromInfo(name, info.get(name), datasetDir, infoFile));
+                continue;
+            }
+            Path direct = Path.of(name).isAbsolute() ? Path.of(name) : datasetDir.resolve(name);
+            if (!Files.exists(direct) && Files.exists(Path.of(name))) {
+                direct = Path.of(name);
+            }
+            if (Files.exists(direct)) {
+                specs.add(DatasetSpec.defaults(name, direct.toString(), detectFormatting(direct)));
+                continue;
+            }
+            List<String> defined = new ArrayList<>();
+            if (info != null) {
+                info.fieldNames().forEachRemaining(defined::add);
+            }
+            throw new IllegalArgumentException("dataset: '" + name + "' is neither defined in " + infoFile
+                    + (info == null ? " (which does not exist)" : Suggest.didYouMean(name, defined))
+                    + " nor a file; set dataset_dir to the folder of dataset_info.json or give a path to a .json/.jsonl file");
+        }
+        return specs;
+    }
+
+    private static DatasetSpec fromInfo(String name, JsonNode e, Path datasetDir, Path infoFile) {
+        for (String remote : List.of("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")) {
+            if (e.has(remote) && !e.has("file_name")) {
+                throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' uses " + remote
+                        + ", but spark-sft reads only local or Hadoop files: download it and set file_name");
+            }
+        }
+        if (!e.hasNonNull("file_name")) {
+            throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' has no file_name");
+        }
+        if (e.path("ranking").asBoolean(false)) {
+            throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' is a ranking (preference) dataset; "
+                    + "spark-sft trains sft only");
+        }
+        String formattingText = e.path("formatting").asText("alpaca");
+        DatasetSpec.Formatting formatting;
+        try {
+            formatting = DatasetSpec.Formatting.valueOf(formattingText.toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException bad) {
+            throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' has formatting '" + formattingText
+                    + "'; expected alpaca, sharegpt or openai");
+        }
+        Path file = Path.of(e.get("file_name").asText());
+        String path = (file.isAbsolute() ? file : datasetDir.resolve(file)).toString();
+        DatasetSpec d = DatasetSpec.defaults(name, path, formatting);
+        JsonNode c = e.path("columns");
+        JsonNode t = e.path("tags");
+        checkKeys(c, List.of("prompt", "query", "response", "history", "messages", "system", "tools", "images", "videos",
+                "audios", "chosen", "rejected", "kto_tag"), infoFile, name, "columns");
+        checkKeys(t, List.of("role_tag", "content_tag", "user_tag", "assistant_tag", "observation_tag", "function_tag",
+                "system_tag"), infoFile, name, "tags");
+        for (String media : List.of("images", "videos", "audios", "chosen", "rejected", "kto_tag")) {
+            if (c.hasNonNull(media)) {
+                throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' has columns." + media
+                        + ", which spark-sft does not support (text-only SFT)");
+            }
+        }
+        // LLaMA-Factory's DatasetAttr.join: a columns (tags) object sets every column (tag) it does not name to null.
+        boolean hasColumns = e.has("columns");
+        boolean hasTags = e.has("tags");
+        return new DatasetSpec(name, path, formatting, e.hasNonNull("num_samples") ? e.get("num_samples").asInt() : null,
+                col(c, "prompt", d.prompt(), hasColumns), col(c, "query", d.query(), hasColumns),
+                col(c, "response", d.response(), hasColumns), col(c, "history", d.history(), hasColumns),
+                col(c, "messages", d.messages(), hasColumns), col(c, "system", d.system(), hasColumns),
+                col(c, "tools", d.tools(), hasColumns),
+                col(t, "role_tag", d.roleTag(), hasTags), col(t, "content_tag", d.contentTag(), hasTags),
+                col(t, "user_tag", d.userTag(), hasTags), col(t, "assistant_tag", d.assistantTag(), hasTags),
+                col(t, "observation_tag", d.observationTag(), hasTags), col(t, "function_tag", d.functionTag(), hasTags),
+                col(t, "system_tag", d.systemTag(), hasTags));
+    }
+
+    private static String col(JsonNode obj, String key, String fallback, boolean nullWhenAbsent) {
+        if (obj.hasNonNull(key)) {
+            return obj.get(key).asText();
+        }
+        return nullWhenAbsent ? null : fallback;
+    }
+
+    private static void checkKeys(JsonNode obj, List<String> allowed, Path infoFile, String name, String what) {
+        obj.fieldNames().forEachRemaining(k -> {
+            if (!allowed.contains(k)) {
+                throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' has unknown " + what + " key '" + k
+                        + "'" + Suggest.didYouMean(k, allowed));
+            }
+        });
+    }
+
+    /** alpaca when rows have "instruction", sharegpt for "conversations", openai for "messages". */
+    static DatasetSpec.Formatting detectFormatting(Path path) throws IOException {
+        List<JsonRecords.Row> rows = JsonRecords.read(path);
+        if (rows.isEmpty()) {
+            throw new IllegalArgumentException("dataset file " + path + " has no rows");
+        }
+        JsonNode first = rows.get(0).value();
+        for (Map.Entry<String, DatasetSpec.Formatting> e : Map.of("instruction", DatasetSpec.Formatting.ALPACA,
+                "conversations", DatasetSpec.Formatting.SHAREGPT, "messages", DatasetSpec.Formatting.OPENAI).entrySet()) {
+            if (first.has(e.getKey())) {
+                return e.getValue();
+            }
+        }
+        List<String> keys = new ArrayList<>();
+        first.fieldNames().forEachRemaining(keys::add);
+        throw new IllegalArgumentException("dataset file " + path + ": cannot tell its format from the keys " + keys
+                + " of " + rows.get(0).source() + " (alpaca rows have 'instruction', sharegpt rows 'conversations', "
+                + "openai rows 'messages'); describe it in dataset_info.json with formatting and columns");
+    }
+}
