@@ -69,7 +69,10 @@ public final class Converters {
         tagRoles.put(spec.functionTag(), Role.FUNCTION);
         tagRoles.put(spec.systemTag(), Role.SYSTEM);
         JsonNode messages = r.get(spec.messages());
-        if (messages == null || !messages.isArray()) {
+        if (messages == null || messages.isNull()) {
+            throw new InvalidExampleException("it has no '" + spec.messages() + "' messages");
+        }
+        if (!messages.isArray()) {
             throw new IllegalArgumentException(row.source() + ": column '" + spec.messages()
                     + "' (columns.messages) must be a list of messages");
         }
