@@ -10,7 +10,8 @@ with the Java implementation:
   * RMSNorm: w * x / sqrt(mean(x^2) + eps)
   * RoPE (rotate_half layout): q*cos + rotate_half(q)*sin, inv_freq = theta^(-2i/d),
     with the `llama3` rope_scaling rule of transformers' `_compute_llama3_parameters`
-  * attention: softmax(q k^T / sqrt(head_dim) + causal/padding mask) v, GQA by repeating kv heads
+  * attention: softmax(q k^T / sqrt(head_dim) + causal/padding mask) v, GQA by repeating kv heads;
+    Mistral's sliding window hides keys more than sliding_window - 1 positions back
   * qwen2: q/k/v biases; qwen3: per-head RMSNorm of q and k before RoPE, explicit head_dim
   * MLP: down(silu(gate(x)) * up(x)); tied lm_head when tie_word_embeddings
   * loss: cross entropy of logits[:, :-1] against labels[:, 1:], ignoring -100, mean over tokens
@@ -143,6 +144,10 @@ def forward(cfg, w, input_ids, attention_mask):
     cos, sin = np.cos(emb), np.sin(emb)                                  # (seq, head_dim)
 
     causal = np.tril(np.ones((t, t), dtype=bool))
+    window = cfg.get("sliding_window") if arch == "mistral" else None
+    if window:  # Mistral: query i sees keys j with i - j < sliding_window
+        q_idx, k_idx = np.arange(t)[:, None], np.arange(t)[None, :]
+        causal &= (q_idx - k_idx) < window
     allowed = causal[None, :, :] & (attention_mask[:, None, :] == 1)    # (batch, q, k)
 
     x = w["model.embed_tokens.weight"][input_ids]                        # (batch, seq, hidden)
@@ -245,11 +250,11 @@ FIXTURES = {
                           "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                            "high_freq_factor": 4.0, "original_max_position_embeddings": 256}},
                   dtype="F32", shards=2, seed=1),
-    # multi-query attention (1 kv head), F16 storage
+    # multi-query attention (1 kv head), a sliding window shorter than the sequence, F16 storage
     "mistral": dict(config={"architectures": ["MistralForCausalLM"], "model_type": "mistral",
                             "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
                             "num_attention_heads": 4, "num_key_value_heads": 1, "vocab_size": 80,
-                            "rope_theta": 10000.0, "tie_word_embeddings": False, "sliding_window": None},
+                            "rope_theta": 10000.0, "tie_word_embeddings": False, "sliding_window": 5},
                     dtype="F16", shards=1, seed=2),
     # q/k/v biases, tied embeddings
     "qwen2": dict(config={"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",

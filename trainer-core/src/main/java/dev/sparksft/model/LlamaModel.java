@@ -76,7 +76,7 @@ public final class LlamaModel {
     public Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds) {
         Tensor x = torch.embedding(embedTokens, inputIds);              // (batch, seq, hidden)
         Tensor[] cosSin = rope.cosSin(positionIds);                     // (batch, 1, seq, head_dim) each
-        Tensor mask = attentionMask(attentionMask);                     // (batch, 1, seq, seq) bool
+        Tensor mask = attentionMask(attentionMask, cfg.slidingWindow()); // (batch, 1, seq, seq) bool
         for (Layer layer : layers) {
             x = x.add(attention(layer, rmsNorm(x, layer.inputNorm()), cosSin[0], cosSin[1], mask));
             x = x.add(mlp(layer, rmsNorm(x, layer.postNorm())));
@@ -120,14 +120,17 @@ public final class LlamaModel {
     }
 
     /**
-     * Causal mask that also hides padded keys: allowed[b, 0, i, j] = j <= i and key j is real.
-     * A padded query row may still see itself so that no row is fully masked (which would give
-     * NaN); padded rows are never read.
+     * Causal mask that also hides padded keys: allowed[b, 0, i, j] = j <= i and key j is real
+     * (and i - j < window when the model has a sliding window). A padded query row may still see
+     * itself so that no row is fully masked (which would give NaN); padded rows are never read.
      */
-    static Tensor attentionMask(Tensor attentionMask) {
+    static Tensor attentionMask(Tensor attentionMask, int slidingWindow) {
         long seq = attentionMask.size(1);
         TensorOptions bool = new TensorOptions(ScalarType.Bool);
         Tensor causal = torch.tril(torch.ones(new long[] {seq, seq}, bool));          // (seq, seq)
+        if (slidingWindow > 0 && slidingWindow < seq) {
+            causal = causal.logical_and(torch.triu(torch.ones(new long[] {seq, seq}, bool), 1 - slidingWindow));
+        }
         Tensor self = torch.eye(seq, bool);                                            // (seq, seq)
         Tensor keys = attentionMask.ne(new org.bytedeco.pytorch.Scalar(0)).unsqueeze(1).unsqueeze(1); // (batch, 1, 1, seq)
         return causal.logical_and(keys.logical_or(self));                              // (batch, 1, seq, seq)

@@ -15,6 +15,8 @@ import java.util.Set;
  * The architecture read from a Hugging Face {@code config.json} for the Llama family: llama,
  * mistral, qwen2 (q/k/v biases) and qwen3 (per-head q/k RMSNorm, explicit head_dim).
  *
+ * @param slidingWindow Mistral's attention window (a query sees this many keys back, itself
+ *                      included); 0 for full causal attention
  * @param raw the file as read, written back unchanged when the model is saved
  */
 public record ModelConfig(
@@ -33,6 +35,7 @@ public record ModelConfig(
         boolean qkvBias,
         boolean outputBias,
         boolean qkNorm,
+        int slidingWindow,
         Dtype torchDtype,
         ObjectNode raw) {
 
@@ -56,6 +59,9 @@ public record ModelConfig(
             if (headDim % 2 != 0) {
                 problems.add("head_dim (" + headDim + ") must be even for rotary embeddings");
             }
+        }
+        if (slidingWindow < 0) {
+            problems.add("sliding_window must be positive, got " + slidingWindow);
         }
         if (!(rmsNormEps > 0)) {
             problems.add("rms_norm_eps must be > 0, got " + rmsNormEps);
@@ -101,6 +107,16 @@ public record ModelConfig(
         if (c.path("mlp_bias").asBoolean(false)) {
             throw new IllegalArgumentException(source + ": mlp_bias=true is not supported");
         }
+        int window = 0;
+        if (type.equals("mistral") && c.hasNonNull("sliding_window")) {
+            window = c.get("sliding_window").asInt();
+        }
+        if (type.equals("qwen2") && c.path("use_sliding_window").asBoolean(false)) {
+            throw new IllegalArgumentException(source + ": use_sliding_window=true (Qwen2 per-layer sliding windows) is "
+                    + "not supported");
+        }
+        // transformers >= 4.56 writes "dtype", older versions "torch_dtype"
+        JsonNode dtype = c.hasNonNull("dtype") ? c.get("dtype") : c.get("torch_dtype");
         String act = c.path("hidden_act").asText("silu");
         if (!act.equals("silu")) {
             throw new IllegalArgumentException(source + ": hidden_act '" + act + "' is not supported (only silu)");
@@ -109,8 +125,8 @@ public record ModelConfig(
                 requireInt(c, "num_hidden_layers", source), heads, kvHeads, headDim,
                 requireInt(c, "vocab_size", source), c.path("rms_norm_eps").asDouble(1e-6),
                 c.path("rope_theta").asDouble(10000.0), ropeScaling(c.get("rope_scaling"), source),
-                c.path("tie_word_embeddings").asBoolean(false), qkvBias, outputBias, type.equals("qwen3"),
-                c.hasNonNull("torch_dtype") ? Dtype.ofTorchName(c.get("torch_dtype").asText()) : Dtype.F32, c);
+                c.path("tie_word_embeddings").asBoolean(false), qkvBias, outputBias, type.equals("qwen3"), window,
+                dtype != null && !dtype.isNull() ? Dtype.ofTorchName(dtype.asText()) : Dtype.F32, c);
     }
 
     private static RopeScaling ropeScaling(JsonNode s, String source) {

@@ -83,7 +83,19 @@ class DatasetTest {
                 """);
         Files.writeString(dir.resolve("a.jsonl"), "{\"instruction\": \"i\", \"output\": \"o\"}\n{\"instruction\": \"i\"}\n");
         Files.writeString(dir.resolve(DatasetInfo.FILE), "{\"s\": {\"file_name\": \"s.json\", \"formatting\": \"sharegpt\"}}");
-        List<Conversation> c = load(dir, "s");
+        java.io.ByteArrayOutputStream log = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stderr = System.err;
+        List<Conversation> c;
+        System.setErr(new java.io.PrintStream(log, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            c = load(dir, "s");
+        } finally {
+            System.setErr(stderr);
+        }
+        String warning = log.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(warning.contains("Dropped 3 invalid example(s) of 4 in dataset 's'; first: s.json [0]: message 0 is "
+                + "from assistant but should be from user: {\"conversations\":"), warning);
+        assertEquals(1, warning.lines().filter(l -> l.contains("Dropped")).count(), "one warning line");
         assertEquals(1, c.size(), "only the well-formed conversation survives");
         assertEquals("q", c.get(0).prompt().get(0).content());
         assertEquals(0, c.get(0).index(), "indices count kept examples");
