@@ -33,8 +33,7 @@ public final class Collator {
                 labels[at] = real ? ex.labels()[t] : IGNORE_INDEX;
             }
         }
-        return new Batch(Tensor.create(ids, n, seq), Tensor.create(mask, n, seq), Tensor.create(pos, n, seq),
-                Tensor.create(labels, n, seq));
+        return batch(n, seq, ids, mask, pos, labels);
     }
 
     /** Generation: prompts left-padded to the longest; labels are all -100. */
@@ -57,6 +56,11 @@ public final class Collator {
                 labels[at] = IGNORE_INDEX;
             }
         }
+        return batch(n, seq, ids, mask, pos, labels);
+    }
+
+    /** Row-major (n, seq) arrays into int64 tensors. */
+    private static Batch batch(int n, int seq, long[] ids, long[] mask, long[] pos, long[] labels) {
         return new Batch(Tensor.create(ids, n, seq), Tensor.create(mask, n, seq), Tensor.create(pos, n, seq),
                 Tensor.create(labels, n, seq));
     }
