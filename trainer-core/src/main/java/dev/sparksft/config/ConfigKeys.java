@@ -26,10 +26,9 @@ final class ConfigKeys {
             "video_fps", "video_maxlen", "audio_sampling_rate", "vllm_maxlen", "vllm_gpu_util", "vllm_enforce_eager",
             // data
             "media_dir", "streaming", "buffer_size", "mix_strategy", "interleave_probs", "preprocessing_batch_size",
-            "eval_num_beams", "ignore_pad_token_for_loss", "val_size", "eval_on_each_dataset", "packing",
-            "neat_packing", "tool_format", "data_shared_file_system",
+            "eval_num_beams", "ignore_pad_token_for_loss", "eval_on_each_dataset", "packing", "neat_packing",
+            "tool_format", "data_shared_file_system",
             // finetuning
-            "stage", "finetuning_type", "freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules",
             "additional_target", "lora_alpha", "lora_dropout", "lora_rank", "lora_target", "loraplus_lr_ratio",
             "loraplus_lr_embedding", "use_rslora", "use_dora", "pissa_init", "pissa_iter", "pissa_convert",
             "create_new_adapter", "use_galore", "galore_target", "galore_rank", "galore_update_interval",
@@ -37,23 +36,17 @@ final class ConfigKeys {
             "apollo_update_interval", "apollo_scale", "apollo_proj", "apollo_proj_type", "apollo_scale_type",
             "apollo_layerwise", "apollo_scale_front", "use_badam", "badam_mode", "badam_start_block",
             "badam_switch_mode", "badam_switch_interval", "badam_update_ratio", "badam_mask_mode", "badam_verbose",
-            "pure_bf16", "use_llama_pro", "use_adam_mini", "use_muon", "use_dft_loss", "use_asft_loss", "asft_alpha",
-            "use_eaft_loss", "eaft_alpha", "compute_accuracy", "disable_shuffling", "early_stopping_steps",
-            "plot_loss", "include_effective_tokens_per_second", "fp8", "fp8_backend", "overwrite_output_dir",
+            "pure_bf16", "use_llama_pro", "use_adam_mini", "use_muon", "use_asft_loss", "asft_alpha",
+            "early_stopping_steps", "include_effective_tokens_per_second", "fp8", "fp8_backend",
             // generation
             "do_sample", "temperature", "top_p", "top_k", "num_beams", "max_length", "max_new_tokens",
             "repetition_penalty", "length_penalty", "skip_special_tokens",
             // Hugging Face (Seq2Seq)TrainingArguments
-            "output_dir", "do_train", "do_eval", "do_predict", "per_device_train_batch_size",
-            "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay",
-            "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "num_train_epochs", "max_steps",
-            "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_ratio", "warmup_steps", "logging_steps",
-            "logging_dir", "logging_first_step", "save_steps", "save_strategy", "save_total_limit", "save_only_model",
-            "seed", "data_seed", "bf16", "fp16", "tf32", "eval_strategy", "evaluation_strategy", "eval_steps",
-            "load_best_model_at_end", "metric_for_best_model", "run_name", "ddp_timeout", "resume_from_checkpoint",
-            "optim", "gradient_checkpointing", "predict_with_generate", "generation_max_length",
-            "generation_num_beams", "deepspeed", "fsdp", "label_smoothing_factor", "torch_compile",
-            "include_num_input_tokens_seen", "remove_unused_columns", "neftune_noise_alpha");
+            "do_predict", "logging_dir", "logging_first_step", "save_only_model", "data_seed", "bf16", "fp16", "tf32",
+            "evaluation_strategy", "load_best_model_at_end", "metric_for_best_model", "run_name", "ddp_timeout",
+            "gradient_checkpointing", "predict_with_generate", "generation_max_length", "generation_num_beams",
+            "deepspeed", "fsdp", "label_smoothing_factor", "torch_compile", "include_num_input_tokens_seen",
+            "remove_unused_columns", "neftune_noise_alpha");
 
     /** Accepted and ignored, with the reason logged once. */
     static final Map<String, String> NO_EFFECT = Map.of(

@@ -18,7 +18,8 @@ public record DataArguments(
         @JsonProperty("preserve_thinking") Boolean preserveThinking,
         @JsonProperty("max_samples") Integer maxSamples,
         @JsonProperty("tokenized_path") String tokenizedPath,
-        @JsonProperty("default_system") String defaultSystem) {
+        @JsonProperty("default_system") String defaultSystem,
+        @JsonProperty("val_size") Double valSize) {
 
     public DataArguments {
         dataset = dataset == null ? List.of() : List.copyOf(dataset);
@@ -29,7 +30,14 @@ public record DataArguments(
         maskHistory = maskHistory != null && maskHistory;
         enableThinking = enableThinking == null || enableThinking;
         preserveThinking = preserveThinking != null && preserveThinking;
+        valSize = valSize == null ? 0.0 : valSize;
         List<String> problems = new ArrayList<>();
+        if (valSize < 0 || (valSize >= 1 && valSize != Math.floor(valSize))) {
+            problems.add("val_size must be a fraction in [0, 1) or a whole number of examples, got " + valSize);
+        }
+        if (valSize > 0 && !evalDataset.isEmpty()) {
+            problems.add("val_size and eval_dataset contradict each other: set only one");
+        }
         if (template == null) {
             problems.add("template is required; built-in templates: " + String.join(", ", Templates.names()));
         } else if (!Templates.names().contains(template)) {

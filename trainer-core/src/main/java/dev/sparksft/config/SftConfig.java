@@ -28,10 +28,12 @@ import org.slf4j.LoggerFactory;
  * split into the argument records that own each key. Every problem (unknown key, key not
  * implemented yet, wrong type, invalid value) is collected and reported at once.
  */
-public record SftConfig(ModelArguments model, DataArguments data) {
+public record SftConfig(ModelArguments model, DataArguments data, TrainingArguments training,
+                        FinetuningArguments finetuning) {
     private static final Logger LOG = LoggerFactory.getLogger(SftConfig.class);
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
-    private static final List<Class<? extends Record>> SECTIONS = List.of(ModelArguments.class, DataArguments.class);
+    private static final List<Class<? extends Record>> SECTIONS = List.of(ModelArguments.class, DataArguments.class,
+            TrainingArguments.class, FinetuningArguments.class);
 
     /** Reads {@code yamlFile} and applies {@code overrides} ("key=value", value parsed as YAML). */
     public static SftConfig load(Path yamlFile, List<String> overrides) throws IOException {
@@ -93,7 +95,9 @@ public record SftConfig(ModelArguments model, DataArguments data) {
             }
         }
         ConfigProblems.throwIfAny(problems);
-        return new SftConfig((ModelArguments) bound.get(ModelArguments.class), (DataArguments) bound.get(DataArguments.class));
+        return new SftConfig((ModelArguments) bound.get(ModelArguments.class), (DataArguments) bound.get(DataArguments.class),
+                (TrainingArguments) bound.get(TrainingArguments.class),
+                (FinetuningArguments) bound.get(FinetuningArguments.class));
     }
 
     private static List<String> keysOf(Class<? extends Record> section) {
@@ -159,8 +163,25 @@ public record SftConfig(ModelArguments model, DataArguments data) {
         if (c.getType() == Boolean.class && !v.isBoolean()) {
             throw new IllegalArgumentException();
         }
-        if (c.getType() == Double.class && !v.isNumber()) {
-            throw new IllegalArgumentException();
+        if (c.getType() == Double.class) { // YAML 1.1 reads 5e-5 (no dot) as a string; HF parses it anyway
+            if (v.isNumber()) {
+                return v.asDouble();
+            }
+            return Double.parseDouble(v.asText()); // NumberFormatException is an IllegalArgumentException
+        }
+        if (c.getType() == java.util.Map.class) { // an object, or a JSON string as LLaMA-Factory accepts
+            JsonNode obj = v;
+            if (v.isTextual()) {
+                try {
+                    obj = YAML.readTree(v.asText());
+                } catch (IOException e) {
+                    throw new IllegalArgumentException(e);
+                }
+            }
+            if (obj == null || !obj.isObject()) {
+                throw new IllegalArgumentException();
+            }
+            return YAML.convertValue(obj, java.util.Map.class);
         }
         if (c.getType() == String.class && !v.isValueNode()) {
             throw new IllegalArgumentException();
@@ -176,6 +197,7 @@ public record SftConfig(ModelArguments model, DataArguments data) {
             case "Integer" -> "an integer";
             case "Boolean" -> "true or false";
             case "Double" -> "a number";
+            case "Map" -> "a mapping of key: value";
             default -> "a string";
         };
     }
