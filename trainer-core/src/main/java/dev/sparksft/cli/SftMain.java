@@ -17,6 +17,7 @@ public final class SftMain {
                               [--heads A] [--kv-heads K] [--intermediate I] [--tokenizer DIR] [--merges M]
               make-dataset --task {reverse,sort} --out FILE.jsonl [--num N] [--max-len L] [--seed S]
               tokenize CONFIG.yaml [key=value ...]
+              train CONFIG.yaml [key=value ...]
             """;
 
     private SftMain() {}
@@ -66,6 +67,12 @@ public final class SftMain {
                     throw new IllegalArgumentException("tokenize needs CONFIG.yaml\n" + USAGE);
                 }
                 TokenizeCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
+            }
+            case "train" -> {
+                if (rest.isEmpty()) {
+                    throw new IllegalArgumentException("train needs CONFIG.yaml\n" + USAGE);
+                }
+                TrainCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
             }
             default -> throw new IllegalArgumentException("unknown command '" + args[0] + "'\n" + USAGE);
         }

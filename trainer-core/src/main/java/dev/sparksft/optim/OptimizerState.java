@@ -1,0 +1,39 @@
+package dev.sparksft.optim;
+
+import java.util.Arrays;
+import java.util.Map;
+import java.util.regex.Pattern;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+
+/** Checkpoint helpers shared by the optimizers: restoring state and choosing decay groups. */
+public final class OptimizerState {
+    /** transformers' get_decay_parameter_names: biases and norm weights get no weight decay. */
+    private static final Pattern NO_DECAY = Pattern.compile("bias|layernorm|rmsnorm|(?:^|\\.)norm(?:$|\\.)|_norm(?:$|\\.)");
+
+    private OptimizerState() {}
+
+    public static boolean decays(String paramName) {
+        return !NO_DECAY.matcher(paramName.toLowerCase(java.util.Locale.ROOT)).find();
+    }
+
+    /** Copies saved tensors into the live state, requiring the same names and shapes. */
+    static void copyInto(Map<String, Tensor> live, Map<String, Tensor> saved, String optimizer) {
+        if (!live.keySet().equals(saved.keySet())) {
+            throw new IllegalArgumentException("the checkpoint's optimizer state does not match this run's trainable "
+                    + "parameters for " + optimizer + " (was finetuning_type or optim changed since the checkpoint?)");
+        }
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            for (Map.Entry<String, Tensor> e : live.entrySet()) {
+                Tensor s = saved.get(e.getKey());
+                long[] want = e.getValue().sizes().vec().get();
+                long[] got = s.sizes().vec().get();
+                if (!Arrays.equals(want, got)) {
+                    throw new IllegalArgumentException("optimizer state '" + e.getKey() + "' has shape "
+                            + Arrays.toString(got) + " in the checkpoint but " + Arrays.toString(want) + " here");
+                }
+                e.getValue().copy_(s);
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+package dev.sparksft.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.model.ModelConfig;
+import dev.sparksft.model.ModelWeights;
+import dev.sparksft.model.Safetensors;
+import dev.sparksft.optim.Optimizer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.bytedeco.pytorch.Tensor;
+
+/**
+ * {@code checkpoint-<step>/} directories (DESIGN.md invariant 5): the model in HF layout (loadable
+ * on its own), optimizer state ({@code optimizer.safetensors}), and {@code trainer_state.json},
+ * which holds the step, the data position, the schedule and the seed the batch plan derives its
+ * permutations from (the only randomness of training). Written into a temporary directory and
+ * renamed, so a checkpoint either exists whole or not at all.
+ */
+public final class Checkpoints {
+    public static final String OPTIMIZER_FILE = "optimizer.safetensors";
+    public static final String STATE_FILE = "trainer_state.json";
+    private static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private Checkpoints() {}
+
+    /** A loaded checkpoint: where, the optimizer tensors and the trainer state. */
+    public record Loaded(Path dir, Map<String, Tensor> optimizerState, ObjectNode trainerState) {
+        public long step() {
+            return trainerState.get("global_step").asLong();
+        }
+    }
+
+    public static Path save(Path outputDir, long step, ModelConfig cfg, ModelWeights weights, Optimizer optimizer,
+                            ObjectNode trainerState, List<Path> extraFiles) throws IOException {
+        Path target = outputDir.resolve("checkpoint-" + step);
+        Path tmp = outputDir.resolve(".checkpoint-" + step + ".tmp");
+        deleteRecursively(tmp);
+        Files.createDirectories(tmp);
+        cfg.save(tmp);
+        weights.save(tmp, cfg.torchDtype());
+        Safetensors.write(tmp.resolve(OPTIMIZER_FILE), optimizer.state());
+        for (Path f : extraFiles) {
+            Files.copy(f, tmp.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+        }
+        Files.writeString(tmp.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(trainerState));
+        deleteRecursively(target); // a rerun of the same step replaces the old copy
+        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+        return target;
+    }
+
+    /** The checkpoint with the highest step in {@code outputDir}, if any. */
+    public static Optional<Path> latest(Path outputDir) throws IOException {
+        return list(outputDir).stream().reduce((a, b) -> b);
+    }
+
+    /** Complete checkpoints, by step. */
+    public static List<Path> list(Path outputDir) throws IOException {
+        if (!Files.isDirectory(outputDir)) {
+            return List.of();
+        }
+        try (Stream<Path> s = Files.list(outputDir)) {
+            return s.filter(p -> NAME.matcher(p.getFileName().toString()).matches() && Files.isDirectory(p)
+                            && Files.exists(p.resolve(STATE_FILE)))
+                    .sorted(Comparator.comparingLong(Checkpoints::stepOf)).toList();
+        }
+    }
+
+    /** Keeps the newest {@code limit} checkpoints. */
+    public static void rotate(Path outputDir, int limit) throws IOException {
+        List<Path> all = new ArrayList<>(list(outputDir));
+        while (all.size() > limit) {
+            deleteRecursively(all.remove(0));
+        }
+    }
+
+    public static Loaded load(Path dir) throws IOException {
+        Path state = dir.resolve(STATE_FILE);
+        Path optimizer = dir.resolve(OPTIMIZER_FILE);
+        if (!Files.isRegularFile(state) || !Files.isRegularFile(optimizer)) {
+            throw new IllegalArgumentException("resume_from_checkpoint: " + dir + " is not a spark-sft checkpoint (it needs "
+                    + STATE_FILE + " and " + OPTIMIZER_FILE + ")");
+        }
+        JsonNode s = JSON.readTree(state.toFile());
+        Safetensors.Header header = Safetensors.readHeader(optimizer);
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        for (Safetensors.Entry e : header.entries().values()) {
+            tensors.put(e.name(), Safetensors.readTensor(header, e));
+        }
+        return new Loaded(dir, tensors, (ObjectNode) s);
+    }
+
+    static long stepOf(Path p) {
+        Matcher m = NAME.matcher(p.getFileName().toString());
+        return m.matches() ? Long.parseLong(m.group(1)) : -1;
+    }
+
+    static void deleteRecursively(Path p) throws IOException {
+        if (!Files.exists(p)) {
+            return;
+        }
+        try (Stream<Path> walk = Files.walk(p)) {
+            for (Path q : walk.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(q);
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+package dev.sparksft.train;
+
+import dev.sparksft.data.Batch;
+import dev.sparksft.data.Collator;
+import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.loss.CausalLmLoss;
+import dev.sparksft.model.LlamaModel;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.LongOptional;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Teacher-forced evaluation: {@code loss} = total cross entropy over all labelled tokens of the
+ * set / their count (not a mean of batch means), and with {@code compute_accuracy}
+ * LLaMA-Factory's ComputeAccuracy: per example, the share of labelled positions where the argmax
+ * of logits[t] equals labels[t+1], averaged over examples.
+ */
+public final class Evaluator {
+    private Evaluator() {}
+
+    public static Map<String, Double> evaluate(LlamaModel model, List<TokenizedExample> examples, int batchSize,
+                                               int padId, boolean accuracy) {
+        double lossSum = 0;
+        long numTargets = 0;
+        double accuracySum = 0;
+        int accuracyCount = 0;
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            for (int from = 0; from < examples.size(); from += batchSize) {
+                try (PointerScope scope = new PointerScope()) {
+                    Batch b = Collator.rightPadded(examples.subList(from, Math.min(examples.size(), from + batchSize)),
+                            padId, 8);
+                    Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
+                    lossSum += CausalLmLoss.tokenLosses(logits, b.labels()).sum().item_double();
+                    numTargets += CausalLmLoss.countTargets(b.labels());
+                    if (accuracy) {
+                        long seq = b.seqLen();
+                        Tensor preds = logits.narrow(1, 0, seq - 1).argmax(new LongOptional(-1), false);  // (batch, seq-1)
+                        Tensor labels = b.labels().narrow(1, 1, seq - 1);
+                        Tensor valid = labels.ne(new Scalar(CausalLmLoss.IGNORE_INDEX));
+                        Tensor correct = preds.eq(labels).logical_and(valid).to(ScalarType.Float).sum(new long[] {1});
+                        Tensor counts = valid.to(ScalarType.Float).sum(new long[] {1});
+                        for (int r = 0; r < b.size(); r++) {
+                            double n = counts.get(r).item_double();
+                            if (n > 0) { // examples without labels have no accuracy (numpy would give nan)
+                                accuracySum += correct.get(r).item_double() / n;
+                                accuracyCount++;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Map<String, Double> metrics = new LinkedHashMap<>();
+        metrics.put("loss", numTargets == 0 ? Double.NaN : lossSum / numTargets);
+        if (accuracy) {
+            metrics.put("accuracy", accuracyCount == 0 ? Double.NaN : accuracySum / accuracyCount);
+        }
+        return metrics;
+    }
+}

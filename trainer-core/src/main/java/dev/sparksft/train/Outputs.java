@@ -1,0 +1,116 @@
+package dev.sparksft.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.model.ModelConfig;
+import dev.sparksft.model.ModelWeights;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * The output directory of a run, with LLaMA-Factory's file names: the final model in HF layout
+ * (config.json, safetensors, generation_config.json, tokenizer files), checkpoint-N/,
+ * trainer_log.jsonl, trainer_state.json, train_results.json, eval_results.json,
+ * all_results.json and training_loss.png.
+ */
+public final class Outputs {
+    static final List<String> SIDE_FILES = List.of("generation_config.json", "tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model");
+    private static final List<String> RUN_FILES = List.of(TrainerLog.FILE, Checkpoints.STATE_FILE, "train_results.json",
+            "eval_results.json", "all_results.json", "training_loss.png", "config.json", ModelWeights.SINGLE_FILE,
+            ModelWeights.INDEX_FILE);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Path dir;
+    private final Path modelDir;
+
+    private Outputs(Path dir, Path modelDir) {
+        this.dir = dir;
+        this.modelDir = modelDir;
+    }
+
+    /**
+     * Opens {@code dir} for a run. A directory that already holds another run's files is refused
+     * unless {@code overwrite} (those files are then removed) or the run resumes from it.
+     */
+    public static Outputs prepare(Path dir, Path modelDir, boolean overwrite, boolean resuming) throws IOException {
+        if (Files.exists(dir) && !Files.isDirectory(dir)) {
+            throw new IllegalArgumentException("output_dir " + dir + " is a file; point output_dir at a directory");
+        }
+        Files.createDirectories(dir);
+        List<Path> previous = previousRun(dir);
+        if (!previous.isEmpty() && !resuming) {
+            if (!overwrite) {
+                throw new IllegalArgumentException("output_dir " + dir + " already holds another run ("
+                        + previous.stream().map(p -> p.getFileName().toString()).limit(4).toList()
+                        + "); set overwrite_output_dir: true to replace it, or resume_from_checkpoint: true to continue it");
+            }
+            for (Path p : previous) {
+                Checkpoints.deleteRecursively(p);
+            }
+        }
+        return new Outputs(dir, modelDir);
+    }
+
+    private static List<Path> previousRun(Path dir) throws IOException {
+        List<Path> found = new ArrayList<>();
+        try (Stream<Path> s = Files.list(dir)) {
+            s.filter(p -> {
+                String n = p.getFileName().toString();
+                return RUN_FILES.contains(n) || n.startsWith("checkpoint-") || n.startsWith("model-")
+                        && n.endsWith(".safetensors");
+            }).sorted().forEach(found::add);
+        }
+        return found;
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    /** Tokenizer and generation files of the source model, copied next to every saved model. */
+    public List<Path> modelSideFiles() {
+        return SIDE_FILES.stream().map(modelDir::resolve).filter(Files::isRegularFile).toList();
+    }
+
+    /** The final model, loadable by the foundation loader and by transformers. */
+    public void saveModel(ModelConfig cfg, ModelWeights weights) throws IOException {
+        cfg.save(dir);
+        weights.save(dir, cfg.torchDtype());
+        for (Path f : modelSideFiles()) {
+            Files.copy(f, dir.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+        }
+    }
+
+    public void writeTrainerState(ObjectNode state) throws IOException {
+        writeJson(Checkpoints.STATE_FILE, state);
+    }
+
+    /** {@code <name>_results.json}, and the merged all_results.json. */
+    public void writeResults(String name, Map<String, Object> results) throws IOException {
+        writeJson(name + "_results.json", JSON.valueToTree(results));
+        Path all = dir.resolve("all_results.json");
+        ObjectNode merged = Files.exists(all) ? (ObjectNode) JSON.readTree(all.toFile()) : JSON.createObjectNode();
+        merged.setAll((ObjectNode) JSON.valueToTree(results));
+        writeJson("all_results.json", merged);
+    }
+
+    public void plotLoss(List<double[]> points) throws IOException {
+        if (points.isEmpty()) {
+            return;
+        }
+        LossPlot.write(dir.resolve("training_loss.png"), points, "training loss of " + dir.getFileName());
+    }
+
+    private void writeJson(String name, Object node) throws IOException {
+        Path tmp = dir.resolve(name + ".tmp");
+        Files.writeString(tmp, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node));
+        Files.move(tmp, dir.resolve(name), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    }
+}

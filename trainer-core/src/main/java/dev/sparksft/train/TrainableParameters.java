@@ -1,0 +1,78 @@
+package dev.sparksft.train;
+
+import dev.sparksft.config.FinetuningArguments;
+import dev.sparksft.model.ModelConfig;
+import dev.sparksft.model.ModelWeights;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.bytedeco.pytorch.Tensor;
+
+/**
+ * Chooses the parameters that train and marks them {@code requires_grad}: all of them for
+ * {@code finetuning_type: full}; for {@code freeze}, LLaMA-Factory's rule: the last n decoder
+ * layers ({@code freeze_trainable_layers: n}, or the first -n when negative), only the named
+ * submodules of them ({@code freeze_trainable_modules}, "all" for every one), plus the
+ * non-layer modules named in {@code freeze_extra_modules} (embed_tokens, norm, lm_head).
+ */
+public final class TrainableParameters {
+    private TrainableParameters() {}
+
+    public static Map<String, Tensor> select(ModelConfig cfg, ModelWeights weights, FinetuningArguments ft) {
+        List<String> patterns = new ArrayList<>();
+        boolean all = ft.finetuningType().equals("full");
+        if (!all) {
+            int n = cfg.numLayers();
+            int k = ft.freezeTrainableLayers();
+            int from = k > 0 ? Math.max(0, n - k) : 0;
+            int to = k > 0 ? n : Math.min(-k, n);
+            Set<String> hidden = new LinkedHashSet<>();
+            Set<String> nonHidden = new LinkedHashSet<>();
+            for (String name : weights.tensors().keySet()) {
+                if (name.contains(".0.")) {
+                    hidden.add(name.substring(name.indexOf(".0.") + 3).split("\\.")[0]);
+                }
+                if (!name.matches(".*\\.\\d+\\..*")) {
+                    String[] parts = name.split("\\.");
+                    nonHidden.add(parts[parts.length - 2]);
+                }
+            }
+            for (String module : ft.freezeTrainableModules()) {
+                if (!module.equals("all") && !hidden.contains(module)) {
+                    throw new IllegalArgumentException("freeze_trainable_modules: module '" + module
+                            + "' is not found; choose from " + String.join(", ", hidden) + " or all");
+                }
+                for (int i = from; i < to; i++) {
+                    patterns.add("." + i + "." + (module.equals("all") ? "" : module));
+                }
+            }
+            for (String module : ft.freezeExtraModules()) {
+                if (!nonHidden.contains(module)) {
+                    throw new IllegalArgumentException("freeze_extra_modules: module '" + module
+                            + "' is not found; choose from " + String.join(", ", nonHidden));
+                }
+                patterns.add(module);
+            }
+        }
+        Map<String, Tensor> trainable = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : weights.tensors().entrySet()) {
+            String name = e.getKey();
+            boolean trains = all || patterns.stream().anyMatch(name::contains);
+            if (name.equals("lm_head.weight") && cfg.tieWordEmbeddings()) {
+                trains = false; // the head is the embedding; train it through embed_tokens
+            }
+            e.getValue().set_requires_grad(trains);
+            if (trains) {
+                trainable.put(name, e.getValue());
+            }
+        }
+        if (trainable.isEmpty()) {
+            throw new IllegalArgumentException("no parameter is trainable with finetuning_type " + ft.finetuningType()
+                    + " and freeze_trainable_layers " + ft.freezeTrainableLayers());
+        }
+        return trainable;
+    }
+}

@@ -1,0 +1,266 @@
+package dev.sparksft.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.config.FinetuningArguments;
+import dev.sparksft.config.TrainingArguments;
+import dev.sparksft.data.Batch;
+import dev.sparksft.data.Collator;
+import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.dist.World;
+import dev.sparksft.loss.CausalLmLoss;
+import dev.sparksft.loss.SftLoss;
+import dev.sparksft.model.LlamaModel;
+import dev.sparksft.optim.AdamW;
+import dev.sparksft.optim.GradClip;
+import dev.sparksft.optim.Optimizer;
+import dev.sparksft.optim.OptimizerState;
+import dev.sparksft.optim.Sgd;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The SFT loop of one rank (the seed's CustomSeq2SeqTrainer.train, DESIGN.md invariants 1-3):
+ * per optimizer step, the examples come from the {@link BatchPlan}; the number N of labelled
+ * targets of the whole step (all micro-batches, all ranks) is all-reduced first; every
+ * micro-batch backpropagates sum(token losses) / N; gradients are all-reduced with SUM, clipped
+ * to max_grad_norm and applied with the scheduled learning rate. The logged loss is the exact
+ * per-step mean sum / N.
+ */
+public final class Trainer {
+    private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final TrainingArguments args;
+    private final FinetuningArguments ft;
+    private final LlamaModel model;
+    private final Map<String, Tensor> trainable;
+    private final List<TokenizedExample> train;
+    private final List<TokenizedExample> eval;
+    private final World world;
+    private final int padId;
+    private final Outputs outputs;
+    private final Optimizer optimizer;
+    private final SftLoss loss;
+    private final BatchPlan plan;
+    private final long totalSteps;
+    private final LrSchedule schedule;
+
+    /** The outcome of {@link #train}: train_results.json's fields. */
+    public record Result(long globalStep, double epoch, double trainLoss, double runtimeSeconds, long numSamples) {}
+
+    public Trainer(TrainingArguments args, FinetuningArguments ft, LlamaModel model, List<TokenizedExample> train,
+                   List<TokenizedExample> eval, World world, int padId, Outputs outputs) {
+        this.args = args;
+        this.ft = ft;
+        this.model = model;
+        this.train = train;
+        this.eval = eval;
+        this.world = world;
+        this.padId = padId;
+        this.outputs = outputs;
+        this.trainable = TrainableParameters.select(model.config(), model.weights(), ft);
+        java.util.Set<String> noDecay = trainable.keySet().stream().filter(n -> !OptimizerState.decays(n))
+                .collect(Collectors.toSet());
+        this.optimizer = args.optim().equals("sgd") ? new Sgd(trainable, noDecay, args.weightDecay())
+                : new AdamW(trainable, noDecay, args.adamBeta1(), args.adamBeta2(), args.adamEpsilon(), args.weightDecay());
+        this.loss = new SftLoss(ft.useDftLoss() ? SftLoss.Kind.DFT : ft.useEaftLoss() ? SftLoss.Kind.EAFT
+                : SftLoss.Kind.CROSS_ENTROPY, ft.eaftAlpha());
+        int globalBatch = args.perRankBatch() * world.size();
+        this.plan = new BatchPlan(train.size(), globalBatch, args.seed(), !ft.disableShuffling());
+        this.totalSteps = args.maxSteps() > 0 ? args.maxSteps()
+                : (long) Math.ceil(args.numTrainEpochs() * plan.stepsPerEpoch());
+        int warmup = LrSchedule.warmupSteps(args.warmupSteps(), args.warmupRatio(), (int) totalSteps);
+        this.schedule = new LrSchedule(args.lrSchedulerType(), args.learningRate(), warmup, (int) totalSteps,
+                args.lrSchedulerKwargs());
+        long numParams = trainable.values().stream().mapToLong(Tensor::numel).sum();
+        LOG.info("training {} examples, {} steps ({} per epoch, global batch {} = {} x {} x {} ranks), {} trainable "
+                        + "parameters, {} warmup steps", train.size(), totalSteps, plan.stepsPerEpoch(), globalBatch,
+                args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps(), world.size(), numParams, warmup);
+    }
+
+    public long totalSteps() {
+        return totalSteps;
+    }
+
+    /** Trains from {@code resume} (null: from the start) to the last step, writing logs and checkpoints. */
+    public Result train(Checkpoints.Loaded resume) throws IOException {
+        long startStep = 0;
+        ArrayNode history = JSON.createArrayNode();
+        if (resume != null) {
+            checkCompatible(resume.trainerState());
+            optimizer.load(resume.optimizerState(), resume.trainerState().get("optimizer_steps").asLong());
+            startStep = resume.step();
+            history = (ArrayNode) resume.trainerState().get("log_history");
+            LOG.info("resuming from {} at step {}", resume.dir(), startStep);
+        }
+        TrainerLog log = new TrainerLog(outputs.dir(), totalSteps, startStep, history);
+        long start = System.nanoTime();
+        double lossSum = 0; // over the steps this run trained, for train_loss
+        double lossSinceLog = 0;
+        long stepsSinceLog = 0;
+        long tokensSinceLog = 0;
+        long logStart = System.nanoTime();
+        for (long step = startStep; step < totalSteps; step++) {
+            double stepLoss;
+            double gradNorm;
+            double lr = schedule.lr((int) step);
+            try (PointerScope scope = new PointerScope()) {
+                int[] stepExamples = plan.stepExamples(step);
+                List<List<TokenizedExample>> micros = new ArrayList<>();
+                long localTargets = 0;
+                for (int[] micro : BatchPlan.microBatches(stepExamples, world.rank(), world.size(),
+                        args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps())) {
+                    List<TokenizedExample> batch = new ArrayList<>();
+                    for (int i : micro) {
+                        batch.add(train.get(i));
+                        localTargets += targets(train.get(i));
+                        tokensSinceLog += train.get(i).length();
+                    }
+                    micros.add(batch);
+                }
+                long numTargets = world.allReduceSum(localTargets);        // N of the whole step
+                double localLossSum = 0;
+                for (List<TokenizedExample> batch : micros) {
+                    if (batch.isEmpty() || numTargets == 0) {
+                        continue; // no data on this rank for this micro-step: zero loss, zero gradient
+                    }
+                    try (PointerScope microScope = new PointerScope()) {
+                        Batch b = Collator.rightPadded(batch, padId, 8);
+                        Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
+                        Tensor sum = loss.sum(logits, b.labels());
+                        sum.div(new Scalar((double) numTargets)).backward();
+                        localLossSum += sum.item_double();
+                    }
+                }
+                world.allReduceSumInPlace(grads());
+                stepLoss = numTargets == 0 ? 0.0 : world.allReduceSum(localLossSum) / numTargets;
+                gradNorm = GradClip.clip(trainable.values(), args.maxGradNorm());
+                optimizer.step(lr);
+                zeroGrads();
+            }
+            long done = step + 1;
+            double epoch = (double) done / plan.stepsPerEpoch();
+            lossSum += stepLoss;
+            lossSinceLog += stepLoss;
+            stepsSinceLog++;
+            if (done % args.loggingSteps() == 0 || done == totalSteps) {
+                double seconds = (System.nanoTime() - logStart) / 1e9;
+                log.train(done, epoch, lossSinceLog / stepsSinceLog, schedule.lr((int) done), gradNorm,
+                        world.allReduceSum((double) tokensSinceLog) / seconds);
+                lossSinceLog = 0;
+                stepsSinceLog = 0;
+                tokensSinceLog = 0;
+                logStart = System.nanoTime();
+            }
+            boolean epochEnd = done % plan.stepsPerEpoch() == 0;
+            if (!eval.isEmpty() && (args.evalStrategy().equals("steps") && done % args.evalSteps() == 0
+                    || args.evalStrategy().equals("epoch") && epochEnd)) {
+                log.eval(done, epoch, evaluate());
+            }
+            if (done < totalSteps && (args.saveStrategy().equals("steps") && done % args.saveSteps() == 0
+                    || args.saveStrategy().equals("epoch") && epochEnd)) {
+                saveCheckpoint(done, epoch, log.history());
+            }
+        }
+        double runtime = (System.nanoTime() - start) / 1e9;
+        double epoch = (double) totalSteps / plan.stepsPerEpoch();
+        if (args.saveStrategy().equals("steps") || args.saveStrategy().equals("epoch")) {
+            saveCheckpoint(totalSteps, epoch, log.history());
+        }
+        outputs.writeTrainerState(state(totalSteps, epoch, log.history()));
+        if (ft.plotLoss() && world.isMain()) {
+            outputs.plotLoss(log.lossCurve());
+        }
+        double trainLoss = totalSteps > startStep ? lossSum / (totalSteps - startStep) : Double.NaN;
+        return new Result(totalSteps, epoch, trainLoss, runtime, (long) train.size());
+    }
+
+    /** Evaluation metrics on the eval set (no eval_ prefix). */
+    public Map<String, Double> evaluate() {
+        return Evaluator.evaluate(model, eval, args.perDeviceEvalBatchSize(), padId, ft.computeAccuracy());
+    }
+
+    private static long targets(TokenizedExample ex) {
+        long n = 0;
+        for (int i = 1; i < ex.length(); i++) {
+            if (ex.labels()[i] != CausalLmLoss.IGNORE_INDEX) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private List<Tensor> grads() {
+        List<Tensor> g = new ArrayList<>();
+        for (Tensor p : trainable.values()) {
+            Tensor grad = p.grad();
+            if (grad.defined()) {
+                g.add(grad);
+            }
+        }
+        return g;
+    }
+
+    private void zeroGrads() {
+        for (Tensor p : trainable.values()) {
+            Tensor g = p.grad();
+            if (g.defined()) {
+                g.zero_();
+            }
+        }
+    }
+
+    private void saveCheckpoint(long step, double epoch, ArrayNode history) throws IOException {
+        if (world.isMain()) {
+            Path dir = Checkpoints.save(outputs.dir(), step, model.config(), model.weights(), optimizer,
+                    state(step, epoch, history), outputs.modelSideFiles());
+            LOG.info("saved {}", dir);
+            if (args.saveTotalLimit() != null) {
+                Checkpoints.rotate(outputs.dir(), args.saveTotalLimit());
+            }
+        }
+    }
+
+    /** trainer_state.json: Hugging Face's fields plus what an exact resume needs. */
+    private ObjectNode state(long step, double epoch, ArrayNode history) {
+        ObjectNode s = JSON.createObjectNode();
+        s.put("global_step", step).put("max_steps", totalSteps).put("epoch", epoch)
+                .put("num_train_epochs", Math.ceil((double) totalSteps / plan.stepsPerEpoch()))
+                .put("logging_steps", args.loggingSteps()).put("eval_steps", args.evalSteps())
+                .put("save_steps", args.saveSteps()).put("train_batch_size", args.perDeviceTrainBatchSize());
+        s.set("log_history", history.deepCopy());
+        // what makes the resumed run see exactly the batches the uninterrupted one would have seen
+        s.put("optimizer_steps", optimizer.numSteps()).put("seed", args.seed())
+                .put("num_examples", train.size()).put("global_batch_size", args.perRankBatch() * world.size())
+                .put("shuffle", !ft.disableShuffling()).put("lr_scheduler_type", args.lrSchedulerType());
+        return s;
+    }
+
+    private void checkCompatible(ObjectNode saved) {
+        Map<String, Object> now = new LinkedHashMap<>();
+        now.put("seed", (long) args.seed());
+        now.put("num_examples", (long) train.size());
+        now.put("global_batch_size", (long) args.perRankBatch() * world.size());
+        now.put("max_steps", totalSteps);
+        for (Map.Entry<String, Object> e : now.entrySet()) {
+            long was = saved.path(e.getKey()).asLong(-1);
+            if (was != (Long) e.getValue()) {
+                throw new IllegalArgumentException("resume_from_checkpoint: the checkpoint was written with " + e.getKey()
+                        + " = " + was + " but this run has " + e.getValue() + "; resuming would replay different "
+                        + "batches. Use the checkpoint's settings or start a new output_dir");
+            }
+        }
+    }
+}

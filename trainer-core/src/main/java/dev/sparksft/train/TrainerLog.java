@@ -1,0 +1,121 @@
+package dev.sparksft.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * What a run reports: a console progress line, LLaMA-Factory's {@code trainer_log.jsonl} (one
+ * line per logging or evaluation step), and the Hugging Face {@code log_history} that goes into
+ * {@code trainer_state.json}. A resumed run keeps the lines up to its checkpoint and appends.
+ */
+public final class TrainerLog {
+    public static final String FILE = "trainer_log.jsonl";
+    private static final Logger LOG = LoggerFactory.getLogger(TrainerLog.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Path file;
+    private final long totalSteps;
+    private final ArrayNode history;
+    private final long startNanos = System.nanoTime();
+    private final long startStep;
+
+    /** @param history log_history restored from a checkpoint (empty for a new run) */
+    public TrainerLog(Path outputDir, long totalSteps, long startStep, ArrayNode history) throws IOException {
+        this.file = outputDir.resolve(FILE);
+        this.totalSteps = totalSteps;
+        this.startStep = startStep;
+        this.history = history;
+        List<String> kept = new ArrayList<>();
+        if (startStep > 0 && Files.exists(file)) {
+            for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+                if (!line.isBlank() && JSON.readTree(line).path("current_steps").asLong() <= startStep) {
+                    kept.add(line);
+                }
+            }
+        }
+        Files.write(file, kept, StandardCharsets.UTF_8);
+    }
+
+    public ArrayNode history() {
+        return history;
+    }
+
+    /** A training log row after {@code step} updates. */
+    public void train(long step, double epoch, double loss, double lr, double gradNorm, double tokensPerSecond)
+            throws IOException {
+        ObjectNode h = history.addObject();
+        h.put("loss", round(loss, 4)).put("grad_norm", gradNorm).put("learning_rate", lr).put("epoch", round(epoch, 4))
+                .put("step", step);
+        ObjectNode row = row(step, epoch);
+        row.put("loss", round(loss, 4)).put("lr", lr).put("grad_norm", round(gradNorm, 4))
+                .put("tokens_per_second", Math.round(tokensPerSecond));
+        append(row);
+        LOG.info("step {}/{} | loss {} | lr {} | grad_norm {} | {} tok/s | epoch {} | elapsed {} | eta {}", step, totalSteps,
+                String.format("%.4f", loss), String.format("%.3e", lr), String.format("%.3f", gradNorm),
+                Math.round(tokensPerSecond), String.format("%.2f", epoch), row.get("elapsed_time").asText(),
+                row.get("remaining_time").asText());
+    }
+
+    /** An evaluation row; metric names without the eval_ prefix. */
+    public void eval(long step, double epoch, Map<String, Double> metrics) throws IOException {
+        ObjectNode h = history.addObject();
+        ObjectNode row = row(step, epoch);
+        StringBuilder line = new StringBuilder("eval at step " + step + ":");
+        metrics.forEach((k, v) -> {
+            h.put("eval_" + k, v);
+            row.put("eval_" + k, round(v, 4));
+            line.append(' ').append("eval_").append(k).append(' ').append(String.format("%.4f", v));
+        });
+        h.put("epoch", round(epoch, 4)).put("step", step);
+        append(row);
+        LOG.info(line.toString());
+    }
+
+    private ObjectNode row(long step, double epoch) {
+        double elapsed = (System.nanoTime() - startNanos) / 1e9;
+        double perStep = elapsed / Math.max(1, step - startStep);
+        ObjectNode row = JSON.createObjectNode();
+        row.put("current_steps", step).put("total_steps", totalSteps).put("epoch", round(epoch, 2))
+                .put("percentage", round(100.0 * step / totalSteps, 2))
+                .put("elapsed_time", hms(elapsed)).put("remaining_time", hms(perStep * (totalSteps - step)));
+        return row;
+    }
+
+    private void append(JsonNode row) throws IOException {
+        Files.writeString(file, JSON.writeValueAsString(row) + "\n", StandardCharsets.UTF_8, StandardOpenOption.APPEND);
+    }
+
+    /** Loss points of the training rows, for the plot. */
+    public List<double[]> lossCurve() {
+        List<double[]> points = new ArrayList<>();
+        history.forEach(h -> {
+            if (h.has("loss")) {
+                points.add(new double[] {h.get("step").asDouble(), h.get("loss").asDouble()});
+            }
+        });
+        return points;
+    }
+
+    /** "H:MM:SS" as Python's str(timedelta) prints whole seconds. */
+    static String hms(double seconds) {
+        long s = Math.max(0, Math.round(seconds));
+        return String.format("%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60);
+    }
+
+    static double round(double v, int places) {
+        double scale = Math.pow(10, places);
+        return Math.round(v * scale) / scale;
+    }
+}
