@@ -18,6 +18,7 @@ public final class SftMain {
               make-dataset --task {reverse,sort} --out FILE.jsonl [--num N] [--max-len L] [--seed S]
               tokenize CONFIG.yaml [key=value ...]
               train CONFIG.yaml [key=value ...]
+              score CONFIG.yaml [key=value ...]        (exact match of greedy answers on the eval set)
             """;
 
     private SftMain() {}
@@ -73,6 +74,12 @@ public final class SftMain {
                     throw new IllegalArgumentException("train needs CONFIG.yaml\n" + USAGE);
                 }
                 TrainCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
+            }
+            case "score" -> {
+                if (rest.isEmpty()) {
+                    throw new IllegalArgumentException("score needs CONFIG.yaml\n" + USAGE);
+                }
+                ScoreCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())), 32);
             }
             default -> throw new IllegalArgumentException("unknown command '" + args[0] + "'\n" + USAGE);
         }

@@ -27,9 +27,16 @@ public final class CausalLmLoss {
         Tensor shiftLabels = labels.narrow(1, 1, seq - 1);           // (batch, seq-1)
         Tensor valid = shiftLabels.ne(new Scalar(IGNORE_INDEX));     // (batch, seq-1) bool
         Tensor safeLabels = shiftLabels.masked_fill(valid.logical_not(), new Scalar(0));
-        Tensor logProbs = torch.log_softmax(shiftLogits.to(torch.ScalarType.Float), -1);
+        Tensor logProbs = torch.log_softmax(atLeastFloat32(shiftLogits), -1);
         Tensor nll = logProbs.gather(-1, safeLabels.unsqueeze(-1)).squeeze(-1).neg();
         return nll.masked_fill(valid.logical_not(), new Scalar(0.0));
+    }
+
+    /** Half-precision logits are upcast (as transformers does) before the softmax; float64 stays. */
+    static Tensor atLeastFloat32(Tensor t) {
+        int type = t.scalar_type().value;
+        boolean half = type == torch.ScalarType.Half.value || type == torch.ScalarType.BFloat16.value;
+        return half ? t.to(torch.ScalarType.Float) : t;
     }
 
     /** Number of labelled (non-ignored) targets after the shift: the loss normaliser N. */

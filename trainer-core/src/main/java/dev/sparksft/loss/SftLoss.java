@@ -46,7 +46,7 @@ public final class SftLoss {
                 weight = ce.detach().neg().exp();                    // p(label)
             } else {
                 long seq = logits.size(1);
-                Tensor shifted = logits.narrow(1, 0, seq - 1).detach().to(torch.ScalarType.Float);
+                Tensor shifted = CausalLmLoss.atLeastFloat32(logits.narrow(1, 0, seq - 1).detach());
                 int k = (int) Math.min(EAFT_TOP_K, shifted.size(-1));
                 Tensor top = torch.topk(shifted, k).get0();           // (batch, seq-1, k)
                 Tensor logp = top.sub(torch.logsumexp(top, new long[] {-1}, true));

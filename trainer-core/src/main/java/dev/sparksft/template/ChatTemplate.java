@@ -121,6 +121,40 @@ public record ChatTemplate(
         return turns;
     }
 
+    /**
+     * LLaMA-Factory's {@code encode_oneturn}, the prompt of a generation: every message but the last
+     * is the prompt, the last one the response. Reasoning templates drop the thoughts of earlier
+     * replies (unless {@code preserveThinking}) and handle the empty think block as in training.
+     */
+    public Turn encodeOneturn(Tokenizer tok, List<Message> messages, String systemPrompt, boolean enableThinking,
+                              boolean preserveThinking) {
+        List<Message> msgs = new ArrayList<>(messages);
+        if (reasoning) {
+            if (!preserveThinking) {
+                for (int i = 1; i < msgs.size() - 2; i += 2) {
+                    msgs.set(i, msgs.get(i).withContent(removeThought(msgs.get(i).content())));
+                }
+            }
+            if (!enableThinking) {
+                int last = msgs.size() - 1;
+                msgs.set(last, msgs.get(last).withContent(removeThought(msgs.get(last).content())));
+            }
+        }
+        List<int[]> encoded = encode(tok, msgs, systemPrompt);
+        int[] prompt = concat(encoded.subList(0, encoded.size() - 1).toArray(new int[0][]));
+        int[] response = encoded.get(encoded.size() - 1);
+        String reply = msgs.get(msgs.size() - 1).content();
+        if (reasoning && !reply.contains(thoughtOpen.strip()) && !reply.contains(thoughtClose.strip())) {
+            int[] emptyThought = tok.encode(thoughtOpen + thoughtClose);
+            if (enableThinking) {
+                response = concat(emptyThought, response);
+            } else {
+                prompt = concat(prompt, emptyThought);
+            }
+        }
+        return new Turn(prompt, response);
+    }
+
     /** One token list per message. */
     private List<int[]> encode(Tokenizer tok, List<Message> messages, String systemPrompt) {
         String sys = systemPrompt == null || systemPrompt.isEmpty() ? defaultSystem : systemPrompt;

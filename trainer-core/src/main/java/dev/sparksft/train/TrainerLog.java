@@ -59,12 +59,13 @@ public final class TrainerLog {
         h.put("loss", round(loss, 4)).put("grad_norm", gradNorm).put("learning_rate", lr).put("epoch", round(epoch, 4))
                 .put("step", step);
         ObjectNode row = row(step, epoch);
+        long rssMb = residentMegabytes();
         row.put("loss", round(loss, 4)).put("lr", lr).put("grad_norm", round(gradNorm, 4))
-                .put("tokens_per_second", Math.round(tokensPerSecond));
+                .put("tokens_per_second", Math.round(tokensPerSecond)).put("rss_mb", rssMb);
         append(row);
-        LOG.info("step {}/{} | loss {} | lr {} | grad_norm {} | {} tok/s | epoch {} | elapsed {} | eta {}", step, totalSteps,
-                String.format("%.4f", loss), String.format("%.3e", lr), String.format("%.3f", gradNorm),
-                Math.round(tokensPerSecond), String.format("%.2f", epoch), row.get("elapsed_time").asText(),
+        LOG.info("step {}/{} | loss {} | lr {} | grad_norm {} | {} tok/s | epoch {} | rss {} MB | elapsed {} | eta {}",
+                step, totalSteps, String.format("%.4f", loss), String.format("%.3e", lr), String.format("%.3f", gradNorm),
+                Math.round(tokensPerSecond), String.format("%.2f", epoch), rssMb, row.get("elapsed_time").asText(),
                 row.get("remaining_time").asText());
     }
 
@@ -106,6 +107,23 @@ public final class TrainerLog {
             }
         });
         return points;
+    }
+
+    /**
+     * Resident memory of this process in MB (VmRSS of /proc/self/status; -1 where there is none).
+     * Logged because libtorch's native allocations are invisible to the JVM's own counters.
+     */
+    static long residentMegabytes() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmRSS:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024;
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            return -1;
+        }
+        return -1;
     }
 
     /** "H:MM:SS" as Python's str(timedelta) prints whole seconds. */

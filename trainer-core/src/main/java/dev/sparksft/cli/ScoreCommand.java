@@ -1,0 +1,76 @@
+package dev.sparksft.cli;
+
+import dev.sparksft.config.SftConfig;
+import dev.sparksft.data.Conversation;
+import dev.sparksft.generate.GreedyGenerator;
+import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.ModelConfig;
+import dev.sparksft.model.ModelWeights;
+import dev.sparksft.runtime.Torch;
+import dev.sparksft.template.ChatTemplate;
+import dev.sparksft.tokenizer.Tokenizer;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@code sft score CONFIG.yaml [key=value ...]}: greedy generation with the trained model in
+ * output_dir for every example of the eval set, and the exact-match rate of the answers (the
+ * generated text equals the reference response, both decoded without special tokens and
+ * trimmed).
+ */
+public final class ScoreCommand {
+    private static final Logger LOG = LoggerFactory.getLogger(ScoreCommand.class);
+    private static final int BATCH = 64;
+
+    private ScoreCommand() {}
+
+    /** @return the exact-match rate in [0, 1] */
+    public static double run(SftConfig config, int maxNewTokens) throws IOException {
+        if (config.training().outputDir() == null) {
+            throw new IllegalArgumentException("output_dir is required: score reads the trained model from it");
+        }
+        Torch.load(config.training().numThreads());
+        Path modelDir = Path.of(config.training().outputDir());
+        try (Tokenizer raw = Tokenizer.load(modelDir)) {
+            PreparedData data = PreparedData.load(config, raw, config.training().seed());
+            if (data.eval().isEmpty()) {
+                throw new IllegalArgumentException("score needs an eval set: set eval_dataset or val_size");
+            }
+            ModelConfig cfg = ModelConfig.load(modelDir);
+            LlamaModel model = new LlamaModel(cfg, ModelWeights.load(modelDir, cfg));
+            Tokenizer tok = data.tokenizer();
+            ChatTemplate template = data.template();
+            List<int[]> prompts = new ArrayList<>();
+            List<String> references = new ArrayList<>();
+            for (Conversation c : data.eval()) {
+                prompts.add(template.encodeOneturn(tok, c.messages(), c.system(), config.data().enableThinking(),
+                        config.data().preserveThinking()).source());
+                references.add(c.response().get(0).content().strip());
+            }
+            int matches = 0;
+            for (int from = 0; from < prompts.size(); from += BATCH) {
+                List<int[]> batch = prompts.subList(from, Math.min(prompts.size(), from + BATCH));
+                List<int[]> out = GreedyGenerator.generate(model, batch, maxNewTokens,
+                        new HashSet<>(template.stopTokenIds(tok)), tok.padId());
+                for (int i = 0; i < out.size(); i++) {
+                    String predicted = tok.decode(out.get(i), true).strip();
+                    String reference = references.get(from + i);
+                    if (predicted.equals(reference)) {
+                        matches++;
+                    } else if (from + i < 3 || LOG.isDebugEnabled()) {
+                        LOG.info("mismatch: expected '{}', generated '{}'", reference, predicted);
+                    }
+                }
+            }
+            double rate = (double) matches / prompts.size();
+            LOG.info("exact match on {} held-out examples: {}/{} = {}%", prompts.size(), matches, prompts.size(),
+                    String.format("%.1f", 100 * rate));
+            return rate;
+        }
+    }
+}
