@@ -21,7 +21,7 @@ import org.slf4j.LoggerFactory;
  * {@code sft score CONFIG.yaml [key=value ...]}: greedy generation with the trained model in
  * output_dir for every example of the eval set, and the exact-match rate of the answers (the
  * generated text equals the reference response, both decoded without special tokens and
- * trimmed).
+ * trimmed), also written to {@code output_dir/score_results.json}.
  */
 public final class ScoreCommand {
     private static final Logger LOG = LoggerFactory.getLogger(ScoreCommand.class);
@@ -53,6 +53,7 @@ public final class ScoreCommand {
                 references.add(c.response().get(0).content().strip());
             }
             int matches = 0;
+            int shown = 0;
             for (int from = 0; from < prompts.size(); from += BATCH) {
                 List<int[]> batch = prompts.subList(from, Math.min(prompts.size(), from + BATCH));
                 List<int[]> out = GreedyGenerator.generate(model, batch, maxNewTokens,
@@ -62,12 +63,18 @@ public final class ScoreCommand {
                     String reference = references.get(from + i);
                     if (predicted.equals(reference)) {
                         matches++;
-                    } else if (from + i < 3 || LOG.isDebugEnabled()) {
+                    } else if (shown++ < 3) {
                         LOG.info("mismatch: expected '{}', generated '{}'", reference, predicted);
                     }
                 }
             }
             double rate = (double) matches / prompts.size();
+            java.util.Map<String, Object> results = new java.util.LinkedHashMap<>();
+            results.put("exact_match", rate);
+            results.put("num_examples", prompts.size());
+            java.nio.file.Files.writeString(modelDir.resolve("score_results.json"),
+                    new com.fasterxml.jackson.databind.ObjectMapper().writerWithDefaultPrettyPrinter()
+                            .writeValueAsString(results));
             LOG.info("exact match on {} held-out examples: {}/{} = {}%", prompts.size(), matches, prompts.size(),
                     String.format("%.1f", 100 * rate));
             return rate;

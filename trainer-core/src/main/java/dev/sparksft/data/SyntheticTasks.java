@@ -12,7 +12,8 @@ import java.util.Random;
 
 /**
  * Instruction datasets the project generates itself, small enough for a tiny model to learn from
- * scratch on a CPU: reverse a short string, or sort its letters. Rows are alpaca JSONL.
+ * scratch on a CPU: reverse a short string, or sort its letters. Strings are 3..maxLen distinct
+ * lowercase letters (no repeats, so answers need no counting). Rows are alpaca JSONL.
  */
 public final class SyntheticTasks {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -33,8 +34,9 @@ public final class SyntheticTasks {
 
     /** Writes {@code numExamples} rows of {@code task} on random strings of 3..maxLen letters. */
     public static void write(Task task, Path file, int numExamples, int maxLen, long seed) throws IOException {
-        if (numExamples < 1 || maxLen < 3) {
-            throw new IllegalArgumentException("need at least 1 example and strings of at least 3 letters");
+        if (numExamples < 1 || maxLen < 3 || maxLen > LETTERS.length()) {
+            throw new IllegalArgumentException("need at least 1 example and strings of 3.." + LETTERS.length()
+                    + " letters, got --num " + numExamples + " --max-len " + maxLen);
         }
         Random rng = new Random(seed);
         if (file.getParent() != null) {
@@ -42,9 +44,14 @@ public final class SyntheticTasks {
         }
         try (BufferedWriter w = Files.newBufferedWriter(file, StandardCharsets.UTF_8)) {
             for (int i = 0; i < numExamples; i++) {
+                char[] pool = LETTERS.toCharArray();
                 char[] s = new char[3 + rng.nextInt(maxLen - 2)];
-                for (int j = 0; j < s.length; j++) {
-                    s[j] = LETTERS.charAt(rng.nextInt(LETTERS.length()));
+                for (int j = 0; j < s.length; j++) { // a partial Fisher-Yates draw: distinct letters
+                    int k = j + rng.nextInt(pool.length - j);
+                    char t = pool[j];
+                    pool[j] = pool[k];
+                    pool[k] = t;
+                    s[j] = pool[j];
                 }
                 String input = new String(s);
                 ObjectNode row = JSON.createObjectNode();
