@@ -39,8 +39,9 @@ public final class MakeTinyModel {
     private static final double INITIALIZER_RANGE = 0.02;
 
     /** The architecture options of the command line. */
+    /** @param ropeTheta 0 for the architecture's usual value */
     public record Options(String arch, Path out, long seed, int hidden, int layers, int heads, int kvHeads,
-                          int intermediate, Path tokenizer, int merges) {
+                          int intermediate, Path tokenizer, int merges, double ropeTheta) {
         public Options {
             List<String> problems = new java.util.ArrayList<>();
             if (!ModelConfig.MODEL_TYPES.contains(arch)) {
@@ -58,6 +59,9 @@ public final class MakeTinyModel {
                 if (heads % kvHeads != 0) {
                     problems.add("--heads (" + heads + ") must be a multiple of --kv-heads (" + kvHeads + ")");
                 }
+            }
+            if (ropeTheta < 0) {
+                problems.add("--rope-theta must be > 0, got " + ropeTheta);
             }
             if (merges < 0) {
                 problems.add("--merges must be >= 0, got " + merges);
@@ -130,7 +134,8 @@ public final class MakeTinyModel {
         c.put("vocab_size", tok.vocabSize());
         c.put("max_position_embeddings", 4096);
         c.put("rms_norm_eps", 1e-6);
-        c.put("rope_theta", o.arch().equals("llama") ? 500000.0 : o.arch().equals("mistral") ? 10000.0 : 1000000.0);
+        double usualTheta = o.arch().equals("llama") ? 500000.0 : o.arch().equals("mistral") ? 10000.0 : 1000000.0;
+        c.put("rope_theta", o.ropeTheta() > 0 ? o.ropeTheta() : usualTheta);
         c.put("hidden_act", "silu");
         c.put("initializer_range", INITIALIZER_RANGE);
         c.put("tie_word_embeddings", o.arch().startsWith("qwen"));

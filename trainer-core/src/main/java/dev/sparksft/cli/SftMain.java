@@ -15,6 +15,7 @@ public final class SftMain {
             usage: sft <command> [options]
               make-tiny-model --arch {llama,qwen2,qwen3,mistral} --out DIR [--seed N] [--hidden H] [--layers L]
                               [--heads A] [--kv-heads K] [--intermediate I] [--tokenizer DIR] [--merges M]
+                              [--rope-theta T]
               make-dataset --task {reverse,sort} --out FILE.jsonl [--num N] [--max-len L] [--seed S]
               tokenize CONFIG.yaml [key=value ...]
               train CONFIG.yaml [key=value ...]
@@ -87,14 +88,14 @@ public final class SftMain {
 
     static MakeTinyModel.Options parseTinyModel(List<String> args) {
         Map<String, String> flags = flags(args, List.of("--arch", "--out", "--seed", "--hidden", "--layers", "--heads",
-                "--kv-heads", "--intermediate", "--tokenizer", "--merges"), "make-tiny-model");
+                "--kv-heads", "--intermediate", "--tokenizer", "--merges", "--rope-theta"), "make-tiny-model");
         String out = flags.get("--out");
         String tokenizer = flags.get("--tokenizer");
         return new MakeTinyModel.Options(flags.getOrDefault("--arch", ""), out == null ? null : Path.of(out),
                 number(flags, "--seed", 0), (int) number(flags, "--hidden", 128), (int) number(flags, "--layers", 4),
                 (int) number(flags, "--heads", 4), (int) number(flags, "--kv-heads", 2),
                 (int) number(flags, "--intermediate", 384), tokenizer == null ? null : Path.of(tokenizer),
-                (int) number(flags, "--merges", 256));
+                (int) number(flags, "--merges", 256), real(flags, "--rope-theta", 0));
     }
 
     /** "--flag value" pairs, each flag one of {@code allowed}. */
@@ -112,6 +113,15 @@ public final class SftMain {
             flags.put(f, args.get(++i));
         }
         return flags;
+    }
+
+    private static double real(Map<String, String> flags, String flag, double fallback) {
+        String v = flags.get(flag);
+        try {
+            return v == null ? fallback : Double.parseDouble(v);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(flag + " must be a number, got '" + v + "'");
+        }
     }
 
     private static long number(Map<String, String> flags, String flag, long fallback) {

@@ -37,7 +37,7 @@ class TrainerTest {
     static void tinyModelAndData() throws Exception {
         Torch.load(1);
         model = shared.resolve("model");
-        MakeTinyModel.run(new MakeTinyModel.Options("llama", model, 3, 32, 2, 4, 2, 64, null, 0));
+        MakeTinyModel.run(new MakeTinyModel.Options("llama", model, 3, 32, 2, 4, 2, 64, null, 0, 0));
         data = shared.resolve("data");
         Files.createDirectories(data);
         // 7 examples of very different lengths (1..120 letters): with a global batch of 4 the
