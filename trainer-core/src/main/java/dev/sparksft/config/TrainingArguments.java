@@ -65,9 +65,9 @@ public record TrainingArguments(
         warmupRatio = warmupRatio == null ? 0.0 : warmupRatio;
         warmupSteps = warmupSteps == null ? 0 : warmupSteps;
         loggingSteps = loggingSteps == null ? 500 : loggingSteps;
-        saveStrategy = saveStrategy == null ? "steps" : saveStrategy;
+        saveStrategy = saveStrategy == null ? "steps" : strategy(saveStrategy);
         saveSteps = saveSteps == null ? 500 : saveSteps;
-        evalStrategy = evalStrategy == null ? "no" : evalStrategy;
+        evalStrategy = evalStrategy == null ? "no" : strategy(evalStrategy);
         evalSteps = evalSteps == null ? loggingSteps : evalSteps;
         seed = seed == null ? 42 : seed;
         optim = optim == null ? "adamw_torch" : optim;
@@ -125,6 +125,11 @@ public record TrainingArguments(
             p.add("optim: '" + optim + "' is not implemented; supported: adamw_torch, sgd");
         }
         ConfigProblems.throwIfAny(p);
+    }
+
+    /** YAML 1.1 reads an unquoted {@code no} as false: {@code save_strategy: no} means "no". */
+    private static String strategy(String s) {
+        return s.equals("false") ? "no" : s;
     }
 
     private static void positive(List<String> problems, String key, int value) {
