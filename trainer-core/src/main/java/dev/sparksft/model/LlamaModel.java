@@ -76,7 +76,13 @@ public final class LlamaModel {
     public Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds) {
         Tensor x = torch.embedding(embedTokens, inputIds);              // (batch, seq, hidden)
         Tensor[] cosSin = rope.cosSin(positionIds);                     // (batch, 1, seq, head_dim) each
-        Tensor mask = attentionMask(attentionMask, cfg.slidingWindow()); // (batch, 1, seq, seq) bool
+        // Right padding only (training batches): a causal mask already keeps every real query away
+        // from the padded keys, which all lie after it, so the fused causal kernel can run without
+        // an explicit mask. Padded positions then differ, but they are never read.
+        long seq = inputIds.size(1);
+        boolean window = cfg.slidingWindow() > 0 && cfg.slidingWindow() < seq;
+        Tensor mask = !window && paddedOnTheRightOnly(attentionMask) ? null
+                : attentionMask(attentionMask, cfg.slidingWindow()); // (batch, 1, seq, seq) bool
         for (Layer layer : layers) {
             x = x.add(attention(layer, rmsNorm(x, layer.inputNorm()), cosSin[0], cosSin[1], mask));
             x = x.add(mlp(layer, rmsNorm(x, layer.postNorm())));
@@ -100,8 +106,10 @@ public final class LlamaModel {
         q = rope.apply(q, cos, sin);
         k = rope.apply(k, cos, sin);
         boolean gqa = cfg.numKvHeads() != cfg.numHeads();
-        Tensor y = torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false,
-                new DoubleOptional(), gqa);                             // (batch, heads, seq, head_dim)
+        Tensor y = mask == null
+                ? torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, true, new DoubleOptional(), gqa)
+                : torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false,
+                        new DoubleOptional(), gqa);                     // (batch, heads, seq, head_dim)
         y = y.transpose(1, 2).reshape(batch, seq, (long) cfg.numHeads() * hd);
         return linear(y, l.wo(), l.bo());
     }
@@ -117,6 +125,17 @@ public final class LlamaModel {
 
     private static Tensor linear(Tensor x, Tensor w, Tensor b) {
         return b == null ? torch.linear(x, w) : torch.linear(x, w, new TensorOptional(b));
+    }
+
+    /** True when no row has a real token after a padded one (mask[:, t] >= mask[:, t + 1]). */
+    static boolean paddedOnTheRightOnly(Tensor attentionMask) {
+        long seq = attentionMask.size(1);
+        if (seq < 2) {
+            return true;
+        }
+        Tensor later = attentionMask.narrow(1, 1, seq - 1);
+        Tensor earlier = attentionMask.narrow(1, 0, seq - 1);
+        return later.le(earlier).all().item_bool();
     }
 
     /**
