@@ -30,7 +30,7 @@ import org.bytedeco.pytorch.global.torch;
  * tokens. Achieved FLOP/s counts 6 x (params without the embedding) x tokens plus attention,
  * 12 x layers x hidden x seq per token (PaLM's accounting). Prints one markdown row per thread count.
  *
- * <p>Usage: TrainBench THREADS [STEPS] [BATCH]
+ * <p>Usage: TrainBench THREADS [STEPS] [BATCH] [fp32|bf16]
  */
 public final class TrainBench {
     private TrainBench() {}
@@ -40,6 +40,7 @@ public final class TrainBench {
         int steps = args.length > 1 ? Integer.parseInt(args[1]) : 5;
         int batch = args.length > 2 ? Integer.parseInt(args[2]) : 2;
         int seq = 512;
+        boolean bf16 = args.length > 3 && args[3].equals("bf16");
         Torch.load(threads);
         double peak = matmulPeak(2048);
 
@@ -83,7 +84,10 @@ public final class TrainBench {
             }
             try (PointerScope scope = new PointerScope()) {
                 Batch bt = Collator.rightPadded(examples, 0, 8);
-                Tensor logits = model.forward(bt.inputIds(), bt.attentionMask(), bt.positionIds());
+                Tensor logits;
+                try (dev.sparksft.runtime.Autocast autocast = dev.sparksft.runtime.Autocast.cpuBf16(bf16)) {
+                    logits = model.forward(bt.inputIds(), bt.attentionMask(), bt.positionIds());
+                }
                 loss.sum(logits, bt.labels()).div(new Scalar((double) batch * seq)).backward();
                 opt.step(1e-4);
                 for (Tensor p : tensors.values()) {
@@ -95,7 +99,7 @@ public final class TrainBench {
         double tokensPerSecond = (double) steps * batch * seq / seconds;
         double flopsPerToken = 6.0 * matmulParams + 12.0 * cfg.numLayers() * cfg.hiddenSize() * seq;
         double gflops = tokensPerSecond * flopsPerToken / 1e9;
-        System.out.printf("| fp32 | %d | %.1fM | %d x %d | %.0f | %.1f | %.1f | %.1f%% |%n", threads, params / 1e6, batch, seq,
+        System.out.printf("| " + (bf16 ? "bf16 autocast" : "fp32") + " | %d | %.1fM | %d x %d | %.0f | %.1f | %.1f | %.1f%% |%n", threads, params / 1e6, batch, seq,
                 tokensPerSecond, gflops, peak, 100 * gflops / peak);
     }
 
