@@ -10,6 +10,7 @@ import dev.sparksft.template.ChatTemplate;
 import dev.sparksft.template.SupervisedEncoder;
 import dev.sparksft.template.Templates;
 import dev.sparksft.tokenizer.Tokenizer;
+import dev.sparksft.train.BatchPlan;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -27,10 +28,7 @@ record PreparedData(ChatTemplate template, Tokenizer tokenizer, SupervisedEncode
     static PreparedData load(SftConfig config, Tokenizer raw, long seed) throws IOException {
         DataArguments data = config.data();
         ChatTemplate base = Templates.get(data.template());
-        ChatTemplate template = data.defaultSystem() == null ? base : new ChatTemplate(base.name(), base.user(),
-                base.assistant(), base.system(), base.observation(), base.prefix(), data.defaultSystem(),
-                base.stopWords(), base.thoughtOpen(), base.thoughtClose(), base.replaceEos(), base.foldSystem(),
-                base.reasoning());
+        ChatTemplate template = data.defaultSystem() == null ? base : base.withDefaultSystem(data.defaultSystem());
         Tokenizer tok = template.prepare(raw);
         SupervisedEncoder encoder = new SupervisedEncoder(template, tok, new SupervisedEncoder.Options(data.cutoffLen(),
                 data.trainOnPrompt(), data.maskHistory(), data.enableThinking(), data.preserveThinking()));
@@ -45,17 +43,7 @@ record PreparedData(ChatTemplate template, Tokenizer tokenizer, SupervisedEncode
                 throw new IllegalArgumentException("val_size " + data.valSize() + " leaves no training example of "
                         + train.size());
             }
-            int[] order = new int[train.size()];
-            for (int i = 0; i < order.length; i++) {
-                order[i] = i;
-            }
-            SplittableRandom rng = new SplittableRandom(seed);
-            for (int i = order.length - 1; i > 0; i--) {
-                int j = rng.nextInt(i + 1);
-                int t = order[i];
-                order[i] = order[j];
-                order[j] = t;
-            }
+            int[] order = BatchPlan.shuffled(train.size(), new SplittableRandom(seed));
             boolean[] isEval = new boolean[train.size()];
             for (int i = 0; i < numEval; i++) {
                 isEval[order[i]] = true;

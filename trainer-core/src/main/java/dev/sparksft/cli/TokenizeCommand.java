@@ -5,12 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.config.DataArguments;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.Conversation;
-import dev.sparksft.data.DatasetInfo;
-import dev.sparksft.data.DatasetLoader;
 import dev.sparksft.data.TokenizedExample;
-import dev.sparksft.template.ChatTemplate;
 import dev.sparksft.template.SupervisedEncoder;
-import dev.sparksft.template.Templates;
 import dev.sparksft.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -22,9 +18,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * {@code sft tokenize CONFIG.yaml [key=value ...]}: renders the train (and eval) datasets with the
- * chat template and writes {@code <tokenized_path>/train.jsonl} (and {@code eval.jsonl}), one
- * {@code {"input_ids": [...], "labels": [...]}} per example, in dataset order.
+ * {@code sft tokenize CONFIG.yaml [key=value ...]}: renders the train (and eval: eval_dataset or
+ * the val_size split) datasets with the chat template and writes {@code <tokenized_path>/train.jsonl}
+ * (and {@code eval.jsonl}), one {@code {"input_ids": [...], "labels": [...]}} per example, in
+ * dataset order.
  */
 public final class TokenizeCommand {
     private static final Logger LOG = LoggerFactory.getLogger(TokenizeCommand.class);
@@ -40,31 +37,17 @@ public final class TokenizeCommand {
                     + "into (set it in the YAML or pass tokenized_path=DIR)");
         }
         Path out = Path.of(data.tokenizedPath());
-        ChatTemplate template = Templates.get(data.template());
         try (Tokenizer raw = Tokenizer.load(Path.of(config.model().modelNameOrPath()))) {
-            Tokenizer tok = template.prepare(raw);
-            SupervisedEncoder.Options options = new SupervisedEncoder.Options(data.cutoffLen(), data.trainOnPrompt(),
-                    data.maskHistory(), data.enableThinking(), data.preserveThinking());
-            String system = data.defaultSystem();
-            ChatTemplate effective = system == null ? template : withDefaultSystem(template, system);
-            SupervisedEncoder encoder = new SupervisedEncoder(effective, tok, options);
+            PreparedData prepared = PreparedData.load(config, raw, config.training().seed());
             Files.createDirectories(out);
-            write(encoder, data.dataset(), data, out.resolve("train.jsonl"));
-            if (!data.evalDataset().isEmpty()) {
-                write(encoder, data.evalDataset(), data, out.resolve("eval.jsonl"));
+            write(prepared.encoder(), prepared.train(), out.resolve("train.jsonl"));
+            if (!prepared.eval().isEmpty()) {
+                write(prepared.encoder(), prepared.eval(), out.resolve("eval.jsonl"));
             }
         }
     }
 
-    private static ChatTemplate withDefaultSystem(ChatTemplate t, String system) {
-        return new ChatTemplate(t.name(), t.user(), t.assistant(), t.system(), t.observation(), t.prefix(), system,
-                t.stopWords(), t.thoughtOpen(), t.thoughtClose(), t.replaceEos(), t.foldSystem(), t.reasoning());
-    }
-
-    private static void write(SupervisedEncoder encoder, List<String> names, DataArguments data, Path file)
-            throws IOException {
-        List<Conversation> conversations = DatasetLoader.load(DatasetInfo.resolve(names, Path.of(data.datasetDir())),
-                data.maxSamples());
+    private static void write(SupervisedEncoder encoder, List<Conversation> conversations, Path file) throws IOException {
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
         long numTokens = 0;
         long numLabels = 0;

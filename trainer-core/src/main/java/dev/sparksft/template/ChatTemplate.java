@@ -68,6 +68,12 @@ public record ChatTemplate(
         return tok.withSpecialTokens(new Tokenizer.SpecialTokens(s.bos(), eos, pad));
     }
 
+    /** The same template with another default system prompt (the {@code default_system} key). */
+    public ChatTemplate withDefaultSystem(String system) {
+        return new ChatTemplate(name, user, assistant, this.system, observation, prefix, system, stopWords, thoughtOpen,
+                thoughtClose, replaceEos, foldSystem, reasoning);
+    }
+
     /** Token ids that end generation: eos and every stop word. */
     public List<Integer> stopTokenIds(Tokenizer tok) {
         List<Integer> ids = new ArrayList<>();

@@ -41,15 +41,22 @@ public final class BatchPlan {
         return Arrays.copyOfRange(order, from, Math.min(numExamples, from + globalBatch));
     }
 
-    /** Fisher-Yates over 0..n-1 with a generator seeded by (seed, epoch); identity without shuffling. */
+    /** The visiting order of epoch {@code epoch}: seeded by (seed, epoch); identity without shuffling. */
     int[] permutation(int epoch) {
-        int[] order = new int[numExamples];
-        for (int i = 0; i < numExamples; i++) {
+        if (!shuffle) {
+            return shuffled(numExamples, null);
+        }
+        return shuffled(numExamples, new SplittableRandom(seed * 0x9E3779B97F4A7C15L + epoch));
+    }
+
+    /** Fisher-Yates over 0..n-1 ({@code rng} null: 0..n-1 in order). */
+    public static int[] shuffled(int n, SplittableRandom rng) {
+        int[] order = new int[n];
+        for (int i = 0; i < n; i++) {
             order[i] = i;
         }
-        if (shuffle) {
-            SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + epoch);
-            for (int i = numExamples - 1; i > 0; i--) {
+        if (rng != null) {
+            for (int i = n - 1; i > 0; i--) {
                 int j = rng.nextInt(i + 1);
                 int t = order[i];
                 order[i] = order[j];
