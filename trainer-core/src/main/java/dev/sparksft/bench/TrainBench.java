@@ -30,7 +30,7 @@ import org.bytedeco.pytorch.global.torch;
  * tokens. Achieved FLOP/s counts 6 x (params without the embedding) x tokens plus attention,
  * 12 x layers x hidden x seq per token (PaLM's accounting). Prints one markdown row per thread count.
  *
- * <p>Usage: TrainBench THREADS [STEPS] [BATCH] [fp32|bf16]
+ * <p>Usage: TrainBench THREADS [STEPS] [BATCH] [fp32|bf16] [INTRA_OP_THREADS (1)]
  */
 public final class TrainBench {
     private TrainBench() {}
@@ -41,7 +41,8 @@ public final class TrainBench {
         int batch = args.length > 2 ? Integer.parseInt(args[2]) : 2;
         int seq = 512;
         boolean bf16 = args.length > 3 && args[3].equals("bf16");
-        Torch.load(threads);
+        int intraOp = args.length > 4 ? Integer.parseInt(args[4]) : 1;
+        Torch.load(threads, intraOp);
         double peak = matmulPeak(2048);
 
         Path dir = Files.createTempDirectory("bench-model");
@@ -99,7 +100,7 @@ public final class TrainBench {
         double tokensPerSecond = (double) steps * batch * seq / seconds;
         double flopsPerToken = 6.0 * matmulParams + 12.0 * cfg.numLayers() * cfg.hiddenSize() * seq;
         double gflops = tokensPerSecond * flopsPerToken / 1e9;
-        System.out.printf("| " + (bf16 ? "bf16 autocast" : "fp32") + " | %d | %.1fM | %d x %d | %.0f | %.1f | %.1f | %.1f%% |%n", threads, params / 1e6, batch, seq,
+        System.out.printf("| " + (bf16 ? "bf16 autocast" : "fp32") + " | %d + %d | %.1fM | %d x %d | %.0f | %.1f | %.1f | %.1f%% |%n", threads, intraOp, params / 1e6, batch, seq,
                 tokensPerSecond, gflops, peak, 100 * gflops / peak);
     }
 

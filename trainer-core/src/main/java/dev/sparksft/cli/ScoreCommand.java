@@ -34,7 +34,7 @@ public final class ScoreCommand {
         if (config.training().outputDir() == null) {
             throw new IllegalArgumentException("output_dir is required: score reads the trained model from it");
         }
-        Torch.load(config.training().numThreads());
+        Torch.load(config.training().numThreads(), config.training().intraOpThreads());
         Path modelDir = Path.of(config.training().outputDir());
         try (Tokenizer raw = Tokenizer.load(modelDir)) {
             PreparedData data = PreparedData.load(config, raw, config.training().seed());

@@ -35,7 +35,7 @@ public final class TrainCommand {
             throw new IllegalArgumentException("nothing to do: set do_train: true (and/or do_eval: true)");
         }
         config.finetuning().requireImplementedMethod();
-        Torch.load(args.numThreads());
+        Torch.load(args.numThreads(), args.intraOpThreads());
         Path modelDir = Path.of(config.model().modelNameOrPath());
         Path outputDir = Path.of(args.outputDir());
         Path resumeDir = resumeDir(args.resumeFromCheckpoint(), outputDir);

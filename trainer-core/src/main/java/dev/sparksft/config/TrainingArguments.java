@@ -7,8 +7,10 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * How to train: Hugging Face (Seq2Seq)TrainingArguments keys with their defaults, plus
- * {@code num_threads} (intra-op threads of this process; default: all cores).
+ * How to train: Hugging Face (Seq2Seq)TrainingArguments keys with their defaults, plus two keys
+ * of spark-sft's own: {@code num_threads} (OpenBLAS threads for the fp32 matmuls; default: all
+ * cores) and {@code intra_op_threads} (libtorch's own parallel kernels; default 1, measured faster
+ * on small machines, see runtime.Torch).
  */
 public record TrainingArguments(
         @JsonProperty("output_dir") String outputDir,
@@ -39,7 +41,8 @@ public record TrainingArguments(
         @JsonProperty("seed") Integer seed,
         @JsonProperty("optim") String optim,
         @JsonProperty("resume_from_checkpoint") String resumeFromCheckpoint,
-        @JsonProperty("num_threads") Integer numThreads) {
+        @JsonProperty("num_threads") Integer numThreads,
+        @JsonProperty("intra_op_threads") Integer intraOpThreads) {
 
     public static final Set<String> SCHEDULERS = Set.of("linear", "cosine", "cosine_with_restarts", "polynomial",
             "constant", "constant_with_warmup", "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay");
@@ -72,6 +75,7 @@ public record TrainingArguments(
         seed = seed == null ? 42 : seed;
         optim = optim == null ? "adamw_torch" : optim;
         numThreads = numThreads == null ? Runtime.getRuntime().availableProcessors() : numThreads;
+        intraOpThreads = intraOpThreads == null ? 1 : intraOpThreads;
 
         List<String> p = new ArrayList<>();
         positive(p, "per_device_train_batch_size", perDeviceTrainBatchSize);
@@ -81,6 +85,7 @@ public record TrainingArguments(
         positive(p, "save_steps", saveSteps);
         positive(p, "eval_steps", evalSteps);
         positive(p, "num_threads", numThreads);
+        positive(p, "intra_op_threads", intraOpThreads);
         if (!(learningRate > 0)) {
             p.add("learning_rate must be > 0, got " + learningRate);
         }
