@@ -92,8 +92,11 @@ public final class Outputs {
         writeJson(Checkpoints.STATE_FILE, state);
     }
 
-    /** {@code <name>_results.json}, and the merged all_results.json. */
+    /** {@code <name>_results.json}, and the merged all_results.json; undefined numbers (NaN) become null. */
     public void writeResults(String name, Map<String, Object> results) throws IOException {
+        Map<String, Object> finite = new java.util.LinkedHashMap<>();
+        results.forEach((k, v) -> finite.put(k, v instanceof Double d && !Double.isFinite(d) ? null : v));
+        results = finite;
         writeJson(name + "_results.json", JSON.valueToTree(results));
         Path all = dir.resolve("all_results.json");
         ObjectNode merged = Files.exists(all) ? (ObjectNode) JSON.readTree(all.toFile()) : JSON.createObjectNode();

@@ -118,6 +118,11 @@ class TrainerTest {
         // and the log continues where the checkpoint left off
         List<String> lines = Files.readAllLines(resumed.resolve("out/trainer_log.jsonl"));
         assertEquals(6, JSON.readTree(lines.get(0)).get("current_steps").asInt());
+
+        // resume_from_checkpoint: true picks the newest checkpoint of output_dir (here the final one)
+        var again = TrainCommand.run(config(full, common, "resume_from_checkpoint=true"));
+        assertEquals(10, again.globalStep());
+        assertTrue(relativeDifference(weights(full.resolve("out")), weights(resumed.resolve("out")), weights(model)) < 1e-6);
     }
 
     @Test
