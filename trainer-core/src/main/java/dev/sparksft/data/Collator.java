@@ -11,6 +11,9 @@ import org.bytedeco.pytorch.Tensor;
  * token is at the same column; position ids start at each row's first real token).
  */
 public final class Collator {
+    /** Training batches are padded to a multiple of 8 tokens, as LLaMA-Factory's collator does. */
+    public static final int PAD_TO_MULTIPLE_OF = 8;
+
     private Collator() {}
 
     /** Training: right padding to the longest row rounded up to {@code padToMultipleOf}. */

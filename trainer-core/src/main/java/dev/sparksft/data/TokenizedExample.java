@@ -18,4 +18,15 @@ public record TokenizedExample(long index, int[] inputIds, int[] labels) {
     public int length() {
         return inputIds.length;
     }
+
+    /** Labelled targets after the loss's shift (labels[1:] != -100): this example's share of N. */
+    public int numTargets() {
+        int n = 0;
+        for (int i = 1; i < labels.length; i++) {
+            if (labels[i] != -100) {
+                n++;
+            }
+        }
+        return n;
+    }
 }

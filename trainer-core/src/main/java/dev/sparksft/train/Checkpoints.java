@@ -44,18 +44,14 @@ public final class Checkpoints {
         }
     }
 
-    public static Path save(Path outputDir, long step, ModelConfig cfg, ModelWeights weights, Optimizer optimizer,
-                            ObjectNode trainerState, List<Path> extraFiles) throws IOException {
-        Path target = outputDir.resolve("checkpoint-" + step);
-        Path tmp = outputDir.resolve(".checkpoint-" + step + ".tmp");
+    public static Path save(Outputs outputs, long step, ModelConfig cfg, ModelWeights weights, Optimizer optimizer,
+                            ObjectNode trainerState) throws IOException {
+        Path target = outputs.dir().resolve("checkpoint-" + step);
+        Path tmp = outputs.dir().resolve(".checkpoint-" + step + ".tmp");
         deleteRecursively(tmp);
         Files.createDirectories(tmp);
-        cfg.save(tmp);
-        weights.save(tmp, cfg.torchDtype());
+        outputs.writeModel(tmp, cfg, weights);
         Safetensors.write(tmp.resolve(OPTIMIZER_FILE), optimizer.state());
-        for (Path f : extraFiles) {
-            Files.copy(f, tmp.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
-        }
         Files.writeString(tmp.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(trainerState));
         deleteRecursively(target); // a rerun of the same step replaces the old copy
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);

@@ -81,10 +81,15 @@ public final class Outputs {
 
     /** The final model, loadable by the foundation loader and by transformers. */
     public void saveModel(ModelConfig cfg, ModelWeights weights) throws IOException {
-        cfg.save(dir);
-        weights.save(dir, cfg.torchDtype());
+        writeModel(dir, cfg, weights);
+    }
+
+    /** A complete HF model directory in {@code target}: config, weights, tokenizer and generation files. */
+    void writeModel(Path target, ModelConfig cfg, ModelWeights weights) throws IOException {
+        cfg.save(target);
+        weights.save(target, cfg.torchDtype());
         for (Path f : modelSideFiles()) {
-            Files.copy(f, dir.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+            Files.copy(f, target.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
         }
     }
 

@@ -125,7 +125,7 @@ public final class Trainer {
                     List<TokenizedExample> batch = new ArrayList<>();
                     for (int i : micro) {
                         batch.add(train.get(i));
-                        localTargets += targets(train.get(i));
+                        localTargets += train.get(i).numTargets();
                         tokensSinceLog += train.get(i).length();
                     }
                     micros.add(batch);
@@ -137,7 +137,7 @@ public final class Trainer {
                         continue; // no data on this rank for this micro-step: zero loss, zero gradient
                     }
                     try (PointerScope microScope = new PointerScope()) {
-                        Batch b = Collator.rightPadded(batch, padId, 8);
+                        Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF);
                         Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
                         Tensor sum = loss.sum(logits, b.labels());
                         sum.div(new Scalar((double) numTargets)).backward();
@@ -192,16 +192,6 @@ public final class Trainer {
         return Evaluator.evaluate(model, eval, args.perDeviceEvalBatchSize(), padId, ft.computeAccuracy());
     }
 
-    private static long targets(TokenizedExample ex) {
-        long n = 0;
-        for (int i = 1; i < ex.length(); i++) {
-            if (ex.labels()[i] != CausalLmLoss.IGNORE_INDEX) {
-                n++;
-            }
-        }
-        return n;
-    }
-
     private List<Tensor> grads() {
         List<Tensor> g = new ArrayList<>();
         for (Tensor p : trainable.values()) {
@@ -224,8 +214,8 @@ public final class Trainer {
 
     private void saveCheckpoint(long step, double epoch, ArrayNode history) throws IOException {
         if (world.isMain()) {
-            Path dir = Checkpoints.save(outputs.dir(), step, model.config(), model.weights(), optimizer,
-                    state(step, epoch, history), outputs.modelSideFiles());
+            Path dir = Checkpoints.save(outputs, step, model.config(), model.weights(), optimizer,
+                    state(step, epoch, history));
             LOG.info("saved {}", dir);
             if (args.saveTotalLimit() != null) {
                 Checkpoints.rotate(outputs.dir(), args.saveTotalLimit());
