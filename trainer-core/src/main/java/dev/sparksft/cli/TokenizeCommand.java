@@ -6,6 +6,7 @@ import dev.sparksft.config.DataArguments;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.Conversation;
 import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.loss.CausalLmLoss;
 import dev.sparksft.template.SupervisedEncoder;
 import dev.sparksft.tokenizer.Tokenizer;
 import java.io.IOException;
@@ -66,7 +67,7 @@ public final class TokenizeCommand {
                 g.writeEndObject();
                 g.writeRaw('\n');
                 numTokens += ex.length();
-                numLabels += java.util.Arrays.stream(ex.labels()).filter(l -> l != -100).count();
+                numLabels += java.util.Arrays.stream(ex.labels()).filter(l -> l != CausalLmLoss.IGNORE_INDEX).count();
                 longest = Math.max(longest, ex.length());
                 if ((i + 1) % PROGRESS_EVERY == 0) {
                     LOG.info("tokenized {}/{} examples ({}/s)", i + 1, conversations.size(),

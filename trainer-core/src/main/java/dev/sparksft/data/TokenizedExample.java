@@ -1,5 +1,7 @@
 package dev.sparksft.data;
 
+import dev.sparksft.loss.CausalLmLoss;
+
 /**
  * A training example as token ids and labels of equal length; {@code labels[i]} is the token at
  * position i where it is trained on, and -100 where it is masked (prompt, history, padding).
@@ -23,7 +25,7 @@ public record TokenizedExample(long index, int[] inputIds, int[] labels) {
     public int numTargets() {
         int n = 0;
         for (int i = 1; i < labels.length; i++) {
-            if (labels[i] != -100) {
+            if (labels[i] != CausalLmLoss.IGNORE_INDEX) {
                 n++;
             }
         }

@@ -7,10 +7,8 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 
 /**
  * A Hugging Face fast tokenizer ({@code tokenizer.json}, run by DJL's binding of the Rust
@@ -24,18 +22,15 @@ public final class Tokenizer implements AutoCloseable {
 
     private final HuggingFaceTokenizer hf;
     private final Map<String, Integer> tokenToId;
-    private final Set<Integer> specialIds;
     private final int vocabSize;
     private final SpecialTokens special;
 
     /** bos/eos/pad as token strings; any may be null. */
     public record SpecialTokens(String bos, String eos, String pad) {}
 
-    private Tokenizer(HuggingFaceTokenizer hf, Map<String, Integer> tokenToId, Set<Integer> specialIds,
-                      int vocabSize, SpecialTokens special) {
+    private Tokenizer(HuggingFaceTokenizer hf, Map<String, Integer> tokenToId, int vocabSize, SpecialTokens special) {
         this.hf = hf;
         this.tokenToId = tokenToId;
-        this.specialIds = specialIds;
         this.vocabSize = vocabSize;
         this.special = special;
     }
@@ -55,7 +50,6 @@ public final class Tokenizer implements AutoCloseable {
         }
         JsonNode tok = JSON.readTree(json.toFile());
         Map<String, Integer> ids = new HashMap<>();
-        Set<Integer> specialIds = new HashSet<>();
         JsonNode vocab = tok.path("model").path("vocab");
         if (vocab.isObject()) { // BPE, WordPiece, WordLevel
             vocab.fields().forEachRemaining(e -> ids.put(e.getKey(), e.getValue().asInt()));
@@ -66,18 +60,10 @@ public final class Tokenizer implements AutoCloseable {
         }
         for (JsonNode added : tok.path("added_tokens")) {
             ids.put(added.get("content").asText(), added.get("id").asInt());
-            if (added.path("special").asBoolean(false)) {
-                specialIds.add(added.get("id").asInt());
-            }
         }
         JsonNode cfg = JSON.readTree(config.toFile());
-        cfg.path("added_tokens_decoder").fields().forEachRemaining(e -> {
-            int id = Integer.parseInt(e.getKey());
-            ids.putIfAbsent(e.getValue().path("content").asText(), id);
-            if (e.getValue().path("special").asBoolean(false)) {
-                specialIds.add(id);
-            }
-        });
+        cfg.path("added_tokens_decoder").fields().forEachRemaining(
+                e -> ids.putIfAbsent(e.getValue().path("content").asText(), Integer.parseInt(e.getKey())));
         int vocabSize = ids.values().stream().mapToInt(Integer::intValue).max().orElse(-1) + 1;
         SpecialTokens special = new SpecialTokens(tokenText(cfg.get("bos_token")), tokenText(cfg.get("eos_token")),
                 tokenText(cfg.get("pad_token")));
@@ -87,7 +73,7 @@ public final class Tokenizer implements AutoCloseable {
                 .optTruncation(false)
                 .optPadding(false)
                 .build();
-        Tokenizer t = new Tokenizer(hf, Map.copyOf(ids), Set.copyOf(specialIds), vocabSize, special);
+        Tokenizer t = new Tokenizer(hf, Map.copyOf(ids), vocabSize, special);
         for (String s : new String[] {special.bos(), special.eos(), special.pad()}) {
             if (s != null && t.tokenId(s).isEmpty()) {
                 throw new IllegalArgumentException(config + " names special token '" + s
@@ -112,7 +98,7 @@ public final class Tokenizer implements AutoCloseable {
                 throw new IllegalArgumentException("special token '" + s + "' is not in the tokenizer's vocabulary");
             }
         }
-        return new Tokenizer(hf, tokenToId, specialIds, vocabSize, tokens);
+        return new Tokenizer(hf, tokenToId, vocabSize, tokens);
     }
 
     /** Token ids of {@code text}, without special tokens added around it. */
@@ -139,10 +125,6 @@ public final class Tokenizer implements AutoCloseable {
     /** The id of a whole token string (vocabulary entry or added token). */
     public Optional<Integer> tokenId(String token) {
         return Optional.ofNullable(tokenToId.get(token));
-    }
-
-    public boolean isSpecial(int id) {
-        return specialIds.contains(id);
     }
 
     /** Highest token id + 1, counting added tokens: the smallest embedding that covers every id. */

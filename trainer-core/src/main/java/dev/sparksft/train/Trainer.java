@@ -90,10 +90,6 @@ public final class Trainer {
                 args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps(), world.size(), numParams, warmup);
     }
 
-    public long totalSteps() {
-        return totalSteps;
-    }
-
     /** Trains from {@code resume} (null: from the start) to the last step, writing logs and checkpoints. */
     public Result train(Checkpoints.Loaded resume) throws IOException {
         long startStep = 0;
@@ -176,7 +172,7 @@ public final class Trainer {
         }
         double runtime = (System.nanoTime() - start) / 1e9;
         double epoch = (double) totalSteps / plan.stepsPerEpoch();
-        if (args.saveStrategy().equals("steps") || args.saveStrategy().equals("epoch")) {
+        if (!args.saveStrategy().equals("no")) {
             saveCheckpoint(totalSteps, epoch, log.history());
         }
         outputs.writeTrainerState(state(totalSteps, epoch, log.history()));
