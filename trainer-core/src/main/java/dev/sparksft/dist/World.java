@@ -1,27 +1,89 @@
 package dev.sparksft.dist;
 
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.javacpp.chrono.Milliseconds;
+import org.bytedeco.pytorch.AllreduceOptions;
+import org.bytedeco.pytorch.Backend;
+import org.bytedeco.pytorch.BroadcastOptions;
+import org.bytedeco.pytorch.ProcessGroupGloo;
+import org.bytedeco.pytorch.ReduceOp;
+import org.bytedeco.pytorch.Store;
+import org.bytedeco.pytorch.StringVector;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.Work;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.bytedeco.pytorch.nccl.ProcessGroupNCCL;
 
 /**
  * The ranks that train together and the collectives the loop makes. Every rank makes the same
  * calls in the same order on every code path (DESIGN.md invariant 3); collectives live here and
  * nowhere else.
  *
- * <p>This is the single-process world (rank 0 of 1), where a sum over ranks is the value itself;
- * the Spark driver adds the multi-rank world over libtorch's ProcessGroup (Gloo on CPU, NCCL on
- * GPU) behind these same calls.
+ * <p>One rank ({@link #single()}) needs no communication: a sum over ranks is the value itself.
+ * Several ranks ({@link #join}) talk through a libtorch process group: Gloo on CPU, NCCL on GPU,
+ * both rendezvousing through rank 0's {@link Rendezvous} store. Every collective has the group's
+ * timeout, so a rank that stops answering fails the others instead of hanging them
+ * (invariant 6).
  */
-public final class World {
+public final class World implements AutoCloseable {
+    /** Gradients are all-reduced in flat buckets of at most this many float32 elements (64 MiB). */
+    static final long BUCKET_ELEMENTS = 16L << 20;
+    private static final String STATUS_KEY = "spark-sft/status/rank-";
+
     private final int rank;
     private final int size;
+    private final Backend group;         // null for a single rank
+    private final Store store;           // null for a single rank
+    private final Duration timeout;
 
-    private World(int rank, int size) {
+    private World(int rank, int size, Backend group, Store store, Duration timeout) {
         this.rank = rank;
         this.size = size;
+        this.group = group;
+        this.store = store;
+        this.timeout = timeout;
     }
 
     public static World single() {
-        return new World(0, 1);
+        return new World(0, 1, null, null, Duration.ZERO);
+    }
+
+    /**
+     * Joins the process group of {@code size} ranks as {@code rank}. Blocks until every rank has
+     * joined, or fails after {@code timeout}.
+     *
+     * @param address  rank 0's {@link Rendezvous#address()} ("host:port")
+     * @param hostname this rank's own address that the other ranks can reach (Gloo connects to it)
+     * @param cuda     NCCL over this process's current CUDA device instead of Gloo over TCP
+     */
+    public static World join(int rank, int size, String address, String hostname, boolean cuda, Duration timeout) {
+        if (rank < 0 || rank >= size) {
+            throw new IllegalArgumentException("rank " + rank + " is outside a world of " + size);
+        }
+        Store store = Rendezvous.connect(address, rank, timeout);
+        Milliseconds ms = new Milliseconds(timeout.toMillis());
+        Backend group;
+        try {
+            if (cuda) {
+                ProcessGroupNCCL.Options options = ProcessGroupNCCL.Options.create();
+                options.timeout(ms);
+                group = new ProcessGroupNCCL(store, rank, size, options);
+            } else {
+                ProcessGroupGloo.Options options = ProcessGroupGloo.Options.create(ms);
+                options.devices().push_back(ProcessGroupGloo.createDeviceForHostname(hostname));
+                group = new ProcessGroupGloo(store, rank, size, options);
+            }
+        } catch (RuntimeException e) {
+            throw new DistributedException("rank " + rank + " could not join the " + (cuda ? "NCCL" : "Gloo")
+                    + " group of " + size + " ranks at " + address + " within " + timeout.toSeconds() + " s: "
+                    + e.getMessage(), e);
+        }
+        return new World(rank, size, group, store, timeout);
     }
 
     public int rank() {
@@ -38,16 +100,167 @@ public final class World {
 
     /** Sum of {@code value} over all ranks. */
     public long allReduceSum(long value) {
-        return value;
+        if (size == 1) {
+            return value;
+        }
+        try (PointerScope scope = new PointerScope()) {
+            Tensor t = Tensor.create(new long[] {value}, 1);
+            allReduce(new TensorVector(t), "a count");
+            return t.item_long();
+        }
     }
 
-    /** Sum of {@code value} over all ranks. */
+    /** Sum of {@code value} over all ranks (in float64). */
     public double allReduceSum(double value) {
-        return value;
+        if (size == 1) {
+            return value;
+        }
+        try (PointerScope scope = new PointerScope()) {
+            Tensor t = Tensor.create(new double[] {value}, 1);
+            allReduce(new TensorVector(t), "a sum");
+            return t.item_double();
+        }
     }
 
-    /** Replaces each tensor by its sum over all ranks, in place (gradients: SUM, never mean). */
-    public void allReduceSumInPlace(Iterable<Tensor> tensors) {
-        // one rank: the sum is the tensor itself
+    /**
+     * Replaces each tensor by its sum over all ranks, in place (gradients: SUM, never mean,
+     * invariant 2). The tensors are packed into flat buckets of one dtype, so a step makes a few
+     * large collectives instead of one per parameter. Every rank must pass the same shapes in the
+     * same order.
+     */
+    public void allReduceSumInPlace(List<Tensor> tensors) {
+        if (size == 1 || tensors.isEmpty()) {
+            return;
+        }
+        for (List<Tensor> bucket : buckets(tensors)) {
+            try (PointerScope scope = new PointerScope()) {
+                Tensor flat = flatten(bucket);                       // (sum of numel,)
+                allReduce(new TensorVector(flat), "gradients");
+                unflatten(flat, bucket);
+            }
+        }
+    }
+
+    /** Overwrites each tensor with rank 0's values (initial parameters, so every replica starts equal). */
+    public void broadcastFromMain(List<Tensor> tensors) {
+        if (size == 1 || tensors.isEmpty()) {
+            return;
+        }
+        for (List<Tensor> bucket : buckets(tensors)) {
+            try (PointerScope scope = new PointerScope()) {
+                Tensor flat = flatten(bucket);
+                BroadcastOptions options = new BroadcastOptions();
+                options.rootRank(0);
+                options.timeout(new Milliseconds(timeout.toMillis()));
+                await(group.broadcast(new TensorVector(flat), options), "parameters from rank 0");
+                unflatten(flat, bucket);
+            }
+        }
+    }
+
+    /**
+     * Publishes this rank's progress (last finished step and recent log lines) in the shared
+     * store, so that when this rank stops answering, the others can say where it was.
+     */
+    public void report(long step, List<String> recentLines) {
+        if (size == 1) {
+            return;
+        }
+        try {
+            store.set(STATUS_KEY + rank, "step " + step + (recentLines.isEmpty() ? ""
+                    : "; its last log lines:\n    " + String.join("\n    ", recentLines)));
+        } catch (RuntimeException e) {
+            throw new DistributedException("rank " + rank + " lost rank 0's rendezvous store (rank 0 died?): "
+                    + e.getMessage(), e);
+        }
+    }
+
+    /** What every other rank last {@link #report reported}, one paragraph per rank. */
+    public String peerReports() {
+        StringBuilder out = new StringBuilder();
+        for (int r = 0; r < size; r++) {
+            if (r == rank) {
+                continue;
+            }
+            String status;
+            try (PointerScope scope = new PointerScope()) {
+                StringVector key = new StringVector(STATUS_KEY + r);
+                status = store.check(key) ? store.get_to_str(STATUS_KEY + r) : "no report yet (it never started training)";
+            } catch (RuntimeException e) {
+                status = "unknown: the store on rank 0 is unreachable (" + e.getMessage() + ")";
+            }
+            out.append("\n  rank ").append(r).append(" last reported ").append(status);
+        }
+        return out.toString();
+    }
+
+    private void allReduce(TensorVector tensors, String what) {
+        AllreduceOptions options = new AllreduceOptions();
+        options.reduceOp(new ReduceOp(ReduceOp.RedOpType.SUM));
+        options.timeout(new Milliseconds(timeout.toMillis()));
+        await(group.allreduce(tensors, options), what);
+    }
+
+    private void await(Work work, String what) {
+        RuntimeException failure = null;
+        try {
+            if (work._wait(new Milliseconds(timeout.toMillis()))) {
+                return;
+            }
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        throw new DistributedException("rank " + rank + ": the collective on " + what + " did not complete within "
+                + timeout.toSeconds() + " s (collective_timeout): another rank died or stopped answering."
+                + peerReports() + (failure == null ? "" : "\n  cause: " + failure.getMessage()), failure);
+    }
+
+    /** Consecutive runs of tensors with one dtype and device, each under {@link #BUCKET_ELEMENTS}. */
+    static List<List<Tensor>> buckets(List<Tensor> tensors) {
+        List<List<Tensor>> out = new ArrayList<>();
+        List<Tensor> current = new ArrayList<>();
+        long elements = 0;
+        for (Tensor t : tensors) {
+            boolean sameKind = current.isEmpty() || current.get(0).scalar_type().value == t.scalar_type().value
+                    && current.get(0).device().type().value == t.device().type().value;
+            if (!current.isEmpty() && (!sameKind || elements + t.numel() > BUCKET_ELEMENTS)) {
+                out.add(current);
+                current = new ArrayList<>();
+                elements = 0;
+            }
+            current.add(t);
+            elements += t.numel();
+        }
+        if (!current.isEmpty()) {
+            out.add(current);
+        }
+        return out;
+    }
+
+    private static Tensor flatten(List<Tensor> bucket) {
+        TensorVector parts = new TensorVector();
+        for (Tensor t : bucket) {
+            parts.push_back(t.reshape(-1));
+        }
+        return torch.cat(parts);
+    }
+
+    private static void unflatten(Tensor flat, List<Tensor> bucket) {
+        long offset = 0;
+        for (Tensor t : bucket) {
+            t.copy_(flat.narrow(0, offset, t.numel()).view(t.sizes().vec().get()));
+            offset += t.numel();
+        }
+    }
+
+    @Override
+    public void close() {
+        if (group != null) {
+            try {
+                group.shutdown();
+            } catch (RuntimeException e) {
+                // already broken (a peer died); nothing left to release cleanly
+            }
+        }
     }
 }

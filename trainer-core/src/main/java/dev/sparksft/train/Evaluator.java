@@ -24,12 +24,30 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class Evaluator {
     private Evaluator() {}
 
+    /** Sums over a set of examples, which add up across ranks; {@link #metrics} turns them into means. */
+    public record Sums(double lossSum, long numTargets, double accuracySum, long accuracyCount) {}
+
     public static Map<String, Double> evaluate(LlamaModel model, List<TokenizedExample> examples, int batchSize,
                                                int padId, boolean accuracy) {
+        return metrics(sums(model, examples, batchSize, padId, accuracy), accuracy);
+    }
+
+    /** loss (and accuracy) from sums that may come from several ranks. */
+    public static Map<String, Double> metrics(Sums s, boolean accuracy) {
+        Map<String, Double> metrics = new LinkedHashMap<>();
+        metrics.put("loss", s.numTargets() == 0 ? Double.NaN : s.lossSum() / s.numTargets());
+        if (accuracy) {
+            metrics.put("accuracy", s.accuracyCount() == 0 ? Double.NaN : s.accuracySum() / s.accuracyCount());
+        }
+        return metrics;
+    }
+
+    public static Sums sums(LlamaModel model, List<TokenizedExample> examples, int batchSize, int padId,
+                            boolean accuracy) {
         double lossSum = 0;
         long numTargets = 0;
         double accuracySum = 0;
-        int accuracyCount = 0;
+        long accuracyCount = 0;
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (int from = 0; from < examples.size(); from += batchSize) {
                 try (PointerScope scope = new PointerScope()) {
@@ -56,11 +74,6 @@ public final class Evaluator {
                 }
             }
         }
-        Map<String, Double> metrics = new LinkedHashMap<>();
-        metrics.put("loss", numTargets == 0 ? Double.NaN : lossSum / numTargets);
-        if (accuracy) {
-            metrics.put("accuracy", accuracyCount == 0 ? Double.NaN : accuracySum / accuracyCount);
-        }
-        return metrics;
+        return new Sums(lossSum, numTargets, accuracySum, accuracyCount);
     }
 }

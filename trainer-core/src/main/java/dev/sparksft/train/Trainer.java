@@ -46,7 +46,8 @@ public final class Trainer {
     private final FinetuningArguments ft;
     private final LlamaModel model;
     private final Map<String, Tensor> trainable;
-    private final List<TokenizedExample> train;
+    private final int numExamples;
+    private final RankBatches batches;
     private final List<TokenizedExample> eval;
     private final World world;
     private final int padId;
@@ -56,16 +57,33 @@ public final class Trainer {
     private final BatchPlan plan;
     private final long totalSteps;
     private final LrSchedule schedule;
+    private TrainerLog log;
 
     /** The outcome of {@link #train}: train_results.json's fields. */
     public record Result(long globalStep, double epoch, double trainLoss, double runtimeSeconds, long numSamples) {}
 
+    /** A trainer for one process holding the whole training set. */
     public Trainer(TrainingArguments args, FinetuningArguments ft, LlamaModel model, List<TokenizedExample> train,
                    List<TokenizedExample> eval, World world, int padId, Outputs outputs) {
+        this(args, ft, model, train.size(), new PlannedBatches(train, plan(train.size(), args, ft, world), world.rank(),
+                world.size(), args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps()), eval, world, padId, outputs);
+    }
+
+    /**
+     * A trainer for one rank of {@code world}.
+     *
+     * @param numExamples size of the whole training set (all ranks)
+     * @param batches     this rank's micro-batches, as {@link #plan} assigns them
+     * @param eval        the whole eval set; each rank evaluates every world_size-th example
+     * @param outputs     written by rank 0 only
+     */
+    public Trainer(TrainingArguments args, FinetuningArguments ft, LlamaModel model, int numExamples,
+                   RankBatches batches, List<TokenizedExample> eval, World world, int padId, Outputs outputs) {
         this.args = args;
         this.ft = ft;
         this.model = model;
-        this.train = train;
+        this.numExamples = numExamples;
+        this.batches = batches;
         this.eval = eval;
         this.world = world;
         this.padId = padId;
@@ -78,20 +96,40 @@ public final class Trainer {
         this.loss = new SftLoss(ft.useDftLoss() ? SftLoss.Kind.DFT : ft.useEaftLoss() ? SftLoss.Kind.EAFT
                 : SftLoss.Kind.CROSS_ENTROPY, ft.eaftAlpha());
         int globalBatch = args.perRankBatch() * world.size();
-        this.plan = new BatchPlan(train.size(), globalBatch, args.seed(), !ft.disableShuffling());
-        this.totalSteps = args.maxSteps() > 0 ? args.maxSteps()
-                : (long) Math.ceil(args.numTrainEpochs() * plan.stepsPerEpoch());
+        this.plan = plan(numExamples, args, ft, world);
+        this.totalSteps = totalSteps(args, plan);
         int warmup = LrSchedule.warmupSteps(args.warmupSteps(), args.warmupRatio(), (int) totalSteps);
         this.schedule = new LrSchedule(args.lrSchedulerType(), args.learningRate(), warmup, (int) totalSteps,
                 args.lrSchedulerKwargs());
         long numParams = trainable.values().stream().mapToLong(Tensor::numel).sum();
-        LOG.info("training {} examples, {} steps ({} per epoch, global batch {} = {} x {} x {} ranks), {} trainable "
-                        + "parameters, {} warmup steps", train.size(), totalSteps, plan.stepsPerEpoch(), globalBatch,
+        LOG.info("{}training {} examples, {} steps ({} per epoch, global batch {} = {} x {} x {} ranks), {} trainable "
+                        + "parameters, {} warmup steps", rankPrefix(world), numExamples, totalSteps, plan.stepsPerEpoch(), globalBatch,
                 args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps(), world.size(), numParams, warmup);
+    }
+
+    /** Which examples each step trains on: depends on the global batch, not on how it is split. */
+    public static BatchPlan plan(int numExamples, TrainingArguments args, FinetuningArguments ft, World world) {
+        return new BatchPlan(numExamples, args.perRankBatch() * world.size(), args.seed(), !ft.disableShuffling());
+    }
+
+    /** max_steps if set, else num_train_epochs (fractions allowed) of the plan's steps. */
+    public static long totalSteps(TrainingArguments args, BatchPlan plan) {
+        return args.maxSteps() > 0 ? args.maxSteps() : (long) Math.ceil(args.numTrainEpochs() * plan.stepsPerEpoch());
+    }
+
+    private static String rankPrefix(World world) {
+        return world.size() == 1 ? "" : "rank " + world.rank() + ": ";
+    }
+
+    /** This rank's progress log: the recent lines go into error reports about this rank. */
+    public TrainerLog log() {
+        return log;
     }
 
     /** Trains from {@code resume} (null: from the start) to the last step, writing logs and checkpoints. */
     public Result train(Checkpoints.Loaded resume) throws IOException {
+        // every replica starts from rank 0's parameters (loading could differ, e.g. a stale local copy)
+        world.broadcastFromMain(new ArrayList<>(model.weights().tensors().values()));
         long startStep = 0;
         ArrayNode history = JSON.createArrayNode();
         if (resume != null) {
@@ -101,7 +139,7 @@ public final class Trainer {
             history = (ArrayNode) resume.trainerState().get("log_history");
             LOG.info("resuming from {} at step {}", resume.dir(), startStep);
         }
-        TrainerLog log = new TrainerLog(outputs.dir(), totalSteps, startStep, history);
+        log = new TrainerLog(world.isMain() ? outputs.dir() : null, rankPrefix(world), totalSteps, startStep, history);
         long start = System.nanoTime();
         double lossSum = 0; // over the steps this run trained, for train_loss
         double lossSinceLog = 0;
@@ -112,19 +150,15 @@ public final class Trainer {
             double stepLoss;
             double gradNorm;
             double lr = schedule.lr((int) step);
+            world.report(step, log.recentLines());
             try (PointerScope scope = new PointerScope()) {
-                int[] stepExamples = plan.stepExamples(step);
-                List<List<TokenizedExample>> micros = new ArrayList<>();
+                List<List<TokenizedExample>> micros = batches.step(step);
                 long localTargets = 0;
-                for (int[] micro : BatchPlan.microBatches(stepExamples, world.rank(), world.size(),
-                        args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps())) {
-                    List<TokenizedExample> batch = new ArrayList<>();
-                    for (int i : micro) {
-                        batch.add(train.get(i));
-                        localTargets += train.get(i).numTargets();
-                        tokensSinceLog += train.get(i).length();
+                for (List<TokenizedExample> batch : micros) {
+                    for (TokenizedExample ex : batch) {
+                        localTargets += ex.numTargets();
+                        tokensSinceLog += ex.length();
                     }
-                    micros.add(batch);
                 }
                 long numTargets = world.allReduceSum(localTargets);        // N of the whole step
                 double localLossSum = 0;
@@ -175,17 +209,25 @@ public final class Trainer {
         if (!args.saveStrategy().equals("no")) {
             saveCheckpoint(totalSteps, epoch, log.history());
         }
-        outputs.writeTrainerState(state(totalSteps, epoch, log.history()));
-        if (ft.plotLoss() && world.isMain()) {
-            outputs.plotLoss(log.lossCurve());
+        if (world.isMain()) {
+            outputs.writeTrainerState(state(totalSteps, epoch, log.history()));
+            if (ft.plotLoss()) {
+                outputs.plotLoss(log.lossCurve());
+            }
         }
         double trainLoss = totalSteps > startStep ? lossSum / (totalSteps - startStep) : Double.NaN;
-        return new Result(totalSteps, epoch, trainLoss, runtime, (long) train.size());
+        return new Result(totalSteps, epoch, trainLoss, runtime, numExamples);
     }
 
-    /** Evaluation metrics on the eval set (no eval_ prefix). */
+    /** Evaluation metrics on the eval set (no eval_ prefix); each rank scores every world_size-th example. */
     public Map<String, Double> evaluate() {
-        return Evaluator.evaluate(model, eval, args.perDeviceEvalBatchSize(), padId, ft.computeAccuracy());
+        List<TokenizedExample> mine = new ArrayList<>();
+        for (int i = world.rank(); i < eval.size(); i += world.size()) {
+            mine.add(eval.get(i));
+        }
+        Evaluator.Sums s = Evaluator.sums(model, mine, args.perDeviceEvalBatchSize(), padId, ft.computeAccuracy());
+        return Evaluator.metrics(new Evaluator.Sums(world.allReduceSum(s.lossSum()), world.allReduceSum(s.numTargets()),
+                world.allReduceSum(s.accuracySum()), world.allReduceSum(s.accuracyCount())), ft.computeAccuracy());
     }
 
     private List<Tensor> grads() {
@@ -229,7 +271,7 @@ public final class Trainer {
         s.set("log_history", history.deepCopy());
         // what makes the resumed run see exactly the batches the uninterrupted one would have seen
         s.put("optimizer_steps", optimizer.numSteps()).put("seed", args.seed())
-                .put("num_examples", train.size()).put("global_batch_size", args.perRankBatch() * world.size())
+                .put("num_examples", numExamples).put("global_batch_size", args.perRankBatch() * world.size())
                 .put("shuffle", !ft.disableShuffling()).put("lr_scheduler_type", args.lrSchedulerType());
         return s;
     }
@@ -237,7 +279,7 @@ public final class Trainer {
     private void checkCompatible(ObjectNode saved) {
         Map<String, Object> now = new LinkedHashMap<>();
         now.put("seed", (long) args.seed());
-        now.put("num_examples", (long) train.size());
+        now.put("num_examples", (long) numExamples);
         now.put("global_batch_size", (long) args.perRankBatch() * world.size());
         now.put("max_steps", totalSteps);
         for (Map.Entry<String, Object> e : now.entrySet()) {

@@ -25,18 +25,31 @@ public final class TrainerLog {
     private static final Logger LOG = LoggerFactory.getLogger(TrainerLog.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private final Path file;
+    private static final int RECENT = 20;
+
+    private final Path file;                  // null on ranks other than 0: they only log to the console
+    private final String prefix;
+    private final java.util.ArrayDeque<String> recent = new java.util.ArrayDeque<>();
     private final long totalSteps;
     private final ArrayNode history;
     private final long startNanos = System.nanoTime();
     private final long startStep;
 
-    /** @param history log_history restored from a checkpoint (empty for a new run) */
-    public TrainerLog(Path outputDir, long totalSteps, long startStep, ArrayNode history) throws IOException {
-        this.file = outputDir.resolve(FILE);
+    /**
+     * @param outputDir where trainer_log.jsonl goes; null for a rank that does not write it
+     * @param rankPrefix put before every console line ("" for one rank, "rank 1: " for several)
+     * @param history   log_history restored from a checkpoint (empty for a new run)
+     */
+    public TrainerLog(Path outputDir, String rankPrefix, long totalSteps, long startStep, ArrayNode history)
+            throws IOException {
+        this.file = outputDir == null ? null : outputDir.resolve(FILE);
+        this.prefix = rankPrefix;
         this.totalSteps = totalSteps;
         this.startStep = startStep;
         this.history = history;
+        if (file == null) {
+            return;
+        }
         List<String> kept = new ArrayList<>();
         if (startStep > 0 && Files.exists(file)) {
             for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
@@ -63,10 +76,9 @@ public final class TrainerLog {
         row.put("loss", round(loss, 4)).put("lr", lr).put("grad_norm", round(gradNorm, 4))
                 .put("tokens_per_second", Math.round(tokensPerSecond)).put("rss_mb", rssMb);
         append(row);
-        LOG.info("step {}/{} | loss {} | lr {} | grad_norm {} | {} tok/s | epoch {} | rss {} MB | elapsed {} | eta {}",
-                step, totalSteps, String.format("%.4f", loss), String.format("%.3e", lr), String.format("%.3f", gradNorm),
-                Math.round(tokensPerSecond), String.format("%.2f", epoch), rssMb, row.get("elapsed_time").asText(),
-                row.get("remaining_time").asText());
+        console(String.format("step %d/%d | loss %.4f | lr %.3e | grad_norm %.3f | %d tok/s | epoch %.2f | rss %d MB"
+                        + " | elapsed %s | eta %s", step, totalSteps, loss, lr, gradNorm, Math.round(tokensPerSecond), epoch,
+                rssMb, row.get("elapsed_time").asText(), row.get("remaining_time").asText()));
     }
 
     /** An evaluation row; metric names without the eval_ prefix. */
@@ -81,7 +93,25 @@ public final class TrainerLog {
         });
         h.put("epoch", round(epoch, 4)).put("step", step);
         append(row);
-        LOG.info(line.toString());
+        console(line.toString());
+    }
+
+    /** Logs a line to the console and keeps it among the {@link #recentLines}. */
+    public void console(String line) {
+        LOG.info("{}{}", prefix, line);
+        synchronized (recent) {
+            if (recent.size() == RECENT) {
+                recent.removeFirst();
+            }
+            recent.addLast(line);
+        }
+    }
+
+    /** The last lines this rank logged, oldest first: what an error report about this rank shows. */
+    public List<String> recentLines() {
+        synchronized (recent) {
+            return List.copyOf(recent);
+        }
     }
 
     private ObjectNode row(long step, double epoch) {
@@ -95,6 +125,9 @@ public final class TrainerLog {
     }
 
     private void append(JsonNode row) throws IOException {
+        if (file == null) {
+            return;
+        }
         Files.writeString(file, JSON.writeValueAsString(row) + "\n", StandardCharsets.UTF_8, StandardOpenOption.APPEND);
     }
 
