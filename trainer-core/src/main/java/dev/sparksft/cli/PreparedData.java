@@ -8,14 +8,11 @@ import dev.sparksft.data.DatasetLoader;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.template.ChatTemplate;
 import dev.sparksft.template.SupervisedEncoder;
-import dev.sparksft.template.Templates;
 import dev.sparksft.tokenizer.Tokenizer;
-import dev.sparksft.train.BatchPlan;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 
 /**
  * The data of a run: the template, the tokenizer as the template prepares it, and the train and
@@ -27,27 +24,14 @@ record PreparedData(ChatTemplate template, Tokenizer tokenizer, SupervisedEncode
     /** @param raw the model's tokenizer (closed by the caller) */
     static PreparedData load(SftConfig config, Tokenizer raw, long seed) throws IOException {
         DataArguments data = config.data();
-        ChatTemplate base = Templates.get(data.template());
-        ChatTemplate template = data.defaultSystem() == null ? base : base.withDefaultSystem(data.defaultSystem());
-        Tokenizer tok = template.prepare(raw);
-        SupervisedEncoder encoder = new SupervisedEncoder(template, tok, new SupervisedEncoder.Options(data.cutoffLen(),
-                data.trainOnPrompt(), data.maskHistory(), data.enableThinking(), data.preserveThinking()));
+        SupervisedEncoder encoder = SupervisedEncoder.of(data, raw);
         Path dir = Path.of(data.datasetDir());
         List<Conversation> train = DatasetLoader.load(DatasetInfo.resolve(data.dataset(), dir), data.maxSamples());
         List<Conversation> eval = data.evalDataset().isEmpty() ? List.of()
                 : DatasetLoader.load(DatasetInfo.resolve(data.evalDataset(), dir), data.maxSamples());
         if (data.valSize() > 0) {
             // datasets' train_test_split: a float is a fraction rounded up, an integer a count
-            int numEval = data.valSize() < 1 ? (int) Math.ceil(data.valSize() * train.size()) : data.valSize().intValue();
-            if (numEval >= train.size()) {
-                throw new IllegalArgumentException("val_size " + data.valSize() + " leaves no training example of "
-                        + train.size());
-            }
-            int[] order = BatchPlan.shuffled(train.size(), new SplittableRandom(seed));
-            boolean[] isEval = new boolean[train.size()];
-            for (int i = 0; i < numEval; i++) {
-                isEval[order[i]] = true;
-            }
+            boolean[] isEval = data.validationSplit(train.size(), seed);
             List<Conversation> keep = new ArrayList<>();
             List<Conversation> held = new ArrayList<>();
             for (int i = 0; i < train.size(); i++) {
@@ -56,7 +40,7 @@ record PreparedData(ChatTemplate template, Tokenizer tokenizer, SupervisedEncode
             train = keep;
             eval = held;
         }
-        return new PreparedData(template, tok, encoder, train, eval);
+        return new PreparedData(encoder.template(), encoder.tokenizer(), encoder, train, eval);
     }
 
     List<TokenizedExample> encode(List<Conversation> conversations) {

@@ -43,7 +43,7 @@ final class ConfigKeys {
             "repetition_penalty", "length_penalty", "skip_special_tokens",
             // Hugging Face (Seq2Seq)TrainingArguments
             "do_predict", "logging_dir", "logging_first_step", "save_only_model", "data_seed", "bf16", "fp16", "tf32",
-            "evaluation_strategy", "load_best_model_at_end", "metric_for_best_model", "run_name", "ddp_timeout",
+            "evaluation_strategy", "load_best_model_at_end", "metric_for_best_model", "run_name",
             "gradient_checkpointing", "predict_with_generate", "generation_max_length", "generation_num_beams",
             "deepspeed", "fsdp", "label_smoothing_factor", "torch_compile", "include_num_input_tokens_seen",
             "remove_unused_columns", "neftune_noise_alpha");

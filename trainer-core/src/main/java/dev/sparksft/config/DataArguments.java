@@ -58,4 +58,22 @@ public record DataArguments(
         }
         ConfigProblems.throwIfAny(problems);
     }
+
+    /**
+     * Which of {@code n} examples val_size holds out for evaluation, as datasets'
+     * train_test_split does: a fraction rounded up, or an integer count, chosen by a permutation
+     * seeded with {@code seed}.
+     */
+    public boolean[] validationSplit(int n, long seed) {
+        int numEval = valSize < 1 ? (int) Math.ceil(valSize * n) : valSize.intValue();
+        if (numEval >= n) {
+            throw new IllegalArgumentException("val_size " + valSize + " leaves no training example of " + n);
+        }
+        int[] order = dev.sparksft.train.BatchPlan.shuffled(n, new java.util.SplittableRandom(seed));
+        boolean[] isEval = new boolean[n];
+        for (int i = 0; i < numEval; i++) {
+            isEval[order[i]] = true;
+        }
+        return isEval;
+    }
 }

@@ -29,14 +29,19 @@ import org.slf4j.LoggerFactory;
  * implemented yet, wrong type, invalid value) is collected and reported at once.
  */
 public record SftConfig(ModelArguments model, DataArguments data, TrainingArguments training,
-                        FinetuningArguments finetuning) {
+                        FinetuningArguments finetuning, DistributedArguments distributed) {
     private static final Logger LOG = LoggerFactory.getLogger(SftConfig.class);
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
     private static final List<Class<? extends Record>> SECTIONS = List.of(ModelArguments.class, DataArguments.class,
-            TrainingArguments.class, FinetuningArguments.class);
+            TrainingArguments.class, FinetuningArguments.class, DistributedArguments.class);
 
     /** Reads {@code yamlFile} and applies {@code overrides} ("key=value", value parsed as YAML). */
     public static SftConfig load(Path yamlFile, List<String> overrides) throws IOException {
+        return fromValues(loadValues(yamlFile, overrides));
+    }
+
+    /** The flat key/values of {@code yamlFile} with {@code overrides} applied, before binding. */
+    public static ObjectNode loadValues(Path yamlFile, List<String> overrides) throws IOException {
         JsonNode root;
         try {
             root = YAML.readTree(Files.readString(yamlFile));
@@ -49,7 +54,7 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
             throw new IllegalArgumentException("config file " + yamlFile + " must be a mapping of key: value");
         }
         ObjectNode values = root == null || root.isNull() ? YAML.createObjectNode() : (ObjectNode) root;
-        return fromValues(applyOverrides(values, overrides));
+        return applyOverrides(values, overrides);
     }
 
     static ObjectNode applyOverrides(ObjectNode values, List<String> overrides) throws IOException {
@@ -97,7 +102,8 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
         ConfigProblems.throwIfAny(problems);
         return new SftConfig((ModelArguments) bound.get(ModelArguments.class), (DataArguments) bound.get(DataArguments.class),
                 (TrainingArguments) bound.get(TrainingArguments.class),
-                (FinetuningArguments) bound.get(FinetuningArguments.class));
+                (FinetuningArguments) bound.get(FinetuningArguments.class),
+                (DistributedArguments) bound.get(DistributedArguments.class));
     }
 
     private static List<String> keysOf(Class<? extends Record> section) {

@@ -123,7 +123,11 @@ public final class DatasetInfo {
         if (rows.isEmpty()) {
             throw new IllegalArgumentException("dataset file " + path + " has no rows");
         }
-        JsonNode first = rows.get(0).value();
+        return formattingOf(rows.get(0).value(), "dataset file " + path, rows.get(0).source());
+    }
+
+    /** The formatting rows with {@code first}'s keys have; {@code file} and {@code source} name it in errors. */
+    public static DatasetSpec.Formatting formattingOf(JsonNode first, String file, String source) {
         for (Map.Entry<String, DatasetSpec.Formatting> e : Map.of("instruction", DatasetSpec.Formatting.ALPACA,
                 "conversations", DatasetSpec.Formatting.SHAREGPT, "messages", DatasetSpec.Formatting.OPENAI).entrySet()) {
             if (first.has(e.getKey())) {
@@ -132,8 +136,8 @@ public final class DatasetInfo {
         }
         List<String> keys = new ArrayList<>();
         first.fieldNames().forEachRemaining(keys::add);
-        throw new IllegalArgumentException("dataset file " + path + ": cannot tell its format from the keys " + keys
-                + " of " + rows.get(0).source() + " (alpaca rows have 'instruction', sharegpt rows 'conversations', "
+        throw new IllegalArgumentException(file + ": cannot tell its format from the keys " + keys
+                + " of " + source + " (alpaca rows have 'instruction', sharegpt rows 'conversations', "
                 + "openai rows 'messages'); describe it in dataset_info.json with formatting and columns");
     }
 }

@@ -42,24 +42,14 @@ public final class DatasetLoader {
             String firstDropped = null;
             int kept = 0;
             for (JsonRecords.Row row : rows) {
-                String reason;
-                Conversation c = null;
-                try {
-                    c = Converters.convert(spec, row, index);
-                    reason = c.invalidReason();
-                } catch (InvalidExampleException e) {
-                    reason = e.getMessage();
-                }
-                if (reason != null) {
+                String[] reason = new String[1];
+                Conversation c = convert(spec, row, index, r -> reason[0] = r);
+                if (c == null) {
                     dropped++;
                     if (firstDropped == null) {
-                        firstDropped = row.source() + ": " + reason + ": " + Converters.abbreviate(row.value().toString());
+                        firstDropped = reason[0];
                     }
                     continue;
-                }
-                if (!c.tools().isEmpty()) {
-                    throw new IllegalArgumentException(row.source() + ": the example has tools, and tool formatting is not "
-                            + "implemented yet; drop the tools column from dataset_info.json");
                 }
                 out.add(c);
                 index++;
@@ -77,25 +67,58 @@ public final class DatasetLoader {
         return out;
     }
 
-    /** A configured column that no row has is a dataset_info.json mistake, not a bad example. */
-    private static void requireColumns(DatasetSpec spec, List<JsonRecords.Row> rows) {
+    /**
+     * One row as a conversation, or null when LLaMA-Factory's rules drop it (then {@code onDrop}
+     * gets "source: reason: row"). Tools are refused: their formatting is not implemented.
+     */
+    public static Conversation convert(DatasetSpec spec, JsonRecords.Row row, long index,
+                                       java.util.function.Consumer<String> onDrop) {
+        String reason;
+        Conversation c = null;
+        try {
+            c = Converters.convert(spec, row, index);
+            reason = c.invalidReason();
+        } catch (InvalidExampleException e) {
+            reason = e.getMessage();
+        }
+        if (reason != null) {
+            onDrop.accept(row.source() + ": " + reason + ": " + Converters.abbreviate(row.value().toString()));
+            return null;
+        }
+        if (!c.tools().isEmpty()) {
+            throw new IllegalArgumentException(row.source() + ": the example has tools, and tool formatting is not "
+                    + "implemented yet; drop the tools column from dataset_info.json");
+        }
+        return c;
+    }
+
+    /**
+     * A configured column that no row has is a dataset_info.json mistake, not a bad example.
+     * Pairs of (what the column is for, its configured name).
+     */
+    public static List<String[]> requiredColumns(DatasetSpec spec) {
         List<String[]> required = spec.formatting() == DatasetSpec.Formatting.ALPACA
                 ? List.of(new String[] {"prompt", spec.prompt()}, new String[] {"response", spec.response()})
                 : List.<String[]>of(new String[] {"messages", spec.messages()});
-        for (String[] r : required) {
-            if (r[1] == null) {
-                continue;
-            }
-            boolean present = rows.stream().anyMatch(row -> row.value().has(r[1]));
-            if (!present) {
-                JsonNode first = rows.get(0).value();
-                List<String> keys = new ArrayList<>();
-                first.fieldNames().forEachRemaining(keys::add);
-                throw new IllegalArgumentException("dataset '" + spec.name() + "' (" + spec.path() + "): column '" + r[1]
-                        + "' (columns." + r[0] + ") is missing; the rows have " + keys + ". Set columns." + r[0]
-                        + " in dataset_info.json" + (spec.formatting() == DatasetSpec.Formatting.ALPACA
-                        ? "" : " or check formatting (sharegpt: conversations with from/value; openai: messages with role/content)"));
+        return required.stream().filter(r -> r[1] != null).toList();
+    }
+
+    /** Fails unless every {@link #requiredColumns required column} is in at least one of {@code rows}. */
+    public static void requireColumns(DatasetSpec spec, List<JsonRecords.Row> rows) {
+        for (String[] r : requiredColumns(spec)) {
+            if (rows.stream().noneMatch(row -> row.value().has(r[1]))) {
+                throw missingColumn(spec, r, rows.get(0).value());
             }
         }
+    }
+
+    /** The error for a required column {@code r} that no row has; {@code first} shows the columns rows do have. */
+    public static IllegalArgumentException missingColumn(DatasetSpec spec, String[] r, JsonNode first) {
+        List<String> keys = new ArrayList<>();
+        first.fieldNames().forEachRemaining(keys::add);
+        return new IllegalArgumentException("dataset '" + spec.name() + "' (" + spec.path() + "): column '" + r[1]
+                + "' (columns." + r[0] + ") is missing; the rows have " + keys + ". Set columns." + r[0]
+                + " in dataset_info.json" + (spec.formatting() == DatasetSpec.Formatting.ALPACA
+                ? "" : " or check formatting (sharegpt: conversations with from/value; openai: messages with role/content)"));
     }
 }

@@ -3,7 +3,8 @@ package dev.sparksft.data;
 /**
  * One dataset as LLaMA-Factory's {@code dataset_info.json} describes it (DatasetAttr): where the
  * file is, its formatting, which columns hold what, and the role tags of sharegpt/openai data.
- * Column and tag fields are null where the data has no such column.
+ * Column and tag fields are null where the data has no such column. Serializable: Spark ships
+ * it to the executors that convert rows.
  */
 public record DatasetSpec(
         String name,
@@ -18,7 +19,7 @@ public record DatasetSpec(
         String system, String tools,
         // sharegpt / openai tags
         String roleTag, String contentTag, String userTag, String assistantTag, String observationTag,
-        String functionTag, String systemTag) {
+        String functionTag, String systemTag) implements java.io.Serializable {
 
     public enum Formatting {
         ALPACA, SHAREGPT, OPENAI;

@@ -3,7 +3,6 @@ package dev.sparksft.data;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.BufferedReader;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -42,68 +41,89 @@ public final class JsonRecords {
     }
 
     private static boolean isJsonFile(Path p) {
-        String n = p.getFileName().toString();
-        return n.endsWith(".json") || n.endsWith(".jsonl");
+        return isJsonName(p.getFileName().toString());
     }
 
     private static List<Row> readFile(Path file) throws IOException {
-        String name = file.getFileName().toString();
         if (!isJsonFile(file)) {
             throw new IllegalArgumentException("dataset file " + file + " is neither .json nor .jsonl (Parquet is read by "
                     + "the Spark driver)");
         }
-        if (startsWithArray(file)) {
+        return parse(file.getFileName().toString(), file.toString(), Files.readString(file, StandardCharsets.UTF_8), null);
+    }
+
+    /**
+     * The rows of one file's text: a JSON array of objects, or JSON Lines.
+     *
+     * @param name      the file name rows are reported with ("data.jsonl line 3")
+     * @param fullName  the path errors are reported with
+     * @param malformed null: a malformed row is an error; else it is described here and skipped
+     */
+    public static List<Row> parse(String name, String fullName, String text, List<String> malformed) {
+        List<Row> rows = new ArrayList<>();
+        if (startsWithArray(text)) {
             JsonNode root;
             try {
-                root = JSON.readTree(file.toFile());
+                root = JSON.readTree(text);
             } catch (JsonProcessingException e) {
-                throw new IllegalArgumentException("dataset file " + file + " is not valid JSON at line "
-                        + e.getLocation().getLineNr() + ": " + e.getOriginalMessage());
+                bad(malformed, "dataset file " + fullName + " is not valid JSON at line " + e.getLocation().getLineNr()
+                        + ": " + e.getOriginalMessage());
+                return rows;
             }
-            List<Row> rows = new ArrayList<>();
             for (int i = 0; i < root.size(); i++) {
-                rows.add(new Row(requireObject(root.get(i), file + " [" + i + "]"), name + " [" + i + "]"));
+                if (isObject(root.get(i), fullName + " [" + i + "]", malformed)) {
+                    rows.add(new Row(root.get(i), name + " [" + i + "]"));
+                }
             }
             return rows;
         }
-        List<Row> rows = new ArrayList<>();
-        try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-            String line;
-            int lineNo = 0;
-            while ((line = r.readLine()) != null) {
-                lineNo++;
-                if (line.isBlank()) {
-                    continue;
-                }
-                JsonNode node;
-                try {
-                    node = JSON.readTree(line);
-                } catch (JsonProcessingException e) {
-                    throw new IllegalArgumentException("dataset file " + file + " line " + lineNo + " is not valid JSON: "
-                            + e.getOriginalMessage());
-                }
-                rows.add(new Row(requireObject(node, file + " line " + lineNo), name + " line " + lineNo));
+        int lineNo = 0;
+        for (String line : text.split("\n", -1)) {
+            lineNo++;
+            if (line.isBlank()) {
+                continue;
+            }
+            JsonNode node;
+            try {
+                node = JSON.readTree(line);
+            } catch (JsonProcessingException e) {
+                bad(malformed, "dataset file " + fullName + " line " + lineNo + " is not valid JSON: " + e.getOriginalMessage());
+                continue;
+            }
+            if (isObject(node, fullName + " line " + lineNo, malformed)) {
+                rows.add(new Row(node, name + " line " + lineNo));
             }
         }
         return rows;
     }
 
-    private static JsonNode requireObject(JsonNode node, String where) {
-        if (node == null || !node.isObject()) {
-            throw new IllegalArgumentException("dataset row at " + where + " is not a JSON object");
+    private static void bad(List<String> malformed, String message) {
+        if (malformed == null) {
+            throw new IllegalArgumentException(message);
         }
-        return node;
+        malformed.add(message);
     }
 
-    private static boolean startsWithArray(Path file) throws IOException {
-        try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-            int c;
-            while ((c = r.read()) != -1) {
-                if (!Character.isWhitespace(c) && c != '\uFEFF') {
-                    return c == '[';
-                }
+    private static boolean isObject(JsonNode node, String where, List<String> malformed) {
+        if (node == null || !node.isObject()) {
+            bad(malformed, "dataset row at " + where + " is not a JSON object");
+            return false;
+        }
+        return true;
+    }
+
+    private static boolean startsWithArray(String text) {
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (!Character.isWhitespace(c) && c != '\uFEFF') {
+                return c == '[';
             }
         }
         return false;
+    }
+
+    /** .json and .jsonl files hold rows; other files in a dataset folder are ignored. */
+    public static boolean isJsonName(String name) {
+        return name.endsWith(".json") || name.endsWith(".jsonl");
     }
 }

@@ -9,7 +9,7 @@ import dev.sparksft.loss.CausalLmLoss;
  *
  * @param index position of the source example in its dataset
  */
-public record TokenizedExample(long index, int[] inputIds, int[] labels) {
+public record TokenizedExample(long index, int[] inputIds, int[] labels) implements java.io.Serializable {
     public TokenizedExample {
         if (inputIds.length != labels.length) {
             throw new IllegalStateException("input_ids (" + inputIds.length + ") and labels (" + labels.length

@@ -8,6 +8,7 @@ import org.bytedeco.javacpp.chrono.Milliseconds;
 import org.bytedeco.pytorch.AllreduceOptions;
 import org.bytedeco.pytorch.Backend;
 import org.bytedeco.pytorch.BroadcastOptions;
+import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.ProcessGroupGloo;
 import org.bytedeco.pytorch.ReduceOp;
 import org.bytedeco.pytorch.Store;
@@ -245,11 +246,14 @@ public final class World implements AutoCloseable {
         return torch.cat(parts);
     }
 
+    /** Copies {@code flat} back into the bucket's tensors (parameters too: outside autograd). */
     private static void unflatten(Tensor flat, List<Tensor> bucket) {
-        long offset = 0;
-        for (Tensor t : bucket) {
-            t.copy_(flat.narrow(0, offset, t.numel()).view(t.sizes().vec().get()));
-            offset += t.numel();
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            long offset = 0;
+            for (Tensor t : bucket) {
+                t.copy_(flat.narrow(0, offset, t.numel()).view(t.sizes().vec().get()));
+                offset += t.numel();
+            }
         }
     }
 

@@ -31,6 +31,16 @@ public final class LlamaModel {
                  Tensor qNorm, Tensor kNorm, Tensor wo, Tensor bo, Tensor postNorm,
                  Tensor wGate, Tensor wUp, Tensor wDown) {}
 
+    /** The model saved in {@code dir}, refused when its vocabulary is smaller than the tokenizer's. */
+    public static LlamaModel load(java.nio.file.Path dir, int tokenizerVocabSize) throws java.io.IOException {
+        ModelConfig cfg = ModelConfig.load(dir);
+        if (cfg.vocabSize() < tokenizerVocabSize) {
+            throw new IllegalArgumentException("the tokenizer has " + tokenizerVocabSize + " tokens but the model's "
+                    + "vocab_size (" + dir + "/config.json) is " + cfg.vocabSize());
+        }
+        return new LlamaModel(cfg, ModelWeights.load(dir, cfg));
+    }
+
     public LlamaModel(ModelConfig cfg, ModelWeights weights) {
         this.cfg = cfg;
         this.weights = weights;

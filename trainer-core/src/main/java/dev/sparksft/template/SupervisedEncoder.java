@@ -2,6 +2,7 @@ package dev.sparksft.template;
 
 import static dev.sparksft.loss.CausalLmLoss.IGNORE_INDEX;
 
+import dev.sparksft.config.DataArguments;
 import dev.sparksft.data.Conversation;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.tokenizer.Tokenizer;
@@ -40,6 +41,28 @@ public final class SupervisedEncoder {
         this.template = template;
         this.tokenizer = tokenizer;
         this.options = options;
+    }
+
+    /**
+     * The encoder a run's data arguments describe: their template (with default_system) and
+     * the model's tokenizer as that template prepares it.
+     *
+     * @param raw the model's tokenizer (the caller closes it)
+     */
+    public static SupervisedEncoder of(DataArguments data, Tokenizer raw) {
+        ChatTemplate base = Templates.get(data.template());
+        ChatTemplate template = data.defaultSystem() == null ? base : base.withDefaultSystem(data.defaultSystem());
+        return new SupervisedEncoder(template, template.prepare(raw), new Options(data.cutoffLen(),
+                data.trainOnPrompt(), data.maskHistory(), data.enableThinking(), data.preserveThinking()));
+    }
+
+    public ChatTemplate template() {
+        return template;
+    }
+
+    /** The tokenizer as the template prepared it (its pad and eos ids are the ones training uses). */
+    public Tokenizer tokenizer() {
+        return tokenizer;
     }
 
     /** Encodes a valid conversation (see {@link Conversation#invalidReason}). */

@@ -12,7 +12,7 @@ import java.util.SplittableRandom;
  * The set of a step therefore depends only on (seed, epoch, global batch size); how it is split
  * over ranks and micro-batches does not change it.
  */
-public final class BatchPlan {
+public final class BatchPlan implements java.io.Serializable {
     private final int numExamples;
     private final int globalBatch;
     private final long seed;
@@ -26,6 +26,14 @@ public final class BatchPlan {
         this.globalBatch = globalBatch;
         this.seed = seed;
         this.shuffle = shuffle;
+    }
+
+    public int numExamples() {
+        return numExamples;
+    }
+
+    public int globalBatch() {
+        return globalBatch;
     }
 
     public int stepsPerEpoch() {
@@ -42,7 +50,7 @@ public final class BatchPlan {
     }
 
     /** The visiting order of epoch {@code epoch}: seeded by (seed, epoch); identity without shuffling. */
-    int[] permutation(int epoch) {
+    public int[] permutation(int epoch) {
         if (!shuffle) {
             return shuffled(numExamples, null);
         }

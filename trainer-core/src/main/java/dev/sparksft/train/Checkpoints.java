@@ -58,6 +58,22 @@ public final class Checkpoints {
         return target;
     }
 
+    /** resume_from_checkpoint: a path, "true" for the latest checkpoint of output_dir, or nothing (null). */
+    public static Path resumeDir(String resume, Path outputDir) throws IOException {
+        if (resume == null || resume.equalsIgnoreCase("false")) {
+            return null;
+        }
+        if (resume.equalsIgnoreCase("true")) {
+            return latest(outputDir).orElseThrow(() -> new IllegalArgumentException(
+                    "resume_from_checkpoint: true, but output_dir " + outputDir + " holds no checkpoint-N directory"));
+        }
+        Path p = Path.of(resume);
+        if (!Files.isDirectory(p)) {
+            throw new IllegalArgumentException("resume_from_checkpoint: " + resume + " is not a directory");
+        }
+        return p;
+    }
+
     /** The checkpoint with the highest step in {@code outputDir}, if any. */
     public static Optional<Path> latest(Path outputDir) throws IOException {
         return list(outputDir).stream().reduce((a, b) -> b);
@@ -97,6 +113,16 @@ public final class Checkpoints {
             tensors.put(e.name(), Safetensors.readTensor(header, e));
         }
         return new Loaded(dir, tensors, (ObjectNode) s);
+    }
+
+    /** The global_step a checkpoint was written at (its trainer_state.json). */
+    public static long step(Path dir) throws IOException {
+        Path state = dir.resolve(STATE_FILE);
+        if (!Files.isRegularFile(state)) {
+            throw new IllegalArgumentException("resume_from_checkpoint: " + dir + " is not a spark-sft checkpoint (it needs "
+                    + STATE_FILE + ")");
+        }
+        return JSON.readTree(state.toFile()).path("global_step").asLong();
     }
 
     static long stepOf(Path p) {

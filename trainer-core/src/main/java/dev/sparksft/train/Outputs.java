@@ -58,6 +58,14 @@ public final class Outputs {
         return new Outputs(dir, modelDir);
     }
 
+    /**
+     * The output directory of a run that {@link #prepare} already checked (a training rank, which
+     * runs after the driver prepared the directory, and again when Spark retries it).
+     */
+    public static Outputs open(Path dir, Path modelDir) {
+        return new Outputs(dir, modelDir);
+    }
+
     private static List<Path> previousRun(Path dir) throws IOException {
         List<Path> found = new ArrayList<>();
         try (Stream<Path> s = Files.list(dir)) {

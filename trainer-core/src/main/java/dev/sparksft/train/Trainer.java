@@ -58,6 +58,7 @@ public final class Trainer {
     private final long totalSteps;
     private final LrSchedule schedule;
     private TrainerLog log;
+    private volatile long currentStep;
 
     /** The outcome of {@link #train}: train_results.json's fields. */
     public record Result(long globalStep, double epoch, double trainLoss, double runtimeSeconds, long numSamples) {}
@@ -65,7 +66,7 @@ public final class Trainer {
     /** A trainer for one process holding the whole training set. */
     public Trainer(TrainingArguments args, FinetuningArguments ft, LlamaModel model, List<TokenizedExample> train,
                    List<TokenizedExample> eval, World world, int padId, Outputs outputs) {
-        this(args, ft, model, train.size(), new PlannedBatches(train, plan(train.size(), args, ft, world), world.rank(),
+        this(args, ft, model, train.size(), new PlannedBatches(train, plan(train.size(), args, ft, world.size()), world.rank(),
                 world.size(), args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps()), eval, world, padId, outputs);
     }
 
@@ -96,7 +97,7 @@ public final class Trainer {
         this.loss = new SftLoss(ft.useDftLoss() ? SftLoss.Kind.DFT : ft.useEaftLoss() ? SftLoss.Kind.EAFT
                 : SftLoss.Kind.CROSS_ENTROPY, ft.eaftAlpha());
         int globalBatch = args.perRankBatch() * world.size();
-        this.plan = plan(numExamples, args, ft, world);
+        this.plan = plan(numExamples, args, ft, world.size());
         this.totalSteps = totalSteps(args, plan);
         int warmup = LrSchedule.warmupSteps(args.warmupSteps(), args.warmupRatio(), (int) totalSteps);
         this.schedule = new LrSchedule(args.lrSchedulerType(), args.learningRate(), warmup, (int) totalSteps,
@@ -108,8 +109,8 @@ public final class Trainer {
     }
 
     /** Which examples each step trains on: depends on the global batch, not on how it is split. */
-    public static BatchPlan plan(int numExamples, TrainingArguments args, FinetuningArguments ft, World world) {
-        return new BatchPlan(numExamples, args.perRankBatch() * world.size(), args.seed(), !ft.disableShuffling());
+    public static BatchPlan plan(int numExamples, TrainingArguments args, FinetuningArguments ft, int worldSize) {
+        return new BatchPlan(numExamples, args.perRankBatch() * worldSize, args.seed(), !ft.disableShuffling());
     }
 
     /** max_steps if set, else num_train_epochs (fractions allowed) of the plan's steps. */
@@ -121,7 +122,12 @@ public final class Trainer {
         return world.size() == 1 ? "" : "rank " + world.rank() + ": ";
     }
 
-    /** This rank's progress log: the recent lines go into error reports about this rank. */
+    /** The step being trained (0-based), for error reports. */
+    public long currentStep() {
+        return currentStep;
+    }
+
+    /** This rank's progress log (null before training starts): its recent lines go into error reports. */
     public TrainerLog log() {
         return log;
     }
@@ -150,6 +156,7 @@ public final class Trainer {
             double stepLoss;
             double gradNorm;
             double lr = schedule.lr((int) step);
+            currentStep = step;
             world.report(step, log.recentLines());
             try (PointerScope scope = new PointerScope()) {
                 List<List<TokenizedExample>> micros = batches.step(step);
@@ -217,6 +224,47 @@ public final class Trainer {
         }
         double trainLoss = totalSteps > startStep ? lossSum / (totalSteps - startStep) : Double.NaN;
         return new Result(totalSteps, epoch, trainLoss, runtime, numExamples);
+    }
+
+    /**
+     * {@link #train}, then rank 0 saves the final model and train_results.json (with
+     * all_results.json) in output_dir.
+     */
+    public Result trainAndSave(Checkpoints.Loaded resume) throws IOException {
+        Result result = train(resume);
+        if (world.isMain()) {
+            outputs.saveModel(model.config(), model.weights());
+            Map<String, Object> r = new LinkedHashMap<>();
+            r.put("epoch", result.epoch());
+            r.put("train_loss", result.trainLoss());
+            r.put("train_runtime", result.runtimeSeconds());
+            r.put("train_samples_per_second", result.numSamples() * result.epoch() / result.runtimeSeconds());
+            r.put("train_steps_per_second", result.globalStep() / result.runtimeSeconds());
+            outputs.writeResults("train", r);
+            LOG.info("training done: {} steps, train_loss {}, {} s; model saved to {}", result.globalStep(),
+                    String.format("%.4f", result.trainLoss()), String.format("%.1f", result.runtimeSeconds()), outputs.dir());
+        }
+        return result;
+    }
+
+    /** {@link #evaluate}, then rank 0 writes eval_results.json (with all_results.json). */
+    public Map<String, Object> evaluateAndSave(double epoch) throws IOException {
+        if (eval.isEmpty()) {
+            throw new IllegalArgumentException("do_eval needs an eval set: set eval_dataset or val_size");
+        }
+        long start = System.nanoTime();
+        Map<String, Double> metrics = evaluate();
+        double seconds = (System.nanoTime() - start) / 1e9;
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("epoch", epoch);
+        metrics.forEach((k, v) -> r.put("eval_" + k, v));
+        r.put("eval_runtime", seconds);
+        r.put("eval_samples_per_second", eval.size() / seconds);
+        if (world.isMain()) {
+            outputs.writeResults("eval", r);
+            LOG.info("eval: {}", r);
+        }
+        return r;
     }
 
     /** Evaluation metrics on the eval set (no eval_ prefix); each rank scores every world_size-th example. */

@@ -69,7 +69,7 @@ public final class TrainerLog {
     public void train(long step, double epoch, double loss, double lr, double gradNorm, double tokensPerSecond)
             throws IOException {
         ObjectNode h = history.addObject();
-        h.put("loss", round(loss, 4)).put("grad_norm", gradNorm).put("learning_rate", lr).put("epoch", round(epoch, 4))
+        h.put("loss", loss).put("grad_norm", gradNorm).put("learning_rate", lr).put("epoch", round(epoch, 4))
                 .put("step", step);
         ObjectNode row = row(step, epoch);
         long rssMb = residentMegabytes();

@@ -1,0 +1,77 @@
+package dev.sparksft.spark;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.Map;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.spark.SparkEnv;
+import org.apache.spark.deploy.SparkHadoopUtil;
+
+/**
+ * A model directory as a local path: local paths and file: URIs as they are; any other Hadoop
+ * URI (hdfs:, s3a:, ...) copied once per executor JVM into a local cache folder, so that
+ * libtorch and the tokenizer read plain files.
+ */
+final class ModelFiles {
+    private static final Map<String, Path> COPIES = new HashMap<>();
+
+    private ModelFiles() {}
+
+    static synchronized Path local(String pathOrUri) throws IOException {
+        if (!SparkDataset.hasScheme(pathOrUri)) {
+            return Path.of(pathOrUri);
+        }
+        if (pathOrUri.startsWith("file:")) {
+            return Path.of(java.net.URI.create(pathOrUri));
+        }
+        Path copy = COPIES.get(pathOrUri);
+        if (copy != null) {
+            return copy;
+        }
+        Path root = Path.of(System.getProperty("java.io.tmpdir"), "spark-sft-models");
+        Files.createDirectories(root);
+        Path target = root.resolve(hash(pathOrUri));
+        if (!Files.isDirectory(target)) {
+            Path tmp = Files.createTempDirectory(root, "copy-");
+            org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(pathOrUri);
+            FileSystem fs = src.getFileSystem(hadoopConf());
+            if (!fs.exists(src)) {
+                throw new IllegalArgumentException("model_name_or_path " + pathOrUri + " does not exist");
+            }
+            for (var status : fs.listStatus(src)) {
+                if (status.isFile()) {
+                    fs.copyToLocalFile(false, status.getPath(),
+                            new org.apache.hadoop.fs.Path(tmp.resolve(status.getPath().getName()).toUri()), true);
+                }
+            }
+            try {
+                Files.move(tmp, target, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            } catch (java.nio.file.FileAlreadyExistsException | java.nio.file.DirectoryNotEmptyException e) {
+                // another executor JVM on this host copied it first
+            }
+        }
+        COPIES.put(pathOrUri, target);
+        return target;
+    }
+
+    static Configuration hadoopConf() {
+        SparkEnv env = SparkEnv.get();
+        return env == null ? new Configuration() : SparkHadoopUtil.get().newConfiguration(env.conf());
+    }
+
+    private static String hash(String s) {
+        try {
+            byte[] d = MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8));
+            return HexFormat.of().formatHex(d, 0, 12);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+package dev.sparksft.spark;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.config.SftConfig;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.spark.SparkConf;
+import org.apache.spark.sql.SparkSession;
+
+/**
+ * {@code spark-submit --class dev.sparksft.spark.SparkSftMain JAR CONFIG.yaml [key=value ...]}:
+ * distributed SFT. Exits 0 only when training finished; otherwise prints one line saying why (for
+ * schedulers and pipelines) and exits 1 (bad configuration or data: 2).
+ */
+public final class SparkSftMain {
+    private SparkSftMain() {}
+
+    public static void main(String[] argv) {
+        System.exit(run(argv));
+    }
+
+    static int run(String[] argv) {
+        if (argv.length == 0 || argv[0].equals("--help") || argv[0].equals("-h")) {
+            System.err.println("usage: spark-submit --class " + SparkSftMain.class.getName()
+                    + " spark-sft-driver.jar CONFIG.yaml [key=value ...]");
+            return argv.length == 0 ? 2 : 0;
+        }
+        ObjectNode values;
+        SftConfig config;
+        try {
+            List<String> overrides = new ArrayList<>(List.of(argv).subList(1, argv.length));
+            values = SftConfig.loadValues(Path.of(argv[0]), overrides);
+            config = SftConfig.fromValues(values);
+        } catch (Exception e) {
+            System.err.println("spark-sft: " + e.getMessage());
+            return 2;
+        }
+        SparkConf conf = new SparkConf().setAppName("spark-sft");
+        // a dead rank must fail the barrier stage within ddp_timeout, not after Spark's default 365 days
+        conf.setIfMissing("spark.barrier.sync.timeout", config.distributed().ddpTimeout() + "s");
+        conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "passive");
+        SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
+        try {
+            List<String> summaries = TrainingJob.run(spark, values, System.out);
+            System.out.println("[spark-sft] training finished: " + summaries.get(0));
+            return 0;
+        } catch (IllegalArgumentException e) {
+            System.err.println("spark-sft: " + e.getMessage());
+            return 2;
+        } catch (Exception e) {
+            System.err.println("spark-sft: training failed: " + Failures.oneLine(e));
+            return 1;
+        } finally {
+            spark.stop();
+        }
+    }
+}

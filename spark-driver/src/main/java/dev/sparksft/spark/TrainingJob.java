@@ -1,0 +1,90 @@
+package dev.sparksft.spark;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.config.SftConfig;
+import dev.sparksft.config.TrainingArguments;
+import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.train.BatchPlan;
+import dev.sparksft.train.Checkpoints;
+import dev.sparksft.train.Outputs;
+import dev.sparksft.train.Trainer;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.List;
+import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.rdd.RDD;
+import org.apache.spark.sql.SparkSession;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import scala.reflect.ClassTag;
+import scala.reflect.ClassTag$;
+
+/**
+ * The distributed training job (DESIGN.md, data flow): Spark reads and tokenizes the dataset,
+ * gives every example of every epoch its slot and routes each rank its slots in order, then one
+ * barrier task per rank trains. A shuffle after the barrier stage makes it a ShuffleMapStage, the
+ * kind Spark retries as a whole when a rank fails (spark.stage.maxConsecutiveAttempts); the retry
+ * resumes from the newest checkpoint.
+ */
+public final class TrainingJob {
+    private static final Logger LOG = LoggerFactory.getLogger(TrainingJob.class);
+
+    private TrainingJob() {}
+
+    /**
+     * Trains with the configuration {@code values} (the YAML's keys with overrides applied).
+     *
+     * @param progress where the driver prints progress lines while the stage runs
+     * @return each rank's summary as JSON, rank 0 first
+     */
+    public static List<String> run(SparkSession spark, ObjectNode values, PrintStream progress) throws IOException {
+        SftConfig config = SftConfig.fromValues(values);
+        TrainingArguments args = config.training();
+        int worldSize = config.distributed().worldSize();
+        if (args.outputDir() == null || args.outputDir().isBlank()) {
+            throw new IllegalArgumentException("output_dir is required: where checkpoints, the final model and the logs go");
+        }
+        if (!args.doTrain()) {
+            throw new IllegalArgumentException("do_train: false: the Spark job trains (and evaluates after training with "
+                    + "do_eval); to evaluate a saved model alone use scripts/sft train with do_train: false");
+        }
+        config.finetuning().requireImplementedMethod();
+        if (SparkDataset.hasScheme(args.outputDir()) && !args.outputDir().startsWith("file:")) {
+            throw new IllegalArgumentException("output_dir " + args.outputDir() + ": only local or file: paths (a folder "
+                    + "every executor sees, e.g. NFS) are supported yet, because retried ranks resume from its checkpoints");
+        }
+        Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
+        Path outputDir = ModelFiles.local(args.outputDir());
+        Path resume = Checkpoints.resumeDir(args.resumeFromCheckpoint(), outputDir);
+        Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(), resume != null);
+
+        String configJson = RunConfig.json(values);
+        SparkDataset.Loaded data = new SparkDataset(spark, config.data(), new ExecutorEncoders.Key(configJson),
+                config.distributed().skipBadRows()).load(args.seed());
+        if (data.numTrain() < worldSize) {
+            throw new IllegalArgumentException("the training set has " + data.numTrain() + " example(s), fewer than "
+                    + "world_size " + worldSize + ": some ranks would never train; lower world_size");
+        }
+        BatchPlan plan = Trainer.plan(data.numTrain(), args, config.finetuning(), worldSize);
+        long totalSteps = Trainer.totalSteps(args, plan);
+        LOG.info("{} training examples, {} eval examples; {} steps of {} examples on {} ranks", data.numTrain(),
+                data.eval().size(), totalSteps, plan.globalBatch(), worldSize);
+        JavaPairRDD<Slot, TokenizedExample> slots = new SlotAssigner(plan, totalSteps, worldSize,
+                args.perDeviceTrainBatchSize()).assign(data.train());
+
+        TrainingStage stage = new TrainingStage(configJson, data.numTrain(), data.eval(), resume,
+                spark.sparkContext().isLocal());
+        ClassTag<String> tag = ClassTag$.MODULE$.apply(String.class);
+        RDD<String> trained = slots.rdd().barrier().mapPartitions(stage, false, tag);
+        spark.sparkContext().setJobDescription("spark-sft: train " + totalSteps + " steps on " + worldSize + " ranks");
+        try (ProgressReporter reporter = new ProgressReporter(outputDir, progress)) {
+            // the shuffle makes the barrier stage a ShuffleMapStage, which Spark retries after a failure
+            List<String> summaries = JavaRDD.fromRDD(trained, tag).repartition(1).collect();
+            return summaries.stream().sorted().toList();
+        } finally {
+            data.train().unpersist(false);
+        }
+    }
+}

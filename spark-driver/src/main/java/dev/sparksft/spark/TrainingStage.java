@@ -1,0 +1,149 @@
+package dev.sparksft.spark;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.config.SftConfig;
+import dev.sparksft.config.TrainingArguments;
+import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.dist.Rendezvous;
+import dev.sparksft.dist.World;
+import dev.sparksft.model.LlamaModel;
+import dev.sparksft.runtime.Torch;
+import dev.sparksft.template.SupervisedEncoder;
+import dev.sparksft.train.Checkpoints;
+import dev.sparksft.train.Outputs;
+import dev.sparksft.train.Trainer;
+import java.io.IOException;
+import java.io.Serializable;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import org.apache.spark.BarrierTaskContext;
+import org.apache.spark.SparkEnv;
+import scala.Tuple2;
+import scala.collection.Iterator;
+import scala.collection.JavaConverters;
+import scala.runtime.AbstractFunction1;
+
+/**
+ * One training rank: the body of a barrier task. Rank 0 opens the rendezvous store and publishes
+ * its address and the checkpoint every rank resumes from through {@code allGather}; the ranks
+ * join one process group (Gloo on cpu, NCCL on cuda), load the model (from that checkpoint after
+ * a retry), and run the trainer on the rank's sorted slots. Rank 0 writes checkpoints, the final
+ * model and the results. A rank that fails reports its rank, step and last log lines.
+ */
+final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, TokenizedExample>>, Iterator<String>>
+        implements Serializable {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final String configJson;
+    private final int numExamples;
+    private final ArrayList<TokenizedExample> eval;
+    private final String resumeFrom;       // resume_from_checkpoint resolved by the driver, or null
+    private final boolean localMaster;
+    private transient Trainer current;     // for the failure report of this task
+
+    TrainingStage(String configJson, int numExamples, List<TokenizedExample> eval, Path resumeFrom, boolean localMaster) {
+        this.configJson = configJson;
+        this.numExamples = numExamples;
+        this.eval = new ArrayList<>(eval);
+        this.resumeFrom = resumeFrom == null ? null : resumeFrom.toString();
+        this.localMaster = localMaster;
+    }
+
+    @Override
+    public Iterator<String> apply(Iterator<Tuple2<Slot, TokenizedExample>> slots) {
+        BarrierTaskContext ctx = BarrierTaskContext.get();
+        int rank = ctx.partitionId();
+        int size = ctx.getTaskInfos().length;
+        try {
+            String summary = run(ctx, rank, size, JavaConverters.asJava(slots));
+            return JavaConverters.asScala(List.of(summary).iterator());
+        } catch (Throwable t) {
+            throw new RankFailedException(rank, size, t, current);
+        } finally {
+            current = null;
+        }
+    }
+
+    private String run(BarrierTaskContext ctx, int rank, int size, java.util.Iterator<Tuple2<Slot, TokenizedExample>> slots)
+            throws IOException {
+        ObjectNode values = RunConfig.values(configJson);
+        SftConfig config = SftConfig.fromValues(values);
+        TrainingArguments args = config.training();
+        // threads per rank: num_threads when given, else the cores Spark gave the task (spark.task.cpus)
+        Torch.load(values.has("num_threads") ? args.numThreads() : ctx.cpus(), args.intraOpThreads());
+        Duration timeout = Duration.ofSeconds(config.distributed().ddpTimeout());
+        boolean cuda = config.distributed().cuda();
+        if (cuda) {
+            requireCuda(rank, GpuAssignment.deviceIndex(ctx.resourcesJMap(), System.getenv("CUDA_VISIBLE_DEVICES"),
+                    localMaster, rank));
+        }
+        Path outputDir = ModelFiles.local(args.outputDir());
+        String host = SparkEnv.get().blockManager().blockManagerId().host();
+        Rendezvous rendezvous = null;
+        try {
+            String offer = "";
+            if (rank == 0) {
+                rendezvous = Rendezvous.host(host, size, timeout);
+                offer = rendezvous.address() + "\n" + resumePoint(outputDir).map(Path::toString).orElse("");
+            }
+            String[] gathered = ctx.allGather(offer)[0].split("\n", -1);
+            String address = gathered[0];
+            Path resume = gathered[1].isEmpty() ? null : Path.of(gathered[1]);
+            try (World world = World.join(rank, size, address, host, cuda, timeout)) {
+                SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
+                Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
+                LlamaModel model = LlamaModel.load(resume != null ? resume : modelDir, encoder.tokenizer().vocabSize());
+                Trainer trainer = new Trainer(args, config.finetuning(), model, numExamples,
+                        new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), FaultInjection.ofTask()),
+                        eval, world, encoder.tokenizer().padId(), Outputs.open(outputDir, modelDir));
+                current = trainer;
+                Trainer.Result result = trainer.trainAndSave(resume == null ? null : Checkpoints.load(resume));
+                ObjectNode summary = JSON.createObjectNode().put("rank", rank).put("global_step", result.globalStep())
+                        .put("epoch", result.epoch()).put("runtime", result.runtimeSeconds())
+                        .put("resumed_from", resume == null ? null : resume.toString());
+                if (Double.isFinite(result.trainLoss())) {
+                    summary.put("train_loss", result.trainLoss());
+                }
+                if (args.doEval()) {
+                    trainer.evaluateAndSave(result.epoch());
+                }
+                world.allReduceSum(0L);   // nobody closes the group (and rank 0 the store) while others still use it
+                return JSON.writeValueAsString(summary);
+            }
+        } finally {
+            if (rendezvous != null) {
+                rendezvous.close();
+            }
+        }
+    }
+
+    /**
+     * Where the ranks start: the newest complete checkpoint among resume_from_checkpoint and
+     * output_dir's checkpoints (an earlier attempt of this stage writes them there).
+     */
+    private Optional<Path> resumePoint(Path outputDir) throws IOException {
+        Optional<Path> latest = Checkpoints.latest(outputDir);
+        if (resumeFrom == null) {
+            return latest;
+        }
+        Path explicit = Path.of(resumeFrom);
+        if (latest.isEmpty()) {
+            return Optional.of(explicit);
+        }
+        return Checkpoints.step(latest.get()) > Checkpoints.step(explicit) ? latest : Optional.of(explicit);
+    }
+
+    /** The GPU path stops here until the model, batches and optimizer state can live on a CUDA device. */
+    private static void requireCuda(int rank, int deviceIndex) {
+        if (!org.bytedeco.pytorch.global.torch.cuda_is_available()) {
+            throw new IllegalArgumentException("device: cuda, but this libtorch has no CUDA device (a CPU build, or no "
+                    + "driver): build with -Pgpu and run on a CUDA 13 host, or set device: cpu");
+        }
+        throw new UnsupportedOperationException("rank " + rank + " would train on cuda:" + deviceIndex + ", but placing "
+                + "the model and optimizer state on a GPU is not implemented yet; set device: cpu");
+    }
+}

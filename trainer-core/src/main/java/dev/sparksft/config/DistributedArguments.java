@@ -1,0 +1,41 @@
+package dev.sparksft.config;
+
+import com.fasterxml.jackson.annotation.JsonProperty;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * How the Spark driver spreads training (spark-sft's own keys, plus Hugging Face's ddp_timeout):
+ * the number of ranks, their device, how long a collective may wait for a silent rank, and
+ * whether malformed dataset rows are skipped or refuse the run. The single-process CLI uses none
+ * of these except the timeout's validation.
+ */
+public record DistributedArguments(
+        @JsonProperty("world_size") Integer worldSize,
+        @JsonProperty("device") String device,
+        @JsonProperty("ddp_timeout") Integer ddpTimeout,
+        @JsonProperty("skip_bad_rows") Boolean skipBadRows) {
+    public DistributedArguments {
+        worldSize = worldSize == null ? 1 : worldSize;
+        device = device == null ? "cpu" : device;
+        ddpTimeout = ddpTimeout == null ? 1800 : ddpTimeout;   // Hugging Face's default, in seconds
+        skipBadRows = skipBadRows != null && skipBadRows;
+        List<String> problems = new ArrayList<>();
+        if (worldSize < 1) {
+            problems.add("world_size must be >= 1 (the number of training ranks, one Spark task each), got " + worldSize);
+        }
+        if (!Set.of("cpu", "cuda").contains(device)) {
+            problems.add("device must be cpu or cuda, got '" + device + "'");
+        }
+        if (ddpTimeout < 1) {
+            problems.add("ddp_timeout must be >= 1 second (how long a collective waits for a silent rank), got "
+                    + ddpTimeout);
+        }
+        ConfigProblems.throwIfAny(problems);
+    }
+
+    public boolean cuda() {
+        return device.equals("cuda");
+    }
+}
