@@ -93,12 +93,14 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
             String[] gathered = ctx.allGather(offer)[0].split("\n", -1);
             String address = gathered[0];
             Path resume = gathered[1].isEmpty() ? null : Path.of(gathered[1]);
+            FaultInjection faults = FaultInjection.ofTask();
+            faults.beforeJoin(rank);
             try (World world = World.join(rank, size, address, host, cuda, timeout)) {
                 SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
                 Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
                 LlamaModel model = LlamaModel.load(resume != null ? resume : modelDir, encoder.tokenizer().vocabSize());
                 Trainer trainer = new Trainer(args, config.finetuning(), model, numExamples,
-                        new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), FaultInjection.ofTask()),
+                        new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), faults),
                         eval, world, encoder.tokenizer().padId(), Outputs.open(outputDir, modelDir));
                 current = trainer;
                 Trainer.Result result = trainer.trainAndSave(resume == null ? null : Checkpoints.load(resume));

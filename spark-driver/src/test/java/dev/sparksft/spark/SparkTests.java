@@ -29,6 +29,8 @@ final class SparkTests {
                     .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                     .config("spark.sql.shuffle.partitions", "4").config("spark.default.parallelism", "4")
                     .config("spark.barrier.sync.timeout", "60s")
+                    // a failed training stage is retried once here (Spark's default is 4 attempts)
+                    .config("spark.stage.maxConsecutiveAttempts", "2")
                     .getOrCreate();
             spark.sparkContext().setLogLevel("WARN");
         }

@@ -35,6 +35,7 @@ public final class World implements AutoCloseable {
     /** Gradients are all-reduced in flat buckets of at most this many float32 elements (64 MiB). */
     static final long BUCKET_ELEMENTS = 16L << 20;
     private static final String STATUS_KEY = "spark-sft/status/rank-";
+    private static final String JOINED_KEY = "spark-sft/joined/rank-";
 
     private final int rank;
     private final int size;
@@ -67,6 +68,7 @@ public final class World implements AutoCloseable {
             throw new IllegalArgumentException("rank " + rank + " is outside a world of " + size);
         }
         Store store = Rendezvous.connect(address, rank, timeout);
+        store.set(JOINED_KEY + rank, "1");
         Milliseconds ms = new Milliseconds(timeout.toMillis());
         Backend group;
         try {
@@ -81,10 +83,30 @@ public final class World implements AutoCloseable {
             }
         } catch (RuntimeException e) {
             throw new DistributedException("rank " + rank + " could not join the " + (cuda ? "NCCL" : "Gloo")
-                    + " group of " + size + " ranks at " + address + " within " + timeout.toSeconds() + " s: "
-                    + e.getMessage(), e);
+                    + " group of " + size + " ranks at " + address + " within " + timeout.toSeconds() + " s (ddp_timeout)"
+                    + missing(store, size) + ": " + firstLine(e.getMessage()), e);
         }
         return new World(rank, size, group, store, timeout);
+    }
+
+    /** ", ranks [1, 3] never joined" from the ranks' join marks in the store ("" when all came). */
+    private static String missing(Store store, int size) {
+        List<Integer> missing = new ArrayList<>();
+        try {
+            for (int r = 0; r < size; r++) {
+                if (!store.check(new StringVector(JOINED_KEY + r))) {
+                    missing.add(r);
+                }
+            }
+        } catch (RuntimeException e) {
+            return ", and rank 0's store is unreachable";
+        }
+        return missing.isEmpty() ? "" : ", rank(s) " + missing + " never joined";
+    }
+
+    private static String firstLine(String message) {
+        int trace = message == null ? -1 : message.indexOf("\nException raised from ");
+        return trace < 0 ? String.valueOf(message) : message.substring(0, trace);
     }
 
     public int rank() {
@@ -213,7 +235,7 @@ public final class World implements AutoCloseable {
         }
         throw new DistributedException("rank " + rank + ": the collective on " + what + " did not complete within "
                 + timeout.toSeconds() + " s (collective_timeout): another rank died or stopped answering."
-                + peerReports() + (failure == null ? "" : "\n  cause: " + failure.getMessage()), failure);
+                + peerReports() + (failure == null ? "" : "\n  cause: " + firstLine(failure.getMessage())), failure);
     }
 
     /** Consecutive runs of tensors with one dtype and device, each under {@link #BUCKET_ELEMENTS}. */
