@@ -108,6 +108,13 @@ final class SparkDataset {
                 continue;
             }
             try {
+                Path dir = Path.of(data.datasetDir());
+                Path direct = DatasetInfo.defines(name, dir) ? null : DatasetInfo.directPath(name, dir);
+                if (direct != null) {   // read, and its formatting detected, by Spark: bad rows are reported, not thrown
+                    String uri = direct.toAbsolutePath().toUri().toString();
+                    specs.add(DatasetSpec.defaults(name, uri, detectFormatting(uri)));
+                    continue;
+                }
                 DatasetSpec local = DatasetInfo.resolve(List.of(name), Path.of(data.datasetDir())).get(0);
                 String uri = hasScheme(local.path()) ? local.path() : Path.of(local.path()).toAbsolutePath().toUri().toString();
                 specs.add(withPath(local, uri));
@@ -121,7 +128,7 @@ final class SparkDataset {
     private DatasetSpec.Formatting detectFormatting(String uri) {
         List<RawRow> first = rows(0, uri).filter(r -> r.json() != null).take(1);
         if (first.isEmpty()) {
-            throw new IllegalArgumentException("dataset " + uri + " has no rows");
+            throw new IllegalArgumentException("dataset " + uri + " is empty (no well-formed row)");
         }
         return DatasetInfo.formattingOf(parse(first.get(0).json()), "dataset " + uri, first.get(0).source());
     }

@@ -31,11 +31,8 @@ public final class DatasetInfo {
                 specs.add(fromInfo(name, info.get(name), datasetDir, infoFile));
                 continue;
             }
-            Path direct = Path.of(name).isAbsolute() ? Path.of(name) : datasetDir.resolve(name);
-            if (!Files.exists(direct) && Files.exists(Path.of(name))) {
-                direct = Path.of(name);
-            }
-            if (Files.exists(direct)) {
+            Path direct = directPath(name, datasetDir);
+            if (direct != null) {
                 specs.add(DatasetSpec.defaults(name, direct.toString(), detectFormatting(direct)));
                 continue;
             }
@@ -48,6 +45,21 @@ public final class DatasetInfo {
                     + " nor a file; set dataset_dir to the folder of dataset_info.json or give a path to a .json/.jsonl file");
         }
         return specs;
+    }
+
+    /** Whether {@code datasetDir/dataset_info.json} defines {@code name}. */
+    public static boolean defines(String name, Path datasetDir) throws IOException {
+        Path infoFile = datasetDir.resolve(FILE);
+        return Files.isRegularFile(infoFile) && JSON.readTree(infoFile.toFile()).has(name);
+    }
+
+    /** A dataset name that is a file or folder: under dataset_dir, or as given; null when neither exists. */
+    public static Path directPath(String name, Path datasetDir) {
+        Path direct = Path.of(name).isAbsolute() ? Path.of(name) : datasetDir.resolve(name);
+        if (!Files.exists(direct) && Files.exists(Path.of(name))) {
+            direct = Path.of(name);
+        }
+        return Files.exists(direct) ? direct : null;
     }
 
     private static DatasetSpec fromInfo(String name, JsonNode e, Path datasetDir, Path infoFile) {
