@@ -13,26 +13,31 @@ import org.apache.spark.TaskContext;
  * created), so Spark's retry of the stage then succeeds. {@code spark-sft.test.stall} =
  * "RANK:STEP" makes rank RANK stop answering at step STEP, or before it joins the process group
  * when STEP is "join"; it waits until Spark kills the task, as a hung rank would.
+ * {@code spark-sft.test.die} = "RANK:STEP:MARKER" halts rank RANK's JVM at step STEP once, as a
+ * killed executor (only meaningful with separate executor JVMs: local-cluster or a cluster).
  */
 final class FaultInjection {
     static final String FAIL = "spark-sft.test.fail";
     static final String STALL = "spark-sft.test.stall";
+    static final String DIE = "spark-sft.test.die";
 
     private final TaskContext task;
     private final String fail;
     private final String stall;
+    private final String die;
 
-    private FaultInjection(TaskContext task, String fail, String stall) {
+    private FaultInjection(TaskContext task, String fail, String stall, String die) {
         this.task = task;
         this.fail = fail;
         this.stall = stall;
+        this.die = die;
     }
 
     /** The hooks of the current task (none outside a task). */
     static FaultInjection ofTask() {
         TaskContext ctx = TaskContext.get();
-        return ctx == null ? new FaultInjection(null, null, null)
-                : new FaultInjection(ctx, ctx.getLocalProperty(FAIL), ctx.getLocalProperty(STALL));
+        return ctx == null ? new FaultInjection(null, null, null, null)
+                : new FaultInjection(ctx, ctx.getLocalProperty(FAIL), ctx.getLocalProperty(STALL), ctx.getLocalProperty(DIE));
     }
 
     void beforeJoin(int rank) {
@@ -42,22 +47,33 @@ final class FaultInjection {
     }
 
     void beforeStep(int rank, long step) {
-        if (fail != null) {
-            String[] f = fail.split(":", 3);
-            if (Integer.parseInt(f[0]) == rank && Long.parseLong(f[1]) == step) {
-                try {
-                    Path marker = Path.of(f[2]);
-                    if (!Files.exists(marker)) {
-                        Files.createFile(marker);
-                        throw new IllegalStateException("injected failure of rank " + rank + " at step " + step);
-                    }
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
-                }
-            }
+        if (firstTime(fail, rank, step)) {
+            throw new IllegalStateException("injected failure of rank " + rank + " at step " + step);
+        }
+        if (firstTime(die, rank, step)) {
+            Runtime.getRuntime().halt(137);   // like kill -9: no shutdown hooks, sockets closed by the OS
         }
         if (stall != null && stall.equals(rank + ":" + step)) {
             stallUntilKilled(rank);
+        }
+    }
+
+    /** Whether "RANK:STEP:MARKER" matches and its marker file did not exist yet (it does now). */
+    private static boolean firstTime(String hook, int rank, long step) {
+        if (hook == null) {
+            return false;
+        }
+        String[] f = hook.split(":", 3);
+        if (Integer.parseInt(f[0]) != rank || Long.parseLong(f[1]) != step) {
+            return false;
+        }
+        try {
+            Files.createFile(Path.of(f[2]));
+            return true;
+        } catch (java.nio.file.FileAlreadyExistsException e) {
+            return false;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
     }
 

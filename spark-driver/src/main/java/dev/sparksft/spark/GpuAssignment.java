@@ -18,6 +18,13 @@ final class GpuAssignment {
 
     private GpuAssignment() {}
 
+    /** The GPU address Spark gave the task ("local" on a local master, which schedules no GPUs). */
+    static String address(Map<String, ResourceInformation> resources, int partitionId) {
+        ResourceInformation gpu = resources.get("gpu");
+        return gpu == null || gpu.addresses().length == 0 ? "none, local master: rank " + partitionId
+                : String.join(",", gpu.addresses());
+    }
+
     /**
      * @param resources          the task's resources (TaskContext.resources())
      * @param cudaVisibleDevices the executor's CUDA_VISIBLE_DEVICES, or null when unset

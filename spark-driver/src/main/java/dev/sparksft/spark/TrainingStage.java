@@ -78,8 +78,10 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
         Duration timeout = Duration.ofSeconds(config.distributed().ddpTimeout());
         boolean cuda = config.distributed().cuda();
         if (cuda) {
-            requireCuda(rank, GpuAssignment.deviceIndex(ctx.resourcesJMap(), System.getenv("CUDA_VISIBLE_DEVICES"),
-                    localMaster, rank));
+            String visible = System.getenv("CUDA_VISIBLE_DEVICES");
+            int device = GpuAssignment.deviceIndex(ctx.resourcesJMap(), visible, localMaster, rank);
+            requireCuda("rank " + rank + " (Spark GPU " + GpuAssignment.address(ctx.resourcesJMap(), rank)
+                    + (visible == null ? "" : ", CUDA_VISIBLE_DEVICES=" + visible) + ") is cuda:" + device);
         }
         Path outputDir = ModelFiles.local(args.outputDir());
         String host = SparkEnv.get().blockManager().blockManagerId().host();
@@ -140,12 +142,12 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
     }
 
     /** The GPU path stops here until the model, batches and optimizer state can live on a CUDA device. */
-    private static void requireCuda(int rank, int deviceIndex) {
+    private static void requireCuda(String assignment) {
         if (!org.bytedeco.pytorch.global.torch.cuda_is_available()) {
-            throw new IllegalArgumentException("device: cuda, but this libtorch has no CUDA device (a CPU build, or no "
-                    + "driver): build with -Pgpu and run on a CUDA 13 host, or set device: cpu");
+            throw new IllegalArgumentException("device: cuda: " + assignment + ", but this libtorch has no CUDA device "
+                    + "(a CPU build, or no driver): build with -Pgpu and run on a CUDA 13 host, or set device: cpu");
         }
-        throw new UnsupportedOperationException("rank " + rank + " would train on cuda:" + deviceIndex + ", but placing "
-                + "the model and optimizer state on a GPU is not implemented yet; set device: cpu");
+        throw new UnsupportedOperationException("device: cuda: " + assignment + ", but placing the model and optimizer "
+                + "state on a GPU is not implemented yet; set device: cpu");
     }
 }

@@ -37,6 +37,14 @@ final class SparkTests {
         return spark;
     }
 
+    /** Stops the shared session (a test that needs another master makes its own). */
+    static synchronized void stop() {
+        if (spark != null) {
+            spark.stop();
+            spark = null;
+        }
+    }
+
     /** A folder with model/ (tiny llama) and data/ (11 examples of 1..120 letters) made once per JVM. */
     static synchronized Path root() throws IOException {
         if (root == null) {

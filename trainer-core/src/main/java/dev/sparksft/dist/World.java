@@ -233,9 +233,13 @@ public final class World implements AutoCloseable {
         } catch (RuntimeException e) {
             failure = e;
         }
+        if (failure != null && !String.valueOf(failure.getMessage()).contains("timed out")) {
+            // a peer's process died or closed its group: the transport fails at once
+            throw new DistributedException("rank " + rank + ": the collective on " + what + " failed: "
+                    + firstLine(failure.getMessage()) + " (another rank died or left the group)" + peerReports(), failure);
+        }
         throw new DistributedException("rank " + rank + ": the collective on " + what + " did not complete within "
-                + timeout.toSeconds() + " s (collective_timeout): another rank died or stopped answering."
-                + peerReports() + (failure == null ? "" : "\n  cause: " + firstLine(failure.getMessage())), failure);
+                + timeout.toSeconds() + " s (ddp_timeout): another rank stopped answering." + peerReports(), failure);
     }
 
     /** Consecutive runs of tensors with one dtype and device, each under {@link #BUCKET_ELEMENTS}. */
