@@ -37,6 +37,8 @@ public final class SparkSftMain {
             return 2;
         }
         SparkConf conf = new SparkConf().setAppName("spark-sft");
+        // without spark-submit or --master: one JVM, one thread per rank
+        conf.setIfMissing("spark.master", "local[" + config.distributed().worldSize() + "]");
         // a dead rank must fail the barrier stage within ddp_timeout, not after Spark's default 365 days
         conf.setIfMissing("spark.barrier.sync.timeout", config.distributed().ddpTimeout() + "s");
         conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "passive");
