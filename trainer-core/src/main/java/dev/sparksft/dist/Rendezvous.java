@@ -50,8 +50,12 @@ public final class Rendezvous implements AutoCloseable {
         TCPStoreOptions options = new TCPStoreOptions();
         options.port((short) Integer.parseInt(address.substring(colon + 1))).isServer(false).waitWorkers(false)
                 .useLibUV(false).timeout(new Milliseconds(timeout.toMillis()));
-        try {
-            return new TCPStore(address.substring(0, colon), options);
+        try (TCPStore raw = new TCPStore(address.substring(0, colon), options)) {
+            // The process group keeps the store as a c10::intrusive_ptr. A store made with `new` is a raw
+            // pointer that the bindings adopt without a reference of their own (intrusive_ptr::reclaim),
+            // so the group's references would later free it under Java's feet. clone() is a second
+            // client of the same server made by make_intrusive: its references are counted correctly.
+            return raw.clone();
         } catch (RuntimeException e) {
             throw new DistributedException("rank " + rank + " could not reach rank 0's rendezvous store at " + address
                     + " within " + timeout.toSeconds() + " s: " + e.getMessage(), e);
