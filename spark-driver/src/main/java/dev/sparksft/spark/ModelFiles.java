@@ -66,7 +66,8 @@ final class ModelFiles {
         return env == null ? new Configuration() : SparkHadoopUtil.get().newConfiguration(env.conf());
     }
 
-    private static String hash(String s) {
+    /** A short stable folder name for a path or URI. */
+    static String hash(String s) {
         try {
             byte[] d = MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8));
             return HexFormat.of().formatHex(d, 0, 12);

@@ -2,12 +2,8 @@ package dev.sparksft.spark;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.sparksft.train.TrainerLog;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.List;
 
 /**
@@ -19,14 +15,20 @@ import java.util.List;
 final class ProgressReporter implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private final Path file;
+    private final LogSource log;
     private final PrintStream out;
     private final Thread thread;
     private int printed;
     private volatile boolean running = true;
 
-    ProgressReporter(Path outputDir, PrintStream out) {
-        this.file = outputDir.resolve(TrainerLog.FILE);
+    /** The lines of output_dir's trainer_log.jsonl so far, wherever output_dir is. */
+    @FunctionalInterface
+    interface LogSource {
+        List<String> lines() throws IOException;
+    }
+
+    ProgressReporter(LogSource log, PrintStream out) {
+        this.log = log;
         this.out = out;
         this.thread = new Thread(this::loop, "spark-sft-progress");
         thread.setDaemon(true);
@@ -47,8 +49,8 @@ final class ProgressReporter implements AutoCloseable {
     private synchronized void poll() {
         List<String> lines;
         try {
-            lines = Files.exists(file) ? Files.readAllLines(file, StandardCharsets.UTF_8) : List.of();
-        } catch (IOException e) {
+            lines = log.lines();
+        } catch (IOException | RuntimeException e) {
             return; // rank 0 is rewriting it (a resumed attempt); next poll
         }
         if (lines.size() < printed) {

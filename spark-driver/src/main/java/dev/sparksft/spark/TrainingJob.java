@@ -34,6 +34,21 @@ public final class TrainingJob {
     private TrainingJob() {}
 
     /**
+     * resume_from_checkpoint as the ranks take it: "checkpoint-N" of output_dir for true (the
+     * newest), a local checkpoint path as given, or null.
+     */
+    private static String resumePoint(String resume, OutputMirror output) throws IOException {
+        if (resume == null || resume.equalsIgnoreCase("false")) {
+            return null;
+        }
+        if (resume.equalsIgnoreCase("true")) {
+            return output.latestCheckpoint().orElseThrow(() -> new IllegalArgumentException(
+                    "resume_from_checkpoint: true, but output_dir holds no checkpoint-N directory"));
+        }
+        return Checkpoints.resumeDir(resume, output.localDir()).toAbsolutePath().toString();
+    }
+
+    /**
      * Trains with the configuration {@code values} (the YAML's keys with overrides applied).
      *
      * @param progress where the driver prints progress lines while the stage runs
@@ -51,14 +66,14 @@ public final class TrainingJob {
                     + "do_eval); to evaluate a saved model alone use scripts/sft train with do_train: false");
         }
         config.finetuning().requireImplementedMethod();
-        if (SparkDataset.hasScheme(args.outputDir()) && !args.outputDir().startsWith("file:")) {
-            throw new IllegalArgumentException("output_dir " + args.outputDir() + ": only local or file: paths (a folder "
-                    + "every executor sees, e.g. NFS) are supported yet, because retried ranks resume from its checkpoints");
-        }
         Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
-        Path outputDir = ModelFiles.local(args.outputDir());
-        Path resume = Checkpoints.resumeDir(args.resumeFromCheckpoint(), outputDir);
-        Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(), resume != null);
+        OutputMirror output = OutputMirror.of(args.outputDir(), spark.sparkContext().hadoopConfiguration());
+        String resume = resumePoint(args.resumeFromCheckpoint(), output);
+        if (output.isRemote()) {
+            output.prepare(args.overwriteOutputDir(), resume != null);
+        } else {
+            Outputs.prepare(output.localDir(), modelDir, args.overwriteOutputDir(), resume != null);
+        }
 
         String configJson = RunConfig.json(values);
         SparkDataset.Loaded data = new SparkDataset(spark, config.data(), new ExecutorEncoders.Key(configJson),
@@ -79,7 +94,7 @@ public final class TrainingJob {
         ClassTag<String> tag = ClassTag$.MODULE$.apply(String.class);
         RDD<String> trained = slots.rdd().barrier().mapPartitions(stage, false, tag);
         spark.sparkContext().setJobDescription("spark-sft: train " + totalSteps + " steps on " + worldSize + " ranks");
-        try (ProgressReporter reporter = new ProgressReporter(outputDir, progress)) {
+        try (ProgressReporter reporter = new ProgressReporter(output::readLog, progress)) {
             // the shuffle makes the barrier stage a ShuffleMapStage, which Spark retries after a failure
             List<String> summaries = JavaRDD.fromRDD(trained, tag).repartition(1).collect();
             return summaries.stream().sorted().toList();

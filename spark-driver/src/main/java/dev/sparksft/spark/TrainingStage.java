@@ -41,15 +41,15 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
     private final String configJson;
     private final int numExamples;
     private final ArrayList<TokenizedExample> eval;
-    private final String resumeFrom;       // resume_from_checkpoint resolved by the driver, or null
+    private final String resumeFrom;       // resume_from_checkpoint resolved by the driver: checkpoint-N, a path, or null
     private final boolean localMaster;
     private transient Trainer current;     // for the failure report of this task
 
-    TrainingStage(String configJson, int numExamples, List<TokenizedExample> eval, Path resumeFrom, boolean localMaster) {
+    TrainingStage(String configJson, int numExamples, List<TokenizedExample> eval, String resumeFrom, boolean localMaster) {
         this.configJson = configJson;
         this.numExamples = numExamples;
         this.eval = new ArrayList<>(eval);
-        this.resumeFrom = resumeFrom == null ? null : resumeFrom.toString();
+        this.resumeFrom = resumeFrom;
         this.localMaster = localMaster;
     }
 
@@ -83,37 +83,48 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
             requireCuda("rank " + rank + " (Spark GPU " + GpuAssignment.address(ctx.resourcesJMap(), rank)
                     + (visible == null ? "" : ", CUDA_VISIBLE_DEVICES=" + visible) + ") is cuda:" + device);
         }
-        Path outputDir = ModelFiles.local(args.outputDir());
+        OutputMirror output = OutputMirror.of(args.outputDir(), ModelFiles.hadoopConf()).forRank(rank);
+        output.resetStaging();
+        Path outputDir = output.localDir();
         String host = SparkEnv.get().blockManager().blockManagerId().host();
         Rendezvous rendezvous = null;
         try {
             String offer = "";
             if (rank == 0) {
                 rendezvous = Rendezvous.host(host, size, timeout);
-                offer = rendezvous.address() + "\n" + resumePoint(outputDir).map(Path::toString).orElse("");
+                offer = rendezvous.address() + "\n" + resumePoint(output);
             }
+            // rank 0's store address, and the checkpoint every rank resumes from: a name in output_dir or a path
             String[] gathered = ctx.allGather(offer)[0].split("\n", -1);
             String address = gathered[0];
-            Path resume = gathered[1].isEmpty() ? null : Path.of(gathered[1]);
+            Path resume = gathered[1].isEmpty() ? null
+                    : gathered[1].startsWith("checkpoint-") ? output.fetchCheckpoint(gathered[1]) : Path.of(gathered[1]);
+            if (rank == 0 && resume != null) {
+                output.fetchLog();
+            }
             FaultInjection faults = FaultInjection.ofTask();
             faults.beforeJoin(rank);
             try (World world = World.join(rank, size, address, host, cuda, timeout)) {
                 SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
                 Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
                 LlamaModel model = LlamaModel.load(resume != null ? resume : modelDir, encoder.tokenizer().vocabSize());
+                Outputs outputs = Outputs.open(outputDir, modelDir).mirroredBy(output::push, output::remove);
                 Trainer trainer = new Trainer(args, config.finetuning(), model, numExamples,
                         new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), faults),
-                        eval, world, encoder.tokenizer().padId(), Outputs.open(outputDir, modelDir));
+                        eval, world, encoder.tokenizer().padId(), outputs);
                 current = trainer;
                 Trainer.Result result = trainer.trainAndSave(resume == null ? null : Checkpoints.load(resume));
                 ObjectNode summary = JSON.createObjectNode().put("rank", rank).put("global_step", result.globalStep())
                         .put("epoch", result.epoch()).put("runtime", result.runtimeSeconds())
-                        .put("resumed_from", resume == null ? null : resume.toString());
+                        .put("resumed_from", resume == null ? null : resume.getFileName().toString());
                 if (Double.isFinite(result.trainLoss())) {
                     summary.put("train_loss", result.trainLoss());
                 }
                 if (args.doEval()) {
                     trainer.evaluateAndSave(result.epoch());
+                }
+                if (rank == 0) {
+                    output.pushFinal();
                 }
                 world.allReduceSum(0L);   // nobody closes the group (and rank 0 the store) while others still use it
                 return JSON.writeValueAsString(summary);
@@ -127,18 +138,20 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
 
     /**
      * Where the ranks start: the newest complete checkpoint among resume_from_checkpoint and
-     * output_dir's checkpoints (an earlier attempt of this stage writes them there).
+     * output_dir's checkpoints (an earlier attempt of this stage writes them there), as a name in
+     * output_dir ("checkpoint-N"), a path, or "" for the model itself.
      */
-    private Optional<Path> resumePoint(Path outputDir) throws IOException {
-        Optional<Path> latest = Checkpoints.latest(outputDir);
+    private String resumePoint(OutputMirror output) throws IOException {
+        Optional<String> latest = output.latestCheckpoint();
         if (resumeFrom == null) {
-            return latest;
+            return latest.orElse("");
+        }
+        if (resumeFrom.startsWith("checkpoint-")) {     // a checkpoint of output_dir the driver chose
+            return latest.filter(l -> Checkpoints.stepOf(l) > Checkpoints.stepOf(resumeFrom)).orElse(resumeFrom);
         }
         Path explicit = Path.of(resumeFrom);
-        if (latest.isEmpty()) {
-            return Optional.of(explicit);
-        }
-        return Checkpoints.step(latest.get()) > Checkpoints.step(explicit) ? latest : Optional.of(explicit);
+        return latest.isPresent() && Checkpoints.step(output.fetchCheckpoint(latest.get())) > Checkpoints.step(explicit)
+                ? latest.get() : explicit.toString();
     }
 
     /** The GPU path stops here until the model, batches and optimizer state can live on a CUDA device. */

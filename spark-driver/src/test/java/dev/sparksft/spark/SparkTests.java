@@ -31,6 +31,7 @@ final class SparkTests {
                     .config("spark.barrier.sync.timeout", "60s")
                     // a failed training stage is retried once here (Spark's default is 4 attempts)
                     .config("spark.stage.maxConsecutiveAttempts", "2")
+                    .config("spark.hadoop.fs.testfs.impl", TestFs.class.getName())
                     .getOrCreate();
             spark.sparkContext().setLogLevel("WARN");
         }

@@ -55,6 +55,7 @@ public final class Checkpoints {
         Files.writeString(tmp.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(trainerState));
         deleteRecursively(target); // a rerun of the same step replaces the old copy
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+        outputs.published(target);
         return target;
     }
 
@@ -92,10 +93,12 @@ public final class Checkpoints {
     }
 
     /** Keeps the newest {@code limit} checkpoints. */
-    public static void rotate(Path outputDir, int limit) throws IOException {
-        List<Path> all = new ArrayList<>(list(outputDir));
+    public static void rotate(Outputs outputs, int limit) throws IOException {
+        List<Path> all = new ArrayList<>(list(outputs.dir()));
         while (all.size() > limit) {
-            deleteRecursively(all.remove(0));
+            Path oldest = all.remove(0);
+            deleteRecursively(oldest);
+            outputs.removed(oldest);
         }
     }
 
@@ -126,11 +129,17 @@ public final class Checkpoints {
     }
 
     static long stepOf(Path p) {
-        Matcher m = NAME.matcher(p.getFileName().toString());
+        return stepOf(p.getFileName().toString());
+    }
+
+    /** N of a "checkpoint-N" name; -1 for any other name. */
+    public static long stepOf(String name) {
+        Matcher m = NAME.matcher(name);
         return m.matches() ? Long.parseLong(m.group(1)) : -1;
     }
 
-    static void deleteRecursively(Path p) throws IOException {
+    /** Deletes a file or a folder with everything in it (nothing when it does not exist). */
+    public static void deleteRecursively(Path p) throws IOException {
         if (!Files.exists(p)) {
             return;
         }

@@ -11,6 +11,7 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 /**
@@ -29,6 +30,8 @@ public final class Outputs {
 
     private final Path dir;
     private final Path modelDir;
+    private Consumer<Path> published = p -> { };
+    private Consumer<Path> removed = p -> { };
 
     private Outputs(Path dir, Path modelDir) {
         this.dir = dir;
@@ -66,14 +69,35 @@ public final class Outputs {
         return new Outputs(dir, modelDir);
     }
 
+    /**
+     * Tells {@code published} about every checkpoint directory and log file this run completes in
+     * {@link #dir} (and {@code removed} about checkpoints it deletes), so that a copy elsewhere (a
+     * Hadoop output_dir) can follow while training runs.
+     */
+    public Outputs mirroredBy(Consumer<Path> published, Consumer<Path> removed) {
+        this.published = published;
+        this.removed = removed;
+        return this;
+    }
+
+    void published(Path p) {
+        published.accept(p);
+    }
+
+    void removed(Path p) {
+        removed.accept(p);
+    }
+
+    /** Whether a file or folder of this name in output_dir belongs to a run (and makes another run refuse it). */
+    public static boolean isRunFile(String name) {
+        return RUN_FILES.contains(name) || name.startsWith("checkpoint-")
+                || name.startsWith("model-") && name.endsWith(".safetensors");
+    }
+
     private static List<Path> previousRun(Path dir) throws IOException {
         List<Path> found = new ArrayList<>();
         try (Stream<Path> s = Files.list(dir)) {
-            s.filter(p -> {
-                String n = p.getFileName().toString();
-                return RUN_FILES.contains(n) || n.startsWith("checkpoint-") || n.startsWith("model-")
-                        && n.endsWith(".safetensors");
-            }).sorted().forEach(found::add);
+            s.filter(p -> isRunFile(p.getFileName().toString())).sorted().forEach(found::add);
         }
         return found;
     }

@@ -145,7 +145,8 @@ public final class Trainer {
             history = (ArrayNode) resume.trainerState().get("log_history");
             LOG.info("resuming from {} at step {}", resume.dir(), startStep);
         }
-        log = new TrainerLog(world.isMain() ? outputs.dir() : null, rankPrefix(world), totalSteps, startStep, history);
+        log = new TrainerLog(world.isMain() ? outputs.dir() : null, rankPrefix(world), totalSteps, startStep, history,
+                outputs::published);
         long start = System.nanoTime();
         double lossSum = 0; // over the steps this run trained, for train_loss
         double lossSinceLog = 0;
@@ -304,7 +305,7 @@ public final class Trainer {
                     state(step, epoch, history));
             LOG.info("saved {}", dir);
             if (args.saveTotalLimit() != null) {
-                Checkpoints.rotate(outputs.dir(), args.saveTotalLimit());
+                Checkpoints.rotate(outputs, args.saveTotalLimit());
             }
         }
     }

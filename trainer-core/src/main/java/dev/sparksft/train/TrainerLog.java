@@ -29,6 +29,7 @@ public final class TrainerLog {
 
     private final Path file;                  // null on ranks other than 0: they only log to the console
     private final String prefix;
+    private final java.util.function.Consumer<Path> onWrite;
     private final java.util.ArrayDeque<String> recent = new java.util.ArrayDeque<>();
     private final long totalSteps;
     private final ArrayNode history;
@@ -39,10 +40,12 @@ public final class TrainerLog {
      * @param outputDir where trainer_log.jsonl goes; null for a rank that does not write it
      * @param rankPrefix put before every console line ("" for one rank, "rank 1: " for several)
      * @param history   log_history restored from a checkpoint (empty for a new run)
+     * @param onWrite   told after every line written to trainer_log.jsonl
      */
-    public TrainerLog(Path outputDir, String rankPrefix, long totalSteps, long startStep, ArrayNode history)
-            throws IOException {
+    public TrainerLog(Path outputDir, String rankPrefix, long totalSteps, long startStep, ArrayNode history,
+                      java.util.function.Consumer<Path> onWrite) throws IOException {
         this.file = outputDir == null ? null : outputDir.resolve(FILE);
+        this.onWrite = onWrite;
         this.prefix = rankPrefix;
         this.totalSteps = totalSteps;
         this.startStep = startStep;
@@ -129,6 +132,7 @@ public final class TrainerLog {
             return;
         }
         Files.writeString(file, JSON.writeValueAsString(row) + "\n", StandardCharsets.UTF_8, StandardOpenOption.APPEND);
+        onWrite.accept(file);
     }
 
     /** Loss points of the training rows, for the plot. */

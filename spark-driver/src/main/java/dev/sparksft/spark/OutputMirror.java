@@ -1,0 +1,217 @@
+package dev.sparksft.spark;
+
+import dev.sparksft.train.Checkpoints;
+import dev.sparksft.train.Outputs;
+import dev.sparksft.train.TrainerLog;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Optional;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataInputStream;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+
+/**
+ * output_dir on any Hadoop file system. The trainer writes plain files, so every rank works in a
+ * local staging folder, and this class keeps the real output_dir in step: rank 0 uploads each
+ * checkpoint when it is complete (to a temporary name, then renamed: a checkpoint exists whole
+ * or not at all), each new line of trainer_log.jsonl (the driver shows progress from it), and the
+ * final model and results; a retried attempt downloads the checkpoint it resumes from. A local
+ * (or file:) output_dir, which every executor sees, is used as it is and nothing is copied.
+ */
+final class OutputMirror {
+    private static final Pattern CHECKPOINT = Pattern.compile("checkpoint-(\\d+)");
+
+    private final String outputDir;
+    private final org.apache.hadoop.fs.Path remote;   // null: output_dir is local
+    private final Path local;
+    private final Configuration conf;
+
+    private OutputMirror(String outputDir, org.apache.hadoop.fs.Path remote, Path local, Configuration conf) {
+        this.outputDir = outputDir;
+        this.remote = remote;
+        this.local = local;
+        this.conf = conf;
+    }
+
+    static OutputMirror of(String outputDir, Configuration conf) {
+        if (!SparkDataset.hasScheme(outputDir) || outputDir.startsWith("file:")) {
+            Path dir = outputDir.startsWith("file:") ? Path.of(java.net.URI.create(outputDir)) : Path.of(outputDir);
+            return new OutputMirror(outputDir, null, dir, conf);
+        }
+        Path staging = Path.of(System.getProperty("java.io.tmpdir"), "spark-sft-output", ModelFiles.hash(outputDir));
+        return new OutputMirror(outputDir, new org.apache.hadoop.fs.Path(outputDir), staging, conf);
+    }
+
+    /** The mirror a rank works with: its own staging folder (ranks of local[N] share one JVM and disk). */
+    OutputMirror forRank(int rank) {
+        return remote == null ? this : new OutputMirror(outputDir, remote, local.resolve("rank-" + rank), conf);
+    }
+
+    boolean isRemote() {
+        return remote != null;
+    }
+
+    /** Where the trainer writes on this executor. */
+    Path localDir() {
+        return local;
+    }
+
+    /**
+     * Driver: the same rule as a local output_dir: a folder that holds another run is refused
+     * unless overwrite (its run files are then deleted) or the run resumes from it.
+     */
+    void prepare(boolean overwrite, boolean resuming) throws IOException {
+        if (remote == null) {
+            return;
+        }
+        FileSystem fs = fs();
+        if (fs.exists(remote) && !fs.getFileStatus(remote).isDirectory()) {
+            throw new IllegalArgumentException("output_dir " + outputDir + " is a file; point output_dir at a directory");
+        }
+        fs.mkdirs(remote);
+        List<FileStatus> previous = new ArrayList<>();
+        for (FileStatus s : fs.listStatus(remote)) {
+            if (Outputs.isRunFile(s.getPath().getName())) {
+                previous.add(s);
+            }
+        }
+        if (!previous.isEmpty() && !resuming) {
+            if (!overwrite) {
+                throw new IllegalArgumentException("output_dir " + outputDir + " already holds another run ("
+                        + previous.stream().map(s -> s.getPath().getName()).sorted().limit(4).toList()
+                        + "); set overwrite_output_dir: true to replace it, or resume_from_checkpoint: true to continue it");
+            }
+            for (FileStatus s : previous) {
+                fs.delete(s.getPath(), true);
+            }
+        }
+    }
+
+    /** A fresh staging folder for this attempt (remote), so only uploaded state is ever resumed from. */
+    void resetStaging() throws IOException {
+        if (remote != null) {
+            Checkpoints.deleteRecursively(local);
+            Files.createDirectories(local);
+        }
+    }
+
+    /** The newest complete checkpoint of output_dir ("checkpoint-N"), if any. */
+    Optional<String> latestCheckpoint() throws IOException {
+        if (remote == null) {
+            return Checkpoints.latest(local).map(p -> p.getFileName().toString());
+        }
+        FileSystem fs = fs();
+        if (!fs.exists(remote)) {
+            return Optional.empty();
+        }
+        return java.util.Arrays.stream(fs.listStatus(remote))
+                .filter(s -> s.isDirectory() && CHECKPOINT.matcher(s.getPath().getName()).matches())
+                .filter(s -> exists(new org.apache.hadoop.fs.Path(s.getPath(), Checkpoints.STATE_FILE)))
+                .map(s -> s.getPath().getName())
+                .max(Comparator.comparingLong(Checkpoints::stepOf));
+    }
+
+    /** The local copy of checkpoint {@code name} of output_dir (downloaded when remote). */
+    Path fetchCheckpoint(String name) throws IOException {
+        Path target = local.resolve(name);
+        if (remote != null && !Files.isDirectory(target)) {
+            Path tmp = local.resolve("." + name + ".download");
+            Checkpoints.deleteRecursively(tmp);
+            fs().copyToLocalFile(false, new org.apache.hadoop.fs.Path(remote, name),
+                    new org.apache.hadoop.fs.Path(tmp.toUri()), true);
+            Files.move(tmp, target);
+        }
+        return target;
+    }
+
+    /** Rank 0 of a resumed attempt: the log so far, which the trainer keeps up to its checkpoint. */
+    void fetchLog() throws IOException {
+        org.apache.hadoop.fs.Path log = remote == null ? null : new org.apache.hadoop.fs.Path(remote, TrainerLog.FILE);
+        if (log != null && exists(log)) {
+            Files.createDirectories(local);
+            fs().copyToLocalFile(false, log, new org.apache.hadoop.fs.Path(local.resolve(TrainerLog.FILE).toUri()), true);
+        }
+    }
+
+    /** Uploads a file or folder of the staging folder, replacing the remote one at once (temporary name, rename). */
+    void push(Path entry) {
+        if (remote == null) {
+            return;
+        }
+        try {
+            FileSystem fs = fs();
+            String name = entry.getFileName().toString();
+            org.apache.hadoop.fs.Path target = new org.apache.hadoop.fs.Path(remote, name);
+            org.apache.hadoop.fs.Path tmp = new org.apache.hadoop.fs.Path(remote, "." + name + ".upload");
+            fs.delete(tmp, true);
+            fs.copyFromLocalFile(false, true, new org.apache.hadoop.fs.Path(entry.toUri()), tmp);
+            fs.delete(target, true);
+            if (!fs.rename(tmp, target)) {
+                throw new IOException("could not rename " + tmp + " to " + target);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not upload " + entry + " to output_dir " + outputDir, e);
+        }
+    }
+
+    /** Deletes the remote copy of a staging entry (a checkpoint that save_total_limit rotated out). */
+    void remove(Path entry) {
+        if (remote == null) {
+            return;
+        }
+        try {
+            fs().delete(new org.apache.hadoop.fs.Path(remote, entry.getFileName().toString()), true);
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not delete " + entry.getFileName() + " from output_dir " + outputDir, e);
+        }
+    }
+
+    /** Rank 0 at the end: the final model, results and plot (every top-level file of the staging folder). */
+    void pushFinal() throws IOException {
+        if (remote == null) {
+            return;
+        }
+        try (Stream<Path> files = Files.list(local)) {
+            for (Path f : files.filter(Files::isRegularFile).toList()) {
+                push(f);
+            }
+        }
+    }
+
+    /** Driver: the lines of output_dir's trainer_log.jsonl so far (none when it does not exist yet). */
+    List<String> readLog() throws IOException {
+        if (remote == null) {
+            Path log = local.resolve(TrainerLog.FILE);
+            return Files.exists(log) ? Files.readAllLines(log, StandardCharsets.UTF_8) : List.of();
+        }
+        org.apache.hadoop.fs.Path log = new org.apache.hadoop.fs.Path(remote, TrainerLog.FILE);
+        if (!exists(log)) {
+            return List.of();
+        }
+        try (FSDataInputStream in = fs().open(log)) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8).lines().toList();
+        }
+    }
+
+    private FileSystem fs() throws IOException {
+        return remote.getFileSystem(conf);
+    }
+
+    private boolean exists(org.apache.hadoop.fs.Path p) {
+        try {
+            return fs().exists(p);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+}

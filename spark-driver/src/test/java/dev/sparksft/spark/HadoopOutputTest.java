@@ -1,0 +1,62 @@
+package dev.sparksft.spark;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** output_dir on a Hadoop file system (testfs:, through the Hadoop client): uploads, resume after a retry, refusal. */
+class HadoopOutputTest {
+    @AfterEach
+    void clearHooks() {
+        SparkTests.spark().sparkContext().setLocalProperty(FaultInjection.FAIL, null);
+    }
+
+    @Test
+    void checkpointsAndTheModelGoToTheHadoopOutputDirAndARetryResumesFromThere(@TempDir Path dir) throws Exception {
+        Path plain = Files.createDirectories(dir.resolve("plain"));
+        FaultToleranceTest.train(plain, "");
+
+        Path remote = dir.resolve("remote-out");
+        String uri = "testfs://" + remote;
+        Path marker = dir.resolve("failed-once");
+        SparkTests.spark().sparkContext().setLocalProperty(FaultInjection.FAIL, "1:3:" + marker);
+        ByteArrayOutputStream progress = new ByteArrayOutputStream();
+        List<String> ranks = TrainingJob.run(SparkTests.spark(), SparkTests.values(dir, FaultToleranceTest.COMMON
+                + "save_total_limit: 1\n", "output_dir=" + uri), new PrintStream(progress, true));
+        assertTrue(Files.exists(marker), "rank 1 must have failed once");
+        assertTrue(ranks.get(0).contains("\"resumed_from\":\"checkpoint-2\""), ranks.get(0));
+
+        for (String f : List.of("config.json", "model.safetensors", "tokenizer.json", "trainer_log.jsonl",
+                "trainer_state.json", "train_results.json", "all_results.json")) {
+            assertTrue(Files.isRegularFile(remote.resolve(f)), f + " in the Hadoop output_dir");
+        }
+        try (Stream<Path> s = Files.list(remote)) {
+            List<String> names = s.map(p -> p.getFileName().toString()).sorted().toList();
+            assertEquals(List.of("checkpoint-6"), names.stream().filter(n -> n.startsWith("checkpoint-")).toList(),
+                    "save_total_limit 1 keeps the newest checkpoint there too: " + names);
+            assertFalse(names.stream().anyMatch(n -> n.startsWith(".")), "no half-uploaded entries: " + names);
+        }
+        assertEquals(6, Files.readAllLines(remote.resolve("trainer_log.jsonl")).size());
+        assertTrue(progress.toString().contains("[spark-sft] step 6/6"), progress.toString());
+        double rel = DistributedTrainingTest.relativeDifference(DistributedTrainingTest.weights(plain.resolve("out")),
+                DistributedTrainingTest.weights(remote), DistributedTrainingTest.weights(SparkTests.root().resolve("model")));
+        assertTrue(rel < 1e-6, "weights differ by " + rel);
+
+        Exception e = assertThrows(IllegalArgumentException.class, () -> TrainingJob.run(SparkTests.spark(),
+                SparkTests.values(dir, FaultToleranceTest.COMMON, "output_dir=" + uri),
+                new PrintStream(new ByteArrayOutputStream(), true)));
+        assertTrue(e.getMessage().contains("already holds another run") && e.getMessage().contains("overwrite_output_dir"),
+                e.getMessage());
+    }
+}
