@@ -14,6 +14,7 @@ import java.io.IOException;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
 import java.net.URI;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -99,30 +100,71 @@ final class SparkDataset {
         return new Loaded(train.persist(StorageLevel.MEMORY_AND_DISK()), Math.toIntExact(n), eval);
     }
 
-    /** The datasets of {@code names}: dataset_info.json entries or files under dataset_dir, or any Hadoop URI. */
+    /**
+     * The datasets of {@code names}: entries of dataset_dir/dataset_info.json, files under
+     * dataset_dir (both may be on a Hadoop URI), or any Hadoop URI given directly.
+     */
     private List<DatasetSpec> resolve(List<String> names) {
+        String datasetDir = data.datasetDir();
+        boolean remoteDir = hasScheme(datasetDir) && !datasetDir.startsWith("file:");
         List<DatasetSpec> specs = new ArrayList<>();
-        for (String name : names) {
-            if (hasScheme(name)) {
-                specs.add(DatasetSpec.defaults(name, name, detectFormatting(name)));
-                continue;
-            }
-            try {
-                Path dir = Path.of(data.datasetDir());
-                Path direct = DatasetInfo.defines(name, dir) ? null : DatasetInfo.directPath(name, dir);
-                if (direct != null) {   // read, and its formatting detected, by Spark: bad rows are reported, not thrown
-                    String uri = direct.toAbsolutePath().toUri().toString();
+        try {
+            // dataset_info.json read locally: as it is, or a copy of the remote one
+            Path infoDir = remoteDir ? fetchInfo(datasetDir)
+                    : datasetDir.startsWith("file:") ? Path.of(URI.create(datasetDir)) : Path.of(datasetDir);
+            for (String name : names) {
+                if (hasScheme(name)) {
+                    specs.add(DatasetSpec.defaults(name, name, detectFormatting(name)));
+                } else if (DatasetInfo.defines(name, infoDir)) {
+                    DatasetSpec spec = DatasetInfo.resolve(List.of(name), infoDir).get(0);
+                    Path file = Path.of(spec.path());
+                    String uri = hasScheme(spec.path()) ? spec.path()
+                            : remoteDir && file.startsWith(infoDir) ? join(datasetDir, infoDir.relativize(file).toString())
+                            : file.toAbsolutePath().toUri().toString();
+                    specs.add(withPath(spec, uri));
+                } else {
+                    // a file or folder, read (and its formatting detected) by Spark: bad rows are reported, not thrown
+                    String uri = directUri(name, datasetDir, remoteDir, infoDir);
                     specs.add(DatasetSpec.defaults(name, uri, detectFormatting(uri)));
-                    continue;
                 }
-                DatasetSpec local = DatasetInfo.resolve(List.of(name), Path.of(data.datasetDir())).get(0);
-                String uri = hasScheme(local.path()) ? local.path() : Path.of(local.path()).toAbsolutePath().toUri().toString();
-                specs.add(withPath(local, uri));
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
             }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
         return specs;
+    }
+
+    private String directUri(String name, String datasetDir, boolean remoteDir, Path infoDir) throws IOException {
+        if (remoteDir) {
+            String uri = join(datasetDir, name);
+            org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path(uri);
+            if (p.getFileSystem(jsc.hadoopConfiguration()).exists(p)) {
+                return uri;
+            }
+        } else {
+            Path direct = DatasetInfo.directPath(name, infoDir);
+            if (direct != null) {
+                return direct.toAbsolutePath().toUri().toString();
+            }
+        }
+        throw new IllegalArgumentException("dataset: '" + name + "' is neither defined in " + join(datasetDir,
+                DatasetInfo.FILE) + " nor a file or folder under dataset_dir " + datasetDir + "; set dataset_dir to the folder "
+                + "of dataset_info.json, or give a path or URI of .json/.jsonl/.parquet data");
+    }
+
+    /** A local folder holding a copy of the remote dataset_dir's dataset_info.json (empty when it has none). */
+    private Path fetchInfo(String datasetDir) throws IOException {
+        Path local = Files.createTempDirectory("spark-sft-dataset-info");
+        org.apache.hadoop.fs.Path info = new org.apache.hadoop.fs.Path(join(datasetDir, DatasetInfo.FILE));
+        FileSystem fs = info.getFileSystem(jsc.hadoopConfiguration());
+        if (fs.exists(info)) {
+            fs.copyToLocalFile(false, info, new org.apache.hadoop.fs.Path(local.resolve(DatasetInfo.FILE).toUri()), true);
+        }
+        return local;
+    }
+
+    private static String join(String uri, String child) {
+        return uri.endsWith("/") ? uri + child : uri + "/" + child;
     }
 
     private DatasetSpec.Formatting detectFormatting(String uri) {

@@ -99,4 +99,23 @@ class SparkDataTest {
         assertTrue(e.getMessage().contains("has no valid example") && e.getMessage().contains("all-invalid.jsonl line 1"),
                 e.getMessage());
     }
+
+    @Test
+    void datasetInfoAndFilesUnderAHadoopDatasetDir(@TempDir Path dir) throws Exception {
+        Path remote = Files.createDirectories(dir.resolve("remote-data"));
+        writeLines(remote, "qa.jsonl", "{\"q\": \"ab\", \"a\": \"a\"}", "{\"q\": \"cd\", \"a\": \"c\"}",
+                "{\"q\": \"ef\", \"a\": \"e\"}");
+        Files.writeString(remote.resolve("dataset_info.json"),
+                "{\"qa\": {\"file_name\": \"qa.jsonl\", \"columns\": {\"prompt\": \"q\", \"response\": \"a\"}}}");
+        writeLines(remote, "plain.jsonl", row("ab", "a"), row("cd", "c"));
+        String uri = "testfs://" + remote;
+
+        train(SparkTests.values(dir, SMALL, "dataset_dir=" + uri, "dataset=qa,plain.jsonl"));
+        JsonNode state = SparkTests.JSON.readTree(dir.resolve("out/trainer_state.json").toFile());
+        assertEquals(5, state.get("num_examples").asInt(), "3 rows of qa (its columns from dataset_info.json) + 2");
+
+        Exception e = assertThrows(IllegalArgumentException.class, () -> train(SparkTests.values(dir, SMALL,
+                "dataset_dir=" + uri, "dataset=qb", "overwrite_output_dir=true")));
+        assertTrue(e.getMessage().contains("'qb' is neither defined in " + uri + "/dataset_info.json"), e.getMessage());
+    }
 }
