@@ -33,6 +33,20 @@ public final class TrainingJob {
 
     private TrainingJob() {}
 
+    /** device: cuda on a cluster needs Spark to give each training task a GPU; say so before anything runs. */
+    private static void requireGpuScheduling(SparkSession spark, boolean cuda) {
+        if (!cuda || spark.sparkContext().isLocal()) {
+            return;
+        }
+        org.apache.spark.SparkConf conf = spark.sparkContext().getConf();
+        List<String> missing = java.util.stream.Stream.of("spark.executor.resource.gpu.amount",
+                "spark.task.resource.gpu.amount").filter(k -> !conf.contains(k)).toList();
+        if (!missing.isEmpty()) {
+            throw new IllegalArgumentException("device: cuda, but Spark assigned no GPU to training task: " + missing
+                    + " not set. Set " + GpuAssignment.SETTINGS);
+        }
+    }
+
     /**
      * resume_from_checkpoint as the ranks take it: "checkpoint-N" of output_dir for true (the
      * newest), a local checkpoint path as given, or null.
@@ -66,6 +80,7 @@ public final class TrainingJob {
                     + "do_eval); to evaluate a saved model alone use scripts/sft train with do_train: false");
         }
         config.finetuning().requireImplementedMethod();
+        requireGpuScheduling(spark, config.distributed().cuda());
         Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
         OutputMirror output = OutputMirror.of(args.outputDir(), spark.sparkContext().hadoopConfiguration());
         String resume = resumePoint(args.resumeFromCheckpoint(), output);

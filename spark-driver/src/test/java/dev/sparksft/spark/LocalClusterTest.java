@@ -33,6 +33,14 @@ class LocalClusterTest {
 
     @BeforeAll
     static void startCluster() throws Exception {
+        spark = start(home, true);
+    }
+
+    /**
+     * A local-cluster session of 2 executor JVMs with 1 core each; with {@code gpus}, each worker
+     * reports GPU "0" through a discovery script and each task asks for one GPU.
+     */
+    static SparkSession start(Path home, boolean gpus) throws Exception {
         SparkTests.stop();
         SparkTests.root();
         // local-cluster launches executors from SPARK_HOME/jars: link the test classpath's jars there
@@ -45,36 +53,43 @@ class LocalClusterTest {
                 Files.createSymbolicLink(jars.resolve(p.getFileName()), p);
             }
         }
-        Path discovery = home.resolve("get-gpus.sh");
-        Files.writeString(discovery, "#!/usr/bin/env bash\necho '{\"name\": \"gpu\", \"addresses\": [\"0\"]}'\n");
-        Files.setPosixFilePermissions(discovery, PosixFilePermissions.fromString("rwxr-xr-x"));
         System.setProperty("spark.testing", "true");
         System.setProperty("spark.test.home", home.resolve("spark").toString());
         String jvmOptions = ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
                 .filter(a -> a.startsWith("--add-") || a.startsWith("-Djdk.reflect") || a.startsWith("-Dio.netty")
                         || a.startsWith("-XX:+IgnoreUnrecognizedVMOptions"))
                 .collect(Collectors.joining(" "));
-        spark = SparkSession.builder().master("local-cluster[2,1,1536]").appName("spark-sft-local-cluster")
-                .config("spark.ui.enabled", "false")
+        SparkSession.Builder builder = SparkSession.builder().master("local-cluster[2,1,1536]")
+                .appName("spark-sft-local-cluster").config("spark.ui.enabled", "false")
                 .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                 .config("spark.executor.extraClassPath", classpath)
                 .config("spark.executor.extraJavaOptions", jvmOptions)
                 .config("spark.executorEnv.OMP_WAIT_POLICY", "passive")
-                .config("spark.executorEnv.CUDA_VISIBLE_DEVICES", "3,0")
-                .config("spark.worker.resource.gpu.amount", "1")
-                .config("spark.worker.resource.gpu.discoveryScript", discovery.toString())
-                .config("spark.executor.resource.gpu.amount", "1")
-                .config("spark.task.resource.gpu.amount", "1")
                 .config("spark.barrier.sync.timeout", "120s")
-                .config("spark.stage.maxConsecutiveAttempts", "2")
-                .getOrCreate();
-        spark.sparkContext().setLogLevel("WARN");
+                .config("spark.stage.maxConsecutiveAttempts", "2");
+        if (gpus) {
+            Path discovery = home.resolve("get-gpus.sh");
+            Files.writeString(discovery, "#!/usr/bin/env bash\necho '{\"name\": \"gpu\", \"addresses\": [\"0\"]}'\n");
+            Files.setPosixFilePermissions(discovery, PosixFilePermissions.fromString("rwxr-xr-x"));
+            builder.config("spark.executorEnv.CUDA_VISIBLE_DEVICES", "3,0")
+                    .config("spark.worker.resource.gpu.amount", "1")
+                    .config("spark.worker.resource.gpu.discoveryScript", discovery.toString())
+                    .config("spark.executor.resource.gpu.amount", "1")
+                    .config("spark.task.resource.gpu.amount", "1");
+        }
+        SparkSession session = builder.getOrCreate();
+        session.sparkContext().setLogLevel("WARN");
+        return session;
     }
 
     @AfterAll
     static void stopCluster() {
-        if (spark != null) {
-            spark.stop();
+        stop(spark);
+    }
+
+    static void stop(SparkSession session) {
+        if (session != null) {
+            session.stop();
         }
         System.clearProperty("spark.testing");
         System.clearProperty("spark.test.home");

@@ -22,7 +22,7 @@ final class SparkTests {
     private SparkTests() {}
 
     static synchronized SparkSession spark() {
-        if (spark == null) {
+        if (spark == null || spark.sparkContext().isStopped()) {
             Torch.load(1);
             spark = SparkSession.builder().master("local[4]").appName("spark-sft-test")
                     .config("spark.ui.enabled", "false")

@@ -1,0 +1,64 @@
+package dev.sparksft.spark;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The exit codes and the one line a scheduler sees: 0 done, 2 bad configuration or data, 1 a failed run. */
+class SparkSftMainTest {
+    record Outcome(int code, String stderr, String stdout) {}
+
+    static Outcome main(String... args) {
+        PrintStream err = System.err;
+        PrintStream out = System.out;
+        ByteArrayOutputStream e = new ByteArrayOutputStream();
+        ByteArrayOutputStream o = new ByteArrayOutputStream();
+        System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
+        System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
+        try {
+            return new Outcome(SparkSftMain.run(args), e.toString(StandardCharsets.UTF_8), o.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setErr(err);
+            System.setOut(out);
+        }
+    }
+
+    static Path config(Path dir, String extra) throws Exception {
+        Path f = dir.resolve("run.yaml");
+        Files.writeString(f, SparkTests.baseYaml(dir.resolve("out")) + extra);
+        return f;
+    }
+
+    @Test
+    void badConfigurationExitsWithTwoAndSaysWhichKey(@TempDir Path dir) throws Exception {
+        Outcome o = main(config(dir, "learning_rat: 0.1\n").toString());
+        assertEquals(2, o.code());
+        assertTrue(o.stderr().contains("learning_rat: unknown key") && o.stderr().contains("learning_rate"), o.stderr());
+        assertEquals(2, main(dir.resolve("missing.yaml").toString()).code());
+        assertEquals(2, main().code());
+    }
+
+    @Test
+    void aRunThatFailsExitsWithOneAndOneLineNamingTheRank(@TempDir Path dir) throws Exception {
+        Outcome o = main(config(dir, "max_steps: 2\nper_device_train_batch_size: 1\n").toString(), "device=cuda");
+        assertEquals(1, o.code(), o.stderr());
+        String last = o.stderr().lines().filter(l -> l.startsWith("spark-sft:")).reduce((a, b) -> b).orElse("");
+        assertTrue(last.startsWith("spark-sft: training failed: spark-sft rank 0 of 1 failed")
+                && last.contains("this libtorch has no CUDA device"), o.stderr());
+    }
+
+    @Test
+    void aFinishedRunExitsWithZero(@TempDir Path dir) throws Exception {
+        Outcome o = main(config(dir, "max_steps: 2\nper_device_train_batch_size: 2\n").toString());
+        assertEquals(0, o.code(), o.stderr());
+        assertTrue(o.stdout().contains("[spark-sft] training finished"), o.stdout());
+        assertTrue(Files.isRegularFile(dir.resolve("out/model.safetensors")));
+    }
+}
