@@ -101,7 +101,7 @@ class SparkDataTest {
     }
 
     @Test
-    void datasetInfoAndFilesUnderAHadoopDatasetDir(@TempDir Path dir) throws Exception {
+    void datasetInfoFilesAndTheModelOnHadoopPaths(@TempDir Path dir) throws Exception {
         Path remote = Files.createDirectories(dir.resolve("remote-data"));
         writeLines(remote, "qa.jsonl", "{\"q\": \"ab\", \"a\": \"a\"}", "{\"q\": \"cd\", \"a\": \"c\"}",
                 "{\"q\": \"ef\", \"a\": \"e\"}");
@@ -110,9 +110,12 @@ class SparkDataTest {
         writeLines(remote, "plain.jsonl", row("ab", "a"), row("cd", "c"));
         String uri = "testfs://" + remote;
 
-        train(SparkTests.values(dir, SMALL, "dataset_dir=" + uri, "dataset=qa,plain.jsonl"));
+        // the model too comes through the Hadoop client (copied once per executor JVM)
+        String model = "testfs://" + SparkTests.root().resolve("model");
+        train(SparkTests.values(dir, SMALL, "dataset_dir=" + uri, "dataset=qa,plain.jsonl", "model_name_or_path=" + model));
         JsonNode state = SparkTests.JSON.readTree(dir.resolve("out/trainer_state.json").toFile());
         assertEquals(5, state.get("num_examples").asInt(), "3 rows of qa (its columns from dataset_info.json) + 2");
+        assertTrue(Files.isRegularFile(dir.resolve("out/tokenizer.json")), "the tokenizer of the copied model is saved");
 
         Exception e = assertThrows(IllegalArgumentException.class, () -> train(SparkTests.values(dir, SMALL,
                 "dataset_dir=" + uri, "dataset=qb", "overwrite_output_dir=true")));
