@@ -153,7 +153,8 @@ public final class SparkBench {
             for (int r = 0; r < 2; r++) {
                 int rank = r;
                 results.add(pool.submit(() -> {
-                    try (World w = World.join(rank, 2, rv.address(), "127.0.0.1", false, Duration.ofSeconds(60))) {
+                    try (World w = World.join(rank, 2, rv.address(), "127.0.0.1",
+                            new org.bytedeco.pytorch.Device(torch.DeviceType.CPU), Duration.ofSeconds(60))) {
                         Tensor t = torch.ones(floats);
                         double best = Double.MAX_VALUE;
                         for (int i = 0; i <= n; i++) {

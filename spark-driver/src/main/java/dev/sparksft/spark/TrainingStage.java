@@ -21,6 +21,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import org.apache.spark.BarrierTaskContext;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.global.torch;
 import org.apache.spark.SparkEnv;
 import scala.Tuple2;
 import scala.collection.Iterator;
@@ -76,12 +78,12 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
         // threads per rank: num_threads when given, else the cores Spark gave the task (spark.task.cpus)
         Torch.load(values.has("num_threads") ? args.numThreads() : ctx.cpus(), args.intraOpThreads());
         Duration timeout = Duration.ofSeconds(config.distributed().ddpTimeout());
-        boolean cuda = config.distributed().cuda();
-        if (cuda) {
+        Device device = new Device(torch.DeviceType.CPU);
+        if (config.distributed().cuda()) {
             String visible = System.getenv("CUDA_VISIBLE_DEVICES");
-            int device = GpuAssignment.deviceIndex(ctx.resourcesJMap(), visible, localMaster, rank);
-            requireCuda("rank " + rank + " (Spark GPU " + GpuAssignment.address(ctx.resourcesJMap(), rank)
-                    + (visible == null ? "" : ", CUDA_VISIBLE_DEVICES=" + visible) + ") is cuda:" + device);
+            int index = GpuAssignment.deviceIndex(ctx.resourcesJMap(), visible, localMaster, rank);
+            device = cudaDevice(index, "rank " + rank + " (Spark GPU " + GpuAssignment.address(ctx.resourcesJMap(), rank)
+                    + (visible == null ? "" : ", CUDA_VISIBLE_DEVICES=" + visible) + ") is cuda:" + index);
         }
         OutputMirror output = OutputMirror.of(args.outputDir(), ModelFiles.hadoopConf()).forRank(rank);
         output.resetStaging();
@@ -104,10 +106,11 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
             }
             FaultInjection faults = FaultInjection.ofTask();
             faults.beforeJoin(rank);
-            try (World world = World.join(rank, size, address, host, cuda, timeout)) {
+            try (World world = World.join(rank, size, address, host, device, timeout)) {
                 SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
                 Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
-                LlamaModel model = LlamaModel.load(resume != null ? resume : modelDir, encoder.tokenizer().vocabSize());
+                LlamaModel model = LlamaModel.load(resume != null ? resume : modelDir, encoder.tokenizer().vocabSize(),
+                        device);
                 Outputs outputs = Outputs.open(outputDir, modelDir).mirroredBy(output::push, output::remove);
                 Trainer trainer = new Trainer(args, config.finetuning(), model, numExamples,
                         new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), faults),
@@ -154,13 +157,20 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
                 ? latest.get() : explicit.toString();
     }
 
-    /** The GPU path stops here until the model, batches and optimizer state can live on a CUDA device. */
-    private static void requireCuda(String assignment) {
-        if (!org.bytedeco.pytorch.global.torch.cuda_is_available()) {
+    /**
+     * The CUDA device {@code index}, checked against what this process's libtorch sees. The model,
+     * its optimizer state and every batch then live there; collectives go through NCCL.
+     */
+    private static Device cudaDevice(int index, String assignment) {
+        if (!torch.cuda_is_available()) {
             throw new IllegalArgumentException("device: cuda: " + assignment + ", but this libtorch has no CUDA device "
                     + "(a CPU build, or no driver): build with -Pgpu and run on a CUDA 13 host, or set device: cpu");
         }
-        throw new UnsupportedOperationException("device: cuda: " + assignment + ", but placing the model and optimizer "
-                + "state on a GPU is not implemented yet; set device: cpu");
+        int visible = torch.cuda_device_count();
+        if (index >= visible) {
+            throw new IllegalArgumentException("device: cuda: " + assignment + ", but this process sees only " + visible
+                    + " CUDA device(s); check the discovery script and CUDA_VISIBLE_DEVICES");
+        }
+        return new Device(torch.DeviceType.CUDA, (byte) index);
     }
 }

@@ -17,4 +17,11 @@ public record Batch(Tensor inputIds, Tensor attentionMask, Tensor positionIds, T
     public long seqLen() {
         return inputIds.size(1);
     }
+
+    /** This batch on {@code device} (the collator builds it on the CPU; a CPU target returns the same tensors). */
+    public Batch to(org.bytedeco.pytorch.Device device) {
+        org.bytedeco.pytorch.global.torch.ScalarType int64 = org.bytedeco.pytorch.global.torch.ScalarType.Long;
+        return new Batch(inputIds.to(device, int64), attentionMask.to(device, int64), positionIds.to(device, int64),
+                labels.to(device, int64));
+    }
 }

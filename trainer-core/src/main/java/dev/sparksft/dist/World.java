@@ -7,6 +7,7 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.javacpp.chrono.Milliseconds;
 import org.bytedeco.pytorch.AllreduceOptions;
 import org.bytedeco.pytorch.Backend;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.BroadcastOptions;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.ProcessGroupGloo;
@@ -42,17 +43,19 @@ public final class World implements AutoCloseable {
     private final Backend group;         // null for a single rank
     private final Store store;           // null for a single rank
     private final Duration timeout;
+    private final Device device;         // where collective buffers live: NCCL reduces CUDA tensors only
 
-    private World(int rank, int size, Backend group, Store store, Duration timeout) {
+    private World(int rank, int size, Backend group, Store store, Duration timeout, Device device) {
         this.rank = rank;
         this.size = size;
         this.group = group;
         this.store = store;
         this.timeout = timeout;
+        this.device = device;
     }
 
     public static World single() {
-        return new World(0, 1, null, null, Duration.ZERO);
+        return new World(0, 1, null, null, Duration.ZERO, new Device(torch.DeviceType.CPU));
     }
 
     /**
@@ -61,9 +64,10 @@ public final class World implements AutoCloseable {
      *
      * @param address  rank 0's {@link Rendezvous#address()} ("host:port")
      * @param hostname this rank's own address that the other ranks can reach (Gloo connects to it)
-     * @param cuda     NCCL over this process's current CUDA device instead of Gloo over TCP
+     * @param device   this rank's device: NCCL for a CUDA device, Gloo over TCP for the CPU
      */
-    public static World join(int rank, int size, String address, String hostname, boolean cuda, Duration timeout) {
+    public static World join(int rank, int size, String address, String hostname, Device device, Duration timeout) {
+        boolean cuda = device.type().value == torch.DeviceType.CUDA.value;
         if (rank < 0 || rank >= size) {
             throw new IllegalArgumentException("rank " + rank + " is outside a world of " + size);
         }
@@ -86,7 +90,7 @@ public final class World implements AutoCloseable {
                     + " group of " + size + " ranks at " + address + " within " + timeout.toSeconds() + " s (ddp_timeout)"
                     + missing(store, size) + ": " + firstLine(e.getMessage()), e);
         }
-        return new World(rank, size, group, store, timeout);
+        return new World(rank, size, group, store, timeout, device);
     }
 
     /** ", ranks [1, 3] never joined" from the ranks' join marks in the store ("" when all came). */
@@ -127,7 +131,7 @@ public final class World implements AutoCloseable {
             return value;
         }
         try (PointerScope scope = new PointerScope()) {
-            Tensor t = Tensor.create(new long[] {value}, 1);
+            Tensor t = Tensor.create(new long[] {value}, 1).to(device, ScalarType.Long);
             allReduce(new TensorVector(t), "a count");
             return t.item_long();
         }
@@ -139,7 +143,7 @@ public final class World implements AutoCloseable {
             return value;
         }
         try (PointerScope scope = new PointerScope()) {
-            Tensor t = Tensor.create(new double[] {value}, 1);
+            Tensor t = Tensor.create(new double[] {value}, 1).to(device, ScalarType.Double);
             allReduce(new TensorVector(t), "a sum");
             return t.item_double();
         }

@@ -33,12 +33,23 @@ public final class LlamaModel {
 
     /** The model saved in {@code dir}, refused when its vocabulary is smaller than the tokenizer's. */
     public static LlamaModel load(java.nio.file.Path dir, int tokenizerVocabSize) throws java.io.IOException {
+        return load(dir, tokenizerVocabSize, new org.bytedeco.pytorch.Device(torch.DeviceType.CPU));
+    }
+
+    /** {@link #load(java.nio.file.Path, int)} with the weights on {@code device}. */
+    public static LlamaModel load(java.nio.file.Path dir, int tokenizerVocabSize, org.bytedeco.pytorch.Device device)
+            throws java.io.IOException {
         ModelConfig cfg = ModelConfig.load(dir);
         if (cfg.vocabSize() < tokenizerVocabSize) {
             throw new IllegalArgumentException("the tokenizer has " + tokenizerVocabSize + " tokens but the model's "
                     + "vocab_size (" + dir + "/config.json) is " + cfg.vocabSize());
         }
-        return new LlamaModel(cfg, ModelWeights.load(dir, cfg));
+        return new LlamaModel(cfg, ModelWeights.load(dir, cfg).to(device));
+    }
+
+    /** Where the weights (and so every batch) live. */
+    public org.bytedeco.pytorch.Device device() {
+        return weights.get("model.embed_tokens.weight").device();
     }
 
     public LlamaModel(ModelConfig cfg, ModelWeights weights) {
@@ -161,6 +172,8 @@ public final class LlamaModel {
             causal = causal.logical_and(torch.triu(torch.ones(new long[] {seq, seq}, bool), 1 - slidingWindow));
         }
         Tensor self = torch.eye(seq, bool);                                            // (seq, seq)
+        causal = causal.to(attentionMask.device(), ScalarType.Bool);                   // made on the CPU, used where the batch is
+        self = self.to(attentionMask.device(), ScalarType.Bool);
         Tensor keys = attentionMask.ne(new org.bytedeco.pytorch.Scalar(0)).unsqueeze(1).unsqueeze(1); // (batch, 1, 1, seq)
         return causal.logical_and(keys.logical_or(self));                              // (batch, 1, seq, seq)
     }

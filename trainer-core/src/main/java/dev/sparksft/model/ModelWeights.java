@@ -38,6 +38,21 @@ public final class ModelWeights {
         this.shardOf = new LinkedHashMap<>(shardOf);
     }
 
+    /**
+     * These weights on {@code device} (the same object when they are there already): fp32 masters
+     * on the GPU for CUDA training. Stored dtypes and the shard layout are kept for saving.
+     */
+    public ModelWeights to(org.bytedeco.pytorch.Device device) {
+        Map<String, Tensor> moved = new LinkedHashMap<>();
+        boolean same = true;
+        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+            Tensor t = e.getValue();
+            same &= t.device().type().value == device.type().value && t.device().index() == device.index();
+            moved.put(e.getKey(), t.to(device, t.scalar_type()).detach());
+        }
+        return same ? this : new ModelWeights(moved, storedDtypes, shardOf);
+    }
+
     public Tensor get(String name) {
         Tensor t = tensors.get(name);
         if (t == null) {

@@ -189,7 +189,7 @@ public final class Safetensors {
         long offset = 0;
         Map<String, Tensor> contiguous = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> en : tensors.entrySet()) {
-            Tensor t = en.getValue().contiguous();
+            Tensor t = en.getValue().cpu().contiguous();   // bytes are read from host memory
             contiguous.put(en.getKey(), t);
             ObjectNode node = header.putObject(en.getKey());
             node.put("dtype", Dtype.of(t.scalar_type()).name());

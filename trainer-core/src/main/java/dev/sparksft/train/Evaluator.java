@@ -52,7 +52,7 @@ public final class Evaluator {
             for (int from = 0; from < examples.size(); from += batchSize) {
                 try (PointerScope scope = new PointerScope()) {
                     Batch b = Collator.rightPadded(examples.subList(from, Math.min(examples.size(), from + batchSize)),
-                            padId, Collator.PAD_TO_MULTIPLE_OF);
+                            padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
                     Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
                     lossSum += CausalLmLoss.tokenLosses(logits, b.labels()).sum().item_double();
                     numTargets += CausalLmLoss.countTargets(b.labels());

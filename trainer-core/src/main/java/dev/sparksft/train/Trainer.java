@@ -175,7 +175,7 @@ public final class Trainer {
                         continue; // no data on this rank for this micro-step: zero loss, zero gradient
                     }
                     try (PointerScope microScope = new PointerScope()) {
-                        Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF);
+                        Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
                         Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
                         Tensor sum = loss.sum(logits, b.labels());
                         sum.div(new Scalar((double) numTargets)).backward();

@@ -14,12 +14,16 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.function.Function;
 import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Gloo worlds of several ranks as threads of this JVM (as Spark's local[N] runs them). */
 class WorldTest {
+    static final Device CPU = new Device(torch.DeviceType.CPU);
+
     @BeforeAll
     static void load() {
         Torch.load(1);
@@ -33,7 +37,7 @@ class WorldTest {
             for (int r = 0; r < size; r++) {
                 int rank = r;
                 futures.add(pool.submit(() -> {
-                    try (World w = World.join(rank, size, rv.address(), "127.0.0.1", false, timeout)) {
+                    try (World w = World.join(rank, size, rv.address(), "127.0.0.1", CPU, timeout)) {
                         return body.apply(w);
                     }
                 }));
@@ -122,7 +126,7 @@ class WorldTest {
         try (Rendezvous rv = Rendezvous.host("127.0.0.1", 2, Duration.ofSeconds(2))) {
             long start = System.nanoTime();
             DistributedException e = assertThrows(DistributedException.class,
-                    () -> World.join(0, 2, rv.address(), "127.0.0.1", false, Duration.ofSeconds(2)));
+                    () -> World.join(0, 2, rv.address(), "127.0.0.1", CPU, Duration.ofSeconds(2)));
             assertTrue(e.getMessage().contains("rank 0 could not join the Gloo group of 2 ranks"), e.getMessage());
             assertTrue((System.nanoTime() - start) / 1e9 < 20);
         }
