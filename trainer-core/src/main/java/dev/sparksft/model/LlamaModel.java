@@ -95,24 +95,37 @@ public final class LlamaModel {
      * @return (batch, seq, vocab) float32 logits
      */
     public Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds) {
+        return forward(inputIds, attentionMask, positionIds, null);
+    }
+
+    /**
+     * Incremental decoding: {@code inputIds} are the new positions only, after the {@code cache.length()}
+     * positions the cache holds (which this call extends).
+     *
+     * @param attentionMask (batch, past + seq): the cached positions' mask followed by the new ones'
+     * @param cache         null for a plain forward over the whole sequence
+     */
+    public Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds, KvCache cache) {
         Tensor x = torch.embedding(embedTokens, inputIds);              // (batch, seq, hidden)
         Tensor[] cosSin = rope.cosSin(positionIds);                     // (batch, 1, seq, head_dim) each
+        long seq = inputIds.size(1);
+        long past = cache == null ? 0 : cache.length();
         // Right padding only (training batches): a causal mask already keeps every real query away
         // from the padded keys, which all lie after it, so the fused causal kernel can run without
         // an explicit mask. Padded positions then differ, but they are never read.
-        long seq = inputIds.size(1);
-        boolean window = cfg.slidingWindow() > 0 && cfg.slidingWindow() < seq;
-        Tensor mask = !window && paddedOnTheRightOnly(attentionMask) ? null
-                : attentionMask(attentionMask, cfg.slidingWindow()); // (batch, 1, seq, seq) bool
-        for (Layer layer : layers) {
-            x = x.add(attention(layer, rmsNorm(x, layer.inputNorm()), cosSin[0], cosSin[1], mask));
+        boolean window = cfg.slidingWindow() > 0 && cfg.slidingWindow() < past + seq;
+        Tensor mask = cache == null && !window && paddedOnTheRightOnly(attentionMask) ? null
+                : attentionMask(attentionMask, cfg.slidingWindow(), past); // (batch, 1, seq, past + seq) bool
+        for (int i = 0; i < layers.size(); i++) {
+            Layer layer = layers.get(i);
+            x = x.add(attention(layer, rmsNorm(x, layer.inputNorm()), cosSin[0], cosSin[1], mask, i, cache));
             x = x.add(mlp(layer, rmsNorm(x, layer.postNorm())));
         }
         return torch.linear(rmsNorm(x, norm), lmHead);                  // (batch, seq, vocab)
     }
 
     /** self_attn: softmax(q k^T / sqrt(head_dim) + mask) v with grouped kv heads. */
-    private Tensor attention(Layer l, Tensor h, Tensor cos, Tensor sin, Tensor mask) {
+    private Tensor attention(Layer l, Tensor h, Tensor cos, Tensor sin, Tensor mask, int index, KvCache cache) {
         long batch = h.size(0);
         long seq = h.size(1);
         int hd = cfg.headDim();
@@ -126,6 +139,11 @@ public final class LlamaModel {
         }
         q = rope.apply(q, cos, sin);
         k = rope.apply(k, cos, sin);
+        if (cache != null) {                                            // (batch, kv_heads, past + seq, head_dim)
+            Tensor[] kv = cache.append(index, k, v);
+            k = kv[0];
+            v = kv[1];
+        }
         boolean gqa = cfg.numKvHeads() != cfg.numHeads();
         Tensor y = mask == null
                 ? torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, true, new DoubleOptional(), gqa)
@@ -160,21 +178,25 @@ public final class LlamaModel {
     }
 
     /**
-     * Causal mask that also hides padded keys: allowed[b, 0, i, j] = j <= i and key j is real
-     * (and i - j < window when the model has a sliding window). A padded query row may still see
-     * itself so that no row is fully masked (which would give NaN); padded rows are never read.
+     * Causal mask that also hides padded keys: allowed[b, 0, i, j] = j <= past + i and key j is
+     * real (and past + i - j < window when the model has a sliding window), for queries i at
+     * positions past.. of keys 0..past+seq. A padded query row may still see itself so that no row
+     * is fully masked (which would give NaN); padded rows are never read.
      */
-    static Tensor attentionMask(Tensor attentionMask, int slidingWindow) {
-        long seq = attentionMask.size(1);
+    static Tensor attentionMask(Tensor attentionMask, int slidingWindow, long past) {
+        long total = attentionMask.size(1);
+        long seq = total - past;
         TensorOptions bool = new TensorOptions(ScalarType.Bool);
-        Tensor causal = torch.tril(torch.ones(new long[] {seq, seq}, bool));          // (seq, seq)
-        if (slidingWindow > 0 && slidingWindow < seq) {
-            causal = causal.logical_and(torch.triu(torch.ones(new long[] {seq, seq}, bool), 1 - slidingWindow));
+        // the last seq rows of the (total, total) causal matrices
+        Tensor causal = torch.tril(torch.ones(new long[] {total, total}, bool)).narrow(0, past, seq); // (seq, total)
+        if (slidingWindow > 0 && slidingWindow < total) {
+            causal = causal.logical_and(torch.triu(torch.ones(new long[] {total, total}, bool), 1 - slidingWindow)
+                    .narrow(0, past, seq));
         }
-        Tensor self = torch.eye(seq, bool);                                            // (seq, seq)
+        Tensor self = torch.eye(total, bool).narrow(0, past, seq);                    // (seq, total)
         causal = causal.to(attentionMask.device(), ScalarType.Bool);                   // made on the CPU, used where the batch is
         self = self.to(attentionMask.device(), ScalarType.Bool);
-        Tensor keys = attentionMask.ne(new org.bytedeco.pytorch.Scalar(0)).unsqueeze(1).unsqueeze(1); // (batch, 1, 1, seq)
-        return causal.logical_and(keys.logical_or(self));                              // (batch, 1, seq, seq)
+        Tensor keys = attentionMask.ne(new org.bytedeco.pytorch.Scalar(0)).unsqueeze(1).unsqueeze(1); // (batch, 1, 1, total)
+        return causal.logical_and(keys.logical_or(self));                              // (batch, 1, seq, total)
     }
 }

@@ -1,0 +1,191 @@
+package dev.sparksft.generate;
+
+import dev.sparksft.data.Batch;
+import dev.sparksft.data.Collator;
+import dev.sparksft.model.KvCache;
+import dev.sparksft.model.LlamaModel;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Set;
+import org.bytedeco.javacpp.LongPointer;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.LongOptional;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Batched generation as transformers' {@code generate} does it for decoder-only models: prompts
+ * left-padded with HF position ids, one prefill over the prompts, then one token per step with
+ * a {@link KvCache}; each row stops at any stop id or after max_new_tokens. Next tokens come from
+ * {@link Sampling} (greedy, or seeded sampling with temperature, top-k, top-p and repetition
+ * penalty). Prompts are generated in batches of similar length (sorted by length, so padding stays
+ * small) and the results come back in input order.
+ */
+public final class Generator {
+    private final LlamaModel model;
+    private final Sampling sampling;
+    private final Set<Integer> stopIds;
+    private final int padId;
+    private final int batchSize;
+    private final boolean useCache;
+
+    /**
+     * @param stopIds  the template's stop words and the tokenizer's eos: a row ends with the first of them
+     * @param useCache false recomputes the whole sequence every step (the reference the cache is checked against)
+     */
+    public Generator(LlamaModel model, Sampling sampling, Set<Integer> stopIds, int padId, int batchSize,
+                     boolean useCache) {
+        if (batchSize < 1) {
+            throw new IllegalArgumentException("per_device_eval_batch_size must be >= 1, got " + batchSize);
+        }
+        this.model = model;
+        this.sampling = sampling;
+        this.stopIds = stopIds;
+        this.padId = padId;
+        this.batchSize = batchSize;
+        this.useCache = useCache;
+    }
+
+    /** What came out for one prompt: the generated ids (the stop token included when one ended it). */
+    public record Output(int[] ids, boolean stopped) {}
+
+    /** Generates for every prompt, in batches of similar length; outputs in the order of {@code prompts}. */
+    public List<Output> generate(List<int[]> prompts) {
+        Integer[] order = new Integer[prompts.size()];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
+        }
+        Arrays.sort(order, Comparator.comparingInt(i -> prompts.get(i).length));   // stable: ties keep input order
+        Output[] out = new Output[prompts.size()];
+        Sampling.Rng rng = sampling.newRng();
+        for (int from = 0; from < order.length; from += batchSize) {
+            List<Integer> rows = Arrays.asList(order).subList(from, Math.min(order.length, from + batchSize));
+            List<int[]> batch = new ArrayList<>();
+            rows.forEach(i -> batch.add(prompts.get(i)));
+            List<Output> generated = useCache ? withCache(batch, rng) : withoutCache(batch, rng);
+            for (int j = 0; j < rows.size(); j++) {
+                out[rows.get(j)] = generated.get(j);
+            }
+        }
+        return Arrays.asList(out);
+    }
+
+    /** Share of pad positions in the batches {@link #generate} forms for {@code prompts} (sorted or not). */
+    public static double paddingFraction(List<int[]> prompts, int batchSize, boolean sortByLength) {
+        List<int[]> sorted = new ArrayList<>(prompts);
+        if (sortByLength) {
+            sorted.sort(Comparator.comparingInt(p -> p.length));
+        }
+        long pads = 0;
+        long total = 0;
+        for (int from = 0; from < sorted.size(); from += batchSize) {
+            List<int[]> batch = sorted.subList(from, Math.min(sorted.size(), from + batchSize));
+            int longest = batch.stream().mapToInt(p -> p.length).max().orElse(0);
+            for (int[] p : batch) {
+                pads += longest - p.length;
+                total += longest;
+            }
+        }
+        return total == 0 ? 0 : (double) pads / total;
+    }
+
+    private List<Output> withCache(List<int[]> prompts, Sampling.Rng rng) {
+        int n = prompts.size();
+        Progress progress = new Progress(prompts, sampling.maxNewTokens());
+        try (NoGradGuard noGrad = new NoGradGuard(); PointerScope batchScope = new PointerScope()) {
+            Batch b = Collator.leftPadded(prompts, padId).to(model.device());
+            KvCache cache = new KvCache(model.config(), n, b.seqLen() + sampling.maxNewTokens(),
+                    model.weights().get("model.embed_tokens.weight"));
+            Tensor mask = b.attentionMask();                                        // (batch, length so far)
+            Tensor nextPosition = b.positionIds().select(1, b.seqLen() - 1).add(new Scalar(1)); // (batch,)
+            Tensor sequences = b.inputIds();                                        // (batch, length so far)
+            Tensor last = model.forward(b.inputIds(), mask, b.positionIds(), cache).select(1, b.seqLen() - 1);
+            for (int t = 0; t < sampling.maxNewTokens(); t++) {
+                Tensor next = sampling.next(last, sequences, rng);                  // (batch,) int64
+                if (progress.add(toArray(next, n), stopIds)) {
+                    break;
+                }
+                Tensor ids = next.unsqueeze(1);                                     // (batch, 1)
+                sequences = torch.cat(new org.bytedeco.pytorch.TensorVector(sequences, ids), 1);
+                mask = torch.cat(new org.bytedeco.pytorch.TensorVector(mask, torch.ones_like(ids)), 1);
+                last = model.forward(ids, mask, nextPosition.unsqueeze(1), cache).select(1, 0);
+                nextPosition = nextPosition.add(new Scalar(1));
+            }
+        }
+        return progress.outputs();
+    }
+
+    /** The same decoding without a cache: every step runs the whole (left-padded) sequence again. */
+    private List<Output> withoutCache(List<int[]> prompts, Sampling.Rng rng) {
+        int n = prompts.size();
+        Progress progress = new Progress(prompts, sampling.maxNewTokens());
+        List<int[]> rows = new ArrayList<>(prompts);
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            for (int t = 0; t < sampling.maxNewTokens(); t++) {
+                long[] next;
+                try (PointerScope scope = new PointerScope()) {
+                    Batch b = Collator.leftPadded(rows, padId).to(model.device());
+                    Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
+                    next = toArray(sampling.next(logits.select(1, b.seqLen() - 1), b.inputIds(), rng), n);
+                }
+                if (progress.add(next, stopIds)) {
+                    break;
+                }
+                for (int r = 0; r < n; r++) {
+                    int[] grown = Arrays.copyOf(rows.get(r), rows.get(r).length + 1);
+                    grown[grown.length - 1] = (int) next[r];
+                    rows.set(r, grown);
+                }
+            }
+        }
+        return progress.outputs();
+    }
+
+    private static long[] toArray(Tensor ids, int n) {
+        Tensor c = ids.to(new org.bytedeco.pytorch.Device(torch.DeviceType.CPU), ScalarType.Long).contiguous();
+        long[] out = new long[n];
+        new LongPointer(c.data_ptr()).capacity(n).get(out);
+        return out;
+    }
+
+    /** Each row's generated tokens so far and whether it has stopped. */
+    private static final class Progress {
+        private final int[][] tokens;
+        private final int[] lengths;
+        private final boolean[] stopped;
+
+        Progress(List<int[]> prompts, int maxNewTokens) {
+            tokens = new int[prompts.size()][maxNewTokens];
+            lengths = new int[prompts.size()];
+            stopped = new boolean[prompts.size()];
+        }
+
+        /** Appends a step's tokens to the rows still running; true when every row has stopped. */
+        boolean add(long[] next, Set<Integer> stopIds) {
+            boolean all = true;
+            for (int r = 0; r < next.length; r++) {
+                if (stopped[r]) {
+                    continue;
+                }
+                tokens[r][lengths[r]++] = (int) next[r];
+                stopped[r] = stopIds.contains((int) next[r]);
+                all &= stopped[r];
+            }
+            return all;
+        }
+
+        List<Output> outputs() {
+            List<Output> out = new ArrayList<>();
+            for (int r = 0; r < tokens.length; r++) {
+                out.add(new Output(Arrays.copyOf(tokens[r], lengths[r]), stopped[r]));
+            }
+            return out;
+        }
+    }
+}

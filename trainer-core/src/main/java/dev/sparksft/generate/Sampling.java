@@ -1,0 +1,95 @@
+package dev.sparksft.generate;
+
+import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.LongOptional;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.T_TensorTensor_T;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * How the next token is chosen, with LLaMA-Factory's generating arguments, in transformers' order
+ * of logits processors: repetition penalty, then (sampling only) temperature, top-k and top-p,
+ * then a draw from the softmax, or the argmax when do_sample is false. Draws come from a CPU
+ * generator seeded once per {@link Generator#generate} call, so a run is reproducible.
+ *
+ * @param maxNewTokens the most tokens a row generates (the stop token included)
+ */
+public record Sampling(boolean doSample, double temperature, double topP, int topK, double repetitionPenalty,
+                       int maxNewTokens, long seed) {
+    public Sampling {
+        if (maxNewTokens < 1) {
+            throw new IllegalArgumentException("max_new_tokens must be >= 1, got " + maxNewTokens);
+        }
+        if (repetitionPenalty <= 0) {
+            throw new IllegalArgumentException("repetition_penalty must be > 0 (1.0 = none), got " + repetitionPenalty);
+        }
+        if (doSample && temperature <= 0) {
+            throw new IllegalArgumentException("temperature must be > 0 with do_sample: true (or set do_sample: false), got "
+                    + temperature);
+        }
+        if (doSample && (topP <= 0 || topP > 1)) {
+            throw new IllegalArgumentException("top_p must be in (0, 1], got " + topP);
+        }
+        if (topK < 0) {
+            throw new IllegalArgumentException("top_k must be >= 0 (0 = off), got " + topK);
+        }
+    }
+
+    public static Sampling greedy(int maxNewTokens) {
+        return new Sampling(false, 1.0, 1.0, 0, 1.0, maxNewTokens, 0);
+    }
+
+    /** The random state of one generate call. */
+    public static final class Rng {
+        private final org.bytedeco.pytorch.Generator generator;
+
+        private Rng(long seed) {
+            this.generator = torch.createCPUGenerator(seed);
+        }
+    }
+
+    Rng newRng() {
+        return new Rng(seed);
+    }
+
+    /**
+     * @param logits    (batch, vocab) of the last position
+     * @param sequences (batch, length) every token so far (prompt, padding and generated), for the repetition penalty
+     * @return (batch,) int64 next tokens
+     */
+    Tensor next(Tensor logits, Tensor sequences, Rng rng) {
+        Tensor scores = logits.to(ScalarType.Float);
+        if (repetitionPenalty != 1.0) {
+            // RepetitionPenaltyLogitsProcessor: seen tokens' scores divided (positive) or multiplied (negative)
+            Tensor seen = scores.gather(1, sequences);
+            Tensor penalized = torch.where(seen.lt(new Scalar(0)), seen.mul(new Scalar(repetitionPenalty)),
+                    seen.div(new Scalar(repetitionPenalty)));
+            scores = scores.scatter(1, sequences, penalized);
+        }
+        if (!doSample) {
+            return scores.argmax(new LongOptional(-1), false);
+        }
+        scores = scores.div(new Scalar(temperature));
+        Scalar minusInf = new Scalar(Double.NEGATIVE_INFINITY);
+        long vocab = scores.size(1);
+        if (topK > 0 && topK < vocab) {
+            // TopKLogitsWarper: drop everything below the k-th largest score
+            Tensor kth = scores.topk(topK).get0().narrow(1, topK - 1, 1);      // (batch, 1)
+            scores = scores.masked_fill(scores.lt(kth), minusInf);
+        }
+        if (topP < 1.0) {
+            // TopPLogitsWarper: drop the least likely tokens whose total probability is at most 1 - top_p,
+            // always keeping the most likely one
+            T_TensorTensor_T sorted = scores.sort(-1, false);                  // ascending
+            Tensor cumulative = sorted.get0().softmax(-1).cumsum(-1);
+            Tensor remove = cumulative.le(new Scalar(1 - topP));
+            remove.narrow(1, vocab - 1, 1).fill_(new Scalar(0));          // false
+            scores = scores.masked_fill(remove.scatter(1, sorted.get1(), remove), minusInf);
+        }
+        Tensor probs = scores.softmax(-1).to(new org.bytedeco.pytorch.Device(torch.DeviceType.CPU), ScalarType.Float);
+        return torch.multinomial(probs, 1, false, new GeneratorOptional(rng.generator)).squeeze(1)
+                .to(logits.device(), ScalarType.Long);
+    }
+}
