@@ -2,7 +2,8 @@ package dev.sparksft.cli;
 
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.Conversation;
-import dev.sparksft.generate.GreedyGenerator;
+import dev.sparksft.generate.Generator;
+import dev.sparksft.generate.Sampling;
 import dev.sparksft.model.LlamaModel;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelWeights;
@@ -56,10 +57,10 @@ public final class ScoreCommand {
             int shown = 0;
             for (int from = 0; from < prompts.size(); from += BATCH) {
                 List<int[]> batch = prompts.subList(from, Math.min(prompts.size(), from + BATCH));
-                List<int[]> out = GreedyGenerator.generate(model, batch, maxNewTokens,
-                        new HashSet<>(template.stopTokenIds(tok)), tok.padId());
+                List<Generator.Output> out = new Generator(model, Sampling.greedy(maxNewTokens),
+                        new HashSet<>(template.stopTokenIds(tok)), tok.padId(), BATCH, true).generate(batch);
                 for (int i = 0; i < out.size(); i++) {
-                    String predicted = tok.decode(out.get(i), true).strip();
+                    String predicted = tok.decode(out.get(i).ids(), true).strip();
                     String reference = references.get(from + i);
                     if (predicted.equals(reference)) {
                         matches++;

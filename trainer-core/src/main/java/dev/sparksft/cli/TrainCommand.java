@@ -4,6 +4,7 @@ import dev.sparksft.config.SftConfig;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.dist.World;
+import dev.sparksft.generate.Predictor;
 import dev.sparksft.model.LlamaModel;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.tokenizer.Tokenizer;
@@ -12,19 +13,45 @@ import dev.sparksft.train.Outputs;
 import dev.sparksft.train.Trainer;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
-/** {@code sft train CONFIG.yaml [key=value ...]}: single-process SFT with LLaMA-Factory's outputs. */
+/** {@code sft train CONFIG.yaml [key=value ...]}: single-process SFT, evaluation and prediction with LLaMA-Factory's outputs. */
 public final class TrainCommand {
+    private static final Logger LOG = LoggerFactory.getLogger(TrainCommand.class);
     private TrainCommand() {}
+
+    /**
+     * Generates for the predict set (eval_dataset, or the val_size split) and writes
+     * generated_predictions.jsonl and predict_results.json.
+     */
+    static void predict(SftConfig config, LlamaModel model, PreparedData data, Outputs outputs) throws IOException {
+        if (data.eval().isEmpty()) {
+            throw new IllegalArgumentException("do_predict needs a predict set: set eval_dataset (or val_size)");
+        }
+        TrainingArguments args = config.training();
+        long start = System.nanoTime();
+        List<Predictor.Row> rows = new Predictor(model, data.encoder(), config.generating(),
+                args.perDeviceEvalBatchSize(), args.seed()).predict(data.eval());
+        Path file = Predictor.write(outputs.dir(), rows);
+        double seconds = (System.nanoTime() - start) / 1e9;
+        Map<String, Object> results = new LinkedHashMap<>(Predictor.metrics(rows, "predict_"));
+        results.put("predict_runtime", seconds);
+        results.put("predict_samples_per_second", rows.size() / seconds);
+        outputs.writeResults("predict", results);
+        LOG.info("predictions for {} examples in {}: {}", rows.size(), file, results);
+    }
 
     public static Trainer.Result run(SftConfig config) throws IOException {
         TrainingArguments args = config.training();
         if (args.outputDir() == null || args.outputDir().isBlank()) {
             throw new IllegalArgumentException("output_dir is required: where checkpoints, the final model and the logs go");
         }
-        if (!args.doTrain() && !args.doEval()) {
-            throw new IllegalArgumentException("nothing to do: set do_train: true (and/or do_eval: true)");
+        if (!args.doTrain() && !args.doEval() && !args.doPredict()) {
+            throw new IllegalArgumentException("nothing to do: set do_train, do_eval or do_predict to true");
         }
         config.finetuning().requireImplementedMethod();
         if (config.distributed().worldSize() > 1) {
@@ -35,20 +62,31 @@ public final class TrainCommand {
         Path modelDir = Path.of(config.model().modelNameOrPath());
         Path outputDir = Path.of(args.outputDir());
         Path resumeDir = Checkpoints.resumeDir(args.resumeFromCheckpoint(), outputDir);
-        Outputs outputs = Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(), resumeDir != null);
+        // only a training run claims output_dir; evaluation and prediction add their files to it
+        Outputs outputs = Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(),
+                resumeDir != null || !args.doTrain());
         try (Tokenizer raw = Tokenizer.load(modelDir)) {
             PreparedData data = PreparedData.load(config, raw, args.seed());
             List<TokenizedExample> train = data.encode(data.train());
             List<TokenizedExample> eval = data.encode(data.eval());
             LlamaModel model = LlamaModel.load(resumeDir != null ? resumeDir : modelDir, data.tokenizer().vocabSize());
-            Trainer trainer = new Trainer(args, config.finetuning(), model, train, eval, World.single(),
-                    data.tokenizer().padId(), outputs);
             Trainer.Result result = null;
-            if (args.doTrain()) {
-                result = trainer.trainAndSave(resumeDir == null ? null : Checkpoints.load(resumeDir));
+            if (args.doTrain() || args.doEval()) {
+                if (train.isEmpty()) {
+                    throw new IllegalArgumentException("do_train and do_eval need dataset: the training set (do_eval "
+                            + "reports the epoch trained); to generate predictions only, set do_predict alone");
+                }
+                Trainer trainer = new Trainer(args, config.finetuning(), model, train, eval, World.single(),
+                        data.tokenizer().padId(), outputs);
+                if (args.doTrain()) {
+                    result = trainer.trainAndSave(resumeDir == null ? null : Checkpoints.load(resumeDir));
+                }
+                if (args.doEval()) {
+                    trainer.evaluateAndSave(result == null ? 0.0 : result.epoch());
+                }
             }
-            if (args.doEval()) {
-                trainer.evaluateAndSave(result == null ? 0.0 : result.epoch());
+            if (args.doPredict()) {
+                predict(config, model, data, outputs);
             }
             return result;
         }

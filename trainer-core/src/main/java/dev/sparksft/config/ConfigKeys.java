@@ -38,13 +38,10 @@ final class ConfigKeys {
             "badam_switch_mode", "badam_switch_interval", "badam_update_ratio", "badam_mask_mode", "badam_verbose",
             "pure_bf16", "use_llama_pro", "use_adam_mini", "use_muon", "use_asft_loss", "asft_alpha",
             "early_stopping_steps", "include_effective_tokens_per_second", "fp8", "fp8_backend",
-            // generation
-            "do_sample", "temperature", "top_p", "top_k", "num_beams", "max_length", "max_new_tokens",
-            "repetition_penalty", "length_penalty", "skip_special_tokens",
             // Hugging Face (Seq2Seq)TrainingArguments
-            "do_predict", "logging_dir", "logging_first_step", "save_only_model", "data_seed", "bf16", "fp16", "tf32",
+            "logging_dir", "logging_first_step", "save_only_model", "data_seed", "bf16", "fp16", "tf32",
             "evaluation_strategy", "load_best_model_at_end", "metric_for_best_model", "run_name",
-            "gradient_checkpointing", "predict_with_generate", "generation_max_length", "generation_num_beams",
+            "gradient_checkpointing", "generation_max_length", "generation_num_beams",
             "deepspeed", "fsdp", "label_smoothing_factor", "torch_compile", "include_num_input_tokens_seen",
             "remove_unused_columns", "neftune_noise_alpha");
 

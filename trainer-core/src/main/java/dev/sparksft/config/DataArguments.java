@@ -44,8 +44,9 @@ public record DataArguments(
             problems.add("template: unknown template '" + template + "'" + Suggest.didYouMean(template, Templates.names())
                     + "; built-in templates: " + String.join(", ", Templates.names()));
         }
-        if (dataset.isEmpty()) {
-            problems.add("dataset is required: a name from dataset_dir/dataset_info.json or a path to a .json/.jsonl file");
+        if (dataset.isEmpty() && evalDataset.isEmpty()) {
+            problems.add("dataset is required (or eval_dataset alone, to predict): a name from dataset_dir/dataset_info.json "
+                    + "or a path to a .json/.jsonl file");
         }
         if (cutoffLen < 2) {
             problems.add("cutoff_len must be >= 2, got " + cutoffLen);

@@ -29,11 +29,11 @@ import org.slf4j.LoggerFactory;
  * implemented yet, wrong type, invalid value) is collected and reported at once.
  */
 public record SftConfig(ModelArguments model, DataArguments data, TrainingArguments training,
-                        FinetuningArguments finetuning, DistributedArguments distributed) {
+                        FinetuningArguments finetuning, GeneratingArguments generating, DistributedArguments distributed) {
     private static final Logger LOG = LoggerFactory.getLogger(SftConfig.class);
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
     private static final List<Class<? extends Record>> SECTIONS = List.of(ModelArguments.class, DataArguments.class,
-            TrainingArguments.class, FinetuningArguments.class, DistributedArguments.class);
+            TrainingArguments.class, FinetuningArguments.class, GeneratingArguments.class, DistributedArguments.class);
 
     /** Reads {@code yamlFile} and applies {@code overrides} ("key=value", value parsed as YAML). */
     public static SftConfig load(Path yamlFile, List<String> overrides) throws IOException {
@@ -103,6 +103,7 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
         return new SftConfig((ModelArguments) bound.get(ModelArguments.class), (DataArguments) bound.get(DataArguments.class),
                 (TrainingArguments) bound.get(TrainingArguments.class),
                 (FinetuningArguments) bound.get(FinetuningArguments.class),
+                (GeneratingArguments) bound.get(GeneratingArguments.class),
                 (DistributedArguments) bound.get(DistributedArguments.class));
     }
 

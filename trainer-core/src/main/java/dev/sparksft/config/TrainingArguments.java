@@ -17,6 +17,8 @@ public record TrainingArguments(
         @JsonProperty("overwrite_output_dir") Boolean overwriteOutputDir,
         @JsonProperty("do_train") Boolean doTrain,
         @JsonProperty("do_eval") Boolean doEval,
+        @JsonProperty("do_predict") Boolean doPredict,
+        @JsonProperty("predict_with_generate") Boolean predictWithGenerate,
         @JsonProperty("per_device_train_batch_size") Integer perDeviceTrainBatchSize,
         @JsonProperty("per_device_eval_batch_size") Integer perDeviceEvalBatchSize,
         @JsonProperty("gradient_accumulation_steps") Integer gradientAccumulationSteps,
@@ -52,6 +54,8 @@ public record TrainingArguments(
         overwriteOutputDir = overwriteOutputDir != null && overwriteOutputDir;
         doTrain = doTrain != null && doTrain;
         doEval = doEval != null && doEval;
+        doPredict = doPredict != null && doPredict;
+        predictWithGenerate = predictWithGenerate != null && predictWithGenerate;
         perDeviceTrainBatchSize = perDeviceTrainBatchSize == null ? 8 : perDeviceTrainBatchSize;
         perDeviceEvalBatchSize = perDeviceEvalBatchSize == null ? 8 : perDeviceEvalBatchSize;
         gradientAccumulationSteps = gradientAccumulationSteps == null ? 1 : gradientAccumulationSteps;
@@ -128,6 +132,10 @@ public record TrainingArguments(
         }
         if (!OPTIMIZERS.contains(optim)) {
             p.add("optim: '" + optim + "' is not implemented; supported: adamw_torch, sgd");
+        }
+        if (doPredict && !predictWithGenerate) {
+            p.add("do_predict needs predict_with_generate: true (predictions are generated; teacher-forced prediction "
+                    + "is not implemented)");
         }
         ConfigProblems.throwIfAny(p);
     }

@@ -99,6 +99,18 @@ public final class SupervisedEncoder {
                 ChatTemplate.concat(labelParts.toArray(new int[0][])));
     }
 
+    /**
+     * A prediction example as LLaMA-Factory's UnsupervisedDatasetProcessor builds it: the prompt
+     * (every message but the response, with the assistant header) to generate from, and the
+     * response ids as the label, both cut to cutoff_len by {@link #inferSeqlen}.
+     */
+    public ChatTemplate.Turn encodeForGeneration(Conversation c) {
+        ChatTemplate.Turn turn = template.encodeOneturn(tokenizer, c.messages(), c.system(), options.enableThinking(),
+                options.preserveThinking());
+        int[] lens = inferSeqlen(turn.source().length, turn.target().length, options.cutoffLen());
+        return new ChatTemplate.Turn(Arrays.copyOf(turn.source(), lens[0]), Arrays.copyOf(turn.target(), lens[1]));
+    }
+
     private static int[] masked(int n) {
         int[] a = new int[n];
         Arrays.fill(a, IGNORE_INDEX);
