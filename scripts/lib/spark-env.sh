@@ -6,7 +6,8 @@ jar="$driver/target/spark-driver-0.1.0-SNAPSHOT.jar"
 classpath_file="$driver/target/classpath.txt"
 if [[ ! -f "$jar" || ! -f "$classpath_file" ]] \
     || [[ -n "$(find "$driver/src/main" "$root/trainer-core/src/main" "$driver/pom.xml" "$root/trainer-core/pom.xml" \
-                     "$root/pom.xml" -newer "$jar" -print -quit)" ]]; then
+                     "$root/pom.xml" -newer "$jar" -print -quit)" ]] \
+    || [[ -n "$(find "$driver/pom.xml" "$root/trainer-core/pom.xml" "$root/pom.xml" -newer "$classpath_file" -print -quit)" ]]; then
   echo "spark-sft: building spark-driver (mvn package) ..." >&2
   (cd "$root" && mvn -q -B -ntp -pl spark-driver -am -DskipTests package dependency:build-classpath \
       -Dmdep.outputFile=target/classpath.txt) >&2

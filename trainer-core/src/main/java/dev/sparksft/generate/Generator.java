@@ -99,23 +99,34 @@ public final class Generator {
         int n = prompts.size();
         Progress progress = new Progress(prompts, sampling.maxNewTokens());
         try (NoGradGuard noGrad = new NoGradGuard(); PointerScope batchScope = new PointerScope()) {
+            // what lives across steps is allocated once at full length; a step reads views of it
             Batch b = Collator.leftPadded(prompts, padId).to(model.device());
-            KvCache cache = new KvCache(model.config(), n, b.seqLen() + sampling.maxNewTokens(),
-                    model.weights().get("model.embed_tokens.weight"));
-            Tensor mask = b.attentionMask();                                        // (batch, length so far)
-            Tensor nextPosition = b.positionIds().select(1, b.seqLen() - 1).add(new Scalar(1)); // (batch,)
-            Tensor sequences = b.inputIds();                                        // (batch, length so far)
-            Tensor last = model.forward(b.inputIds(), mask, b.positionIds(), cache).select(1, b.seqLen() - 1);
-            for (int t = 0; t < sampling.maxNewTokens(); t++) {
-                Tensor next = sampling.next(last, sequences, rng);                  // (batch,) int64
-                if (progress.add(toArray(next, n), stopIds)) {
-                    break;
+            long promptLength = b.seqLen();
+            long capacity = promptLength + sampling.maxNewTokens();
+            KvCache cache = new KvCache(model.config(), n, capacity, model.weights().get("model.embed_tokens.weight"));
+            Tensor mask = b.attentionMask().new_ones(new long[] {n, capacity});        // (batch, capacity)
+            mask.narrow(1, 0, promptLength).copy_(b.attentionMask());
+            Tensor sequences = b.inputIds().new_zeros(new long[] {n, capacity});       // (batch, capacity)
+            sequences.narrow(1, 0, promptLength).copy_(b.inputIds());
+            long[] position = toArray(b.positionIds().select(1, promptLength - 1), n);
+            long[] next;
+            try (PointerScope step = new PointerScope()) {
+                Tensor last = model.forward(b.inputIds(), b.attentionMask(), b.positionIds(), cache)
+                        .select(1, promptLength - 1);                                    // (batch, vocab)
+                next = toArray(sampling.next(last, b.inputIds(), rng), n);
+            }
+            // each step feeds the token just chosen (at position length) and chooses the next; max_new_tokens in all
+            for (long length = promptLength; !progress.add(next, stopIds) && length < capacity - 1; length++) {
+                try (PointerScope step = new PointerScope()) {
+                    Tensor ids = Tensor.create(next, n, 1).to(model.device(), ScalarType.Long);   // (batch, 1)
+                    sequences.narrow(1, length, 1).copy_(ids);
+                    for (int r = 0; r < n; r++) {
+                        position[r]++;
+                    }
+                    Tensor positions = Tensor.create(position, n, 1).to(model.device(), ScalarType.Long);
+                    Tensor last = model.forward(ids, mask.narrow(1, 0, length + 1), positions, cache).select(1, 0);
+                    next = toArray(sampling.next(last, sequences.narrow(1, 0, length + 1), rng), n);
                 }
-                Tensor ids = next.unsqueeze(1);                                     // (batch, 1)
-                sequences = torch.cat(new org.bytedeco.pytorch.TensorVector(sequences, ids), 1);
-                mask = torch.cat(new org.bytedeco.pytorch.TensorVector(mask, torch.ones_like(ids)), 1);
-                last = model.forward(ids, mask, nextPosition.unsqueeze(1), cache).select(1, 0);
-                nextPosition = nextPosition.add(new Scalar(1));
             }
         }
         return progress.outputs();

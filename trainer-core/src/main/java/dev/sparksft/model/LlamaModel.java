@@ -114,8 +114,15 @@ public final class LlamaModel {
         // from the padded keys, which all lie after it, so the fused causal kernel can run without
         // an explicit mask. Padded positions then differ, but they are never read.
         boolean window = cfg.slidingWindow() > 0 && cfg.slidingWindow() < past + seq;
-        Tensor mask = cache == null && !window && paddedOnTheRightOnly(attentionMask) ? null
-                : attentionMask(attentionMask, cfg.slidingWindow(), past); // (batch, 1, seq, past + seq) bool
+        Tensor mask;
+        if (cache == null && !window && paddedOnTheRightOnly(attentionMask)) {
+            mask = null;
+        } else if (seq == 1 && !window) {
+            // one new (real) token sees every real key: the padding mask alone, (batch, 1, 1, past + 1)
+            mask = attentionMask.ne(new org.bytedeco.pytorch.Scalar(0)).unsqueeze(1).unsqueeze(1);
+        } else {
+            mask = attentionMask(attentionMask, cfg.slidingWindow(), past); // (batch, 1, seq, past + seq) bool
+        }
         for (int i = 0; i < layers.size(); i++) {
             Layer layer = layers.get(i);
             x = x.add(attention(layer, rmsNorm(x, layer.inputNorm()), cosSin[0], cosSin[1], mask, i, cache));

@@ -1,0 +1,101 @@
+package dev.sparksft.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.generate.Generator;
+import dev.sparksft.generate.Sampling;
+import dev.sparksft.model.Dtype;
+import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.ModelConfig;
+import dev.sparksft.model.ModelWeights;
+import dev.sparksft.runtime.Torch;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Generation throughput of a ~25M-parameter Llama (the bench-train model): generated tokens/s
+ * for batches of 1, 8 and 32 prompts at 128 new tokens (no stop token, so every row generates
+ * all of them), with the KV cache and without it (the whole sequence recomputed each step), and
+ * the padding share of the batches with and without sorting prompts by length. Prints markdown.
+ *
+ * <p>Usage: GenerateBench [THREADS (2)] [NEW_TOKENS (128)] [NO_CACHE_MAX_BATCH (8)]
+ */
+public final class GenerateBench {
+    private GenerateBench() {}
+
+    public static void main(String[] args) throws Exception {
+        int threads = args.length > 0 ? Integer.parseInt(args[0]) : 2;
+        int newTokens = args.length > 1 ? Integer.parseInt(args[1]) : 128;
+        int noCacheMaxBatch = args.length > 2 ? Integer.parseInt(args[2]) : 8;
+        Torch.load(threads, 1);
+        LlamaModel model = randomModel();
+        Random rng = new Random(0);
+        List<int[]> prompts = new ArrayList<>();            // 32 prompts of 8..64 tokens
+        for (int i = 0; i < 32; i++) {
+            int[] p = new int[8 + rng.nextInt(57)];
+            for (int j = 0; j < p.length; j++) {
+                p[j] = 1 + rng.nextInt(6000);
+            }
+            prompts.add(p);
+        }
+        Sampling greedy = Sampling.greedy(newTokens);
+        Map<Integer, double[]> rows = new LinkedHashMap<>();
+        for (int batch : new int[] {1, 8, 32}) {
+            List<int[]> work = prompts.subList(0, batch);
+            double cached = tokensPerSecond(new Generator(model, greedy, Set.of(), 0, batch, true), work, newTokens);
+            double plain = batch <= noCacheMaxBatch
+                    ? tokensPerSecond(new Generator(model, greedy, Set.of(), 0, batch, false), work, newTokens) : Double.NaN;
+            rows.put(batch, new double[] {cached, plain});
+        }
+        System.out.printf("| batch | new tokens | KV cache tokens/s | no cache tokens/s | cache speed-up |%n");
+        System.out.printf("| --- | --- | --- | --- | --- |%n");
+        rows.forEach((batch, r) -> System.out.printf("| %d | %d | %.0f | %s | %s |%n", batch, newTokens, r[0],
+                Double.isNaN(r[1]) ? "not run (slow)" : String.format("%.1f", r[1]),
+                Double.isNaN(r[1]) ? "" : String.format("%.1fx", r[0] / r[1])));
+        System.out.printf("%nbatch 32 vs batch 1 with the cache: %.1fx tokens/s%n", rows.get(32)[0] / rows.get(1)[0]);
+        System.out.printf("padding share of 32 prompts (8..64 tokens) in batches of 8: %.1f%% sorted by length, %.1f%% as given%n",
+                100 * Generator.paddingFraction(prompts, 8, true), 100 * Generator.paddingFraction(prompts, 8, false));
+    }
+
+    /** Generated tokens per second (warm-up call excluded). */
+    static double tokensPerSecond(Generator g, List<int[]> prompts, int newTokens) {
+        g.generate(prompts.subList(0, 1));
+        long t0 = System.nanoTime();
+        List<Generator.Output> out = g.generate(prompts);
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        long tokens = out.stream().mapToLong(o -> o.ids().length).sum();
+        if (tokens != (long) newTokens * prompts.size()) {
+            throw new IllegalStateException("expected " + newTokens + " tokens per row, got " + tokens);
+        }
+        return tokens / seconds;
+    }
+
+    /** The bench-train shape: hidden 512, 6 layers, 8 heads, vocab 6144 (25.6M parameters), random weights. */
+    static LlamaModel randomModel() throws Exception {
+        Path dir = Files.createTempDirectory("bench-generate");
+        ObjectNode c = new ObjectMapper().createObjectNode();
+        c.put("model_type", "llama").put("hidden_size", 512).put("intermediate_size", 1408)
+                .put("num_hidden_layers", 6).put("num_attention_heads", 8).put("num_key_value_heads", 8)
+                .put("vocab_size", 6144).put("rms_norm_eps", 1e-6).put("rope_theta", 500000.0)
+                .put("tie_word_embeddings", false).put("torch_dtype", "float32");
+        Files.writeString(dir.resolve("config.json"), c.toString());
+        ModelConfig cfg = ModelConfig.load(dir);
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        Map<String, Dtype> dtypes = new LinkedHashMap<>();
+        torch.manual_seed(0);
+        ModelWeights.expectedShapes(cfg).forEach((name, shape) -> {
+            tensors.put(name, torch.randn(shape).mul(new Scalar(0.02)));
+            dtypes.put(name, Dtype.F32);
+        });
+        return new LlamaModel(cfg, new ModelWeights(tensors, dtypes, Map.of()));
+    }
+}
