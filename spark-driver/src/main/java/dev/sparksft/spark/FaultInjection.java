@@ -15,29 +15,40 @@ import org.apache.spark.TaskContext;
  * when STEP is "join"; it waits until Spark kills the task, as a hung rank would.
  * {@code spark-sft.test.die} = "RANK:STEP:MARKER" halts rank RANK's JVM at step STEP once, as a
  * killed executor (only meaningful with separate executor JVMs: local-cluster or a cluster).
+ * {@code spark-sft.test.fail-prediction} = "PARTITION:0:MARKER" fails that prediction task once.
  */
 final class FaultInjection {
     static final String FAIL = "spark-sft.test.fail";
     static final String STALL = "spark-sft.test.stall";
     static final String DIE = "spark-sft.test.die";
+    static final String FAIL_PREDICTION = "spark-sft.test.fail-prediction";
 
     private final TaskContext task;
     private final String fail;
     private final String stall;
     private final String die;
+    private final String failPrediction;
 
-    private FaultInjection(TaskContext task, String fail, String stall, String die) {
+    private FaultInjection(TaskContext task, String fail, String stall, String die, String failPrediction) {
         this.task = task;
         this.fail = fail;
         this.stall = stall;
         this.die = die;
+        this.failPrediction = failPrediction;
     }
 
     /** The hooks of the current task (none outside a task). */
     static FaultInjection ofTask() {
         TaskContext ctx = TaskContext.get();
-        return ctx == null ? new FaultInjection(null, null, null, null)
-                : new FaultInjection(ctx, ctx.getLocalProperty(FAIL), ctx.getLocalProperty(STALL), ctx.getLocalProperty(DIE));
+        return ctx == null ? new FaultInjection(null, null, null, null, null)
+                : new FaultInjection(ctx, ctx.getLocalProperty(FAIL), ctx.getLocalProperty(STALL), ctx.getLocalProperty(DIE),
+                        ctx.getLocalProperty(FAIL_PREDICTION));
+    }
+
+    void beforePrediction(int partition) {
+        if (firstTime(failPrediction, partition, 0)) {
+            throw new IllegalStateException("injected failure of prediction task " + partition);
+        }
     }
 
     void beforeJoin(int rank) {

@@ -31,20 +31,23 @@ final class ModelFiles {
         if (pathOrUri.startsWith("file:")) {
             return Path.of(java.net.URI.create(pathOrUri));
         }
-        Path copy = COPIES.get(pathOrUri);
+        org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(pathOrUri);
+        FileSystem fs = src.getFileSystem(hadoopConf());
+        if (!fs.exists(src)) {
+            throw new IllegalArgumentException("model " + pathOrUri + " does not exist");
+        }
+        // a model rewritten in place (a trained output_dir, run again) is a new copy
+        org.apache.hadoop.fs.Path config = new org.apache.hadoop.fs.Path(src, "config.json");
+        String version = pathOrUri + "@" + (fs.exists(config) ? fs.getFileStatus(config).getModificationTime() : 0);
+        Path copy = COPIES.get(version);
         if (copy != null) {
             return copy;
         }
         Path root = Path.of(System.getProperty("java.io.tmpdir"), "spark-sft-models");
         Files.createDirectories(root);
-        Path target = root.resolve(hash(pathOrUri));
+        Path target = root.resolve(hash(version));
         if (!Files.isDirectory(target)) {
             Path tmp = Files.createTempDirectory(root, "copy-");
-            org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(pathOrUri);
-            FileSystem fs = src.getFileSystem(hadoopConf());
-            if (!fs.exists(src)) {
-                throw new IllegalArgumentException("model_name_or_path " + pathOrUri + " does not exist");
-            }
             for (var status : fs.listStatus(src)) {
                 if (status.isFile()) {
                     fs.copyToLocalFile(false, status.getPath(),
@@ -57,7 +60,7 @@ final class ModelFiles {
                 // another executor JVM on this host copied it first
             }
         }
-        COPIES.put(pathOrUri, target);
+        COPIES.put(version, target);
         return target;
     }
 

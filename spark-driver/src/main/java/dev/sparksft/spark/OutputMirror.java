@@ -142,6 +142,26 @@ final class OutputMirror {
         }
     }
 
+    /**
+     * Driver: where the driver writes files of its own (predictions, results). For a local
+     * output_dir that is output_dir itself; for a remote one a fresh folder holding a copy of
+     * all_results.json, which new results are merged into before upload.
+     */
+    Path driverStaging() throws IOException {
+        if (remote == null) {
+            Files.createDirectories(local);
+            return local;
+        }
+        Path staging = Files.createTempDirectory("spark-sft-driver-output");
+        org.apache.hadoop.fs.Path all = new org.apache.hadoop.fs.Path(remote, "all_results.json");
+        if (exists(all)) {
+            fs().copyToLocalFile(false, all, new org.apache.hadoop.fs.Path(staging.resolve("all_results.json").toUri()), true);
+        } else {
+            fs().mkdirs(remote);
+        }
+        return staging;
+    }
+
     /** Uploads a file or folder of the staging folder, replacing the remote one at once (temporary name, rename). */
     void push(Path entry) {
         if (remote == null) {

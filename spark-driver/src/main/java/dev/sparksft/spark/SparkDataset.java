@@ -9,6 +9,7 @@ import dev.sparksft.data.DatasetLoader;
 import dev.sparksft.data.DatasetSpec;
 import dev.sparksft.data.JsonRecords;
 import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.generate.Predictor;
 import dev.sparksft.template.SupervisedEncoder;
 import java.io.IOException;
 import java.io.Serializable;
@@ -67,8 +68,13 @@ final class SparkDataset {
         }
     }
 
-    /** A row after conversion and tokenization: the example, or why LLaMA-Factory's rules drop it. */
-    record Encoded(int dataset, long order, TokenizedExample example, String dropped) implements Serializable {}
+    /** A row after conversion and tokenization: the example (or prompt), or why LLaMA-Factory's rules drop it. */
+    record Encoded(int dataset, long order, TokenizedExample example, Predictor.Prompt prompt, String dropped)
+            implements Serializable {
+        boolean kept() {
+            return dropped == null;
+        }
+    }
 
     private final SparkSession spark;
     private final JavaSparkContext jsc;
@@ -228,6 +234,25 @@ final class SparkDataset {
 
     /** Read, check, convert and tokenize {@code specs}; examples indexed densely in dataset/file/row order. */
     private JavaRDD<TokenizedExample> encode(List<DatasetSpec> specs, String key) {
+        return reindex(encoded(specs, key, false).map(Encoded::example));
+    }
+
+    /** The prediction set (eval_dataset, or the val_size split) as prompts and labels, indexed 0.. in input order. */
+    JavaRDD<Predictor.Prompt> predictSet(long seed) {
+        if (data.valSize() > 0) {
+            JavaRDD<Predictor.Prompt> all = reindexPrompts(encoded(resolve(data.dataset()), "dataset", true)
+                    .map(Encoded::prompt));
+            Broadcast<boolean[]> isEval = jsc.broadcast(data.validationSplit(Math.toIntExact(all.count()), seed));
+            return reindexPrompts(all.filter(p -> isEval.value()[(int) p.index()]));
+        }
+        if (data.evalDataset().isEmpty()) {
+            throw new IllegalArgumentException("do_predict needs a predict set: set eval_dataset (or val_size)");
+        }
+        return reindexPrompts(encoded(resolve(data.evalDataset()), "eval_dataset", true).map(Encoded::prompt));
+    }
+
+    /** The kept rows of {@code specs}, converted, in dataset/file/row order; {@code prompts}: for generation. */
+    private JavaRDD<Encoded> encoded(List<DatasetSpec> specs, String key, boolean prompts) {
         List<JavaRDD<RawRow>> parts = new ArrayList<>();
         for (int i = 0; i < specs.size(); i++) {
             if (specs.get(i).numSamples() != null) {
@@ -258,15 +283,15 @@ final class SparkDataset {
                 .filter(t -> maxSamples == null || t._2() - offsets[t._1().dataset()] < maxSamples);
         ExecutorEncoders.Key encoders = encoderKey;
         List<DatasetSpec> specList = List.copyOf(specs);
-        JavaRDD<Encoded> encoded = ordered.mapPartitions(it -> encodePartition(it, encoders, specList))
+        JavaRDD<Encoded> encoded = ordered.mapPartitions(it -> encodePartition(it, encoders, specList, prompts))
                 .persist(StorageLevel.MEMORY_AND_DISK());
         reportDropped(encoded, specs, counts, maxSamples);
         raw.unpersist(false);
-        return reindex(encoded.filter(e -> e.example() != null).map(Encoded::example));
+        return encoded.filter(Encoded::kept);
     }
 
     private static Iterator<Encoded> encodePartition(Iterator<Tuple2<RawRow, Long>> rows, ExecutorEncoders.Key key,
-                                                     List<DatasetSpec> specs) throws IOException {
+                                                     List<DatasetSpec> specs, boolean prompts) throws IOException {
         SupervisedEncoder encoder = ExecutorEncoders.get(key);
         List<Encoded> out = new ArrayList<>();
         while (rows.hasNext()) {
@@ -276,11 +301,12 @@ final class SparkDataset {
             Conversation c = DatasetLoader.convert(specs.get(r.dataset()), new JsonRecords.Row(parse(r.json()), r.source()),
                     t._2(), why -> reason[0] = why);
             if (c == null) {
-                out.add(new Encoded(r.dataset(), t._2(), null, reason[0]));
+                out.add(new Encoded(r.dataset(), t._2(), null, null, reason[0]));
                 continue;
             }
             synchronized (encoder) {   // tasks of one executor share the encoder
-                out.add(new Encoded(r.dataset(), t._2(), encoder.encode(c), null));
+                out.add(prompts ? new Encoded(r.dataset(), t._2(), null, Predictor.Prompt.of(encoder, c), null)
+                        : new Encoded(r.dataset(), t._2(), encoder.encode(c), null, null));
             }
         }
         return out.iterator();
@@ -317,7 +343,7 @@ final class SparkDataset {
 
     private static void reportDropped(JavaRDD<Encoded> encoded, List<DatasetSpec> specs, Map<Integer, Long> rowCounts,
                                       Integer maxSamples) {
-        JavaRDD<Encoded> dropped = encoded.filter(e -> e.example() == null);
+        JavaRDD<Encoded> dropped = encoded.filter(e -> !e.kept());
         Map<Integer, Long> droppedCounts = dropped.map(Encoded::dataset).countByValue();
         for (int i = 0; i < specs.size(); i++) {
             long n = droppedCounts.getOrDefault(i, 0L);
@@ -335,6 +361,11 @@ final class SparkDataset {
             }
             LOG.warn("Dropped {} invalid example(s) of {} in dataset '{}'; first: {}", n, rows, specs.get(i).name(), first);
         }
+    }
+
+    /** Prompts renumbered 0..n-1 in their current order. */
+    private static JavaRDD<Predictor.Prompt> reindexPrompts(JavaRDD<Predictor.Prompt> prompts) {
+        return prompts.zipWithIndex().map(t -> new Predictor.Prompt(t._2(), t._1().prompt(), t._1().label()));
     }
 
     /** Examples renumbered 0..n-1 in their current order. */

@@ -10,8 +10,9 @@ import org.apache.spark.sql.SparkSession;
 
 /**
  * {@code spark-submit --class dev.sparksft.spark.SparkSftMain JAR CONFIG.yaml [key=value ...]}:
- * distributed SFT. Exits 0 only when training finished; otherwise prints one line saying why (for
- * schedulers and pipelines) and exits 1 (bad configuration or data: 2).
+ * distributed SFT, then (do_predict) distributed prediction. Exits 0 only when every requested stage
+ * finished; otherwise prints one line saying why (for schedulers and pipelines) and exits 1 (bad
+ * configuration or data: 2).
  */
 public final class SparkSftMain {
     private SparkSftMain() {}
@@ -36,6 +37,10 @@ public final class SparkSftMain {
             System.err.println("spark-sft: " + e.getMessage());
             return 2;
         }
+        if (!config.training().doTrain() && !config.training().doPredict()) {
+            System.err.println("spark-sft: nothing to do: set do_train (and/or do_predict with predict_with_generate) to true");
+            return 2;
+        }
         SparkConf conf = new SparkConf().setAppName("spark-sft");
         // without spark-submit or --master: one JVM, one thread per rank
         conf.setIfMissing("spark.master", "local[" + config.distributed().worldSize() + "]");
@@ -44,8 +49,16 @@ public final class SparkSftMain {
         conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "passive");
         SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
         try {
-            List<String> summaries = TrainingJob.run(spark, values, System.out);
-            System.out.println("[spark-sft] training finished: " + summaries.get(0));
+            if (config.training().doTrain()) {
+                List<String> summaries = TrainingJob.run(spark, values, System.out);
+                System.out.println("[spark-sft] training finished: " + summaries.get(0));
+            }
+            if (config.training().doPredict()) {
+                // the model just trained, or the given one for a prediction-only run
+                String model = config.training().doTrain() ? config.training().outputDir()
+                        : config.model().modelNameOrPath();
+                System.out.println("[spark-sft] predictions: " + PredictionJob.run(spark, values, model));
+            }
             return 0;
         } catch (IllegalArgumentException e) {
             System.err.println("spark-sft: " + e.getMessage());

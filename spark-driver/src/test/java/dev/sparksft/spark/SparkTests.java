@@ -13,7 +13,10 @@ import java.util.List;
 import java.util.Map;
 import org.apache.spark.sql.SparkSession;
 
-/** What the Spark tests share: one local[4] session, a tiny model, a dataset of very different lengths. */
+/**
+ * What the Spark tests share: one local[4,2] session (4 task slots; a failed ordinary task is
+ * retried once), a tiny model, a dataset of very different lengths.
+ */
 final class SparkTests {
     static final ObjectMapper JSON = new ObjectMapper();
     private static SparkSession spark;
@@ -24,7 +27,7 @@ final class SparkTests {
     static synchronized SparkSession spark() {
         if (spark == null || spark.sparkContext().isStopped()) {
             Torch.load(1);
-            spark = SparkSession.builder().master("local[4]").appName("spark-sft-test")
+            spark = SparkSession.builder().master("local[4,2]").appName("spark-sft-test")
                     .config("spark.ui.enabled", "false")
                     .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
                     .config("spark.sql.shuffle.partitions", "4").config("spark.default.parallelism", "4")

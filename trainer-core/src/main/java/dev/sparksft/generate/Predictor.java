@@ -52,16 +52,25 @@ public final class Predictor {
     public record Row(long index, String prompt, String predict, String label, String plainPredict, String plainLabel)
             implements java.io.Serializable {}
 
-    /** The rows (in the order of {@code examples}) and their metric sums for {@link #metrics}. */
-    public List<Row> predict(List<Conversation> examples) {
-        Tokenizer tok = encoder.tokenizer();
-        List<int[]> prompts = new ArrayList<>();
-        List<int[]> labels = new ArrayList<>();
-        for (Conversation c : examples) {
+    /** An example to predict: the prompt to generate from and the label ids, with the example's position. */
+    public record Prompt(long index, int[] prompt, int[] label) implements java.io.Serializable {
+        /** A conversation encoded as LLaMA-Factory's UnsupervisedDatasetProcessor does. */
+        public static Prompt of(SupervisedEncoder encoder, Conversation c) {
             ChatTemplate.Turn t = encoder.encodeForGeneration(c);
-            prompts.add(t.source());
-            labels.add(t.target());
+            return new Prompt(c.index(), t.source(), t.target());
         }
+    }
+
+    /** The rows of {@code examples}, in their order. */
+    public List<Row> predict(List<Conversation> examples) {
+        return predictPrompts(examples.stream().map(c -> Prompt.of(encoder, c)).toList());
+    }
+
+    /** The rows of encoded examples, in their order. */
+    public List<Row> predictPrompts(List<Prompt> examples) {
+        Tokenizer tok = encoder.tokenizer();
+        List<int[]> prompts = examples.stream().map(Prompt::prompt).toList();
+        List<int[]> labels = examples.stream().map(Prompt::label).toList();
         Sampling sampling = new Sampling(args.doSample(), args.temperature(), args.topP(), args.topK(),
                 args.repetitionPenalty(), args.maxNewTokens(), seed);
         Generator generator = new Generator(model, sampling, new HashSet<>(encoder.template().stopTokenIds(tok)),

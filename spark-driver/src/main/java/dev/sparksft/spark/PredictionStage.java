@@ -1,0 +1,47 @@
+package dev.sparksft.spark;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.config.SftConfig;
+import dev.sparksft.generate.Predictor;
+import dev.sparksft.model.LlamaModel;
+import dev.sparksft.runtime.Torch;
+import dev.sparksft.template.SupervisedEncoder;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import org.apache.spark.TaskContext;
+import org.apache.spark.api.java.function.FlatMapFunction;
+
+/**
+ * One task of the prediction stage, an ordinary Spark stage: the task loads the model once,
+ * generates for the prompts of its partition (batched, sorted by length) and returns the rows
+ * with their example index. A failed task is retried alone; the driver puts rows in input order.
+ */
+final class PredictionStage implements FlatMapFunction<Iterator<Predictor.Prompt>, Predictor.Row> {
+    private final String configJson;
+    private final String modelPath;       // the trained output_dir, or model_name_or_path for predict-only runs
+
+    PredictionStage(String configJson, String modelPath) {
+        this.configJson = configJson;
+        this.modelPath = modelPath;
+    }
+
+    @Override
+    public Iterator<Predictor.Row> call(Iterator<Predictor.Prompt> prompts) throws Exception {
+        List<Predictor.Prompt> mine = new ArrayList<>();
+        prompts.forEachRemaining(mine::add);
+        if (mine.isEmpty()) {
+            return List.<Predictor.Row>of().iterator();
+        }
+        ObjectNode values = RunConfig.values(configJson);
+        SftConfig config = SftConfig.fromValues(values);
+        TaskContext ctx = TaskContext.get();
+        Torch.load(values.has("num_threads") ? config.training().numThreads() : ctx.cpus(),
+                config.training().intraOpThreads());
+        FaultInjection.ofTask().beforePrediction(ctx.partitionId());
+        SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
+        LlamaModel model = LlamaModel.load(ModelFiles.local(modelPath), encoder.tokenizer().vocabSize());
+        return new Predictor(model, encoder, config.generating(), config.training().perDeviceEvalBatchSize(),
+                config.training().seed() + ctx.partitionId()).predictPrompts(mine).iterator();
+    }
+}
