@@ -296,6 +296,13 @@ def main():
         logits = forward(cfg, weights, input_ids, attention_mask)
         loss = causal_lm_loss(logits, labels)
 
+        # Greedy decoding from row 0 as the prompt: the argmax of the last position, appended, 6 times.
+        greedy = input_ids[0:1].copy()
+        for _ in range(6):
+            step = forward(cfg, weights, greedy, np.ones_like(greedy))
+            greedy = np.concatenate([greedy, [[int(np.argmax(step[0, -1]))]]], axis=1)
+        greedy_tokens = greedy[0, seq:].tolist()
+
         directory = os.path.join(OUT, arch)
         save_model(directory, stored, spec["dtype"], spec["shards"])
         with open(os.path.join(directory, "config.json"), "w") as f:
@@ -304,7 +311,7 @@ def main():
             json.dump({"input_ids": input_ids.tolist(), "attention_mask": attention_mask.tolist(),
                        "labels": labels.tolist(), "logits_shape": list(logits.shape),
                        "logits": [round(float(v), 10) for v in logits.reshape(-1)],
-                       "loss": loss}, f)
+                       "loss": loss, "greedy_tokens": greedy_tokens}, f)
         print(f"{arch}: loss {loss:.6f}, |logits| max {np.abs(logits).max():.3f}")
 
 

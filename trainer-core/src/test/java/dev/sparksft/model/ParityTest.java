@@ -78,4 +78,19 @@ class ParityTest {
             assertEquals(wantLoss, loss, wantLoss * RELATIVE_TOLERANCE);
         }
     }
+
+    /** The KV-cache generator's greedy tokens equal the independent reference's argmax decoding of row 0. */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3"})
+    void greedyTokensMatchReference(String arch) throws Exception {
+        Path dir = fixture(arch);
+        JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
+        ModelConfig cfg = ModelConfig.load(dir);
+        LlamaModel model = new LlamaModel(cfg, ModelWeights.load(dir, cfg));
+        int[] prompt = new ObjectMapper().convertValue(expected.get("input_ids").get(0), int[].class);
+        int[] want = new ObjectMapper().convertValue(expected.get("greedy_tokens"), int[].class);
+        int[] got = new dev.sparksft.generate.Generator(model, dev.sparksft.generate.Sampling.greedy(want.length),
+                java.util.Set.of(), 0, 1, true).generate(java.util.List.of(prompt)).get(0).ids();
+        assertArrayEquals(want, got, arch + " greedy tokens");
+    }
 }
