@@ -40,7 +40,7 @@ public final class PredictionJob {
         int tasks = (int) Math.max(1, Math.min(count, spark.sparkContext().defaultParallelism()));
         spark.sparkContext().setJobDescription("spark-sft: predict " + count + " examples in " + tasks + " tasks");
         List<Predictor.Row> rows = new ArrayList<>(prompts.repartition(tasks)
-                .mapPartitions(new PredictionStage(configJson, modelPath)).collect());
+                .mapPartitions(new PredictionStage(configJson, modelPath, spark.sparkContext().isLocal())).collect());
         rows.sort(Comparator.comparingLong(Predictor.Row::index));
         for (int i = 0; i < rows.size(); i++) {
             if (rows.get(i).index() != i) {

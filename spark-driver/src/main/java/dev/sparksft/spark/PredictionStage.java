@@ -11,6 +11,8 @@ import java.util.Iterator;
 import java.util.List;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.FlatMapFunction;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.global.torch;
 
 /**
  * One task of the prediction stage, an ordinary Spark stage: the task loads the model once,
@@ -20,10 +22,12 @@ import org.apache.spark.api.java.function.FlatMapFunction;
 final class PredictionStage implements FlatMapFunction<Iterator<Predictor.Prompt>, Predictor.Row> {
     private final String configJson;
     private final String modelPath;       // the trained output_dir, or model_name_or_path for predict-only runs
+    private final boolean localMaster;
 
-    PredictionStage(String configJson, String modelPath) {
+    PredictionStage(String configJson, String modelPath, boolean localMaster) {
         this.configJson = configJson;
         this.modelPath = modelPath;
+        this.localMaster = localMaster;
     }
 
     @Override
@@ -40,7 +44,13 @@ final class PredictionStage implements FlatMapFunction<Iterator<Predictor.Prompt
                 config.training().intraOpThreads());
         FaultInjection.ofTask().beforePrediction(ctx.partitionId());
         SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
-        LlamaModel model = LlamaModel.load(ModelFiles.local(modelPath), encoder.tokenizer().vocabSize());
+        Device device = new Device(torch.DeviceType.CPU);
+        if (config.distributed().cuda()) {   // the GPU Spark gave this task, as in training
+            int index = GpuAssignment.deviceIndex(ctx.resourcesJMap(), System.getenv("CUDA_VISIBLE_DEVICES"),
+                    localMaster, ctx.partitionId());
+            device = TrainingStage.cudaDevice(index, "prediction task " + ctx.partitionId() + " is cuda:" + index);
+        }
+        LlamaModel model = LlamaModel.load(ModelFiles.local(modelPath), encoder.tokenizer().vocabSize(), device);
         return new Predictor(model, encoder, config.generating(), config.training().perDeviceEvalBatchSize(),
                 config.training().seed() + ctx.partitionId()).predictPrompts(mine).iterator();
     }

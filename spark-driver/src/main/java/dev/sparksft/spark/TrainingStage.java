@@ -161,7 +161,7 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
      * The CUDA device {@code index}, checked against what this process's libtorch sees. The model,
      * its optimizer state and every batch then live there; collectives go through NCCL.
      */
-    private static Device cudaDevice(int index, String assignment) {
+    static Device cudaDevice(int index, String assignment) {
         if (!torch.cuda_is_available()) {
             throw new IllegalArgumentException("device: cuda: " + assignment + ", but this libtorch has no CUDA device "
                     + "(a CPU build, or no driver): build with -Pgpu and run on a CUDA 13 host, or set device: cpu");

@@ -82,7 +82,13 @@ public final class TrainCommand {
                     result = trainer.trainAndSave(resumeDir == null ? null : Checkpoints.load(resumeDir));
                 }
                 if (args.doEval()) {
-                    trainer.evaluateAndSave(result == null ? 0.0 : result.epoch());
+                    Map<String, Object> metrics = trainer.evaluateAndSave(result == null ? 0.0 : result.epoch());
+                    if (args.predictWithGenerate()) {   // Seq2SeqTrainer: evaluation also generates
+                        List<Predictor.Row> rows = new Predictor(model, data.encoder(), config.generating(),
+                                args.perDeviceEvalBatchSize(), args.seed()).predict(data.eval());
+                        metrics.putAll(Predictor.metrics(rows, "eval_"));
+                        outputs.writeResults("eval", metrics);
+                    }
                 }
             }
             if (args.doPredict()) {

@@ -99,6 +99,15 @@ class PredictionTest {
         assertEquals(lines, Files.readString(file, StandardCharsets.UTF_8).lines().toList());
     }
 
+    @Test
+    void evaluationWithGenerationAddsTheSimilarityMetrics(@TempDir Path out) throws Exception {
+        TrainCommand.run(config(out, "do_predict=false", "do_eval=true", "dataset=test.jsonl"));
+        JsonNode eval = JSON.readTree(out.resolve("eval_results.json").toFile());
+        for (String k : List.of("eval_loss", "eval_bleu-4", "eval_rouge-1", "eval_rouge-2", "eval_rouge-l")) {
+            assertTrue(eval.has(k), k + " in " + eval);
+        }
+    }
+
     static List<String> iterable(JsonNode row) {
         List<String> names = new java.util.ArrayList<>();
         row.fieldNames().forEachRemaining(names::add);
