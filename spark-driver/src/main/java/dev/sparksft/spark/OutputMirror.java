@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -160,6 +161,23 @@ final class OutputMirror {
             fs().mkdirs(remote);
         }
         return staging;
+    }
+
+    /** Driver: a JSON object file of output_dir ({@code eval_results.json}, ...), empty when there is none. */
+    @SuppressWarnings("unchecked")
+    Map<String, Object> readJson(String name) throws IOException {
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        if (remote == null) {
+            Path f = local.resolve(name);
+            return Files.exists(f) ? json.readValue(f.toFile(), Map.class) : new java.util.LinkedHashMap<>();
+        }
+        org.apache.hadoop.fs.Path f = new org.apache.hadoop.fs.Path(remote, name);
+        if (!exists(f)) {
+            return new java.util.LinkedHashMap<>();
+        }
+        try (FSDataInputStream in = fs().open(f)) {
+            return json.readValue((java.io.InputStream) in, Map.class);
+        }
     }
 
     /** Uploads a file or folder of the staging folder, replacing the remote one at once (temporary name, rename). */

@@ -52,6 +52,10 @@ public final class SparkSftMain {
             if (config.training().doTrain()) {
                 List<String> summaries = TrainingJob.run(spark, values, System.out);
                 System.out.println("[spark-sft] training finished: " + summaries.get(0));
+                if (config.training().doEval() && config.training().predictWithGenerate()) {
+                    System.out.println("[spark-sft] evaluation with generation: "
+                            + PredictionJob.evaluate(spark, values, config.training().outputDir()));
+                }
             }
             if (config.training().doPredict()) {
                 // the model just trained, or the given one for a prediction-only run

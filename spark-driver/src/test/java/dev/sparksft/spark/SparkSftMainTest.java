@@ -55,10 +55,16 @@ class SparkSftMainTest {
     }
 
     @Test
-    void aFinishedRunExitsWithZero(@TempDir Path dir) throws Exception {
-        Outcome o = main(config(dir, "max_steps: 2\nper_device_train_batch_size: 2\n").toString());
+    void aFinishedRunTrainsEvaluatesWithGenerationAndPredicts(@TempDir Path dir) throws Exception {
+        Outcome o = main(config(dir, "max_steps: 2\nper_device_train_batch_size: 2\ndo_eval: true\ndo_predict: true\n"
+                + "predict_with_generate: true\neval_dataset: mixed.jsonl\ndo_sample: false\nmax_new_tokens: 3\n").toString());
         assertEquals(0, o.code(), o.stderr());
         assertTrue(o.stdout().contains("[spark-sft] training finished"), o.stdout());
         assertTrue(Files.isRegularFile(dir.resolve("out/model.safetensors")));
+        assertEquals(11, Files.readAllLines(dir.resolve("out/generated_predictions.jsonl")).size());
+        var eval = SparkTests.JSON.readTree(dir.resolve("out/eval_results.json").toFile());
+        assertTrue(eval.has("eval_loss") && eval.has("eval_bleu-4") && eval.has("eval_rouge-l"), eval.toString());
+        var all = SparkTests.JSON.readTree(dir.resolve("out/all_results.json").toFile());
+        assertTrue(all.has("train_loss") && all.has("eval_rouge-1") && all.has("predict_bleu-4"), all.toString());
     }
 }
