@@ -9,7 +9,6 @@ import dev.sparksft.data.Batch;
 import dev.sparksft.data.Collator;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.dist.World;
-import dev.sparksft.loss.CausalLmLoss;
 import dev.sparksft.loss.SftLoss;
 import dev.sparksft.model.LlamaModel;
 import dev.sparksft.optim.AdamW;
