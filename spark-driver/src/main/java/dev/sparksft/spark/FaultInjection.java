@@ -51,6 +51,13 @@ final class FaultInjection {
         }
     }
 
+    /** Before the rank loads its model: "RANK:-1:MARKER" in {@code spark-sft.test.fail} fails it there once. */
+    void beforeLoad(int rank) {
+        if (firstTime(fail, rank, -1)) {
+            throw new IllegalStateException("injected failure of rank " + rank + " while loading");
+        }
+    }
+
     void beforeJoin(int rank) {
         if (stall != null && stall.equals(rank + ":join")) {
             stallUntilKilled(rank);

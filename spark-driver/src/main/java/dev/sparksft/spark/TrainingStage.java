@@ -105,12 +105,17 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
                 output.fetchLog();
             }
             FaultInjection faults = FaultInjection.ofTask();
+            // everything that can fail on one rank happens before the process group forms: a rank that
+            // fails here fails the Spark barrier below at once, instead of leaving the others waiting in
+            // the group's rendezvous for ddp_timeout
+            faults.beforeLoad(rank);
+            SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
+            Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
+            LlamaModel model = LlamaModel.load(resume != null ? resume : modelDir, encoder.tokenizer().vocabSize(),
+                    device);
+            ctx.barrier();
             faults.beforeJoin(rank);
             try (World world = World.join(rank, size, address, host, device, timeout)) {
-                SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
-                Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
-                LlamaModel model = LlamaModel.load(resume != null ? resume : modelDir, encoder.tokenizer().vocabSize(),
-                        device);
                 Outputs outputs = Outputs.open(outputDir, modelDir).mirroredBy(output::push, output::remove);
                 Trainer trainer = new Trainer(args, config.finetuning(), model, numExamples,
                         new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), faults),

@@ -60,6 +60,19 @@ class FaultToleranceTest {
     }
 
     @Test
+    void aRankThatFailsBeforeTheGroupFormsDoesNotLeaveTheOthersWaitingForTheTimeout(@TempDir Path dir) throws Exception {
+        Path marker = dir.resolve("failed-loading");
+        SparkTests.spark().sparkContext().setLocalProperty(FaultInjection.FAIL, "1:-1:" + marker);
+        long start = System.nanoTime();
+        List<String> ranks = train(dir, "", "ddp_timeout=120");
+        double seconds = (System.nanoTime() - start) / 1e9;
+        assertTrue(Files.exists(marker));
+        assertEquals(6, SparkTests.JSON.readTree(ranks.get(0)).get("global_step").asInt());
+        // rank 0 learns of the failure at the Spark barrier, not after 120 s in the Gloo rendezvous
+        assertTrue(seconds < 60, "the retried run took " + seconds + " s");
+    }
+
+    @Test
     void aRankThatStopsAnsweringFailsTheJobWithinTheTimeoutNamingIt(@TempDir Path dir) throws Exception {
         SparkTests.spark().sparkContext().setLocalProperty(FaultInjection.STALL, "1:2");
         long start = System.nanoTime();
