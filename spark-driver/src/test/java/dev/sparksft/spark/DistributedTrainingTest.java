@@ -6,8 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.sparksft.cli.TrainCommand;
 import dev.sparksft.config.SftConfig;
-import dev.sparksft.model.ModelConfig;
-import dev.sparksft.model.ModelWeights;
+import dev.sparksft.train.ModelComparison;
 import java.io.PrintStream;
 import java.io.ByteArrayOutputStream;
 import java.nio.file.Files;
@@ -15,7 +14,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -82,6 +80,15 @@ class DistributedTrainingTest {
         assertTrue(rel < 1e-4, "AdamW weights differ by " + rel + " of the update");
     }
 
+    static Map<String, Tensor> weights(Path dir) throws Exception {
+        return ModelComparison.weights(dir);
+    }
+
+    /** The size of the difference relative to the updates (see {@link ModelComparison#relativeDifference}). */
+    static double relativeDifference(Map<String, Tensor> a, Map<String, Tensor> b, Map<String, Tensor> initial) {
+        return ModelComparison.relativeDifference(a, b, initial, 1e-4);
+    }
+
     static List<Double> losses(Path out) throws Exception {
         JsonNode state = SparkTests.JSON.readTree(out.resolve("trainer_state.json").toFile());
         List<Double> losses = new ArrayList<>();
@@ -93,31 +100,6 @@ class DistributedTrainingTest {
         return losses;
     }
 
-    static Map<String, Tensor> weights(Path dir) throws Exception {
-        return ModelWeights.load(dir, ModelConfig.load(dir)).tensors();
-    }
 
-    static float[] floats(Tensor t) {
-        Tensor c = t.contiguous();
-        float[] out = new float[(int) c.numel()];
-        new FloatPointer(c.data_ptr()).capacity(out.length).get(out);
-        return out;
-    }
 
-    /** max |a - b| over all parameters, relative to max |a - initial| (the size of the updates). */
-    static double relativeDifference(Map<String, Tensor> a, Map<String, Tensor> b, Map<String, Tensor> initial) {
-        double diff = 0;
-        double update = 0;
-        for (String name : a.keySet()) {
-            float[] x = floats(a.get(name));
-            float[] y = floats(b.get(name));
-            float[] x0 = floats(initial.get(name));
-            for (int i = 0; i < x.length; i++) {
-                diff = Math.max(diff, Math.abs(x[i] - y[i]));
-                update = Math.max(update, Math.abs(x[i] - x0[i]));
-            }
-        }
-        assertTrue(update > 1e-4, "the runs must actually change the weights");
-        return diff / update;
-    }
 }

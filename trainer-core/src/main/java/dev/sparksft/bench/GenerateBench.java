@@ -1,25 +1,15 @@
 package dev.sparksft.bench;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.generate.Generator;
 import dev.sparksft.generate.Sampling;
-import dev.sparksft.model.Dtype;
 import dev.sparksft.model.LlamaModel;
-import dev.sparksft.model.ModelConfig;
-import dev.sparksft.model.ModelWeights;
 import dev.sparksft.runtime.Torch;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
-import org.bytedeco.pytorch.Scalar;
-import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch;
 
 /**
  * Generation throughput of a ~25M-parameter Llama (the bench-train model): generated tokens/s
@@ -37,7 +27,7 @@ public final class GenerateBench {
         int newTokens = args.length > 1 ? Integer.parseInt(args[1]) : 128;
         int noCacheMaxBatch = args.length > 2 ? Integer.parseInt(args[2]) : 8;
         Torch.load(threads, 1);
-        LlamaModel model = randomModel();
+        LlamaModel model = BenchModel.random();
         Random rng = new Random(0);
         List<int[]> prompts = new ArrayList<>();            // 32 prompts of 8..64 tokens
         for (int i = 0; i < 32; i++) {
@@ -77,25 +67,5 @@ public final class GenerateBench {
             throw new IllegalStateException("expected " + newTokens + " tokens per row, got " + tokens);
         }
         return tokens / seconds;
-    }
-
-    /** The bench-train shape: hidden 512, 6 layers, 8 heads, vocab 6144 (25.6M parameters), random weights. */
-    static LlamaModel randomModel() throws Exception {
-        Path dir = Files.createTempDirectory("bench-generate");
-        ObjectNode c = new ObjectMapper().createObjectNode();
-        c.put("model_type", "llama").put("hidden_size", 512).put("intermediate_size", 1408)
-                .put("num_hidden_layers", 6).put("num_attention_heads", 8).put("num_key_value_heads", 8)
-                .put("vocab_size", 6144).put("rms_norm_eps", 1e-6).put("rope_theta", 500000.0)
-                .put("tie_word_embeddings", false).put("torch_dtype", "float32");
-        Files.writeString(dir.resolve("config.json"), c.toString());
-        ModelConfig cfg = ModelConfig.load(dir);
-        Map<String, Tensor> tensors = new LinkedHashMap<>();
-        Map<String, Dtype> dtypes = new LinkedHashMap<>();
-        torch.manual_seed(0);
-        ModelWeights.expectedShapes(cfg).forEach((name, shape) -> {
-            tensors.put(name, torch.randn(shape).mul(new Scalar(0.02)));
-            dtypes.put(name, Dtype.F32);
-        });
-        return new LlamaModel(cfg, new ModelWeights(tensors, dtypes, Map.of()));
     }
 }

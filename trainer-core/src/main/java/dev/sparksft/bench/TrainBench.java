@@ -1,19 +1,13 @@
 package dev.sparksft.bench;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.data.Batch;
 import dev.sparksft.data.Collator;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.loss.SftLoss;
-import dev.sparksft.model.Dtype;
 import dev.sparksft.model.LlamaModel;
 import dev.sparksft.model.ModelConfig;
-import dev.sparksft.model.ModelWeights;
 import dev.sparksft.optim.AdamW;
 import dev.sparksft.runtime.Torch;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -45,25 +39,11 @@ public final class TrainBench {
         Torch.load(threads, intraOp);
         double peak = matmulPeak(2048);
 
-        Path dir = Files.createTempDirectory("bench-model");
-        ObjectNode c = new ObjectMapper().createObjectNode();
-        c.put("model_type", "llama").put("hidden_size", 512).put("intermediate_size", 1408)
-                .put("num_hidden_layers", 6).put("num_attention_heads", 8).put("num_key_value_heads", 8)
-                .put("vocab_size", 6144).put("rms_norm_eps", 1e-6).put("rope_theta", 500000.0)
-                .put("tie_word_embeddings", false).put("torch_dtype", "float32");
-        Files.writeString(dir.resolve("config.json"), c.toString());
-        ModelConfig cfg = ModelConfig.load(dir);
+        LlamaModel model = BenchModel.random();
+        ModelConfig cfg = model.config();
+        Map<String, Tensor> tensors = model.weights().tensors();
+        tensors.values().forEach(t -> t.set_requires_grad(true));
         Random rng = new Random(0);
-        Map<String, Tensor> tensors = new java.util.LinkedHashMap<>();
-        Map<String, Dtype> dtypes = new java.util.LinkedHashMap<>();
-        ModelWeights.expectedShapes(cfg).forEach((name, shape) -> {
-            Tensor t = torch.randn(shape).mul(new Scalar(0.02));
-            t.set_requires_grad(true);
-            tensors.put(name, t);
-            dtypes.put(name, Dtype.F32);
-        });
-        ModelWeights weights = new ModelWeights(tensors, dtypes, Map.of());
-        LlamaModel model = new LlamaModel(cfg, weights);
         long params = tensors.values().stream().mapToLong(Tensor::numel).sum();
         // the embedding is a lookup, not a matmul: FLOPs count the other parameters (PaLM's 6N)
         long matmulParams = params - tensors.get("model.embed_tokens.weight").numel();

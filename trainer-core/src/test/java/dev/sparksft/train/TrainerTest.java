@@ -1,5 +1,8 @@
 package dev.sparksft.train;
 
+import static dev.sparksft.train.ModelComparison.floats;
+import static dev.sparksft.train.ModelComparison.relativeDifference;
+import static dev.sparksft.train.ModelComparison.weights;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -10,7 +13,6 @@ import dev.sparksft.cli.MakeTinyModel;
 import dev.sparksft.cli.TrainCommand;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.ModelConfig;
-import dev.sparksft.model.ModelWeights;
 import dev.sparksft.runtime.Torch;
 import java.io.BufferedWriter;
 import java.nio.file.Files;
@@ -19,7 +21,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -64,34 +65,8 @@ class TrainerTest {
         return SftConfig.load(f, List.of(overrides));
     }
 
-    static Map<String, Tensor> weights(Path dir) throws Exception {
-        ModelConfig cfg = ModelConfig.load(dir);
-        return ModelWeights.load(dir, cfg).tensors();
-    }
 
-    static float[] floats(Tensor t) {
-        Tensor c = t.contiguous();
-        float[] out = new float[(int) c.numel()];
-        new FloatPointer(c.data_ptr()).capacity(out.length).get(out);
-        return out;
-    }
 
-    /** max |a - b| over all parameters, relative to max |a - initial| (the size of the updates). */
-    static double relativeDifference(Map<String, Tensor> a, Map<String, Tensor> b, Map<String, Tensor> initial) {
-        double diff = 0;
-        double update = 0;
-        for (String name : a.keySet()) {
-            float[] x = floats(a.get(name));
-            float[] y = floats(b.get(name));
-            float[] x0 = floats(initial.get(name));
-            for (int i = 0; i < x.length; i++) {
-                diff = Math.max(diff, Math.abs(x[i] - y[i]));
-                update = Math.max(update, Math.abs(x[i] - x0[i]));
-            }
-        }
-        assertTrue(update > 1e-3, "the runs must actually change the weights");
-        return diff / update;
-    }
 
     @Test
     void accumulationGivesTheSameLossAndUpdatesAsOneBigBatch(@TempDir Path a, @TempDir Path b) throws Exception {
@@ -101,7 +76,7 @@ class TrainerTest {
         var big = TrainCommand.run(config(b, common + "per_device_train_batch_size: 4\ngradient_accumulation_steps: 1\n"));
         assertEquals(2, ga.globalStep());
         assertEquals(big.trainLoss(), ga.trainLoss(), 1e-5 * big.trainLoss(), "same exact per-step loss");
-        double rel = relativeDifference(weights(a.resolve("out")), weights(b.resolve("out")), weights(model));
+        double rel = relativeDifference(weights(a.resolve("out")), weights(b.resolve("out")), weights(model), 1e-3);
         assertTrue(rel < 1e-5, "GA=4 x 1 and GA=1 x 4 differ by " + rel + " of the update");
     }
 
@@ -113,7 +88,7 @@ class TrainerTest {
         Path checkpoint5 = full.resolve("out/checkpoint-5");
         assertTrue(Files.isDirectory(checkpoint5));
         TrainCommand.run(config(resumed, common, "resume_from_checkpoint=" + checkpoint5));
-        double rel = relativeDifference(weights(full.resolve("out")), weights(resumed.resolve("out")), weights(model));
+        double rel = relativeDifference(weights(full.resolve("out")), weights(resumed.resolve("out")), weights(model), 1e-3);
         assertTrue(rel < 1e-6, "resumed weights differ by " + rel);
         // and the log continues where the checkpoint left off
         List<String> lines = Files.readAllLines(resumed.resolve("out/trainer_log.jsonl"));
@@ -122,7 +97,7 @@ class TrainerTest {
         // resume_from_checkpoint: true picks the newest checkpoint of output_dir (here the final one)
         var again = TrainCommand.run(config(full, common, "resume_from_checkpoint=true"));
         assertEquals(10, again.globalStep());
-        assertTrue(relativeDifference(weights(full.resolve("out")), weights(resumed.resolve("out")), weights(model)) < 1e-6);
+        assertTrue(relativeDifference(weights(full.resolve("out")), weights(resumed.resolve("out")), weights(model), 1e-3) < 1e-6);
     }
 
     @Test
