@@ -52,6 +52,6 @@ final class PredictionStage implements FlatMapFunction<Iterator<Predictor.Prompt
         }
         LlamaModel model = LlamaModel.load(ModelFiles.local(modelPath), encoder.tokenizer().vocabSize(), device);
         return new Predictor(model, encoder, config.generating(), config.training().perDeviceEvalBatchSize(),
-                config.training().seed() + ctx.partitionId()).predictPrompts(mine).iterator();
+                config.training().seed()).predictPrompts(mine).iterator();
     }
 }

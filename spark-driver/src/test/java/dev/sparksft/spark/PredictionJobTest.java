@@ -53,6 +53,18 @@ class PredictionJobTest {
     }
 
     @Test
+    void sampledPredictionsDoNotDependOnTheTasks(@TempDir Path dir) throws Exception {
+        String extra = PREDICT.replace("do_sample: false", "do_sample: true\ntemperature: 1.5\ntop_p: 0.9")
+                + "eval_dataset: mixed.jsonl\n";
+        Path single = Files.createDirectories(dir.resolve("single"));
+        TrainCommand.run(SftConfig.fromValues(SparkTests.values(single, extra)));
+        Path spark = Files.createDirectories(dir.resolve("spark"));
+        PredictionJob.run(SparkTests.spark(), SparkTests.values(spark, extra), SparkTests.root().resolve("model").toString());
+        assertEquals(Files.readAllLines(single.resolve("out/" + Predictor.PREDICTIONS_FILE)),
+                Files.readAllLines(spark.resolve("out/" + Predictor.PREDICTIONS_FILE)));
+    }
+
+    @Test
     void predictionsGoToAHadoopOutputDir(@TempDir Path dir) throws Exception {
         Path remote = dir.resolve("remote");
         PredictionJob.run(SparkTests.spark(), SparkTests.values(dir, PREDICT + "eval_dataset: mixed.jsonl\n",

@@ -54,17 +54,29 @@ public final class Generator {
 
     /** Generates for every prompt, in batches of similar length; outputs in the order of {@code prompts}. */
     public List<Output> generate(List<int[]> prompts) {
+        long[] keys = new long[prompts.size()];
+        for (int i = 0; i < keys.length; i++) {
+            keys[i] = i;
+        }
+        return generate(prompts, keys);
+    }
+
+    /**
+     * {@link #generate(List)} with each prompt's sampling key (its index in the whole prediction
+     * set): an example samples the same tokens whichever batch or task it lands in.
+     */
+    public List<Output> generate(List<int[]> prompts, long[] keys) {
         Integer[] order = new Integer[prompts.size()];
         for (int i = 0; i < order.length; i++) {
             order[i] = i;
         }
         Arrays.sort(order, Comparator.comparingInt(i -> prompts.get(i).length));   // stable: ties keep input order
         Output[] out = new Output[prompts.size()];
-        Sampling.Rng rng = sampling.newRng();
         for (int from = 0; from < order.length; from += batchSize) {
             List<Integer> rows = Arrays.asList(order).subList(from, Math.min(order.length, from + batchSize));
             List<int[]> batch = new ArrayList<>();
             rows.forEach(i -> batch.add(prompts.get(i)));
+            Sampling.Rng rng = sampling.newRng(rows.stream().mapToLong(i -> keys[i]).toArray());
             List<Output> generated = useCache ? withCache(batch, rng) : withoutCache(batch, rng);
             for (int j = 0; j < rows.size(); j++) {
                 out[rows.get(j)] = generated.get(j);

@@ -75,7 +75,8 @@ public final class Predictor {
                 args.repetitionPenalty(), args.maxNewTokens(), seed);
         Generator generator = new Generator(model, sampling, new HashSet<>(encoder.template().stopTokenIds(tok)),
                 tok.padId(), batchSize, true);
-        List<Generator.Output> outputs = generator.generate(prompts);
+        List<Generator.Output> outputs = generator.generate(prompts,
+                examples.stream().mapToLong(Prompt::index).toArray());
         List<Row> rows = new ArrayList<>();
         for (int i = 0; i < examples.size(); i++) {
             int[] generated = outputs.get(i).ids();

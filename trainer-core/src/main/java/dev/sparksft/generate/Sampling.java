@@ -11,8 +11,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 /**
  * How the next token is chosen, with LLaMA-Factory's generating arguments, in transformers' order
  * of logits processors: repetition penalty, then (sampling only) temperature, top-k and top-p,
- * then a draw from the softmax, or the argmax when do_sample is false. Draws come from a CPU
- * generator seeded once per {@link Generator#generate} call, so a run is reproducible.
+ * then a draw from the softmax, or the argmax when do_sample is false. Each example draws from
+ * its own CPU generator, seeded by (seed, the example's key): what an example generates does not
+ * depend on which batch, order or Spark task it came in, so a run is reproducible anywhere.
  *
  * @param maxNewTokens the most tokens a row generates (the stop token included)
  */
@@ -41,17 +42,22 @@ public record Sampling(boolean doSample, double temperature, double topP, int to
         return new Sampling(false, 1.0, 1.0, 0, 1.0, maxNewTokens, 0);
     }
 
-    /** The random state of one generate call. */
+    /** The random state of the rows of one batch: one generator per example. */
     public static final class Rng {
-        private final org.bytedeco.pytorch.Generator generator;
+        private final org.bytedeco.pytorch.Generator[] generators;
 
-        private Rng(long seed) {
-            this.generator = torch.createCPUGenerator(seed);
+        private Rng(org.bytedeco.pytorch.Generator[] generators) {
+            this.generators = generators;
         }
     }
 
-    Rng newRng() {
-        return new Rng(seed);
+    /** Generators for the examples with these keys (their positions in the whole prediction set). */
+    Rng newRng(long[] keys) {
+        org.bytedeco.pytorch.Generator[] g = new org.bytedeco.pytorch.Generator[keys.length];
+        for (int i = 0; i < keys.length; i++) {
+            g[i] = torch.createCPUGenerator(new java.util.SplittableRandom(seed * 0x9E3779B97F4A7C15L + keys[i]).nextLong());
+        }
+        return new Rng(g);
     }
 
     /**
@@ -89,7 +95,10 @@ public record Sampling(boolean doSample, double temperature, double topP, int to
             scores = scores.masked_fill(remove.scatter(1, sorted.get1(), remove), minusInf);
         }
         Tensor probs = scores.softmax(-1).to(new org.bytedeco.pytorch.Device(torch.DeviceType.CPU), ScalarType.Float);
-        return torch.multinomial(probs, 1, false, new GeneratorOptional(rng.generator)).squeeze(1)
-                .to(logits.device(), ScalarType.Long);
+        long[] drawn = new long[(int) probs.size(0)];
+        for (int r = 0; r < drawn.length; r++) {                            // each row from its own generator
+            drawn[r] = torch.multinomial(probs.get(r), 1, false, new GeneratorOptional(rng.generators[r])).item_long();
+        }
+        return Tensor.create(drawn, drawn.length).to(logits.device(), ScalarType.Long);
     }
 }

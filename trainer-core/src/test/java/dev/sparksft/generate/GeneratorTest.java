@@ -121,6 +121,11 @@ class GeneratorTest {
             assertArrayEquals(a.get(i), b.get(i));
         }
         assertFalse(Arrays.deepEquals(a.toArray(), c.toArray()), "another seed, other draws");
+        // each example draws from its own generator: batching and order do not change what it samples
+        List<int[]> alone = ids(new Generator(model, sample, Set.of(), PAD, 1, true).generate(prompts()));
+        for (int i = 0; i < a.size(); i++) {
+            assertArrayEquals(a.get(i), alone.get(i), "prompt " + i + " sampled alone");
+        }
         List<int[]> topOne = ids(new Generator(model, new Sampling(true, 0.7, 0.9, 1, 1.0, 10, 3), Set.of(), PAD, 3,
                 true).generate(prompts()));
         List<int[]> greedy = ids(new Generator(model, Sampling.greedy(10), Set.of(), PAD, 3, true).generate(prompts()));
@@ -142,7 +147,7 @@ class GeneratorTest {
         Tensor seen = Tensor.create(new long[] {0, 1}, 1, 2);
         Sampling penalty = new Sampling(false, 1, 1, 0, 2.0, 1, 0);
         // [1.2, -1, 1.0] -> token 0 seen: 0.6; token 1 seen: -2; token 2 unseen stays 1.0 -> argmax 2
-        assertEquals(2, draw(penalty, row(1.2f, -1f, 1.0f), seen, penalty.newRng()));
+        assertEquals(2, draw(penalty, row(1.2f, -1f, 1.0f), seen, penalty.newRng(new long[] {0})));
         assertEquals(0, draw(Sampling.greedy(1), row(1.2f, -1f, 1.0f), seen, null));
     }
 
@@ -152,7 +157,7 @@ class GeneratorTest {
         Tensor logits = row((float) Math.log(0.5), (float) Math.log(0.3), (float) Math.log(0.2));
         Tensor seq = Tensor.create(new long[] {0}, 1, 1);
         Sampling s = new Sampling(true, 1.0, 0.6, 0, 1.0, 1, 5);
-        Sampling.Rng rng = s.newRng();
+        Sampling.Rng rng = s.newRng(new long[] {0});
         int[] counts = new int[3];
         for (int i = 0; i < 400; i++) {
             counts[(int) draw(s, logits, seq, rng)]++;
