@@ -25,11 +25,9 @@ final class ModelFiles {
     private ModelFiles() {}
 
     static synchronized Path local(String pathOrUri) throws IOException {
-        if (!SparkDataset.hasScheme(pathOrUri)) {
-            return Path.of(pathOrUri);
-        }
-        if (pathOrUri.startsWith("file:")) {
-            return Path.of(java.net.URI.create(pathOrUri));
+        Path local = Locations.localOrNull(pathOrUri);
+        if (local != null) {
+            return local;
         }
         org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(pathOrUri);
         FileSystem fs = src.getFileSystem(hadoopConf());

@@ -44,8 +44,8 @@ final class OutputMirror {
     }
 
     static OutputMirror of(String outputDir, Configuration conf) {
-        if (!SparkDataset.hasScheme(outputDir) || outputDir.startsWith("file:")) {
-            Path dir = outputDir.startsWith("file:") ? Path.of(java.net.URI.create(outputDir)) : Path.of(outputDir);
+        Path dir = Locations.localOrNull(outputDir);
+        if (dir != null) {
             return new OutputMirror(outputDir, null, dir, conf);
         }
         Path staging = Path.of(System.getProperty("java.io.tmpdir"), "spark-sft-output", ModelFiles.hash(outputDir));

@@ -14,7 +14,6 @@ import dev.sparksft.template.SupervisedEncoder;
 import java.io.IOException;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
-import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -112,19 +111,19 @@ final class SparkDataset {
      */
     private List<DatasetSpec> resolve(List<String> names) {
         String datasetDir = data.datasetDir();
-        boolean remoteDir = hasScheme(datasetDir) && !datasetDir.startsWith("file:");
+        Path localDir = Locations.localOrNull(datasetDir);
+        boolean remoteDir = localDir == null;
         List<DatasetSpec> specs = new ArrayList<>();
         try {
             // dataset_info.json read locally: as it is, or a copy of the remote one
-            Path infoDir = remoteDir ? fetchInfo(datasetDir)
-                    : datasetDir.startsWith("file:") ? Path.of(URI.create(datasetDir)) : Path.of(datasetDir);
+            Path infoDir = remoteDir ? fetchInfo(datasetDir) : localDir;
             for (String name : names) {
-                if (hasScheme(name)) {
+                if (Locations.hasScheme(name)) {
                     specs.add(DatasetSpec.defaults(name, name, detectFormatting(name)));
                 } else if (DatasetInfo.defines(name, infoDir)) {
                     DatasetSpec spec = DatasetInfo.resolve(List.of(name), infoDir).get(0);
                     Path file = Path.of(spec.path());
-                    String uri = hasScheme(spec.path()) ? spec.path()
+                    String uri = Locations.hasScheme(spec.path()) ? spec.path()
                             : remoteDir && file.startsWith(infoDir) ? join(datasetDir, infoDir.relativize(file).toString())
                             : file.toAbsolutePath().toUri().toString();
                     specs.add(withPath(spec, uri));
@@ -378,15 +377,6 @@ final class SparkDataset {
             return JSON.readTree(json);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
-        }
-    }
-
-    static boolean hasScheme(String path) {
-        try {
-            String scheme = new URI(path).getScheme();
-            return scheme != null && scheme.length() > 1;  // "C:" is a drive, not a scheme
-        } catch (java.net.URISyntaxException e) {
-            return false;
         }
     }
 
