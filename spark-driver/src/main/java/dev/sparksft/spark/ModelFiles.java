@@ -36,6 +36,9 @@ final class ModelFiles {
         }
         // a model rewritten in place (a trained output_dir, run again) is a new copy
         org.apache.hadoop.fs.Path config = new org.apache.hadoop.fs.Path(src, "config.json");
+        if (!fs.exists(config)) {   // a LoRA output_dir: its adapter's config
+            config = new org.apache.hadoop.fs.Path(src, dev.sparksft.model.LoraAdapter.CONFIG_FILE);
+        }
         String version = pathOrUri + "@" + (fs.exists(config) ? fs.getFileStatus(config).getModificationTime() : 0);
         Path copy = COPIES.get(version);
         if (copy != null) {

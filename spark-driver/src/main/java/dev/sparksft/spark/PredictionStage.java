@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.generate.Predictor;
 import dev.sparksft.model.LlamaModel;
+import dev.sparksft.train.Models;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.template.SupervisedEncoder;
 import java.util.ArrayList;
@@ -50,7 +51,9 @@ final class PredictionStage implements FlatMapFunction<Iterator<Predictor.Prompt
                     localMaster, ctx.partitionId());
             device = TrainingStage.cudaDevice(index, "prediction task " + ctx.partitionId() + " is cuda:" + index);
         }
-        LlamaModel model = LlamaModel.load(ModelFiles.local(modelPath), encoder.tokenizer().vocabSize(), device);
+        String adapter = config.model().adapterNameOrPath();
+        LlamaModel model = Models.forInference(ModelFiles.local(config.model().modelNameOrPath()), ModelFiles.local(modelPath),
+                adapter == null ? null : ModelFiles.local(adapter), encoder.tokenizer().vocabSize(), device);
         return new Predictor(model, encoder, config.generating(), config.training().perDeviceEvalBatchSize(),
                 config.training().seed()).predictPrompts(mine).iterator();
     }

@@ -79,7 +79,6 @@ public final class TrainingJob {
             throw new IllegalArgumentException("do_train: false: the Spark job trains (and evaluates after training with "
                     + "do_eval); to evaluate a saved model alone use scripts/sft train with do_train: false");
         }
-        config.finetuning().requireImplementedMethod();
         requireGpuScheduling(spark, config.distributed().cuda());
         Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
         OutputMirror output = OutputMirror.of(args.outputDir(), spark.sparkContext().hadoopConfiguration());

@@ -11,6 +11,7 @@ import dev.sparksft.model.LlamaModel;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.template.SupervisedEncoder;
 import dev.sparksft.train.Checkpoints;
+import dev.sparksft.train.Models;
 import dev.sparksft.train.Outputs;
 import dev.sparksft.train.Trainer;
 import java.io.IOException;
@@ -111,8 +112,9 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
             faults.beforeLoad(rank);
             SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
             Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
-            LlamaModel model = LlamaModel.load(resume != null ? resume : modelDir, encoder.tokenizer().vocabSize(),
-                    device);
+            String adapter = config.model().adapterNameOrPath();
+            LlamaModel model = Models.forTraining(config, modelDir, resume, adapter == null ? null : ModelFiles.local(adapter),
+                    encoder.tokenizer().vocabSize(), device);
             ctx.barrier();
             faults.beforeJoin(rank);
             try (World world = World.join(rank, size, address, host, device, timeout)) {

@@ -19,6 +19,7 @@ public final class SftMain {
               make-dataset --task {reverse,sort} --out FILE.jsonl [--num N] [--max-len L] [--seed S]
               tokenize CONFIG.yaml [key=value ...]
               train CONFIG.yaml [key=value ...]
+              export CONFIG.yaml [key=value ...]       (merge adapter_name_or_path into model_name_or_path, to export_dir)
               score CONFIG.yaml [key=value ...]        (exact match of greedy answers on the eval set)
             """;
 
@@ -75,6 +76,13 @@ public final class SftMain {
                     throw new IllegalArgumentException("train needs CONFIG.yaml\n" + USAGE);
                 }
                 TrainCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
+            }
+            case "export" -> {
+                if (rest.isEmpty()) {
+                    throw new IllegalArgumentException("export needs CONFIG.yaml\n" + USAGE);
+                }
+                Path out = ExportCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
+                System.out.println("merged model written to " + out);
             }
             case "score" -> {
                 if (rest.isEmpty()) {

@@ -9,6 +9,7 @@ import dev.sparksft.model.LlamaModel;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.tokenizer.Tokenizer;
 import dev.sparksft.train.Checkpoints;
+import dev.sparksft.train.Models;
 import dev.sparksft.train.Outputs;
 import dev.sparksft.train.Trainer;
 import java.io.IOException;
@@ -53,7 +54,6 @@ public final class TrainCommand {
         if (!args.doTrain() && !args.doEval() && !args.doPredict()) {
             throw new IllegalArgumentException("nothing to do: set do_train, do_eval or do_predict to true");
         }
-        config.finetuning().requireImplementedMethod();
         if (config.distributed().worldSize() > 1) {
             throw new IllegalArgumentException("world_size " + config.distributed().worldSize() + " needs the Spark driver: "
                     + "run scripts/spark-sft (sft train is one process; world_size is 1 there)");
@@ -69,7 +69,11 @@ public final class TrainCommand {
             PreparedData data = PreparedData.load(config, raw, args.seed());
             List<TokenizedExample> train = data.encode(data.train());
             List<TokenizedExample> eval = data.encode(data.eval());
-            LlamaModel model = LlamaModel.load(resumeDir != null ? resumeDir : modelDir, data.tokenizer().vocabSize());
+            Path adapterDir = config.model().adapterNameOrPath() == null ? null : Path.of(config.model().adapterNameOrPath());
+            org.bytedeco.pytorch.Device cpu = new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU);
+            LlamaModel model = args.doTrain() || args.doEval()
+                    ? Models.forTraining(config, modelDir, resumeDir, adapterDir, data.tokenizer().vocabSize(), cpu)
+                    : Models.forInference(modelDir, modelDir, adapterDir, data.tokenizer().vocabSize(), cpu);
             Trainer.Result result = null;
             if (args.doTrain() || args.doEval()) {
                 if (train.isEmpty()) {

@@ -19,7 +19,9 @@ public record DataArguments(
         @JsonProperty("max_samples") Integer maxSamples,
         @JsonProperty("tokenized_path") String tokenizedPath,
         @JsonProperty("default_system") String defaultSystem,
-        @JsonProperty("val_size") Double valSize) {
+        @JsonProperty("val_size") Double valSize,
+        @JsonProperty("packing") Boolean packing,
+        @JsonProperty("neat_packing") Boolean neatPacking) {
 
     public DataArguments {
         dataset = dataset == null ? List.of() : List.copyOf(dataset);
@@ -31,6 +33,8 @@ public record DataArguments(
         enableThinking = enableThinking == null || enableThinking;
         preserveThinking = preserveThinking != null && preserveThinking;
         valSize = valSize == null ? 0.0 : valSize;
+        neatPacking = neatPacking != null && neatPacking;
+        packing = neatPacking || packing != null && packing;   // LLaMA-Factory: neat_packing implies packing
         List<String> problems = new ArrayList<>();
         if (valSize < 0 || (valSize >= 1 && valSize != Math.floor(valSize))) {
             problems.add("val_size must be a fraction in [0, 1) or a whole number of examples, got " + valSize);

@@ -3,14 +3,60 @@ package dev.sparksft.config;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
-/** What to train and with which loss (LLaMA-Factory's FinetuningArguments; same defaults). */
+/**
+ * What to train, with which optimizer family and loss (LLaMA-Factory's FinetuningArguments: same
+ * key names, defaults and mutual exclusions). Lists accept LLaMA-Factory's "a,b" strings.
+ */
 public record FinetuningArguments(
         @JsonProperty("stage") String stage,
         @JsonProperty("finetuning_type") String finetuningType,
         @JsonProperty("freeze_trainable_layers") Integer freezeTrainableLayers,
         @JsonProperty("freeze_trainable_modules") List<String> freezeTrainableModules,
         @JsonProperty("freeze_extra_modules") List<String> freezeExtraModules,
+        // LoRA (PEFT layout) and LoRA+
+        @JsonProperty("lora_rank") Integer loraRank,
+        @JsonProperty("lora_alpha") Integer loraAlpha,
+        @JsonProperty("lora_dropout") Double loraDropout,
+        @JsonProperty("lora_target") List<String> loraTarget,
+        @JsonProperty("additional_target") List<String> additionalTarget,
+        @JsonProperty("use_rslora") Boolean useRslora,
+        @JsonProperty("loraplus_lr_ratio") Double loraplusLrRatio,
+        @JsonProperty("loraplus_lr_embedding") Double loraplusLrEmbedding,
+        // GaLore
+        @JsonProperty("use_galore") Boolean useGalore,
+        @JsonProperty("galore_target") List<String> galoreTarget,
+        @JsonProperty("galore_rank") Integer galoreRank,
+        @JsonProperty("galore_update_interval") Integer galoreUpdateInterval,
+        @JsonProperty("galore_scale") Double galoreScale,
+        @JsonProperty("galore_proj_type") String galoreProjType,
+        @JsonProperty("galore_layerwise") Boolean galoreLayerwise,
+        // APOLLO
+        @JsonProperty("use_apollo") Boolean useApollo,
+        @JsonProperty("apollo_target") List<String> apolloTarget,
+        @JsonProperty("apollo_rank") Integer apolloRank,
+        @JsonProperty("apollo_update_interval") Integer apolloUpdateInterval,
+        @JsonProperty("apollo_scale") Double apolloScale,
+        @JsonProperty("apollo_proj") String apolloProj,
+        @JsonProperty("apollo_proj_type") String apolloProjType,
+        @JsonProperty("apollo_scale_type") String apolloScaleType,
+        @JsonProperty("apollo_layerwise") Boolean apolloLayerwise,
+        @JsonProperty("apollo_scale_front") Boolean apolloScaleFront,
+        // BAdam
+        @JsonProperty("use_badam") Boolean useBadam,
+        @JsonProperty("badam_mode") String badamMode,
+        @JsonProperty("badam_start_block") Integer badamStartBlock,
+        @JsonProperty("badam_switch_mode") String badamSwitchMode,
+        @JsonProperty("badam_switch_interval") Integer badamSwitchInterval,
+        @JsonProperty("badam_update_ratio") Double badamUpdateRatio,
+        @JsonProperty("badam_mask_mode") String badamMaskMode,
+        @JsonProperty("badam_verbose") Integer badamVerbose,
+        // Muon, Adam-mini
+        @JsonProperty("use_muon") Boolean useMuon,
+        @JsonProperty("use_adam_mini") Boolean useAdamMini,
+        @JsonProperty("pure_bf16") Boolean pureBf16,
+        // loss
         @JsonProperty("use_dft_loss") Boolean useDftLoss,
         @JsonProperty("use_eaft_loss") Boolean useEaftLoss,
         @JsonProperty("eaft_alpha") Double eaftAlpha,
@@ -24,12 +70,47 @@ public record FinetuningArguments(
         freezeTrainableLayers = freezeTrainableLayers == null ? 2 : freezeTrainableLayers;
         freezeTrainableModules = freezeTrainableModules == null ? List.of("all") : List.copyOf(freezeTrainableModules);
         freezeExtraModules = freezeExtraModules == null ? List.of() : List.copyOf(freezeExtraModules);
+        loraRank = loraRank == null ? 8 : loraRank;
+        loraAlpha = loraAlpha == null ? loraRank * 2 : loraAlpha;          // LLaMA-Factory: lora_alpha or 2 x rank
+        loraDropout = loraDropout == null ? 0.0 : loraDropout;
+        loraTarget = loraTarget == null ? List.of("all") : List.copyOf(loraTarget);
+        additionalTarget = additionalTarget == null ? List.of() : List.copyOf(additionalTarget);
+        useRslora = useRslora != null && useRslora;
+        loraplusLrEmbedding = loraplusLrEmbedding == null ? 1e-6 : loraplusLrEmbedding;
+        useGalore = useGalore != null && useGalore;
+        galoreTarget = galoreTarget == null ? List.of("all") : List.copyOf(galoreTarget);
+        galoreRank = galoreRank == null ? 16 : galoreRank;
+        galoreUpdateInterval = galoreUpdateInterval == null ? 200 : galoreUpdateInterval;
+        galoreScale = galoreScale == null ? 2.0 : galoreScale;
+        galoreProjType = galoreProjType == null ? "std" : galoreProjType;
+        galoreLayerwise = galoreLayerwise != null && galoreLayerwise;
+        useApollo = useApollo != null && useApollo;
+        apolloTarget = apolloTarget == null ? List.of("all") : List.copyOf(apolloTarget);
+        apolloRank = apolloRank == null ? 16 : apolloRank;
+        apolloUpdateInterval = apolloUpdateInterval == null ? 200 : apolloUpdateInterval;
+        apolloScale = apolloScale == null ? 32.0 : apolloScale;
+        apolloProj = apolloProj == null ? "random" : apolloProj;
+        apolloProjType = apolloProjType == null ? "std" : apolloProjType;
+        apolloScaleType = apolloScaleType == null ? "channel" : apolloScaleType;
+        apolloLayerwise = apolloLayerwise != null && apolloLayerwise;
+        apolloScaleFront = apolloScaleFront != null && apolloScaleFront;
+        useBadam = useBadam != null && useBadam;
+        badamMode = badamMode == null ? "layer" : badamMode;
+        badamSwitchMode = badamSwitchMode == null ? "ascending" : badamSwitchMode;
+        badamSwitchInterval = badamSwitchInterval == null ? 50 : badamSwitchInterval;
+        badamUpdateRatio = badamUpdateRatio == null ? 0.05 : badamUpdateRatio;
+        badamMaskMode = badamMaskMode == null ? "adjacent" : badamMaskMode;
+        badamVerbose = badamVerbose == null ? 0 : badamVerbose;
+        useMuon = useMuon != null && useMuon;
+        useAdamMini = useAdamMini != null && useAdamMini;
+        pureBf16 = pureBf16 != null && pureBf16;
         useDftLoss = useDftLoss != null && useDftLoss;
         useEaftLoss = useEaftLoss != null && useEaftLoss;
         eaftAlpha = eaftAlpha == null ? 1.0 : eaftAlpha;
         computeAccuracy = computeAccuracy != null && computeAccuracy;
         disableShuffling = disableShuffling != null && disableShuffling;
         plotLoss = plotLoss != null && plotLoss;
+
         List<String> p = new ArrayList<>();
         if (!stage.equals("sft")) {
             p.add("stage: spark-sft trains stage 'sft' only, got '" + stage + "'");
@@ -46,14 +127,87 @@ public record FinetuningArguments(
         if (!(eaftAlpha > 0)) {
             p.add("eaft_alpha must be > 0, got " + eaftAlpha);
         }
+        // LLaMA-Factory's exclusions, in its words where it has them
+        boolean lora = finetuningType.equals("lora");
+        if (lora && (useGalore || useApollo || useBadam)) {
+            p.add("Cannot use LoRA with GaLore, APOLLO or BAdam together: set finetuning_type: full (or freeze), "
+                    + "or turn off use_galore/use_apollo/use_badam");
+        }
+        if ((useGalore ? 1 : 0) + (useApollo ? 1 : 0) + (useBadam ? 1 : 0) > 1) {
+            p.add("Cannot use GaLore, APOLLO or BAdam together: set only one of use_galore, use_apollo, use_badam");
+        }
+        if (!lora && loraplusLrRatio != null) {
+            p.add("loraplus_lr_ratio is only valid for LoRA training (finetuning_type: lora), got finetuning_type: "
+                    + finetuningType);
+        }
+        if (!lora && useRslora) {
+            p.add("use_rslora is only valid for LoRA training (finetuning_type: lora), got finetuning_type: " + finetuningType);
+        }
+        // one custom optimizer at a time: LLaMA-Factory silently takes the first of its list; refuse instead
+        List<String> optimizers = new ArrayList<>();
+        if (useGalore) optimizers.add("use_galore");
+        if (useApollo) optimizers.add("use_apollo");
+        if (loraplusLrRatio != null) optimizers.add("loraplus_lr_ratio");
+        if (useBadam) optimizers.add("use_badam");
+        if (useAdamMini) optimizers.add("use_adam_mini");
+        if (useMuon) optimizers.add("use_muon");
+        if (optimizers.size() > 1) {
+            p.add("one optimizer at a time: " + String.join(" and ", optimizers) + " both replace the optimizer; set one");
+        }
+        if (loraRank < 1) {
+            p.add("lora_rank must be >= 1, got " + loraRank);
+        }
+        if (loraAlpha < 1) {
+            p.add("lora_alpha must be >= 1, got " + loraAlpha);
+        }
+        if (loraDropout < 0 || loraDropout >= 1) {
+            p.add("lora_dropout must be in [0, 1), got " + loraDropout);
+        }
+        if (loraplusLrRatio != null && !(loraplusLrRatio > 0)) {
+            p.add("loraplus_lr_ratio must be > 0 (LoRA+ trains B at learning_rate x ratio; 16 is typical), got "
+                    + loraplusLrRatio);
+        }
+        positive(p, "galore_rank", galoreRank);
+        positive(p, "galore_update_interval", galoreUpdateInterval);
+        positive(p, "apollo_rank", apolloRank);
+        positive(p, "apollo_update_interval", apolloUpdateInterval);
+        oneOf(p, "galore_proj_type", galoreProjType, Set.of("std", "reverse_std", "right", "left", "full"));
+        oneOf(p, "apollo_proj", apolloProj, Set.of("svd", "random"));
+        oneOf(p, "apollo_proj_type", apolloProjType, Set.of("std", "right", "left"));
+        oneOf(p, "apollo_scale_type", apolloScaleType, Set.of("channel", "tensor"));
+        oneOf(p, "badam_mode", badamMode, Set.of("layer", "ratio"));
+        oneOf(p, "badam_switch_mode", badamSwitchMode, Set.of("ascending", "descending", "random", "fixed"));
+        oneOf(p, "badam_mask_mode", badamMaskMode, Set.of("adjacent", "scatter"));
+        if (galoreLayerwise) {
+            p.add("galore_layerwise is not implemented (it steps each parameter inside backward, which cannot "
+                    + "all-reduce exact gradients across ranks); set galore_layerwise: false");
+        }
+        if (apolloLayerwise) {
+            p.add("apollo_layerwise is not implemented (per-parameter steps inside backward cannot all-reduce exact "
+                    + "gradients across ranks); set apollo_layerwise: false");
+        }
+        if (useBadam && badamMode.equals("ratio")) {
+            p.add("badam_mode: ratio is not implemented (it needs sparse gradient hooks); use badam_mode: layer");
+        }
+        if (useBadam && badamSwitchInterval == 0) {
+            p.add("badam_switch_interval must be >= 1, or -1 to never switch blocks, got 0");
+        }
         ConfigProblems.throwIfAny(p);
     }
 
-    /** Training needs a method that exists: LoRA (LLaMA-Factory's default) comes in a later issue. */
-    public void requireImplementedMethod() {
-        if (finetuningType.equals("lora")) {
-            throw new IllegalArgumentException("finetuning_type: lora (LLaMA-Factory's default) is not implemented yet; "
-                    + "set finetuning_type: full or freeze");
+    private static void positive(List<String> p, String key, int value) {
+        if (value < 1) {
+            p.add(key + " must be >= 1, got " + value);
         }
+    }
+
+    private static void oneOf(List<String> p, String key, String value, Set<String> allowed) {
+        if (!allowed.contains(value)) {
+            p.add(key + " must be one of " + String.join(", ", allowed.stream().sorted().toList()) + ", got '" + value + "'");
+        }
+    }
+
+    public boolean lora() {
+        return finetuningType.equals("lora");
     }
 }

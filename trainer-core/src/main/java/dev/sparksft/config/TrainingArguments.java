@@ -43,6 +43,9 @@ public record TrainingArguments(
         @JsonProperty("seed") Integer seed,
         @JsonProperty("optim") String optim,
         @JsonProperty("resume_from_checkpoint") String resumeFromCheckpoint,
+        @JsonProperty("bf16") Boolean bf16,
+        @JsonProperty("fp8") Boolean fp8,
+        @JsonProperty("fp8_backend") String fp8Backend,
         @JsonProperty("num_threads") Integer numThreads,
         @JsonProperty("intra_op_threads") Integer intraOpThreads) {
 
@@ -78,6 +81,9 @@ public record TrainingArguments(
         evalSteps = evalSteps == null ? loggingSteps : evalSteps;
         seed = seed == null ? 42 : seed;
         optim = optim == null ? "adamw_torch" : optim;
+        bf16 = bf16 != null && bf16;
+        fp8 = fp8 != null && fp8;
+        fp8Backend = fp8Backend == null ? "auto" : fp8Backend;
         numThreads = numThreads == null ? Runtime.getRuntime().availableProcessors() : numThreads;
         intraOpThreads = intraOpThreads == null ? 1 : intraOpThreads;
 
@@ -132,6 +138,9 @@ public record TrainingArguments(
         }
         if (!OPTIMIZERS.contains(optim)) {
             p.add("optim: '" + optim + "' is not implemented; supported: adamw_torch, sgd");
+        }
+        if (!Set.of("auto", "torchao", "te", "msamp").contains(fp8Backend)) {
+            p.add("fp8_backend must be auto, torchao, te or msamp, got '" + fp8Backend + "'");
         }
         if (doPredict && !predictWithGenerate) {
             p.add("do_predict needs predict_with_generate: true (predictions are generated; teacher-forced prediction "

@@ -25,11 +25,19 @@ public final class LlamaModel {
     private final Tensor norm;        // (hidden)
     private final Tensor lmHead;      // (vocab, hidden)
     private final RotaryEmbedding rope;
+    private final LoraAdapter lora;   // null without an adapter
 
-    /** One decoder block's parameters; biases and q/k norms are null where the architecture has none. */
-    record Layer(Tensor inputNorm, Tensor wq, Tensor bq, Tensor wk, Tensor bk, Tensor wv, Tensor bv,
-                 Tensor qNorm, Tensor kNorm, Tensor wo, Tensor bo, Tensor postNorm,
-                 Tensor wGate, Tensor wUp, Tensor wDown) {}
+    /** A linear layer: x W^T + b, plus the LoRA term when the weight is adapted (bias and lora may be null). */
+    record Proj(Tensor w, Tensor b, LoraAdapter lora, LoraAdapter.Pair pair) {
+        Tensor apply(Tensor x) {
+            Tensor y = b == null ? torch.linear(x, w) : torch.linear(x, w, new TensorOptional(b));
+            return pair == null ? y : lora.addTo(y, x, pair);
+        }
+    }
+
+    /** One decoder block's parameters; q/k norms are null where the architecture has none. */
+    record Layer(Tensor inputNorm, Proj q, Proj k, Proj v, Tensor qNorm, Tensor kNorm, Proj o, Tensor postNorm,
+                 Proj gate, Proj up, Proj down) {}
 
     /** The model saved in {@code dir}, refused when its vocabulary is smaller than the tokenizer's. */
     public static LlamaModel load(java.nio.file.Path dir, int tokenizerVocabSize) throws java.io.IOException {
@@ -53,8 +61,14 @@ public final class LlamaModel {
     }
 
     public LlamaModel(ModelConfig cfg, ModelWeights weights) {
+        this(cfg, weights, null);
+    }
+
+    /** The model with a LoRA adapter on its linear layers ({@code lora} null: none). */
+    public LlamaModel(ModelConfig cfg, ModelWeights weights, LoraAdapter lora) {
         this.cfg = cfg;
         this.weights = weights;
+        this.lora = lora;
         this.embedTokens = weights.get("model.embed_tokens.weight");
         this.norm = weights.get("model.norm.weight");
         this.lmHead = cfg.tieWordEmbeddings() ? embedTokens : weights.get("lm_head.weight");
@@ -64,16 +78,30 @@ public final class LlamaModel {
             String p = "model.layers." + i + ".";
             layers.add(new Layer(
                     weights.get(p + "input_layernorm.weight"),
-                    weights.get(p + "self_attn.q_proj.weight"), optional(p + "self_attn.q_proj.bias", cfg.qkvBias()),
-                    weights.get(p + "self_attn.k_proj.weight"), optional(p + "self_attn.k_proj.bias", cfg.qkvBias()),
-                    weights.get(p + "self_attn.v_proj.weight"), optional(p + "self_attn.v_proj.bias", cfg.qkvBias()),
+                    proj(p + "self_attn.q_proj", cfg.qkvBias()), proj(p + "self_attn.k_proj", cfg.qkvBias()),
+                    proj(p + "self_attn.v_proj", cfg.qkvBias()),
                     optional(p + "self_attn.q_norm.weight", cfg.qkNorm()),
                     optional(p + "self_attn.k_norm.weight", cfg.qkNorm()),
-                    weights.get(p + "self_attn.o_proj.weight"), optional(p + "self_attn.o_proj.bias", cfg.outputBias()),
+                    proj(p + "self_attn.o_proj", cfg.outputBias()),
                     weights.get(p + "post_attention_layernorm.weight"),
-                    weights.get(p + "mlp.gate_proj.weight"), weights.get(p + "mlp.up_proj.weight"),
-                    weights.get(p + "mlp.down_proj.weight")));
+                    proj(p + "mlp.gate_proj", false), proj(p + "mlp.up_proj", false), proj(p + "mlp.down_proj", false)));
         }
+    }
+
+    private Proj proj(String module, boolean bias) {
+        String w = module + ".weight";
+        LoraAdapter.Pair pair = lora == null ? null : lora.pair(w);
+        return new Proj(weights.get(w), optional(module + ".bias", bias), lora, pair);
+    }
+
+    /** This model's weights with {@code adapter} on its linear layers. */
+    public LlamaModel withAdapter(LoraAdapter adapter) {
+        return new LlamaModel(cfg, weights, adapter);
+    }
+
+    /** The LoRA adapter, or null. */
+    public LoraAdapter lora() {
+        return lora;
     }
 
     private Tensor optional(String name, boolean present) {
@@ -137,9 +165,9 @@ public final class LlamaModel {
         long seq = h.size(1);
         int hd = cfg.headDim();
         // (batch, seq, heads * head_dim) -> (batch, heads, seq, head_dim)
-        Tensor q = linear(h, l.wq(), l.bq()).view(batch, seq, cfg.numHeads(), hd).transpose(1, 2);
-        Tensor k = linear(h, l.wk(), l.bk()).view(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
-        Tensor v = linear(h, l.wv(), l.bv()).view(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
+        Tensor q = l.q().apply(h).view(batch, seq, cfg.numHeads(), hd).transpose(1, 2);
+        Tensor k = l.k().apply(h).view(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
+        Tensor v = l.v().apply(h).view(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
         if (cfg.qkNorm()) { // qwen3: q_norm / k_norm over head_dim, before RoPE
             q = rmsNorm(q, l.qNorm());
             k = rmsNorm(k, l.kNorm());
@@ -157,20 +185,16 @@ public final class LlamaModel {
                 : torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false,
                         new DoubleOptional(), gqa);                     // (batch, heads, seq, head_dim)
         y = y.transpose(1, 2).reshape(batch, seq, (long) cfg.numHeads() * hd);
-        return linear(y, l.wo(), l.bo());
+        return l.o().apply(y);
     }
 
     /** mlp: down_proj(silu(gate_proj(x)) * up_proj(x)). */
     private Tensor mlp(Layer l, Tensor h) {
-        return torch.linear(torch.silu(torch.linear(h, l.wGate())).mul(torch.linear(h, l.wUp())), l.wDown());
+        return l.down().apply(torch.silu(l.gate().apply(h)).mul(l.up().apply(h)));
     }
 
     private Tensor rmsNorm(Tensor x, Tensor weight) {
         return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight), new DoubleOptional(cfg.rmsNormEps()));
-    }
-
-    private static Tensor linear(Tensor x, Tensor w, Tensor b) {
-        return b == null ? torch.linear(x, w) : torch.linear(x, w, new TensorOptional(b));
     }
 
     /** True when no row has a real token after a padded one (mask[:, t] >= mask[:, t + 1]). */

@@ -65,6 +65,11 @@ public final class ModelWeights {
         return java.util.Collections.unmodifiableMap(tensors);
     }
 
+    /** Shard file per tensor; empty for a single file. */
+    public Map<String, String> shardLayout() {
+        return java.util.Collections.unmodifiableMap(shardOf);
+    }
+
     public Dtype storedDtype(String name) {
         return storedDtypes.get(name);
     }

@@ -20,6 +20,7 @@ import org.bytedeco.pytorch.global.torch;
 public final class AdamW implements Optimizer {
     private final Map<String, Tensor> params;
     private final Set<String> noDecay;
+    private final Map<String, Double> lrScale;
     private final double beta1;
     private final double beta2;
     private final double eps;
@@ -31,7 +32,17 @@ public final class AdamW implements Optimizer {
     /** @param noDecay names of parameters without weight decay (biases, norms) */
     public AdamW(Map<String, Tensor> params, Set<String> noDecay, double beta1, double beta2, double eps,
                  double weightDecay) {
+        this(params, noDecay, Map.of(), beta1, beta2, eps, weightDecay);
+    }
+
+    /**
+     * @param lrScale per-parameter learning-rate multipliers (LoRA+ parameter groups: a group's lr
+     *                is learning_rate x its ratio, scheduled like the rest); absent means 1
+     */
+    public AdamW(Map<String, Tensor> params, Set<String> noDecay, Map<String, Double> lrScale, double beta1,
+                 double beta2, double eps, double weightDecay) {
         this.params = new LinkedHashMap<>(params);
+        this.lrScale = Map.copyOf(lrScale);
         this.noDecay = Set.copyOf(noDecay);
         this.beta1 = beta1;
         this.beta2 = beta2;
@@ -44,7 +55,7 @@ public final class AdamW implements Optimizer {
     }
 
     @Override
-    public void step(double lr) {
+    public void step(double baseLr) {
         t++;
         double bias1 = 1 - Math.pow(beta1, t);
         double sqrtBias2 = Math.sqrt(1 - Math.pow(beta2, t));
@@ -52,6 +63,7 @@ public final class AdamW implements Optimizer {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
                 Tensor p = e.getValue();
                 Tensor g = p.grad();
+                double lr = baseLr * lrScale.getOrDefault(e.getKey(), 1.0);
                 if (!g.defined()) {
                     continue; // a parameter no micro-batch reached (frozen path): torch skips it too
                 }

@@ -21,6 +21,12 @@ public final class Autocast implements AutoCloseable {
         }
     }
 
+    /** bf16 autocast on {@code device}'s type (CPU or CUDA) when {@code enable}, else a region that changes nothing. */
+    public static Autocast bf16(org.bytedeco.pytorch.Device device, boolean enable) {
+        boolean cuda = device.type().value == torch.DeviceType.CUDA.value;
+        return new Autocast(cuda ? torch.DeviceType.CUDA : torch.DeviceType.CPU, enable);
+    }
+
     /** bf16 autocast on the CPU when {@code enable}, else a region that changes nothing. */
     public static Autocast cpuBf16(boolean enable) {
         return new Autocast(torch.DeviceType.CPU, enable);

@@ -44,13 +44,13 @@ public final class Checkpoints {
         }
     }
 
-    public static Path save(Outputs outputs, long step, ModelConfig cfg, ModelWeights weights, Optimizer optimizer,
+    public static Path save(Outputs outputs, long step, dev.sparksft.model.LlamaModel model, Optimizer optimizer,
                             ObjectNode trainerState) throws IOException {
         Path target = outputs.dir().resolve("checkpoint-" + step);
         Path tmp = outputs.dir().resolve(".checkpoint-" + step + ".tmp");
         deleteRecursively(tmp);
         Files.createDirectories(tmp);
-        outputs.writeModel(tmp, cfg, weights);
+        outputs.writeModel(tmp, model);
         Safetensors.write(tmp.resolve(OPTIMIZER_FILE), optimizer.state());
         Files.writeString(tmp.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(trainerState));
         deleteRecursively(target); // a rerun of the same step replaces the old copy

@@ -2,6 +2,8 @@ package dev.sparksft.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.LoraAdapter;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelWeights;
 import java.io.IOException;
@@ -25,7 +27,7 @@ public final class Outputs {
             "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model");
     private static final List<String> RUN_FILES = List.of(TrainerLog.FILE, Checkpoints.STATE_FILE, "train_results.json",
             "eval_results.json", "all_results.json", "training_loss.png", "config.json", ModelWeights.SINGLE_FILE,
-            ModelWeights.INDEX_FILE);
+            ModelWeights.INDEX_FILE, LoraAdapter.WEIGHTS_FILE, LoraAdapter.CONFIG_FILE);
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Path dir;
@@ -111,15 +113,30 @@ public final class Outputs {
         return SIDE_FILES.stream().map(modelDir::resolve).filter(Files::isRegularFile).toList();
     }
 
-    /** The final model, loadable by the foundation loader and by transformers. */
-    public void saveModel(ModelConfig cfg, ModelWeights weights) throws IOException {
-        writeModel(dir, cfg, weights);
+    /** The final model, loadable by the foundation loader and by transformers (PEFT for an adapter). */
+    public void saveModel(LlamaModel model) throws IOException {
+        writeModel(dir, model);
     }
 
-    /** A complete HF model directory in {@code target}: config, weights, tokenizer and generation files. */
-    void writeModel(Path target, ModelConfig cfg, ModelWeights weights) throws IOException {
+    /**
+     * A complete HF model directory in {@code target}: config, weights, tokenizer and generation
+     * files; for a LoRA model the PEFT adapter (adapter_model.safetensors, adapter_config.json)
+     * instead of the full weights, as LLaMA-Factory saves it.
+     */
+    void writeModel(Path target, LlamaModel model) throws IOException {
+        if (model.lora() != null) {
+            model.lora().save(target, model.weights(), modelDir.toString());
+            copySideFiles(target);
+            return;
+        }
+        ModelConfig cfg = model.config();
+        ModelWeights weights = model.weights();
         cfg.save(target);
         weights.save(target, cfg.torchDtype());
+        copySideFiles(target);
+    }
+
+    private void copySideFiles(Path target) throws IOException {
         for (Path f : modelSideFiles()) {
             Files.copy(f, target.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
         }

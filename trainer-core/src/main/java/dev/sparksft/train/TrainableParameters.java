@@ -16,12 +16,18 @@ import org.bytedeco.pytorch.Tensor;
  * {@code finetuning_type: full}; for {@code freeze}, LLaMA-Factory's rule: the last n decoder
  * layers ({@code freeze_trainable_layers: n}, or the first -n when negative), only the named
  * submodules of them ({@code freeze_trainable_modules}, "all" for every one), plus the
- * non-layer modules named in {@code freeze_extra_modules} (embed_tokens, norm, lm_head).
+ * non-layer modules named in {@code freeze_extra_modules} (embed_tokens, norm, lm_head); for
+ * {@code lora}, the adapter's matrices and the additional_target modules.
  */
 public final class TrainableParameters {
     private TrainableParameters() {}
 
-    public static Map<String, Tensor> select(ModelConfig cfg, ModelWeights weights, FinetuningArguments ft) {
+    public static Map<String, Tensor> select(dev.sparksft.model.LlamaModel model, FinetuningArguments ft) {
+        ModelConfig cfg = model.config();
+        ModelWeights weights = model.weights();
+        if (ft.lora()) {
+            return lora(model);
+        }
         List<String> patterns = new ArrayList<>();
         boolean all = ft.finetuningType().equals("full");
         if (!all) {
@@ -73,6 +79,22 @@ public final class TrainableParameters {
             throw new IllegalArgumentException("no parameter is trainable with finetuning_type " + ft.finetuningType()
                     + " and freeze_trainable_layers " + ft.freezeTrainableLayers());
         }
+        return trainable;
+    }
+
+    /** LoRA: the adapter's A and B matrices plus the additional_target modules; the base stays frozen. */
+    private static Map<String, Tensor> lora(dev.sparksft.model.LlamaModel model) {
+        if (model.lora() == null) {
+            throw new IllegalStateException("finetuning_type: lora needs the model loaded with its adapter");
+        }
+        List<String> saved = model.lora().savedModules(model.weights());
+        Map<String, Tensor> trainable = new LinkedHashMap<>();
+        model.weights().tensors().forEach((name, t) -> t.set_requires_grad(saved.contains(name)));
+        model.lora().tensors().forEach((name, t) -> {
+            t.set_requires_grad(true);
+            trainable.put(name, t);
+        });
+        saved.forEach(name -> trainable.put(name, model.weights().get(name)));
         return trainable;
     }
 }

@@ -11,18 +11,16 @@ import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.dist.World;
 import dev.sparksft.loss.SftLoss;
 import dev.sparksft.model.LlamaModel;
-import dev.sparksft.optim.AdamW;
 import dev.sparksft.optim.GradClip;
 import dev.sparksft.optim.Optimizer;
-import dev.sparksft.optim.OptimizerState;
-import dev.sparksft.optim.Sgd;
+import dev.sparksft.optim.Optimizers;
+import dev.sparksft.runtime.Autocast;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Collectors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -88,11 +86,12 @@ public final class Trainer {
         this.world = world;
         this.padId = padId;
         this.outputs = outputs;
-        this.trainable = TrainableParameters.select(model.config(), model.weights(), ft);
-        java.util.Set<String> noDecay = trainable.keySet().stream().filter(n -> !OptimizerState.decays(n))
-                .collect(Collectors.toSet());
-        this.optimizer = args.optim().equals("sgd") ? new Sgd(trainable, noDecay, args.weightDecay())
-                : new AdamW(trainable, noDecay, args.adamBeta1(), args.adamBeta2(), args.adamEpsilon(), args.weightDecay());
+        this.trainable = TrainableParameters.select(model, ft);
+        if (model.lora() != null) {   // LoRA dropout draws from this rank's own generator
+            model.lora().seedDropout(org.bytedeco.pytorch.global.torch.createCPUGenerator(
+                    new java.util.SplittableRandom(args.seed() * 1_000_003L + world.rank()).nextLong()));
+        }
+        this.optimizer = Optimizers.create(trainable, model.config(), args, ft, args.seed());
         this.loss = new SftLoss(ft.useDftLoss() ? SftLoss.Kind.DFT : ft.useEaftLoss() ? SftLoss.Kind.EAFT
                 : SftLoss.Kind.CROSS_ENTROPY, ft.eaftAlpha());
         int globalBatch = args.perRankBatch() * world.size();
@@ -134,7 +133,11 @@ public final class Trainer {
     /** Trains from {@code resume} (null: from the start) to the last step, writing logs and checkpoints. */
     public Result train(Checkpoints.Loaded resume) throws IOException {
         // every replica starts from rank 0's parameters (loading could differ, e.g. a stale local copy)
-        world.broadcastFromMain(new ArrayList<>(model.weights().tensors().values()));
+        List<Tensor> replicated = new ArrayList<>(model.weights().tensors().values());
+        if (model.lora() != null) {
+            replicated.addAll(model.lora().tensors().values());
+        }
+        world.broadcastFromMain(replicated);
         long startStep = 0;
         ArrayNode history = JSON.createArrayNode();
         if (resume != null) {
@@ -175,8 +178,12 @@ public final class Trainer {
                     }
                     try (PointerScope microScope = new PointerScope()) {
                         Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
-                        Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
-                        Tensor sum = loss.sum(logits, b.labels());
+                        Tensor sum;
+                        try (Autocast autocast = Autocast.bf16(model.device(), args.bf16());
+                             Training training = new Training(model)) {
+                            Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
+                            sum = loss.sum(logits, b.labels());
+                        }
                         sum.div(new Scalar((double) numTargets)).backward();
                         localLossSum += sum.item_double();
                     }
@@ -233,7 +240,7 @@ public final class Trainer {
     public Result trainAndSave(Checkpoints.Loaded resume) throws IOException {
         Result result = train(resume);
         if (world.isMain()) {
-            outputs.saveModel(model.config(), model.weights());
+            outputs.saveModel(model);
             Map<String, Object> r = new LinkedHashMap<>();
             r.put("epoch", result.epoch());
             r.put("train_loss", result.trainLoss());
@@ -273,9 +280,28 @@ public final class Trainer {
         for (int i = world.rank(); i < eval.size(); i += world.size()) {
             mine.add(eval.get(i));
         }
-        Evaluator.Sums s = Evaluator.sums(model, mine, args.perDeviceEvalBatchSize(), padId, ft.computeAccuracy());
+        Evaluator.Sums s;
+        try (Autocast autocast = Autocast.bf16(model.device(), args.bf16())) {
+            s = Evaluator.sums(model, mine, args.perDeviceEvalBatchSize(), padId, ft.computeAccuracy());
+        }
         return Evaluator.metrics(new Evaluator.Sums(world.allReduceSum(s.lossSum()), world.allReduceSum(s.numTargets()),
                 world.allReduceSum(s.accuracySum()), world.allReduceSum(s.accuracyCount())), ft.computeAccuracy());
+    }
+
+    /** A training forward pass: LoRA dropout on inside, off again after. */
+    private record Training(LlamaModel model) implements AutoCloseable {
+        Training {
+            if (model.lora() != null) {
+                model.lora().train(true);
+            }
+        }
+
+        @Override
+        public void close() {
+            if (model.lora() != null) {
+                model.lora().train(false);
+            }
+        }
     }
 
     private List<Tensor> grads() {
@@ -300,7 +326,7 @@ public final class Trainer {
 
     private void saveCheckpoint(long step, double epoch, ArrayNode history) throws IOException {
         if (world.isMain()) {
-            Path dir = Checkpoints.save(outputs, step, model.config(), model.weights(), optimizer,
+            Path dir = Checkpoints.save(outputs, step, model, optimizer,
                     state(step, epoch, history));
             LOG.info("saved {}", dir);
             if (args.saveTotalLimit() != null) {

@@ -1,0 +1,299 @@
+package dev.sparksft.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.config.FinetuningArguments;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * A LoRA adapter in PEFT's layout: for each target linear weight W (out, in) a pair A (r, in),
+ * B (out, r), so the layer computes
+ * <pre>
+ *   y = x W^T + b + scaling * dropout(x) A^T B^T,   scaling = alpha / r   (alpha / sqrt(r) with rsLoRA)
+ * </pre>
+ * A starts as kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)), and B as zeros,
+ * as PEFT does, so training starts from the base model exactly. {@code modules_to_save}
+ * (LLaMA-Factory's additional_target) are base weights trained in full and saved with the
+ * adapter. Files: {@value #WEIGHTS_FILE} with keys {@code base_model.model.<module>.lora_A.weight}
+ * and {@code base_model.model.<param>} for saved modules, and {@value #CONFIG_FILE}.
+ */
+public final class LoraAdapter {
+    public static final String WEIGHTS_FILE = "adapter_model.safetensors";
+    public static final String CONFIG_FILE = "adapter_config.json";
+    static final String PREFIX = "base_model.model.";
+    /** Every linear module of a decoder layer: LLaMA-Factory's lora_target "all" (lm_head excluded). */
+    public static final List<String> ALL_LINEAR = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+            "down_proj");
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** One adapted weight's pair: A (r, in), B (out, r). */
+    public record Pair(Tensor a, Tensor b) {}
+
+    private final int rank;
+    private final int alpha;
+    private final double dropout;
+    private final boolean rslora;
+    private final List<String> targetModules;
+    private final List<String> modulesToSave;
+    private final Map<String, Pair> pairs;           // by the adapted weight's name: model.layers.0.self_attn.q_proj.weight
+    private boolean training;
+    private Generator dropoutGenerator;
+
+    LoraAdapter(int rank, int alpha, double dropout, boolean rslora, List<String> targetModules,
+                List<String> modulesToSave, Map<String, Pair> pairs) {
+        this.rank = rank;
+        this.alpha = alpha;
+        this.dropout = dropout;
+        this.rslora = rslora;
+        this.targetModules = List.copyOf(targetModules);
+        this.modulesToSave = List.copyOf(modulesToSave);
+        this.pairs = new LinkedHashMap<>(pairs);
+    }
+
+    /** A new adapter for {@code weights} from lora_* keys, initialised from {@code seed} (the same on every rank). */
+    public static LoraAdapter create(ModelWeights weights, FinetuningArguments ft, long seed) {
+        boolean all = ft.loraTarget().size() == 1 && ft.loraTarget().get(0).equals("all");
+        List<String> targets = all ? ALL_LINEAR : ft.loraTarget();
+        Generator gen = torch.createCPUGenerator(seed);
+        Map<String, Pair> pairs = new LinkedHashMap<>();
+        TreeSet<String> linear = new TreeSet<>();
+        for (Map.Entry<String, Tensor> e : weights.tensors().entrySet()) {
+            String module = linearModule(e.getKey());
+            if (module == null) {
+                continue;
+            }
+            linear.add(module.substring(module.lastIndexOf('.') + 1));
+            if (targets.stream().noneMatch(t -> module.equals(t) || module.endsWith("." + t))) {
+                continue;
+            }
+            Tensor w = e.getValue();
+            long out = w.size(0);
+            long in = w.size(1);
+            double bound = 1 / Math.sqrt(in);   // kaiming_uniform_(a=sqrt(5)) on a (r, in) weight
+            Tensor a = torch.rand(new long[] {ft.loraRank(), in}, new GeneratorOptional(gen),
+                    new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Float))
+                    .mul_(new Scalar(2 * bound)).sub_(new Scalar(bound)).to(w.device(), torch.ScalarType.Float);
+            Tensor b = torch.zeros(new long[] {out, ft.loraRank()}).to(w.device(), torch.ScalarType.Float);
+            pairs.put(e.getKey(), new Pair(a, b));
+        }
+        if (pairs.isEmpty()) {
+            throw new IllegalArgumentException("lora_target: " + ft.loraTarget() + " matches no linear module; choose "
+                    + "from " + String.join(", ", linear) + " or all");
+        }
+        for (String m : ft.additionalTarget()) {
+            if (weights.tensors().keySet().stream().noneMatch(n -> savedModule(n, List.of(m)))) {
+                throw new IllegalArgumentException("additional_target: module '" + m + "' is not in this model; for "
+                        + "example embed_tokens, lm_head or norm");
+            }
+        }
+        List<String> used = new ArrayList<>(new TreeSet<>(targets));
+        return new LoraAdapter(ft.loraRank(), ft.loraAlpha(), ft.loraDropout(), ft.useRslora(), used,
+                ft.additionalTarget(), pairs);
+    }
+
+    /** "model.layers.0.self_attn.q_proj" for a linear weight of a decoder layer, else null. */
+    static String linearModule(String param) {
+        if (!param.endsWith(".weight")) {
+            return null;
+        }
+        String module = param.substring(0, param.length() - ".weight".length());
+        String leaf = module.substring(module.lastIndexOf('.') + 1);
+        return ALL_LINEAR.contains(leaf) ? module : null;
+    }
+
+    /** PEFT's modules_to_save rule: the module's name ends with one of the names. */
+    static boolean savedModule(String param, List<String> modules) {
+        int dot = param.lastIndexOf('.');
+        String module = dot < 0 ? param : param.substring(0, dot);
+        return modules.stream().anyMatch(m -> module.equals(m) || module.endsWith("." + m));
+    }
+
+    public double scaling() {
+        return rslora ? alpha / Math.sqrt(rank) : (double) alpha / rank;
+    }
+
+    public int rank() {
+        return rank;
+    }
+
+    public Pair pair(String weightName) {
+        return pairs.get(weightName);
+    }
+
+    /** The base parameters trained in full and saved with the adapter (additional_target). */
+    public List<String> savedModules(ModelWeights weights) {
+        return weights.tensors().keySet().stream().filter(n -> savedModule(n, modulesToSave)).toList();
+    }
+
+    /** The adapter's own tensors by PEFT name without the prefix: model.layers.0.self_attn.q_proj.lora_A.weight. */
+    public Map<String, Tensor> tensors() {
+        Map<String, Tensor> t = new LinkedHashMap<>();
+        pairs.forEach((w, p) -> {
+            String module = w.substring(0, w.length() - ".weight".length());
+            t.put(module + ".lora_A.weight", p.a());
+            t.put(module + ".lora_B.weight", p.b());
+        });
+        return t;
+    }
+
+    /** The generator lora_dropout draws its masks from (one per rank). */
+    public void seedDropout(Generator generator) {
+        this.dropoutGenerator = generator;
+    }
+
+    /** Dropout on the adapter's input applies in training forward passes only. */
+    public void train(boolean on) {
+        if (on && dropout > 0 && dropoutGenerator == null) {
+            throw new IllegalStateException("lora_dropout needs a generator: call seedDropout first");
+        }
+        this.training = on;
+    }
+
+    /** y + scaling * dropout(x) A^T B^T for the linear weight {@code pair}; x (..., in), y (..., out). */
+    Tensor addTo(Tensor y, Tensor x, Pair pair) {
+        Tensor in = x;
+        if (training && dropout > 0) {
+            Tensor keep = torch.bernoulli(x, 1 - dropout, new GeneratorOptional(dropoutGenerator));
+            in = x.mul(keep).div_(new Scalar(1 - dropout));
+        }
+        // (..., in) -> (..., r) -> (..., out); the adapter stays float32 over a pure_bf16 base
+        Tensor delta = torch.linear(torch.linear(in.to(pair.a().scalar_type()), pair.a()), pair.b());
+        return y.add(delta.to(y.scalar_type()), new Scalar(scaling()));
+    }
+
+    /** W += scaling * B A for every pair: the merged model computes what base + adapter computes. */
+    public void mergeInto(ModelWeights weights) {
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            pairs.forEach((name, p) -> weights.get(name).add_(p.b().matmul(p.a()), new Scalar(scaling())));
+        }
+    }
+
+    /** Writes adapter_model.safetensors (float32) and adapter_config.json to {@code dir}. */
+    public void save(Path dir, ModelWeights weights, String baseModel) throws IOException {
+        Files.createDirectories(dir);
+        Map<String, Tensor> out = new TreeMap<>();
+        tensors().forEach((n, t) -> out.put(PREFIX + n, t.to(torch.ScalarType.Float)));
+        for (String n : savedModules(weights)) {
+            out.put(PREFIX + n, weights.get(n).to(torch.ScalarType.Float));
+        }
+        Safetensors.write(dir.resolve(WEIGHTS_FILE), out);
+        ObjectNode c = JSON.createObjectNode();
+        c.putObject("alpha_pattern");
+        c.put("base_model_name_or_path", baseModel).put("bias", "none").put("fan_in_fan_out", false)
+                .put("inference_mode", true).put("init_lora_weights", true).put("lora_alpha", alpha)
+                .put("lora_dropout", dropout);
+        if (modulesToSave.isEmpty()) {
+            c.putNull("modules_to_save");
+        } else {
+            ArrayNode m = c.putArray("modules_to_save");
+            modulesToSave.forEach(m::add);
+        }
+        c.put("peft_type", "LORA").put("r", rank);
+        c.putObject("rank_pattern");
+        c.putNull("revision");
+        ArrayNode t = c.putArray("target_modules");
+        targetModules.forEach(t::add);
+        c.put("task_type", "CAUSAL_LM").put("use_dora", false).put("use_rslora", rslora);
+        Files.writeString(dir.resolve(CONFIG_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(c));
+    }
+
+    /** True when {@code dir} holds a PEFT adapter rather than a full model. */
+    public static boolean isAdapterDir(Path dir) {
+        return Files.isRegularFile(dir.resolve(CONFIG_FILE));
+    }
+
+    /**
+     * Reads a PEFT LoRA adapter for {@code weights}' model, checking every key and shape; saved
+     * modules (modules_to_save) are copied into {@code weights}.
+     */
+    public static LoraAdapter load(Path dir, ModelWeights weights) throws IOException {
+        Path configFile = dir.resolve(CONFIG_FILE);
+        if (!Files.isRegularFile(configFile)) {
+            throw new IllegalArgumentException("adapter directory " + dir + " has no " + CONFIG_FILE);
+        }
+        JsonNode c = JSON.readTree(configFile.toFile());
+        if (!c.path("peft_type").asText("").equals("LORA")) {
+            throw new IllegalArgumentException(configFile + ": peft_type is '" + c.path("peft_type").asText()
+                    + "'; only LORA adapters are supported");
+        }
+        if (c.path("use_dora").asBoolean(false)) {
+            throw new IllegalArgumentException(configFile + ": DoRA adapters (use_dora: true) are not supported");
+        }
+        int rank = c.path("r").asInt(8);
+        int alpha = c.path("lora_alpha").asInt(8);
+        List<String> targets = new ArrayList<>();
+        c.path("target_modules").forEach(t -> targets.add(t.asText()));
+        List<String> toSave = new ArrayList<>();
+        c.path("modules_to_save").forEach(t -> toSave.add(t.asText()));
+        Path file = dir.resolve(WEIGHTS_FILE);
+        if (!Files.isRegularFile(file)) {
+            throw new IllegalArgumentException("adapter directory " + dir + " has no " + WEIGHTS_FILE);
+        }
+        Safetensors.Header header = Safetensors.readHeader(file);
+        Map<String, Tensor[]> found = new LinkedHashMap<>();
+        for (Safetensors.Entry e : header.entries().values()) {
+            if (!e.name().startsWith(PREFIX)) {
+                throw new IllegalArgumentException(file + ": key '" + e.name() + "' does not start with " + PREFIX);
+            }
+            String key = e.name().substring(PREFIX.length());
+            Tensor t = Safetensors.readTensor(header, e).to(torch.ScalarType.Float);
+            boolean isA = key.endsWith(".lora_A.weight");
+            if (isA || key.endsWith(".lora_B.weight")) {
+                String weight = key.substring(0, key.length() - ".lora_A.weight".length()) + ".weight";
+                if (!weights.tensors().containsKey(weight) || linearModule(weight) == null) {
+                    throw new IllegalArgumentException(file + ": '" + e.name() + "' adapts " + weight
+                            + ", which is not a linear weight of this model");
+                }
+                long[] w = weights.get(weight).sizes().vec().get();
+                long[] want = isA ? new long[] {rank, w[1]} : new long[] {w[0], rank};
+                if (!Arrays.equals(want, e.shape())) {
+                    throw new IllegalArgumentException(file + ": '" + e.name() + "' has shape " + Arrays.toString(e.shape())
+                            + " but r = " + rank + " and the weight's shape imply " + Arrays.toString(want));
+                }
+                found.computeIfAbsent(weight, k -> new Tensor[2])[isA ? 0 : 1] = t.to(weights.get(weight).device(),
+                        torch.ScalarType.Float);
+            } else if (weights.tensors().containsKey(key)) {
+                Tensor base = weights.get(key);
+                if (!Arrays.equals(base.sizes().vec().get(), e.shape())) {
+                    throw new IllegalArgumentException(file + ": saved module '" + e.name() + "' has shape "
+                            + Arrays.toString(e.shape()) + " but the model's " + key + " is "
+                            + Arrays.toString(base.sizes().vec().get()));
+                }
+                try (NoGradGuard noGrad = new NoGradGuard()) {
+                    base.copy_(t);
+                }
+            } else {
+                throw new IllegalArgumentException(file + ": unexpected key '" + e.name() + "' for this model");
+            }
+        }
+        Map<String, Pair> pairs = new LinkedHashMap<>();
+        found.forEach((w, ab) -> {
+            if (ab[0] == null || ab[1] == null) {
+                throw new IllegalArgumentException(file + ": " + w + " has only one of lora_A and lora_B");
+            }
+            pairs.put(w, new Pair(ab[0], ab[1]));
+        });
+        if (pairs.isEmpty()) {
+            throw new IllegalArgumentException(file + " holds no lora_A/lora_B weights");
+        }
+        return new LoraAdapter(rank, alpha, c.path("lora_dropout").asDouble(0), c.path("use_rslora").asBoolean(false),
+                targets, toSave, pairs);
+    }
+}

@@ -1,0 +1,188 @@
+package dev.sparksft.optim;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * BAdam's layer-wise BlockOptimizer (Ledzy/BAdam, as LLaMA-Factory's {@code use_badam} with
+ * {@code badam_mode: layer} builds it): one decoder layer ({@code model.layers.i.}) trains at a
+ * time with AdamW; every other parameter is frozen and has no gradient, and the AdamW state
+ * exists only for the active block. After the optimizer step numbered s (1-based), the block
+ * switches when (s + 1) is a multiple of {@code badam_switch_interval}, exactly BAdam's rule (so
+ * the first block trains interval - 1 steps, later ones interval steps), and the new block starts
+ * with fresh AdamW state. Embeddings, the final norm and the LM head never train, as in BAdam
+ * without include_embedding / include_lm_head. This is the seed's BAdamCallback work as well:
+ * the switch happens inside {@link #step}, so there is no callback to register.
+ */
+public final class BlockAdam implements Optimizer {
+    private static final Logger LOG = LoggerFactory.getLogger(BlockAdam.class);
+    private static final Pattern LAYER = Pattern.compile("^(.*layers\\.\\d+\\.)");
+
+    private final Map<String, Tensor> params;
+    private final List<String> blocks = new ArrayList<>();     // "model.layers.i." prefixes, in model order
+    private final Set<String> noDecay;
+    private final String switchMode;
+    private final int interval;
+    private final double beta1;
+    private final double beta2;
+    private final double eps;
+    private final double weightDecay;
+    private final Tensor block = torch.zeros(new long[0], new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+    /** random mode: the blocks still to visit this round, used from the end; -1 for none. */
+    private final Tensor order;
+    private final SplittableRandom random;
+    private AdamW active;
+    private long t;
+
+    /**
+     * @param startBlock badam_start_block, or null for the mode's default (0, or the last for descending)
+     * @param interval   badam_switch_interval; -1 never switches
+     */
+    public BlockAdam(Map<String, Tensor> params, Set<String> noDecay, String switchMode, Integer startBlock, int interval,
+                     double beta1, double beta2, double eps, double weightDecay, long seed) {
+        this.params = new LinkedHashMap<>(params);
+        this.noDecay = Set.copyOf(noDecay);
+        this.switchMode = switchMode;
+        this.interval = interval;
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.eps = eps;
+        this.weightDecay = weightDecay;
+        for (String name : params.keySet()) {
+            Matcher m = LAYER.matcher(name);
+            if (m.find() && !blocks.contains(m.group(1))) {
+                blocks.add(m.group(1));
+            }
+        }
+        if (blocks.isEmpty()) {
+            throw new IllegalArgumentException("use_badam: no trainable decoder layer (model.layers.N.) to update block "
+                    + "by block; BAdam needs finetuning_type: full");
+        }
+        if (startBlock != null && (startBlock < 0 || startBlock >= blocks.size())) {
+            throw new IllegalArgumentException("badam_start_block must be in [0, " + blocks.size() + ") for this model's "
+                    + blocks.size() + " layers, got " + startBlock);
+        }
+        this.random = new SplittableRandom(seed);
+        this.order = torch.full(new long[] {blocks.size()}, new org.bytedeco.pytorch.Scalar(-1L),
+                new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+        long first;
+        if (startBlock != null) {
+            first = startBlock;
+        } else if (switchMode.equals("descending")) {
+            first = blocks.size() - 1;
+        } else if (switchMode.equals("random")) {
+            newRandomRound();
+            first = popRandom();
+        } else {
+            first = 0;
+        }
+        activate((int) first);
+    }
+
+    /** The index of the decoder layer training now. */
+    public int activeBlock() {
+        return (int) block.item_long();
+    }
+
+    public int numBlocks() {
+        return blocks.size();
+    }
+
+    @Override
+    public void step(double lr) {
+        active.step(lr);
+        t++;
+        if (interval > 0 && (t + 1) % interval == 0) {
+            int next = switch (switchMode) {
+                case "ascending" -> (activeBlock() + 1) % blocks.size();
+                case "descending" -> Math.floorMod(activeBlock() - 1, blocks.size());
+                case "random" -> {
+                    if (order.ge(new org.bytedeco.pytorch.Scalar(0)).sum().item_long() == 0) {
+                        newRandomRound();
+                    }
+                    yield popRandom();
+                }
+                default -> activeBlock();   // fixed
+            };
+            activate(next);
+        }
+    }
+
+    /** Makes block {@code index} the only trainable one, with fresh AdamW state. */
+    private void activate(int index) {
+        block.fill_(new org.bytedeco.pytorch.Scalar((long) index));
+        String prefix = blocks.get(index);
+        Map<String, Tensor> trainable = new LinkedHashMap<>();
+        params.forEach((name, p) -> {
+            boolean on = name.startsWith(prefix) || name.contains("." + prefix);
+            p.set_requires_grad(on);
+            if (on) {
+                trainable.put(name, p);
+            } else if (p.grad().defined()) {
+                p.mutable_grad().put(new Tensor());   // param.grad = None: no memory for frozen blocks
+            }
+        });
+        active = new AdamW(trainable, noDecay, beta1, beta2, eps, weightDecay);
+        LOG.debug("BAdam: training block {} ({}), {} tensors", index, prefix, trainable.size());
+    }
+
+    private void newRandomRound() {
+        int[] perm = dev.sparksft.train.BatchPlan.shuffled(blocks.size(), random);
+        for (int i = 0; i < perm.length; i++) {
+            order.narrow(0, i, 1).fill_(new org.bytedeco.pytorch.Scalar((long) perm[i]));
+        }
+    }
+
+    private int popRandom() {
+        for (int i = blocks.size() - 1; i >= 0; i--) {
+            long b = order.narrow(0, i, 1).item_long();
+            if (b >= 0) {
+                order.narrow(0, i, 1).fill_(new org.bytedeco.pytorch.Scalar(-1L));
+                return (int) b;
+            }
+        }
+        throw new IllegalStateException("no block left in this round");
+    }
+
+    @Override
+    public long numSteps() {
+        return t;
+    }
+
+    @Override
+    public Map<String, Tensor> state() {
+        Map<String, Tensor> s = new LinkedHashMap<>(active.state());
+        s.put("badam.block", block);
+        s.put("badam.order", order);
+        return s;
+    }
+
+    @Override
+    public void load(Map<String, Tensor> state, long numSteps) {
+        Tensor saved = state.get("badam.block");
+        if (saved == null) {
+            throw new IllegalArgumentException("the checkpoint's optimizer state has no BAdam block (was use_badam "
+                    + "turned on since the checkpoint?)");
+        }
+        activate((int) saved.item_long());
+        active.load(without(state, "badam."), numSteps);
+        order.copy_(state.get("badam.order"));
+        this.t = numSteps;
+    }
+
+    private static Map<String, Tensor> without(Map<String, Tensor> state, String prefix) {
+        Map<String, Tensor> rest = new LinkedHashMap<>(state);
+        rest.keySet().removeIf(k -> k.startsWith(prefix));
+        return rest;
+    }
+}

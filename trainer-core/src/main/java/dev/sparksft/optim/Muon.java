@@ -1,0 +1,135 @@
+package dev.sparksft.optim;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Muon (LLaMA-Factory's third_party/muon): SGD with Nesterov momentum whose update for each 2-D
+ * hidden weight is orthogonalised by five quintic Newton-Schulz iterations in bfloat16, and
+ * AdamW for everything else (embeddings, the LM head, norms, biases):
+ * <pre>
+ *   Muon:  b = mu b + G ;  g = G + mu b ;  U = NS5(g)
+ *          p *= 1 - lr wd ;  p -= lr * 0.2 sqrt(max(A, B)) * U        (A x B = the weight's shape)
+ *   AdamW: m = lerp(m, G, 1 - b1) ;  v = lerp(v, G^2, 1 - b2)
+ *          p *= 1 - lr wd ;  p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (eps + sqrt(v))
+ * </pre>
+ * As in the reference, weight decay applies to every parameter, norms included.
+ */
+public final class Muon implements Optimizer {
+    static final double MOMENTUM = 0.95;
+    static final int NS_STEPS = 5;
+    private static final double A = 3.4445;
+    private static final double B = -4.7750;
+    private static final double C = 2.0315;
+
+    private final Map<String, Tensor> params;
+    private final Set<String> muonParams;
+    private final double beta1;
+    private final double beta2;
+    private final double eps;
+    private final double weightDecay;
+    private final Map<String, Tensor> momentum = new LinkedHashMap<>();
+    private final Map<String, Tensor> moment1 = new LinkedHashMap<>();
+    private final Map<String, Tensor> moment2 = new LinkedHashMap<>();
+    private long t;
+
+    /** @param muonParams the 2-D hidden weights Muon updates; the rest get AdamW */
+    public Muon(Map<String, Tensor> params, Set<String> muonParams, double beta1, double beta2, double eps,
+                double weightDecay) {
+        this.params = new LinkedHashMap<>(params);
+        this.muonParams = Set.copyOf(muonParams);
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.eps = eps;
+        this.weightDecay = weightDecay;
+        params.forEach((name, p) -> {
+            if (muonParams.contains(name)) {
+                momentum.put(name, torch.zeros_like(p));
+            } else {
+                moment1.put(name, torch.zeros_like(p));
+                moment2.put(name, torch.zeros_like(p));
+            }
+        });
+    }
+
+    /** The 2-D parameters Muon handles (LLaMA-Factory: ndim 2, not "embed", not "lm_head"). */
+    public static boolean isHiddenMatrix(String name, Tensor p) {
+        return p.dim() == 2 && !name.contains("embed") && !name.contains("lm_head");
+    }
+
+    @Override
+    public void step(double lr) {
+        t++;
+        double bias1 = 1 - Math.pow(beta1, t);
+        double bias2 = 1 - Math.pow(beta2, t);
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            for (Map.Entry<String, Tensor> e : params.entrySet()) {
+                Tensor p = e.getValue();
+                Tensor g = p.grad();
+                if (!g.defined()) {
+                    continue;
+                }
+                p.mul_(new Scalar(1 - lr * weightDecay));
+                if (muonParams.contains(e.getKey())) {
+                    Tensor buf = momentum.get(e.getKey());
+                    buf.mul_(new Scalar(MOMENTUM)).add_(g);
+                    Tensor nesterov = g.add(buf, new Scalar(MOMENTUM));
+                    Tensor u = newtonSchulz5(nesterov);
+                    double adjusted = lr * 0.2 * Math.sqrt(Math.max(p.size(0), p.size(1)));
+                    p.add_(u.to(p.scalar_type()), new Scalar(-adjusted));
+                } else {
+                    Tensor m = moment1.get(e.getKey());
+                    Tensor v = moment2.get(e.getKey());
+                    m.lerp_(g, new Scalar(1 - beta1));
+                    v.lerp_(g.square(), new Scalar(1 - beta2));
+                    Tensor direction = m.div(v.sqrt().add_(new Scalar(eps)));
+                    p.add_(direction, new Scalar(-lr * Math.sqrt(bias2) / bias1));
+                }
+            }
+        }
+    }
+
+    /**
+     * zeropower_via_newtonschulz5: an approximately orthogonal matrix U S' V^T (S' about 1) from
+     * G = U S V^T, in bfloat16; works on the wide orientation (rows <= columns).
+     */
+    static Tensor newtonSchulz5(Tensor g) {
+        Tensor x = g.to(torch.ScalarType.BFloat16);
+        boolean tall = g.size(0) > g.size(1);
+        if (tall) {
+            x = x.t();
+        }
+        x = x.div(x.norm().add(new Scalar(1e-7)));
+        for (int i = 0; i < NS_STEPS; i++) {
+            Tensor a = x.matmul(x.t());                                         // (rows, rows)
+            Tensor b = a.mul(new Scalar(B)).add(a.matmul(a).mul(new Scalar(C)));
+            x = x.mul(new Scalar(A)).add(b.matmul(x));
+        }
+        return tall ? x.t() : x;
+    }
+
+    @Override
+    public long numSteps() {
+        return t;
+    }
+
+    @Override
+    public Map<String, Tensor> state() {
+        Map<String, Tensor> s = new LinkedHashMap<>();
+        momentum.forEach((n, x) -> s.put(n + ".momentum_buffer", x));
+        moment1.forEach((n, x) -> s.put(n + ".moment1", x));
+        moment2.forEach((n, x) -> s.put(n + ".moment2", x));
+        return s;
+    }
+
+    @Override
+    public void load(Map<String, Tensor> state, long numSteps) {
+        OptimizerState.copyInto(state(), state, "Muon");
+        this.t = numSteps;
+    }
+}

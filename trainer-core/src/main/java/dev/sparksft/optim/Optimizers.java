@@ -1,0 +1,123 @@
+package dev.sparksft.optim;
+
+import dev.sparksft.config.FinetuningArguments;
+import dev.sparksft.config.TrainingArguments;
+import dev.sparksft.model.ModelConfig;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
+import org.bytedeco.pytorch.Tensor;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The seed's create_optimizer: LLaMA-Factory's create_custom_optimizer order (GaLore, APOLLO,
+ * LoRA+, BAdam, Adam-mini, Muon), else {@code optim} (adamw_torch or sgd).
+ */
+public final class Optimizers {
+    private static final Logger LOG = LoggerFactory.getLogger(Optimizers.class);
+    /** The nn.Linear modules of a decoder layer: find_all_linear_modules without lm_head. */
+    private static final List<String> LINEAR = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+            "down_proj");
+
+    private Optimizers() {}
+
+    /** @param seed the run's seed: APOLLO's random projections and BAdam's random order derive from it */
+    public static Optimizer create(Map<String, Tensor> trainable, ModelConfig cfg, TrainingArguments args,
+                                   FinetuningArguments ft, long seed) {
+        Set<String> noDecay = trainable.keySet().stream().filter(n -> !OptimizerState.decays(n)).collect(Collectors.toSet());
+        double b1 = args.adamBeta1();
+        double b2 = args.adamBeta2();
+        double eps = args.adamEpsilon();
+        double wd = args.weightDecay();
+        if (ft.useGalore() || ft.useApollo()) {
+            requireAdamW(args, ft.useGalore() ? "use_galore" : "use_apollo");
+            boolean galore = ft.useGalore();
+            Set<String> targets = linearTargets(trainable, galore ? ft.galoreTarget() : ft.apolloTarget(),
+                    galore ? "galore_target" : "apollo_target");
+            ProjectedAdamW.Settings s = galore
+                    ? new ProjectedAdamW.Settings(ProjectedAdamW.Kind.GALORE, ft.galoreRank(), ft.galoreUpdateInterval(),
+                            ft.galoreScale(), ft.galoreProjType(), false, false, false)
+                    : new ProjectedAdamW.Settings(ProjectedAdamW.Kind.APOLLO, ft.apolloRank(), ft.apolloUpdateInterval(),
+                            ft.apolloScale(), ft.apolloProjType(), ft.apolloProj().equals("random"),
+                            ft.apolloScaleType().equals("channel"), ft.apolloScaleFront());
+            LOG.info("using {} on {} weights: {}", galore ? "GaLore" : "APOLLO", targets.size(), s);
+            return new ProjectedAdamW(trainable, targets, noDecay, s, b1, b2, eps, wd, seed);
+        }
+        if (ft.loraplusLrRatio() != null) {
+            requireAdamW(args, "loraplus_lr_ratio");
+            Map<String, Double> scale = new LinkedHashMap<>();
+            trainable.forEach((name, p) -> {
+                if (name.contains("lora_embedding_B")) {
+                    scale.put(name, ft.loraplusLrEmbedding() / args.learningRate());
+                } else if (name.contains("lora_B") || p.dim() == 1) {
+                    scale.put(name, ft.loraplusLrRatio());
+                }
+            });
+            LOG.info("using LoRA+ with lr ratio {} on {} tensors", ft.loraplusLrRatio(), scale.size());
+            return new AdamW(trainable, noDecay, scale, b1, b2, eps, wd);
+        }
+        if (ft.useBadam()) {
+            requireAdamW(args, "use_badam");
+            BlockAdam badam = new BlockAdam(trainable, noDecay, ft.badamSwitchMode(), ft.badamStartBlock(),
+                    ft.badamSwitchInterval(), b1, b2, eps, wd, seed);
+            LOG.info("using BAdam over {} layer blocks, switch mode {}, every {} steps, starting at block {}",
+                    badam.numBlocks(), ft.badamSwitchMode(), ft.badamSwitchInterval(), badam.activeBlock());
+            return badam;
+        }
+        if (ft.useAdamMini()) {
+            LOG.info("using Adam-mini");
+            return new AdamMini(trainable, (long) cfg.headDim() * cfg.hiddenSize(), b1, b2, eps, wd);
+        }
+        if (ft.useMuon()) {
+            Set<String> muon = new LinkedHashSet<>();
+            trainable.forEach((name, p) -> {
+                if (Muon.isHiddenMatrix(name, p)) {
+                    muon.add(name);
+                }
+            });
+            LOG.info("using Muon with {} Muon params and {} AdamW params", muon.size(), trainable.size() - muon.size());
+            return new Muon(trainable, muon, b1, b2, eps, wd);
+        }
+        return args.optim().equals("sgd") ? new Sgd(trainable, noDecay, wd)
+                : new AdamW(trainable, noDecay, b1, b2, eps, wd);
+    }
+
+    private static void requireAdamW(TrainingArguments args, String key) {
+        if (!args.optim().equals("adamw_torch")) {
+            throw new IllegalArgumentException(key + " builds on optim: adamw_torch, got optim: " + args.optim());
+        }
+    }
+
+    /** The trainable 2-D weights of linear modules whose name contains a target ("all": every layer linear). */
+    static Set<String> linearTargets(Map<String, Tensor> trainable, List<String> targets, String key) {
+        Set<String> found = new LinkedHashSet<>();
+        Set<String> modules = new TreeSet<>();
+        for (Map.Entry<String, Tensor> e : trainable.entrySet()) {
+            String name = e.getKey();
+            if (e.getValue().dim() != 2 || !name.endsWith(".weight")) {
+                continue;
+            }
+            String module = name.substring(0, name.length() - ".weight".length());
+            String leaf = module.substring(module.lastIndexOf('.') + 1);
+            boolean linear = LINEAR.contains(leaf) || leaf.equals("lm_head");
+            if (!linear) {
+                continue;
+            }
+            modules.add(leaf);
+            boolean all = targets.size() == 1 && targets.get(0).equals("all");
+            if (all ? LINEAR.contains(leaf) : targets.stream().anyMatch(module::contains)) {
+                found.add(name);
+            }
+        }
+        if (found.isEmpty()) {
+            throw new IllegalArgumentException(key + ": " + targets + " matches no trainable linear weight; choose from "
+                    + String.join(", ", modules) + " or all");
+        }
+        return found;
+    }
+}

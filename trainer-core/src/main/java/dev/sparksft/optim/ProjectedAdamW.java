@@ -1,0 +1,175 @@
+package dev.sparksft.optim;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Adam whose moments live in a low-rank subspace of each 2-D target weight's gradient
+ * ({@link Projector}): GaLore (galore_torch GaLoreAdamW) and APOLLO (apollo_torch AdamW). Both
+ * use transformers' AdamW formula, as those libraries do, for target and other parameters alike:
+ * <pre>
+ *   R = project(G)                      (targets; R = G otherwise)
+ *   m = b1 m + (1 - b1) R ;  v = b2 v + (1 - b2) R^2
+ *   N = m / (sqrt(v) + eps) ;  step = lr * sqrt(1 - b2^t) / (1 - b1^t)
+ *   GaLore: U = scale * projectBack(N)
+ *   APOLLO: s = ||N||_c / (||R||_c + 1e-8) per channel c (or one s per tensor); U = G * s
+ *           with Fira's norm-growth limiter (||U|| may grow by at most 1.01x per step) and sqrt(scale)
+ *   p -= step * U ;  p -= lr * wd * p   (decay after the update; none for biases and norms)
+ * </pre>
+ * State per parameter: m and v in the projected shape, the projection, and APOLLO's last norm.
+ */
+public final class ProjectedAdamW implements Optimizer {
+    /** How the Adam direction in the subspace becomes an update. */
+    public enum Kind { GALORE, APOLLO }
+
+    /** The projection settings: galore_* or apollo_* keys. */
+    public record Settings(Kind kind, int rank, int interval, double scale, String projType, boolean randomProjection,
+                           boolean channelScaling, boolean scaleFront) {}
+
+    private final Map<String, Tensor> params;
+    private final Set<String> noDecay;
+    private final Settings settings;
+    private final double beta1;
+    private final double beta2;
+    private final double eps;
+    private final double weightDecay;
+    private final Map<String, Projector> projectors = new LinkedHashMap<>();
+    private final Map<String, Tensor> expAvg = new LinkedHashMap<>();
+    private final Map<String, Tensor> expAvgSq = new LinkedHashMap<>();
+    private final Map<String, Tensor> lastNorm = new LinkedHashMap<>();   // APOLLO's limiter, 0-d
+    private long t;
+
+    /**
+     * @param targets names of the 2-D weights updated in the subspace
+     * @param seed    seeds APOLLO's random projections (the same on every rank)
+     */
+    public ProjectedAdamW(Map<String, Tensor> params, Set<String> targets, Set<String> noDecay, Settings settings,
+                          double beta1, double beta2, double eps, double weightDecay, long seed) {
+        this.params = new LinkedHashMap<>(params);
+        this.noDecay = Set.copyOf(noDecay);
+        this.settings = settings;
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.eps = eps;
+        this.weightDecay = weightDecay;
+        int index = 0;
+        for (Map.Entry<String, Tensor> e : params.entrySet()) {
+            Tensor p = e.getValue();
+            index++;
+            Tensor shapeOf = p;
+            if (targets.contains(e.getKey())) {
+                if (p.dim() != 2) {
+                    throw new IllegalStateException(e.getKey() + " is not 2-D and cannot be projected");
+                }
+                Projector proj = new Projector(p, settings.rank(), settings.interval(), settings.projType(),
+                        settings.randomProjection(), seed * 1_000_003L + index);
+                projectors.put(e.getKey(), proj);
+                shapeOf = torch.zeros(proj.lowRankShape(p.sizes().vec().get()));
+                if (settings.kind() == Kind.APOLLO) {
+                    lastNorm.put(e.getKey(), torch.zeros(new long[0]).to(p.device(), p.scalar_type()));
+                }
+            }
+            expAvg.put(e.getKey(), torch.zeros(shapeOf.sizes().vec().get()).to(p.device(), p.scalar_type()));
+            expAvgSq.put(e.getKey(), torch.zeros(shapeOf.sizes().vec().get()).to(p.device(), p.scalar_type()));
+        }
+    }
+
+    @Override
+    public void step(double lr) {
+        long before = t++;
+        double stepSize = lr * Math.sqrt(1 - Math.pow(beta2, t)) / (1 - Math.pow(beta1, t));
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            for (Map.Entry<String, Tensor> e : params.entrySet()) {
+                String name = e.getKey();
+                Tensor p = e.getValue();
+                Tensor g = p.grad();
+                if (!g.defined()) {
+                    continue;
+                }
+                Projector proj = projectors.get(name);
+                Tensor r = proj == null ? g : proj.project(g, before);
+                Tensor m = expAvg.get(name);
+                Tensor v = expAvgSq.get(name);
+                m.mul_(new Scalar(beta1)).add_(r, new Scalar(1 - beta1));
+                v.mul_(new Scalar(beta2)).addcmul_(r, r, new Scalar(1 - beta2));
+                Tensor update = m.div(v.sqrt().add_(new Scalar(eps)));
+                if (proj != null) {
+                    update = settings.kind() == Kind.GALORE
+                            ? proj.projectBack(update).mul_(new Scalar(settings.scale()))
+                            : apolloUpdate(name, g, r, update);
+                }
+                p.add_(update, new Scalar(-stepSize));
+                if (weightDecay > 0 && !noDecay.contains(name)) {
+                    p.add_(p, new Scalar(-lr * weightDecay));
+                }
+            }
+        }
+    }
+
+    /** APOLLO steps 3-4: the raw gradient scaled channel-wise (or tensor-wise) by the subspace's Adam ratio. */
+    private Tensor apolloUpdate(String name, Tensor g, Tensor r, Tensor n) {
+        Tensor factor;
+        if (settings.channelScaling()) {
+            // norms over the low-rank dimension: one factor per column of a (r, n) or per row of a (m, r)
+            int dim = n.size(0) < n.size(1) ? 0 : 1;
+            long[] dims = {dim};
+            factor = torch.norm(n, new org.bytedeco.pytorch.ScalarOptional(new Scalar(2.0)), dims, false)
+                    .div(torch.norm(r, new org.bytedeco.pytorch.ScalarOptional(new Scalar(2.0)), dims, false)
+                            .add(new Scalar(1e-8)));
+            if (dim == 1) {
+                factor = factor.unsqueeze(1);                       // (m, 1)
+            }
+        } else {
+            factor = n.norm().div(r.norm().add(new Scalar(1e-8)));  // 0-d
+        }
+        Tensor scaled = g.mul(factor);
+        double sqrtScale = Math.sqrt(settings.scale());
+        if (settings.scaleFront()) {
+            scaled.mul_(new Scalar(sqrtScale));
+        }
+        Tensor last = lastNorm.get(name);
+        Tensor norm = scaled.norm();
+        if (t > 1) {   // Fira's norm-growth limiter: at most 1.01x the previous step's norm
+            double limiter = Math.max(norm.item_double() / (last.item_double() + 1e-8), 1.01) / 1.01;
+            scaled.div_(new Scalar(limiter));
+            last.fill_(new Scalar(norm.item_double() / limiter));
+        } else {
+            last.copy_(norm);
+        }
+        if (!settings.scaleFront()) {
+            scaled.mul_(new Scalar(sqrtScale));
+        }
+        return scaled;
+    }
+
+    @Override
+    public long numSteps() {
+        return t;
+    }
+
+    @Override
+    public Map<String, Tensor> state() {
+        Map<String, Tensor> s = new LinkedHashMap<>();
+        expAvg.forEach((n, x) -> s.put(n + ".exp_avg", x));
+        expAvgSq.forEach((n, x) -> s.put(n + ".exp_avg_sq", x));
+        projectors.forEach((n, proj) -> {
+            s.put(n + ".projector", proj.p);
+            if (proj.q != null) {
+                s.put(n + ".projector_right", proj.q);
+            }
+        });
+        lastNorm.forEach((n, x) -> s.put(n + ".scaled_grad_norm", x));
+        return s;
+    }
+
+    @Override
+    public void load(Map<String, Tensor> state, long numSteps) {
+        OptimizerState.copyInto(state(), state, settings.kind() == Kind.GALORE ? "GaLore" : "APOLLO");
+        this.t = numSteps;
+    }
+}

@@ -1,0 +1,75 @@
+package dev.sparksft.train;
+
+import dev.sparksft.config.SftConfig;
+import dev.sparksft.model.Dtype;
+import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.LoraAdapter;
+import dev.sparksft.model.ModelWeights;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Which weights a run starts from: a full model, or a base model plus a LoRA adapter (new, from
+ * adapter_name_or_path, or from the checkpoint being resumed), in float32 or, with
+ * {@code pure_bf16}, in bfloat16.
+ */
+public final class Models {
+    private static final Logger LOG = LoggerFactory.getLogger(Models.class);
+
+    private Models() {}
+
+    /**
+     * The model to train.
+     *
+     * @param baseDir   model_name_or_path, local
+     * @param resumeDir the checkpoint to resume from, or null
+     * @param adapterDir adapter_name_or_path, local, or null
+     */
+    public static LlamaModel forTraining(SftConfig config, Path baseDir, Path resumeDir, Path adapterDir, int vocabSize,
+                                         Device device) throws IOException {
+        if (!config.finetuning().lora()) {
+            if (adapterDir != null) {
+                throw new IllegalArgumentException("adapter_name_or_path is set but finetuning_type is "
+                        + config.finetuning().finetuningType() + "; merge the adapter first (scripts/sft export) or "
+                        + "set finetuning_type: lora");
+            }
+            return pureBf16(config, LlamaModel.load(resumeDir != null ? resumeDir : baseDir, vocabSize, device));
+        }
+        LlamaModel base = pureBf16(config, LlamaModel.load(baseDir, vocabSize, device));
+        Path from = resumeDir != null ? resumeDir : adapterDir;
+        LoraAdapter adapter = from != null ? LoraAdapter.load(from, base.weights())
+                : LoraAdapter.create(base.weights(), config.finetuning(), config.training().seed());
+        LOG.info("LoRA: rank {}, scaling {}, {} adapted weights{}", adapter.rank(), adapter.scaling(),
+                adapter.tensors().size() / 2, from != null ? ", from " + from : "");
+        return base.withAdapter(adapter);
+    }
+
+    /** The model to generate with: {@code dir} itself, or base + the adapter {@code dir} holds (or {@code adapterDir}). */
+    public static LlamaModel forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device)
+            throws IOException {
+        if (LoraAdapter.isAdapterDir(dir)) {
+            adapterDir = dir;
+            dir = baseDir;
+        }
+        LlamaModel model = LlamaModel.load(dir, vocabSize, device);
+        return adapterDir == null ? model : model.withAdapter(LoraAdapter.load(adapterDir, model.weights()));
+    }
+
+    /** pure_bf16: parameters (and so gradients and optimizer state) in bfloat16, no float32 master copy. */
+    private static LlamaModel pureBf16(SftConfig config, LlamaModel model) {
+        if (!config.finetuning().pureBf16()) {
+            return model;
+        }
+        Map<String, Tensor> bf16 = new LinkedHashMap<>();
+        model.weights().tensors().forEach((n, t) -> bf16.put(n, t.to(Dtype.BF16.scalarType).detach()));
+        Map<String, Dtype> stored = new LinkedHashMap<>();
+        model.weights().tensors().keySet().forEach(n -> stored.put(n, model.weights().storedDtype(n)));
+        return new LlamaModel(model.config(), new ModelWeights(bf16, stored, model.weights().shardLayout()));
+    }
+}
