@@ -8,6 +8,7 @@ import dev.sparksft.data.DatasetInfo;
 import dev.sparksft.data.DatasetLoader;
 import dev.sparksft.data.DatasetSpec;
 import dev.sparksft.data.JsonRecords;
+import dev.sparksft.data.Packing;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.generate.Predictor;
 import dev.sparksft.template.SupervisedEncoder;
@@ -102,7 +103,40 @@ final class SparkDataset {
         } else if (!data.evalDataset().isEmpty()) {
             eval = encode(resolve(data.evalDataset()), "eval_dataset").collect();
         }
+        if (data.packing() && n > 0) {
+            train = pack(train);
+            n = train.count();
+        }
         return new Loaded(train.persist(StorageLevel.MEMORY_AND_DISK()), Math.toIntExact(n), eval);
+    }
+
+    /**
+     * packing: the driver groups the examples by {@link Packing#assign} from their lengths alone
+     * (the same packs as one process makes), executors concatenate each pack's examples.
+     */
+    private JavaRDD<TokenizedExample> pack(JavaRDD<TokenizedExample> train) {
+        List<scala.Tuple2<Long, Integer>> lengths = train.map(ex -> new scala.Tuple2<>(ex.index(), ex.length())).collect();
+        int[] byIndex = new int[lengths.size()];
+        lengths.forEach(t -> byIndex[Math.toIntExact(t._1())] = t._2());
+        List<int[]> packs = Packing.assign(byIndex, data.cutoffLen());
+        long[] packOf = new long[byIndex.length];   // example index -> pack * n + position in the pack
+        for (int p = 0; p < packs.size(); p++) {
+            for (int i = 0; i < packs.get(p).length; i++) {
+                packOf[packs.get(p)[i]] = (long) p * byIndex.length + i;
+            }
+        }
+        Broadcast<long[]> where = jsc.broadcast(packOf);
+        long n = byIndex.length;
+        boolean neat = data.neatPacking();
+        return train.mapToPair(ex -> new scala.Tuple2<>(where.value()[(int) ex.index()] / n,
+                        new scala.Tuple2<>(where.value()[(int) ex.index()] % n, ex)))
+                .groupByKey()
+                .map(g -> {
+                    List<scala.Tuple2<Long, TokenizedExample>> members = new java.util.ArrayList<>();
+                    g._2().forEach(members::add);
+                    members.sort(java.util.Comparator.comparing(scala.Tuple2::_1));
+                    return Packing.concat(g._1(), members.stream().map(scala.Tuple2::_2).toList(), neat);
+                });
     }
 
     /**
@@ -369,7 +403,7 @@ final class SparkDataset {
 
     /** Examples renumbered 0..n-1 in their current order. */
     private static JavaRDD<TokenizedExample> reindex(JavaRDD<TokenizedExample> examples) {
-        return examples.zipWithIndex().map(t -> new TokenizedExample(t._2(), t._1().inputIds(), t._1().labels()));
+        return examples.zipWithIndex().map(t -> t._1().withIndex(t._2()));
     }
 
     private static JsonNode parse(String json) {

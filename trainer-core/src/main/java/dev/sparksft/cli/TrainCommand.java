@@ -2,6 +2,7 @@ package dev.sparksft.cli;
 
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.config.TrainingArguments;
+import dev.sparksft.data.Packing;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.dist.World;
 import dev.sparksft.generate.Predictor;
@@ -68,6 +69,12 @@ public final class TrainCommand {
         try (Tokenizer raw = Tokenizer.load(modelDir)) {
             PreparedData data = PreparedData.load(config, raw, args.seed());
             List<TokenizedExample> train = data.encode(data.train());
+            if (config.data().packing() && !train.isEmpty()) {
+                int before = train.size();
+                train = Packing.pack(train, config.data().cutoffLen(), config.data().neatPacking());
+                LOG.info("packing: {} examples into {} sequences of at most {} tokens{}", before, train.size(),
+                        config.data().cutoffLen(), config.data().neatPacking() ? " (neat: attention within each)" : "");
+            }
             List<TokenizedExample> eval = data.encode(data.eval());
             Path adapterDir = config.model().adapterNameOrPath() == null ? null : Path.of(config.model().adapterNameOrPath());
             org.bytedeco.pytorch.Device cpu = new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU);

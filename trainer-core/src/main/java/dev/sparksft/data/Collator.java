@@ -7,7 +7,7 @@ import org.bytedeco.pytorch.Tensor;
 
 /**
  * Pads examples into a {@link Batch}: right padding for training (length rounded up to a
- * multiple, labels padded with -100) and left padding for generation (so every row's next
+ * multiple, labels padded with -100; packed sequences get restarting position ids) and left padding for generation (so every row's next
  * token is at the same column; position ids start at each row's first real token).
  */
 public final class Collator {
@@ -27,12 +27,19 @@ public final class Collator {
         long[] labels = new long[n * seq];
         for (int b = 0; b < n; b++) {
             TokenizedExample ex = examples.get(b);
+            int segment = 0;
+            int start = 0;      // where the current packed sequence began
             for (int t = 0; t < seq; t++) {
                 int at = b * seq + t;
                 boolean real = t < ex.length();
+                if (real && t == start + ex.segmentLengths()[segment]) {
+                    start = t;
+                    segment++;
+                }
                 ids[at] = real ? ex.inputIds()[t] : padId;
-                mask[at] = real ? 1 : 0;
-                pos[at] = t;
+                // neat_packing: the mask holds the sequence number (1, 2, ...), as LLaMA-Factory's collator reads it
+                mask[at] = !real ? 0 : ex.isolated() ? segment + 1 : 1;
+                pos[at] = real ? t - start : t;
                 labels[at] = real ? ex.labels()[t] : IGNORE_INDEX;
             }
         }

@@ -143,7 +143,9 @@ public final class LlamaModel {
         // an explicit mask. Padded positions then differ, but they are never read.
         boolean window = cfg.slidingWindow() > 0 && cfg.slidingWindow() < past + seq;
         Tensor mask;
-        if (cache == null && !window && paddedOnTheRightOnly(attentionMask)) {
+        if (cache == null && isolatedSequences(attentionMask)) {
+            mask = packedMask(attentionMask, cfg.slidingWindow());  // neat_packing: (batch, 1, seq, seq)
+        } else if (cache == null && !window && paddedOnTheRightOnly(attentionMask)) {
             mask = null;
         } else if (seq == 1 && !window) {
             // one new (real) token sees every real key: the padding mask alone, (batch, 1, 1, past + 1)
@@ -195,6 +197,30 @@ public final class LlamaModel {
 
     private Tensor rmsNorm(Tensor x, Tensor weight) {
         return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight), new DoubleOptional(cfg.rmsNormEps()));
+    }
+
+    /** A neat-packed batch: the attention mask numbers the sequences 1, 2, ... instead of holding 1s. */
+    static boolean isolatedSequences(Tensor attentionMask) {
+        return attentionMask.max().item_long() > 1;
+    }
+
+    /**
+     * Block-diagonal causal mask for neat packing: query i sees key j <= i of the same sequence
+     * (and within the sliding window); padded queries see themselves only.
+     */
+    static Tensor packedMask(Tensor attentionMask, int slidingWindow) {
+        long seq = attentionMask.size(1);
+        TensorOptions bool = new TensorOptions(ScalarType.Bool);
+        Tensor causal = torch.tril(torch.ones(new long[] {seq, seq}, bool));
+        if (slidingWindow > 0 && slidingWindow < seq) {
+            causal = causal.logical_and(torch.triu(torch.ones(new long[] {seq, seq}, bool), 1 - slidingWindow));
+        }
+        causal = causal.to(attentionMask.device(), ScalarType.Bool);
+        Tensor self = torch.eye(seq, bool).to(attentionMask.device(), ScalarType.Bool);
+        Tensor q = attentionMask.unsqueeze(2);                                  // (batch, seq, 1)
+        Tensor k = attentionMask.unsqueeze(1);                                  // (batch, 1, seq)
+        Tensor same = q.eq(k).logical_and(k.ne(new org.bytedeco.pytorch.Scalar(0)));  // (batch, seq, seq)
+        return causal.logical_and(same.logical_or(self)).unsqueeze(1);          // (batch, 1, seq, seq)
     }
 
     /** True when no row has a real token after a padded one (mask[:, t] >= mask[:, t + 1]). */
