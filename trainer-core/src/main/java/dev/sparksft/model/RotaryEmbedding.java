@@ -58,6 +58,10 @@ public final class RotaryEmbedding {
         Tensor x1 = x.narrow(-1, 0, half);
         Tensor x2 = x.narrow(-1, half, half);
         Tensor rotated = torch.cat(new TensorVector(x2.neg(), x1), -1); // rotate_half(x)
+        if (cos.scalar_type().value != x.scalar_type().value) {   // bf16: HF casts cos/sin to x's dtype
+            cos = cos.to(x.scalar_type());
+            sin = sin.to(x.scalar_type());
+        }
         return x.mul(cos).add(rotated.mul(sin));
     }
 }

@@ -79,6 +79,36 @@ class ParityTest {
         }
     }
 
+    /**
+     * bf16: autocast (float32 master weights, bf16 matmuls through oneDNN) and pure bf16 (weights
+     * in bf16 too) give the reference's float64 loss within 2e-2 relative.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3"})
+    void bf16LossIsWithinTwoPercentOfTheReference(String arch) throws Exception {
+        Path dir = fixture(arch);
+        JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
+        ModelConfig cfg = ModelConfig.load(dir);
+        ModelWeights weights = ModelWeights.load(dir, cfg);
+        Tensor ids = Tensors.longs(expected.get("input_ids"));
+        Tensor mask = Tensors.longs(expected.get("attention_mask"));
+        Tensor labels = Tensors.longs(expected.get("labels"));
+        Tensor positions = Tensors.positions(ids.size(0), ids.size(1));
+        double want = expected.get("loss").asDouble();
+        double autocast;
+        try (dev.sparksft.runtime.Autocast a = dev.sparksft.runtime.Autocast.cpuBf16(true)) {
+            autocast = CausalLmLoss.mean(new LlamaModel(cfg, weights).forward(ids, mask, positions), labels);
+        }
+        java.util.Map<String, Tensor> bf16 = new java.util.LinkedHashMap<>();
+        weights.tensors().forEach((n, t) -> bf16.put(n, t.to(Dtype.BF16.scalarType)));
+        double pure = CausalLmLoss.mean(new LlamaModel(cfg, new ModelWeights(bf16, java.util.Map.of(), java.util.Map.of()))
+                .forward(ids, mask, positions).to(org.bytedeco.pytorch.global.torch.ScalarType.Float), labels);
+        System.out.printf("parity %s: bf16 autocast loss %.5f (rel %.2e), pure bf16 %.5f (rel %.2e), reference %.5f%n", arch,
+                autocast, Math.abs(autocast - want) / want, pure, Math.abs(pure - want) / want, want);
+        assertEquals(want, autocast, 2e-2 * want, "bf16 autocast");
+        assertEquals(want, pure, 2e-2 * want, "pure bf16");
+    }
+
     /** The KV-cache generator's greedy tokens equal the independent reference's argmax decoding of row 0. */
     @ParameterizedTest
     @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3"})
