@@ -170,7 +170,7 @@ public final class LoraAdapter {
     Tensor addTo(Tensor y, Tensor x, Pair pair) {
         Tensor in = x;
         if (training && dropout > 0) {
-            Tensor keep = torch.bernoulli(x, 1 - dropout, new GeneratorOptional(dropoutGenerator));
+            Tensor keep = torch.bernoulli(x.detach(), 1 - dropout, new GeneratorOptional(dropoutGenerator));  // the mask has no gradient
             in = x.mul(keep).div_(new Scalar(1 - dropout));
         }
         // (..., in) -> (..., r) -> (..., out); the adapter stays float32 over a pure_bf16 base

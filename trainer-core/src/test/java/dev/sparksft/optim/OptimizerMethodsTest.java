@@ -417,7 +417,16 @@ class OptimizerMethodsTest {
         opt.step(LR);                                       // step 3: (3 + 1) % 2 == 0, back to block 0
         assertEquals(0, opt.activeBlock());
         assertMatrix(w0(), values(embed), 0);
-        assertEquals(Set.of("model.layers.0.mlp.up_proj.weight.exp_avg", "model.layers.0.mlp.up_proj.weight.exp_avg_sq",
+        setGrad(l0, G2);                                    // the block whose gradient was released trains again
+        opt.step(LR);
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            setGrad(l0, G1);                                // step 5 switches inside a per-step scope, as the
+            opt.step(LR);                                   // trainer runs it: the new state must outlive the scope
+        }
+        assertEquals(1, opt.activeBlock());
+        setGrad(l1, G1);
+        opt.step(LR);
+        assertEquals(Set.of("model.layers.1.mlp.up_proj.weight.exp_avg", "model.layers.1.mlp.up_proj.weight.exp_avg_sq",
                 "badam.block", "badam.order"), opt.state().keySet());
     }
 
