@@ -1,0 +1,82 @@
+package dev.sparksft.spark;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.sparksft.cli.TrainCommand;
+import dev.sparksft.config.SftConfig;
+import dev.sparksft.generate.Predictor;
+import dev.sparksft.model.LoraAdapter;
+import dev.sparksft.model.ModelWeights;
+import dev.sparksft.model.Safetensors;
+import dev.sparksft.train.ModelComparison;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.bytedeco.pytorch.Tensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * LoRA with neat packing through Spark (2 barrier ranks; packs formed on the driver from lengths,
+ * concatenated on executors), against the single-process run on the same global batch, and the
+ * Spark predict stage reading the LoRA output_dir (base model + adapter).
+ */
+class SparkMethodsTest {
+    static final String LORA = "finetuning_type: lora\nlora_rank: 4\nneat_packing: true\nper_device_train_batch_size: 1\n"
+            + "learning_rate: 1.0e-2\nnum_train_epochs: 2\neval_dataset: mixed.jsonl\ndo_predict: true\n"
+            + "predict_with_generate: true\ndo_sample: false\nmax_new_tokens: 5\nper_device_eval_batch_size: 2\n";
+
+    static Map<String, Tensor> adapter(Path dir) throws Exception {
+        var header = Safetensors.readHeader(dir.resolve(LoraAdapter.WEIGHTS_FILE));
+        Map<String, Tensor> out = new TreeMap<>();
+        for (var e : header.entries().values()) {
+            out.put(e.name(), Safetensors.readTensor(header, e));
+        }
+        return out;
+    }
+
+    @Test
+    void loraWithNeatPackingTrainsAndPredictsLikeOneProcess(@TempDir Path dir) throws Exception {
+        Path single = Files.createDirectories(dir.resolve("single"));
+        TrainCommand.run(SftConfig.fromValues(SparkTests.values(single, LORA + "gradient_accumulation_steps: 2\n")));
+        List<Double> reference = DistributedTrainingTest.losses(single.resolve("out"));
+        // 11 examples of 1..120 letters packed into at most 256 tokens: fewer, longer sequences
+        assertTrue(reference.size() < 6, "packing must reduce the steps of 2 epochs at global batch 2: " + reference);
+
+        Path run = Files.createDirectories(dir.resolve("spark"));
+        var values = SparkTests.values(run, LORA, "world_size=2", "gradient_accumulation_steps=1");
+        TrainingJob.run(SparkTests.spark(), values, new PrintStream(new ByteArrayOutputStream(), true));
+        Path out = run.resolve("out");
+        List<Double> got = DistributedTrainingTest.losses(out);
+        assertEquals(reference.size(), got.size());
+        for (int i = 0; i < got.size(); i++) {
+            assertEquals(reference.get(i), got.get(i), 1e-5 * reference.get(i), "step " + (i + 1));
+        }
+        assertTrue(Files.isRegularFile(out.resolve(LoraAdapter.CONFIG_FILE)));
+        assertFalse(Files.exists(out.resolve(ModelWeights.SINGLE_FILE)), "a LoRA run saves the adapter only");
+        Map<String, Tensor> a = adapter(single.resolve("out"));
+        Map<String, Tensor> b = adapter(out);
+        assertEquals(a.keySet(), b.keySet());
+        double diff = 0;
+        for (String k : a.keySet()) {
+            float[] x = ModelComparison.floats(a.get(k));
+            float[] y = ModelComparison.floats(b.get(k));
+            for (int i = 0; i < x.length; i++) {
+                diff = Math.max(diff, Math.abs(x[i] - y[i]));
+            }
+        }
+        assertTrue(diff < 1e-5, "adapter weights differ by " + diff);
+
+        // the predict stage loads model_name_or_path + the adapter in output_dir
+        PredictionJob.run(SparkTests.spark(), values, out.toString());
+        assertEquals(Files.readAllLines(single.resolve("out/" + Predictor.PREDICTIONS_FILE), StandardCharsets.UTF_8),
+                Files.readAllLines(out.resolve(Predictor.PREDICTIONS_FILE), StandardCharsets.UTF_8));
+    }
+}
