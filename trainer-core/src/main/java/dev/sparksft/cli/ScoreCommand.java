@@ -5,8 +5,6 @@ import dev.sparksft.data.Conversation;
 import dev.sparksft.generate.Generator;
 import dev.sparksft.generate.Sampling;
 import dev.sparksft.model.LlamaModel;
-import dev.sparksft.model.ModelConfig;
-import dev.sparksft.model.ModelWeights;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.template.ChatTemplate;
 import dev.sparksft.tokenizer.Tokenizer;
@@ -42,8 +40,9 @@ public final class ScoreCommand {
             if (data.eval().isEmpty()) {
                 throw new IllegalArgumentException("score needs an eval set: set eval_dataset or val_size");
             }
-            ModelConfig cfg = ModelConfig.load(modelDir);
-            LlamaModel model = new LlamaModel(cfg, ModelWeights.load(modelDir, cfg));
+            // a LoRA output_dir holds the adapter: the base is model_name_or_path
+            LlamaModel model = dev.sparksft.train.Models.forInference(Path.of(config.model().modelNameOrPath()), modelDir,
+                    null, 0, new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU));
             Tokenizer tok = data.tokenizer();
             ChatTemplate template = data.template();
             List<int[]> prompts = new ArrayList<>();

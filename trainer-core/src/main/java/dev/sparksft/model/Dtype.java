@@ -3,11 +3,15 @@ package dev.sparksft.model;
 import java.util.Locale;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
-/** The safetensors dtypes this project reads and writes, with their libtorch equivalents. */
+/**
+ * The safetensors dtypes this project reads and writes, with their libtorch equivalents: the
+ * float types of model weights, and I64 for optimizer bookkeeping (BAdam's block order).
+ */
 public enum Dtype {
     F32(ScalarType.Float, 4, "float32"),
     F16(ScalarType.Half, 2, "float16"),
-    BF16(ScalarType.BFloat16, 2, "bfloat16");
+    BF16(ScalarType.BFloat16, 2, "bfloat16"),
+    I64(ScalarType.Long, 8, "int64");
 
     public final ScalarType scalarType;
     public final int numBytes;
@@ -27,14 +31,14 @@ public enum Dtype {
                 return d;
             }
         }
-        throw new IllegalArgumentException("unsupported dtype '" + tag + "' (supported: F32, F16, BF16)");
+        throw new IllegalArgumentException("unsupported dtype '" + tag + "' (supported: F32, F16, BF16, I64)");
     }
 
     /** Parses config.json's {@code torch_dtype} ("bfloat16", "float32", ...). */
     public static Dtype ofTorchName(String name) {
         String n = name.toLowerCase(Locale.ROOT);
         for (Dtype d : values()) {
-            if (d.torchName.equals(n)) {
+            if (d.torchName.equals(n) && d != I64) {
                 return d;
             }
         }

@@ -40,7 +40,9 @@ public final class BlockAdam implements Optimizer {
     private final Tensor block = torch.zeros(new long[0], new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
     /** random mode: the blocks still to visit this round, used from the end; -1 for none. */
     private final Tensor order;
-    private final SplittableRandom random;
+    /** random mode: how many rounds were drawn; round k's order derives from (seed, k), so a resume continues it. */
+    private final Tensor round = torch.zeros(new long[0], new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+    private final long seed;
     private AdamW active;
     private long t;
 
@@ -72,7 +74,7 @@ public final class BlockAdam implements Optimizer {
             throw new IllegalArgumentException("badam_start_block must be in [0, " + blocks.size() + ") for this model's "
                     + blocks.size() + " layers, got " + startBlock);
         }
-        this.random = new SplittableRandom(seed);
+        this.seed = seed;
         this.order = torch.full(new long[] {blocks.size()}, new org.bytedeco.pytorch.Scalar(-1L),
                 new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
         long first;
@@ -148,6 +150,8 @@ public final class BlockAdam implements Optimizer {
     }
 
     private void newRandomRound() {
+        SplittableRandom random = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + round.item_long());
+        round.add_(new org.bytedeco.pytorch.Scalar(1L));
         int[] perm = dev.sparksft.train.BatchPlan.shuffled(blocks.size(), random);
         for (int i = 0; i < perm.length; i++) {
             order.narrow(0, i, 1).fill_(new org.bytedeco.pytorch.Scalar((long) perm[i]));
@@ -175,6 +179,10 @@ public final class BlockAdam implements Optimizer {
         Map<String, Tensor> s = new LinkedHashMap<>(active.state());
         s.put("badam.block", block);
         s.put("badam.order", order);
+        s.put("badam.round", round);
+        // the active block's AdamW counts its own steps (bias correction restarts at a switch)
+        s.put("badam.block_steps", torch.full(new long[0], new org.bytedeco.pytorch.Scalar(active.numSteps()),
+                new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long)));
         return s;
     }
 
@@ -186,8 +194,10 @@ public final class BlockAdam implements Optimizer {
                     + "turned on since the checkpoint?)");
         }
         activate((int) saved.item_long());
-        active.load(without(state, "badam."), numSteps);
+        Tensor blockSteps = state.get("badam.block_steps");
+        active.load(without(state, "badam."), blockSteps == null ? 0 : blockSteps.item_long());
         order.copy_(state.get("badam.order"));
+        round.copy_(state.get("badam.round"));
         this.t = numSteps;
     }
 

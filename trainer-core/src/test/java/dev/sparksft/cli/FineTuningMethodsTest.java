@@ -103,6 +103,37 @@ class FineTuningMethodsTest {
         assertTrue(last < 0.85 * first, method + ": loss must fall by 15% in 60 steps: " + l);
     }
 
+    /** A checkpoint holds each optimizer's whole state (projections, blocks, limiter norms): resuming is exact. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "galore    | use_galore: true;galore_rank: 8;galore_update_interval: 2",
+            "apollo    | use_apollo: true;apollo_rank: 8;apollo_update_interval: 2",
+            "badam     | use_badam: true;badam_switch_interval: 2;badam_switch_mode: random",
+            "muon      | use_muon: true",
+            "adam-mini | use_adam_mini: true"})
+    void everyOptimizerResumesExactly(String method, String yaml, @TempDir Path a, @TempDir Path b) throws Exception {
+        String common = "finetuning_type: full\nlearning_rate: 5.0e-3\nmax_steps: 6\nsave_strategy: steps\nsave_steps: 3\n"
+                + yaml.replace(";", "\n") + "\n";
+        dev.sparksft.cli.TrainCommand.run(config(a, common));
+        dev.sparksft.cli.TrainCommand.run(config(b, common, "resume_from_checkpoint=" + a.resolve("out/checkpoint-3")));
+        double rel = dev.sparksft.train.ModelComparison.relativeDifference(
+                dev.sparksft.train.ModelComparison.weights(a.resolve("out")),
+                dev.sparksft.train.ModelComparison.weights(b.resolve("out")),
+                dev.sparksft.train.ModelComparison.weights(model), 1e-4);
+        assertTrue(rel < 1e-6, method + ": the resumed run differs by " + rel + " of the update");
+    }
+
+    @Test
+    void anAdapterNeedsLoraAndTheAdapterMustMatchTheModel(@TempDir Path dir) throws Exception {
+        var e = assertThrows(IllegalArgumentException.class, () -> dev.sparksft.cli.TrainCommand.run(config(dir,
+                "finetuning_type: full\nadapter_name_or_path: " + model + "\nmax_steps: 1\n")));
+        assertTrue(e.getMessage().contains("adapter_name_or_path") && e.getMessage().contains("finetuning_type"),
+                e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> dev.sparksft.cli.TrainCommand.run(config(dir,
+                "finetuning_type: lora\nadapter_name_or_path: " + model + "\nmax_steps: 1\n")));
+        assertTrue(e.getMessage().contains("adapter_config.json"), e.getMessage());
+    }
+
     static Map<String, Tensor> adapter(Path dir) throws Exception {
         var header = dev.sparksft.model.Safetensors.readHeader(dir.resolve(LoraAdapter.WEIGHTS_FILE));
         Map<String, Tensor> out = new java.util.TreeMap<>();

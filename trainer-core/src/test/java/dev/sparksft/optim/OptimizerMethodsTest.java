@@ -427,7 +427,7 @@ class OptimizerMethodsTest {
         setGrad(l1, G1);
         opt.step(LR);
         assertEquals(Set.of("model.layers.1.mlp.up_proj.weight.exp_avg", "model.layers.1.mlp.up_proj.weight.exp_avg_sq",
-                "badam.block", "badam.order"), opt.state().keySet());
+                "badam.block", "badam.order", "badam.round", "badam.block_steps"), opt.state().keySet());
     }
 
     @Test
