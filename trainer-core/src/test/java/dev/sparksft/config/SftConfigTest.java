@@ -50,8 +50,8 @@ class SftConfigTest {
     @Test
     void knownButUnimplementedKeySaysSo(@TempDir Path dir) throws Exception {
         ConfigProblems e = assertThrows(ConfigProblems.class,
-                () -> SftConfig.load(yaml(dir, MINIMAL + "use_galore: true\n"), List.of()));
-        assertTrue(e.getMessage().contains("use_galore: this LLaMA-Factory option is not implemented in spark-sft yet"),
+                () -> SftConfig.load(yaml(dir, MINIMAL + "use_dora: true\n"), List.of()));
+        assertTrue(e.getMessage().contains("use_dora: this LLaMA-Factory option is not implemented in spark-sft yet"),
                 e.getMessage());
     }
 

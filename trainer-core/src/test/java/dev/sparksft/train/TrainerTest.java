@@ -154,8 +154,8 @@ class TrainerTest {
                 () -> TrainCommand.run(config(dir, "", "output_dir=" + file))).getMessage();
         assertTrue(m.contains("output_dir " + file + " is a file"), m);
         m = assertThrows(IllegalArgumentException.class,
-                () -> TrainCommand.run(config(dir, "", "finetuning_type=lora"))).getMessage();
-        assertTrue(m.contains("finetuning_type: lora"), m);
+                () -> TrainCommand.run(config(dir, "", "finetuning_type=lora", "lora_target=attn"))).getMessage();
+        assertTrue(m.contains("lora_target: [attn] matches no linear module"), m);
         m = assertThrows(IllegalArgumentException.class,
                 () -> TrainCommand.run(config(dir, "", "resume_from_checkpoint=true", "output_dir=" + dir.resolve("empty"))))
                 .getMessage();
