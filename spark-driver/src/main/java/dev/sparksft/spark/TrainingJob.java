@@ -80,6 +80,8 @@ public final class TrainingJob {
                     + "do_eval); to evaluate a saved model alone use scripts/sft train with do_train: false");
         }
         requireGpuScheduling(spark, config.distributed().cuda());
+        // refused here, on the driver, rather than by every rank after Spark's retries
+        dev.sparksft.train.Models.requireFp8Support(config, config.distributed().cuda());
         Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
         OutputMirror output = OutputMirror.of(args.outputDir(), spark.sparkContext().hadoopConfiguration());
         String resume = resumePoint(args.resumeFromCheckpoint(), output);

@@ -170,7 +170,9 @@ public final class LoraAdapter {
     Tensor addTo(Tensor y, Tensor x, Pair pair) {
         Tensor in = x;
         if (training && dropout > 0) {
-            Tensor keep = torch.bernoulli(x.detach(), 1 - dropout, new GeneratorOptional(dropoutGenerator));  // the mask has no gradient
+            // the mask has no gradient; it is drawn on the CPU (the rank's generator is a CPU one) and moved
+            Tensor keep = torch.bernoulli(torch.ones(x.sizes().vec().get()), 1 - dropout,
+                    new GeneratorOptional(dropoutGenerator)).to(x.device(), x.scalar_type());
             in = x.mul(keep).div_(new Scalar(1 - dropout));
         }
         // (..., in) -> (..., r) -> (..., out); the adapter stays float32 over a pure_bf16 base

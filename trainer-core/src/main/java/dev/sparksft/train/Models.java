@@ -33,7 +33,7 @@ public final class Models {
      */
     public static LlamaModel forTraining(SftConfig config, Path baseDir, Path resumeDir, Path adapterDir, int vocabSize,
                                          Device device) throws IOException {
-        requireFp8Support(config, device);
+        requireFp8Support(config, device.type().value == org.bytedeco.pytorch.global.torch.DeviceType.CUDA.value);
         if (!config.finetuning().lora()) {
             if (adapterDir != null) {
                 throw new IllegalArgumentException("adapter_name_or_path is set but finetuning_type is "
@@ -67,17 +67,16 @@ public final class Models {
      * On a CPU that is a configuration error; on CUDA this build has no verified FP8 path yet,
      * and says so rather than training in bf16 while the config claims FP8.
      */
-    static void requireFp8Support(SftConfig config, Device device) {
+    public static void requireFp8Support(SftConfig config, boolean cuda) {
         if (!config.training().fp8()) {
             return;
         }
-        boolean cuda = device.type().value == org.bytedeco.pytorch.global.torch.DeviceType.CUDA.value;
         if (!cuda) {
             throw new IllegalArgumentException("fp8: true needs a CUDA GPU with compute capability >= 8.9 (Ada or Hopper) "
                     + "for scaled FP8 matmuls, but this rank's device is cpu; set fp8: false (bf16: true is the fastest "
                     + "CPU option) or run with device: cuda on such GPUs");
         }
-        throw new IllegalArgumentException("fp8: true on " + device.str().getString() + ": FP8 linear layers are not "
+        throw new IllegalArgumentException("fp8: true on cuda: FP8 linear layers are not "
                 + "available in this build of spark-sft (they have not been verified on a GPU); use bf16: true");
     }
 
