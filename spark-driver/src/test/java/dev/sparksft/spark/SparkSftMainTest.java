@@ -43,6 +43,10 @@ class SparkSftMainTest {
         assertTrue(o.stderr().contains("learning_rat: unknown key") && o.stderr().contains("learning_rate"), o.stderr());
         assertEquals(2, main(dir.resolve("missing.yaml").toString()).code());
         assertEquals(2, main().code());
+        // fp8 on CPU ranks is refused on the driver, before any Spark task
+        o = main(config(dir, "fp8: true\n").toString());
+        assertEquals(2, o.code());
+        assertTrue(o.stderr().contains("fp8: true needs a CUDA GPU with compute capability >= 8.9"), o.stderr());
     }
 
     @Test
