@@ -91,7 +91,8 @@ class FineTuningMethodsTest {
             "adam-mini    | finetuning_type: full;use_adam_mini: true;learning_rate: 5.0e-3",
             "neat packing | finetuning_type: full;neat_packing: true;per_device_train_batch_size: 4;learning_rate: 5.0e-3",
             "bf16         | finetuning_type: full;bf16: true;learning_rate: 5.0e-3",
-            "pure bf16    | finetuning_type: full;pure_bf16: true;learning_rate: 5.0e-3"})
+            "pure bf16    | finetuning_type: full;pure_bf16: true;learning_rate: 5.0e-3",
+            "lora over pure bf16 | finetuning_type: lora;lora_rank: 16;pure_bf16: true;learning_rate: 1.0e-2"})
     void everyMethodLearnsTheQuickstartTask(String method, String yaml, @TempDir Path dir) throws Exception {
         var result = dev.sparksft.cli.TrainCommand.run(config(dir, yaml.replace(";", "\n") + "\nmax_steps: 60\n"));
         List<Double> l = losses(dir.resolve("out"));
