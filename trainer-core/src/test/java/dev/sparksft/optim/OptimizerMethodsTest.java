@@ -71,6 +71,10 @@ class OptimizerMethodsTest {
 
     /** galore_torch / apollo_torch with an SVD projection, rank 1: G is 2x3, so std projects from the left. */
     static double[][] projectedReference(boolean apollo, double scale, int steps) {
+        return projectedReference(apollo, scale, steps, true);
+    }
+
+    static double[][] projectedReference(boolean apollo, double scale, int steps, boolean channel) {
         double[][] p = w0();
         double[] u = topLeftSingular(grad(G1));           // refreshed at step 0, kept at step 1 (interval 2)
         double[] m = new double[3];
@@ -97,11 +101,13 @@ class OptimizerMethodsTest {
                         update[i][j] = scale * u[i] * n[j];
                     }
                 }
-            } else {                                      // APOLLO: G scaled per column by |N_j| / |R_j|
+            } else {                                      // APOLLO: G scaled per column by |N_j| / |R_j| (or by ||N|| / ||R||)
+                double nNorm = Math.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
+                double rNorm = Math.sqrt(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]);
                 double norm = 0;
                 for (int i = 0; i < 2; i++) {
                     for (int j = 0; j < 3; j++) {
-                        update[i][j] = g[i][j] * Math.abs(n[j]) / (Math.abs(r[j]) + 1e-8);
+                        update[i][j] = g[i][j] * (channel ? Math.abs(n[j]) / (Math.abs(r[j]) + 1e-8) : nNorm / (rNorm + 1e-8));
                         norm += update[i][j] * update[i][j];
                     }
                 }
@@ -153,6 +159,16 @@ class OptimizerMethodsTest {
         ProjectedAdamW opt = projected(w, ProjectedAdamW.Kind.APOLLO, 4.0);
         twoSteps(opt, w);
         assertMatrix(projectedReference(true, 4.0, 2), values(w), 1e-10);
+    }
+
+    @Test
+    void apolloMiniScalesTheWholeTensorByOneFactor() {
+        Tensor w = weight();
+        ProjectedAdamW opt = new ProjectedAdamW(Map.of("w", w), Set.of("w"), Set.of(),
+                new ProjectedAdamW.Settings(ProjectedAdamW.Kind.APOLLO, 1, 2, 4.0, "std", false, false, false), B1, B2, EPS,
+                WD, 0);
+        twoSteps(opt, w);
+        assertMatrix(projectedReference(true, 4.0, 2, false), values(w), 1e-10);
     }
 
     @Test
