@@ -186,8 +186,8 @@ public record FinetuningArguments(
             p.add("apollo_layerwise is not implemented (per-parameter steps inside backward cannot all-reduce exact "
                     + "gradients across ranks); set apollo_layerwise: false");
         }
-        if (useBadam && badamMode.equals("ratio")) {
-            p.add("badam_mode: ratio is not implemented (it needs sparse gradient hooks); use badam_mode: layer");
+        if (useBadam && badamMode.equals("ratio") && !(badamUpdateRatio > 0 && badamUpdateRatio <= 1)) {
+            p.add("badam_update_ratio must be in (0, 1] (the share of each tensor updated per step), got " + badamUpdateRatio);
         }
         if (useBadam && badamSwitchInterval == 0) {
             p.add("badam_switch_interval must be >= 1, or -1 to never switch blocks, got 0");

@@ -61,6 +61,12 @@ public final class Optimizers {
             LOG.info("using LoRA+ with lr ratio {} on {} tensors", ft.loraplusLrRatio(), scale.size());
             return new AdamW(trainable, noDecay, scale, b1, b2, eps, wd);
         }
+        if (ft.useBadam() && ft.badamMode().equals("ratio")) {
+            requireAdamW(args, "use_badam");
+            LOG.info("using BAdam with ratio-based update, update ratio {}, mask mode {}", ft.badamUpdateRatio(),
+                    ft.badamMaskMode());
+            return new SparseBlockAdam(trainable, ft.badamUpdateRatio(), ft.badamMaskMode(), seed, b1, b2, eps);
+        }
         if (ft.useBadam()) {
             requireAdamW(args, "use_badam");
             BlockAdam badam = new BlockAdam(trainable, noDecay, ft.badamSwitchMode(), ft.badamStartBlock(),

@@ -108,6 +108,7 @@ class DistributedMethodsTest {
             "galore       | 1e-4 | finetuning_type: full;use_galore: true;galore_rank: 4;galore_update_interval: 2",
             "apollo       | 1e-4 | finetuning_type: full;use_apollo: true;apollo_rank: 4;apollo_update_interval: 2",
             "badam        | 1e-4 | finetuning_type: full;use_badam: true;badam_switch_interval: 2",
+            "badam ratio  | 1e-4 | finetuning_type: full;use_badam: true;badam_mode: ratio;badam_update_ratio: 0.3",
             "muon         | 3e-2 | finetuning_type: full;use_muon: true",
             "adam-mini    | 1e-4 | finetuning_type: full;use_adam_mini: true",
             "neat packing | 1e-4 | finetuning_type: full;neat_packing: true",

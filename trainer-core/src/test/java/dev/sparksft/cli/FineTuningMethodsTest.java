@@ -87,6 +87,7 @@ class FineTuningMethodsTest {
             "galore       | finetuning_type: full;use_galore: true;galore_rank: 16;galore_update_interval: 20;galore_scale: 1;learning_rate: 5.0e-3",
             "apollo       | finetuning_type: full;use_apollo: true;apollo_rank: 16;apollo_update_interval: 20;apollo_scale: 1;learning_rate: 5.0e-3",
             "badam        | finetuning_type: full;use_badam: true;badam_switch_interval: 10;learning_rate: 5.0e-3",
+            "badam ratio  | finetuning_type: full;use_badam: true;badam_mode: ratio;badam_update_ratio: 0.5;learning_rate: 1.0e-2",
             "muon         | finetuning_type: full;use_muon: true;learning_rate: 5.0e-3",
             "adam-mini    | finetuning_type: full;use_adam_mini: true;learning_rate: 5.0e-3",
             "neat packing | finetuning_type: full;neat_packing: true;per_device_train_batch_size: 4;learning_rate: 5.0e-3",
@@ -110,6 +111,7 @@ class FineTuningMethodsTest {
             "galore    | use_galore: true;galore_rank: 8;galore_update_interval: 2",
             "apollo    | use_apollo: true;apollo_rank: 8;apollo_update_interval: 2",
             "badam     | use_badam: true;badam_switch_interval: 2;badam_switch_mode: random",
+            "badam ratio | use_badam: true;badam_mode: ratio;badam_update_ratio: 0.3;badam_mask_mode: scatter",
             "muon      | use_muon: true",
             "adam-mini | use_adam_mini: true"})
     void everyOptimizerResumesExactly(String method, String yaml, @TempDir Path a, @TempDir Path b) throws Exception {

@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.sparksft.runtime.Torch;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.bytedeco.pytorch.Tensor;
@@ -444,6 +445,42 @@ class OptimizerMethodsTest {
         opt.step(LR);
         assertEquals(Set.of("model.layers.1.mlp.up_proj.weight.exp_avg", "model.layers.1.mlp.up_proj.weight.exp_avg_sq",
                 "badam.block", "badam.order", "badam.round", "badam.block_steps"), opt.state().keySet());
+    }
+
+    @Test
+    void badamRatioModeUpdatesAMovingShareOfEachTensorWithSparseAdam() {
+        Tensor w = weight();
+        Tensor embed = weight();
+        Map<String, Tensor> params = new LinkedHashMap<>();
+        params.put("model.embed_tokens.weight", embed);
+        params.put("model.layers.0.mlp.up_proj.weight", w);
+        // half of the 6 weights per step, the mask moving every 2 steps (BAdam: 100), no small-tensor exemption
+        SparseBlockAdam opt = new SparseBlockAdam(params, 0.5, "adjacent", 2, 0, 0, B1, B2, EPS);
+        assertFalse(embed.requires_grad(), "embeddings stay frozen");
+        double[][] grads = {G1, G2, G1};
+        double[] p = {1, 2, 3, 4, 5, 6};
+        double[] m = new double[6];
+        double[] v = new double[6];
+        for (int t = 0; t < 3; t++) {
+            setGrad(w, grads[t]);
+            opt.step(LR);
+            int from = t < 2 ? 0 : 3;                       // entries 0..2 for steps 1-2, then 3..5
+            int s = t < 2 ? t + 1 : 1;                      // moments restart when the mask moves
+            if (t == 2) {
+                java.util.Arrays.fill(m, 0);
+                java.util.Arrays.fill(v, 0);
+            }
+            double stepSize = LR * Math.sqrt(1 - Math.pow(B2, s)) / (1 - Math.pow(B1, s));
+            for (int i = from; i < from + 3; i++) {
+                double g = grads[t][i];
+                m[i] += (1 - B1) * (g - m[i]);
+                v[i] += (1 - B2) * (g * g - v[i]);
+                p[i] -= stepSize * m[i] / (Math.sqrt(v[i]) + EPS);
+            }
+            assertMatrix(new double[][] {{p[0], p[1], p[2]}, {p[3], p[4], p[5]}}, values(w), 1e-10);
+        }
+        assertEquals(List.of("model.layers.0.mlp.up_proj.weight"), opt.names());
+        assertEquals(3, opt.state().get("model.layers.0.mlp.up_proj.weight.exp_avg").numel());
     }
 
     @Test

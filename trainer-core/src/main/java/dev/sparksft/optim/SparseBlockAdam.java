@@ -1,0 +1,156 @@
+package dev.sparksft.optim;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * BAdam's ratio mode (Ledzy/BAdam BlockOptimizerRatio, LLaMA-Factory's {@code badam_mode: ratio}):
+ * every weight tensor updates only {@code badam_update_ratio} of its entries, chosen by a mask
+ * that moves on every {@value #SWITCH_EVERY} steps, with Adam moments kept for those entries only:
+ * <pre>
+ *   k = floor(numel x ratio) entries: adjacent (offset.. offset+k, wrapping) or scatter (a seeded
+ *   permutation's offset.. offset+k); tensors of under {@value #PRESERVE_THRESHOLD} weights update whole
+ *   g = G[mask] ;  m += (1 - b1)(g - m) ;  v += (1 - b2)(g^2 - v)
+ *   p[mask] -= lr sqrt(1 - b2^s) / (1 - b1^s) * m / (sqrt(v) + eps)      (s counts steps since the last move)
+ *   every SWITCH_EVERY steps: offset += k, moments reset
+ * </pre>
+ * As in BAdam, there is no weight decay in this mode and embeddings and the LM head stay frozen.
+ * Masks depend only on the tensor's shape, the step and the seed, so every rank draws the same.
+ */
+public final class SparseBlockAdam implements Optimizer {
+    /** BlockOptimizerRatio's switch_every, which LLaMA-Factory leaves at its default. */
+    static final int SWITCH_EVERY = 100;
+    /** BlockOptimizerRatio's preserve_threshold. */
+    static final int PRESERVE_THRESHOLD = 100;
+
+    private final Map<String, Tensor> params = new LinkedHashMap<>();
+    private final double ratio;
+    private final boolean scatter;
+    private final int switchEvery;
+    private final int preserveThreshold;
+    private final long seed;
+    private final double beta1;
+    private final double beta2;
+    private final double eps;
+    private final Map<String, Tensor> expAvg = new LinkedHashMap<>();      // (k)
+    private final Map<String, Tensor> expAvgSq = new LinkedHashMap<>();    // (k)
+    private long t;
+
+    public SparseBlockAdam(Map<String, Tensor> trainable, double ratio, String maskMode, long seed, double beta1,
+                           double beta2, double eps) {
+        this(trainable, ratio, maskMode, SWITCH_EVERY, PRESERVE_THRESHOLD, seed, beta1, beta2, eps);
+    }
+
+    SparseBlockAdam(Map<String, Tensor> trainable, double ratio, String maskMode, int switchEvery, int preserveThreshold,
+                    long seed, double beta1, double beta2, double eps) {
+        if (!(ratio > 0 && ratio <= 1)) {
+            throw new IllegalArgumentException("badam_update_ratio must be in (0, 1], got " + ratio);
+        }
+        this.ratio = ratio;
+        this.scatter = maskMode.equals("scatter");
+        this.switchEvery = switchEvery;
+        this.preserveThreshold = preserveThreshold;
+        this.seed = seed;
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.eps = eps;
+        trainable.forEach((name, p) -> {
+            boolean frozen = name.contains("embed") || name.contains("lm_head");
+            p.set_requires_grad(!frozen);
+            if (!frozen) {
+                params.put(name, p);
+                long k = count(p);
+                expAvg.put(name, torch.zeros(k).to(p.device(), p.scalar_type()));
+                expAvgSq.put(name, torch.zeros(k).to(p.device(), p.scalar_type()));
+            }
+        });
+        if (params.isEmpty()) {
+            throw new IllegalArgumentException("badam_mode: ratio found no trainable tensor besides embeddings and head");
+        }
+    }
+
+    /** The entries a tensor updates per step. */
+    private long count(Tensor p) {
+        return p.numel() < preserveThreshold ? p.numel() : (long) (p.numel() * ratio);
+    }
+
+    /** The flat indices this step updates: (k) int64 on the tensor's device. */
+    private Tensor mask(Tensor p, long block) {
+        long n = p.numel();
+        long k = count(p);
+        if (k == n) {
+            return torch.arange(new Scalar(n)).to(p.device(), torch.ScalarType.Long);
+        }
+        long offset = block * k % n;
+        long[] idx = new long[(int) k];
+        int[] perm = null;
+        if (scatter) {   // one permutation per shape, as BAdam keeps one mask per shape
+            perm = dev.sparksft.train.BatchPlan.shuffled((int) n,
+                    new SplittableRandom(seed * 31 + java.util.Arrays.hashCode(p.sizes().vec().get())));
+        }
+        for (int i = 0; i < k; i++) {
+            long at = (offset + i) % n;
+            idx[i] = perm == null ? at : perm[(int) at];
+        }
+        return Tensor.create(idx, k).to(p.device(), torch.ScalarType.Long);
+    }
+
+    @Override
+    public void step(double lr) {
+        long block = t / switchEvery;               // the mask has moved this many times
+        long s = t % switchEvery + 1;               // steps since the moments were reset
+        if (s == 1 && t > 0) {
+            expAvg.values().forEach(Tensor::zero_);
+            expAvgSq.values().forEach(Tensor::zero_);
+        }
+        t++;
+        double stepSize = lr * Math.sqrt(1 - Math.pow(beta2, s)) / (1 - Math.pow(beta1, s));
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            for (Map.Entry<String, Tensor> e : params.entrySet()) {
+                Tensor p = e.getValue();
+                Tensor grad = p.grad();
+                if (!grad.defined()) {
+                    continue;
+                }
+                Tensor idx = mask(p, block);
+                Tensor g = grad.reshape(-1).index_select(0, idx);           // (k)
+                Tensor m = expAvg.get(e.getKey());
+                Tensor v = expAvgSq.get(e.getKey());
+                m.add_(g.sub(m).mul_(new Scalar(1 - beta1)));
+                v.add_(g.square().sub_(v).mul_(new Scalar(1 - beta2)));
+                Tensor update = m.div(v.sqrt().add_(new Scalar(eps))).mul_(new Scalar(-stepSize));
+                p.view(-1).index_add_(0, idx, update);
+            }
+        }
+    }
+
+    @Override
+    public long numSteps() {
+        return t;
+    }
+
+    @Override
+    public Map<String, Tensor> state() {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        expAvg.forEach((n, x) -> out.put(n + ".exp_avg", x));
+        expAvgSq.forEach((n, x) -> out.put(n + ".exp_avg_sq", x));
+        return out;
+    }
+
+    @Override
+    public void load(Map<String, Tensor> state, long numSteps) {
+        OptimizerState.copyInto(state(), state, "BAdam (ratio)");
+        this.t = numSteps;
+    }
+
+    /** The names this optimizer updates (for tests). */
+    List<String> names() {
+        return List.copyOf(params.keySet());
+    }
+}
