@@ -139,13 +139,7 @@ public final class BlockAdam implements Optimizer {
         }
         active = new AdamW(trainable, noDecay, beta1, beta2, eps, weightDecay);
         // a switch happens inside the trainer's per-step PointerScope, which would free the new state with the step
-        org.bytedeco.javacpp.PointerScope scope = org.bytedeco.javacpp.PointerScope.getInnerScope();
-        if (scope != null) {
-            for (Tensor t : active.state().values()) {
-                t.retainReference();   // detach releases the scope's reference: keep one of our own
-                scope.detach(t);
-            }
-        }
+        active.state().values().forEach(OptimizerState::outliveScope);
         LOG.debug("BAdam: training block {} ({}), {} tensors", index, prefix, trainable.size());
     }
 

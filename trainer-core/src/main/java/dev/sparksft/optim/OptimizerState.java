@@ -17,6 +17,20 @@ public final class OptimizerState {
         return !NO_DECAY.matcher(paramName.toLowerCase(java.util.Locale.ROOT)).find();
     }
 
+    /**
+     * Keeps {@code t} alive past the enclosing {@link org.bytedeco.javacpp.PointerScope} (the trainer
+     * runs each step in one): state an optimizer creates during a step must outlive the step.
+     * Detaching releases the scope's reference, so one of our own is taken first.
+     */
+    static Tensor outliveScope(Tensor t) {
+        org.bytedeco.javacpp.PointerScope scope = org.bytedeco.javacpp.PointerScope.getInnerScope();
+        if (scope != null) {
+            t.retainReference();
+            scope.detach(t);
+        }
+        return t;
+    }
+
     /** Copies saved tensors into the live state, requiring the same names and shapes. */
     static void copyInto(Map<String, Tensor> live, Map<String, Tensor> saved, String optimizer) {
         if (!live.keySet().equals(saved.keySet())) {

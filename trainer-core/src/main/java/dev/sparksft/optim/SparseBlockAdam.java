@@ -40,6 +40,9 @@ public final class SparseBlockAdam implements Optimizer {
     private final double eps;
     private final Map<String, Tensor> expAvg = new LinkedHashMap<>();      // (k)
     private final Map<String, Tensor> expAvgSq = new LinkedHashMap<>();    // (k)
+    /** This block's masks by shape (BAdam's keep_mask): computed once per move, not per step. */
+    private final Map<String, Tensor> masks = new LinkedHashMap<>();
+    private long maskBlock = -1;
     private long t;
 
     public SparseBlockAdam(Map<String, Tensor> trainable, double ratio, String maskMode, long seed, double beta1,
@@ -80,8 +83,23 @@ public final class SparseBlockAdam implements Optimizer {
         return p.numel() < preserveThreshold ? p.numel() : (long) (p.numel() * ratio);
     }
 
-    /** The flat indices this step updates: (k) int64 on the tensor's device. */
+    /** The flat indices this step updates: (k) int64 on the tensor's device, one mask per shape and block. */
     private Tensor mask(Tensor p, long block) {
+        if (block != maskBlock) {
+            masks.values().forEach(Tensor::close);
+            masks.clear();
+            maskBlock = block;
+        }
+        String key = java.util.Arrays.toString(p.sizes().vec().get()) + "@" + p.device().str().getString();
+        Tensor cached = masks.get(key);
+        if (cached == null) {
+            cached = OptimizerState.outliveScope(newMask(p, block));
+            masks.put(key, cached);
+        }
+        return cached;
+    }
+
+    private Tensor newMask(Tensor p, long block) {
         long n = p.numel();
         long k = count(p);
         if (k == n) {
