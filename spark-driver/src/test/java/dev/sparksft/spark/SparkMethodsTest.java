@@ -42,6 +42,42 @@ class SparkMethodsTest {
         return out;
     }
 
+    @org.junit.jupiter.api.AfterEach
+    void clearHooks() {
+        SparkTests.spark().sparkContext().setLocalProperty(FaultInjection.FAIL, null);
+    }
+
+    static double maxDifference(Map<String, Tensor> a, Map<String, Tensor> b) {
+        assertEquals(a.keySet(), b.keySet());
+        double diff = 0;
+        for (String k : a.keySet()) {
+            float[] x = ModelComparison.floats(a.get(k));
+            float[] y = ModelComparison.floats(b.get(k));
+            for (int i = 0; i < x.length; i++) {
+                diff = Math.max(diff, Math.abs(x[i] - y[i]));
+            }
+        }
+        return diff;
+    }
+
+    /** A LoRA+ run whose rank 1 fails at step 3 is retried by Spark from the adapter in checkpoint-2. */
+    @Test
+    void aFailedLoraRunResumesFromItsAdapterCheckpoint(@TempDir Path dir) throws Exception {
+        String lora = FaultToleranceTest.COMMON + "finetuning_type: lora\nlora_rank: 4\nloraplus_lr_ratio: 4\n";
+        Path plain = Files.createDirectories(dir.resolve("plain"));
+        FaultToleranceTest.train(plain, lora.substring(FaultToleranceTest.COMMON.length()));
+        Path faulty = Files.createDirectories(dir.resolve("faulty"));
+        Path marker = dir.resolve("failed-once");
+        SparkTests.spark().sparkContext().setLocalProperty(FaultInjection.FAIL, "1:3:" + marker);
+        List<String> ranks = FaultToleranceTest.train(faulty, lora.substring(FaultToleranceTest.COMMON.length()));
+        assertTrue(Files.exists(marker), "rank 1 must have failed once");
+        assertTrue(SparkTests.JSON.readTree(ranks.get(0)).get("resumed_from").asText().endsWith("checkpoint-2"),
+                ranks.get(0));
+        assertTrue(Files.isRegularFile(faulty.resolve("out/checkpoint-2").resolve(LoraAdapter.WEIGHTS_FILE)));
+        double diff = maxDifference(adapter(plain.resolve("out")), adapter(faulty.resolve("out")));
+        assertTrue(diff < 1e-6, "the retried LoRA run's adapter differs by " + diff);
+    }
+
     @Test
     void loraWithNeatPackingTrainsAndPredictsLikeOneProcess(@TempDir Path dir) throws Exception {
         Path single = Files.createDirectories(dir.resolve("single"));
@@ -61,17 +97,7 @@ class SparkMethodsTest {
         }
         assertTrue(Files.isRegularFile(out.resolve(LoraAdapter.CONFIG_FILE)));
         assertFalse(Files.exists(out.resolve(ModelWeights.SINGLE_FILE)), "a LoRA run saves the adapter only");
-        Map<String, Tensor> a = adapter(single.resolve("out"));
-        Map<String, Tensor> b = adapter(out);
-        assertEquals(a.keySet(), b.keySet());
-        double diff = 0;
-        for (String k : a.keySet()) {
-            float[] x = ModelComparison.floats(a.get(k));
-            float[] y = ModelComparison.floats(b.get(k));
-            for (int i = 0; i < x.length; i++) {
-                diff = Math.max(diff, Math.abs(x[i] - y[i]));
-            }
-        }
+        double diff = maxDifference(adapter(single.resolve("out")), adapter(out));
         assertTrue(diff < 1e-5, "adapter weights differ by " + diff);
 
         // the predict stage loads model_name_or_path + the adapter in output_dir
