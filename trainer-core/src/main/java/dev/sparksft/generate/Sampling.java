@@ -55,7 +55,7 @@ public record Sampling(boolean doSample, double temperature, double topP, int to
     Rng newRng(long[] keys) {
         org.bytedeco.pytorch.Generator[] g = new org.bytedeco.pytorch.Generator[keys.length];
         for (int i = 0; i < keys.length; i++) {
-            g[i] = torch.createCPUGenerator(new java.util.SplittableRandom(seed * 0x9E3779B97F4A7C15L + keys[i]).nextLong());
+            g[i] = dev.sparksft.runtime.Torch.generator(seed, keys[i]);
         }
         return new Rng(g);
     }

@@ -38,9 +38,6 @@ public final class LoraAdapter {
     public static final String WEIGHTS_FILE = "adapter_model.safetensors";
     public static final String CONFIG_FILE = "adapter_config.json";
     static final String PREFIX = "base_model.model.";
-    /** Every linear module of a decoder layer: LLaMA-Factory's lora_target "all" (lm_head excluded). */
-    public static final List<String> ALL_LINEAR = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-            "down_proj");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** One adapted weight's pair: A (r, in), B (out, r). */
@@ -70,7 +67,7 @@ public final class LoraAdapter {
     /** A new adapter for {@code weights} from lora_* keys, initialised from {@code seed} (the same on every rank). */
     public static LoraAdapter create(ModelWeights weights, FinetuningArguments ft, long seed) {
         boolean all = ft.loraTarget().size() == 1 && ft.loraTarget().get(0).equals("all");
-        List<String> targets = all ? ALL_LINEAR : ft.loraTarget();
+        List<String> targets = all ? ModelWeights.LAYER_LINEARS : ft.loraTarget();
         Generator gen = torch.createCPUGenerator(seed);
         Map<String, Pair> pairs = new LinkedHashMap<>();
         TreeSet<String> linear = new TreeSet<>();
@@ -115,7 +112,7 @@ public final class LoraAdapter {
         }
         String module = param.substring(0, param.length() - ".weight".length());
         String leaf = module.substring(module.lastIndexOf('.') + 1);
-        return ALL_LINEAR.contains(leaf) ? module : null;
+        return ModelWeights.LAYER_LINEARS.contains(leaf) ? module : null;
     }
 
     /** PEFT's modules_to_save rule: the module's name ends with one of the names. */

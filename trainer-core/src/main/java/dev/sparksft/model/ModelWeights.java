@@ -25,6 +25,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class ModelWeights {
     public static final String SINGLE_FILE = "model.safetensors";
     public static final String INDEX_FILE = "model.safetensors.index.json";
+    /** The nn.Linear modules of a decoder layer (find_all_linear_modules without lm_head). */
+    public static final List<String> LAYER_LINEARS = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+            "up_proj", "down_proj");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Map<String, Tensor> tensors;

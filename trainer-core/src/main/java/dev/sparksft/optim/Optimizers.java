@@ -3,6 +3,7 @@ package dev.sparksft.optim;
 import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.model.ModelConfig;
+import dev.sparksft.model.ModelWeights;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -20,9 +21,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class Optimizers {
     private static final Logger LOG = LoggerFactory.getLogger(Optimizers.class);
-    /** The nn.Linear modules of a decoder layer: find_all_linear_modules without lm_head. */
-    private static final List<String> LINEAR = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-            "down_proj");
 
     private Optimizers() {}
 
@@ -110,13 +108,13 @@ public final class Optimizers {
             }
             String module = name.substring(0, name.length() - ".weight".length());
             String leaf = module.substring(module.lastIndexOf('.') + 1);
-            boolean linear = LINEAR.contains(leaf) || leaf.equals("lm_head");
+            boolean linear = ModelWeights.LAYER_LINEARS.contains(leaf) || leaf.equals("lm_head");
             if (!linear) {
                 continue;
             }
             modules.add(leaf);
             boolean all = targets.size() == 1 && targets.get(0).equals("all");
-            if (all ? LINEAR.contains(leaf) : targets.stream().anyMatch(module::contains)) {
+            if (all ? ModelWeights.LAYER_LINEARS.contains(leaf) : targets.stream().anyMatch(module::contains)) {
                 found.add(name);
             }
         }

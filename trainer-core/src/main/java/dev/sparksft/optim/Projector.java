@@ -90,8 +90,7 @@ final class Projector {
 
     private void refresh(Tensor g, long refresh) {
         if (random) {
-            org.bytedeco.pytorch.Generator gen = torch.createCPUGenerator(
-                    new java.util.SplittableRandom(seed * 0x9E3779B97F4A7C15L + refresh).nextLong());
+            org.bytedeco.pytorch.Generator gen = dev.sparksft.runtime.Torch.generator(seed, refresh);
             Tensor drawn = torch.randn(p.sizes().vec().get(), new GeneratorOptional(gen), new TensorOptions(torch.ScalarType.Float))
                     .div_(new Scalar(Math.sqrt(rank)));
             p.copy_(drawn.to(p.device(), p.scalar_type()));

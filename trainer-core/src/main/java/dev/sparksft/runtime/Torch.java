@@ -50,4 +50,13 @@ public final class Torch {
         torch.set_num_threads(intraOpThreads);
         openblas.blas_set_num_threads(blasThreads);
     }
+
+    /**
+     * A CPU generator for stream {@code key} of run {@code seed} (an example's sampling, a rank's
+     * dropout, a parameter's projection): the same on every rank and machine, independent of the
+     * others and of torch's global generator, which the ranks of one JVM share.
+     */
+    public static org.bytedeco.pytorch.Generator generator(long seed, long key) {
+        return torch.createCPUGenerator(new java.util.SplittableRandom(seed * 0x9E3779B97F4A7C15L + key).nextLong());
+    }
 }

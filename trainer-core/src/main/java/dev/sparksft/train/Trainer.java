@@ -15,6 +15,7 @@ import dev.sparksft.optim.GradClip;
 import dev.sparksft.optim.Optimizer;
 import dev.sparksft.optim.Optimizers;
 import dev.sparksft.runtime.Autocast;
+import dev.sparksft.runtime.Torch;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -88,8 +89,7 @@ public final class Trainer {
         this.outputs = outputs;
         this.trainable = TrainableParameters.select(model, ft);
         if (model.lora() != null) {   // LoRA dropout draws from this rank's own generator
-            model.lora().seedDropout(org.bytedeco.pytorch.global.torch.createCPUGenerator(
-                    new java.util.SplittableRandom(args.seed() * 1_000_003L + world.rank()).nextLong()));
+            model.lora().seedDropout(Torch.generator(args.seed(), world.rank()));
         }
         this.optimizer = Optimizers.create(trainable, model.config(), args, ft, args.seed());
         this.loss = new SftLoss(ft.useDftLoss() ? SftLoss.Kind.DFT : ft.useEaftLoss() ? SftLoss.Kind.EAFT

@@ -12,7 +12,6 @@ import dev.sparksft.runtime.Torch;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.SplittableRandom;
-import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

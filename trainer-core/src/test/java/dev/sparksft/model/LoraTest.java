@@ -11,7 +11,6 @@ import dev.sparksft.cli.MakeTinyModel;
 import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.runtime.Torch;
-import java.io.DataInputStream;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
