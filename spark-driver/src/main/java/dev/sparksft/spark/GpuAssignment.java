@@ -1,12 +1,13 @@
 package dev.sparksft.spark;
 
+import dev.sparksft.UserError;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.apache.spark.resource.ResourceInformation;
 
 /**
- * Which CUDA device a training task uses (DESIGN.md, Devices): the GPU Spark assigned to the task
+ * Which CUDA device a training task uses (docs/ARCHITECTURE.md, Devices): the GPU Spark assigned to the task
  * ({@code TaskContext.resources().get("gpu")}), as an index among the devices this process sees:
  * Spark's addresses are physical ids, so where CUDA_VISIBLE_DEVICES remaps them, the index is the
  * address's position in that list. A local master has no GPU scheduling: rank r uses device r.
@@ -38,11 +39,11 @@ final class GpuAssignment {
             if (localMaster) {
                 return partitionId;
             }
-            throw new IllegalArgumentException("device: cuda, but Spark assigned no GPU to training task " + partitionId
+            throw new UserError("device: cuda, but Spark assigned no GPU to training task " + partitionId
                     + ". Set " + SETTINGS);
         }
         if (gpu.addresses().length > 1) {
-            throw new IllegalArgumentException("training task " + partitionId + " was given " + gpu.addresses().length
+            throw new UserError("training task " + partitionId + " was given " + gpu.addresses().length
                     + " GPUs " + Arrays.toString(gpu.addresses()) + "; each rank uses one: set spark.task.resource.gpu.amount=1");
         }
         String address = gpu.addresses()[0].strip();
@@ -50,7 +51,7 @@ final class GpuAssignment {
             List<String> visible = Arrays.stream(cudaVisibleDevices.split(",")).map(String::strip).toList();
             int index = visible.indexOf(address);
             if (index < 0) {
-                throw new IllegalArgumentException("Spark assigned GPU " + address + " to training task " + partitionId
+                throw new UserError("Spark assigned GPU " + address + " to training task " + partitionId
                         + ", but this executor's CUDA_VISIBLE_DEVICES=" + cudaVisibleDevices + " hides it; make the "
                         + "discovery script report the visible ids, or unset CUDA_VISIBLE_DEVICES");
             }
@@ -59,7 +60,7 @@ final class GpuAssignment {
         try {
             return Integer.parseInt(address);
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("Spark assigned GPU address '" + address + "' to training task " + partitionId
+            throw new UserError("Spark assigned GPU address '" + address + "' to training task " + partitionId
                     + "; expected a device number (check the discovery script's output)");
         }
     }

@@ -1,5 +1,6 @@
 package dev.sparksft.spark;
 
+import dev.sparksft.UserError;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -32,7 +33,7 @@ final class ModelFiles {
         org.apache.hadoop.fs.Path src = new org.apache.hadoop.fs.Path(pathOrUri);
         FileSystem fs = src.getFileSystem(hadoopConf());
         if (!fs.exists(src)) {
-            throw new IllegalArgumentException("model " + pathOrUri + " does not exist");
+            throw new UserError("model " + pathOrUri + " does not exist");
         }
         // a model rewritten in place (a trained output_dir, run again) is a new copy
         org.apache.hadoop.fs.Path config = new org.apache.hadoop.fs.Path(src, "config.json");

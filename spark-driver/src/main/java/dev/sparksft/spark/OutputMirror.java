@@ -1,5 +1,6 @@
 package dev.sparksft.spark;
 
+import dev.sparksft.UserError;
 import dev.sparksft.train.Checkpoints;
 import dev.sparksft.train.Outputs;
 import dev.sparksft.train.TrainerLog;
@@ -76,7 +77,7 @@ final class OutputMirror {
         }
         FileSystem fs = fs();
         if (fs.exists(remote) && !fs.getFileStatus(remote).isDirectory()) {
-            throw new IllegalArgumentException("output_dir " + outputDir + " is a file; point output_dir at a directory");
+            throw new UserError("output_dir " + outputDir + " is a file; point output_dir at a directory");
         }
         fs.mkdirs(remote);
         List<FileStatus> previous = new ArrayList<>();
@@ -87,7 +88,7 @@ final class OutputMirror {
         }
         if (!previous.isEmpty() && !resuming) {
             if (!overwrite) {
-                throw new IllegalArgumentException("output_dir " + outputDir + " already holds another run ("
+                throw new UserError("output_dir " + outputDir + " already holds another run ("
                         + previous.stream().map(s -> s.getPath().getName()).sorted().limit(4).toList()
                         + "); set overwrite_output_dir: true to replace it, or resume_from_checkpoint: true to continue it");
             }

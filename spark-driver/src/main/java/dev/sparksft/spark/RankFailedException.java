@@ -5,7 +5,7 @@ import java.util.List;
 
 /**
  * A training rank failed: the message names the rank, the step it was on and its last log lines
- * (DESIGN.md invariant 6), so that the driver's error says which rank broke and where, without
+ * (docs/ARCHITECTURE.md invariant 6), so that the driver's error says which rank broke and where, without
  * anyone digging through executor logs.
  */
 final class RankFailedException extends RuntimeException {

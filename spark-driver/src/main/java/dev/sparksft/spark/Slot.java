@@ -4,7 +4,7 @@ import java.io.Serializable;
 import java.util.Comparator;
 
 /**
- * Where one example goes in one epoch (DESIGN.md invariant 1): the rank that trains it, the
+ * Where one example goes in one epoch (docs/ARCHITECTURE.md invariant 1): the rank that trains it, the
  * optimizer step, the micro-batch of that rank, and its position in the step's global batch.
  * Sorting a rank's slots by (step, micro, position) gives exactly the order its trainer consumes.
  */

@@ -1,5 +1,6 @@
 package dev.sparksft.spark;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.config.DataArguments;
@@ -186,7 +187,7 @@ final class SparkDataset {
                 return direct.toAbsolutePath().toUri().toString();
             }
         }
-        throw new IllegalArgumentException("dataset: '" + name + "' is neither defined in " + join(datasetDir,
+        throw new UserError("dataset: '" + name + "' is neither defined in " + join(datasetDir,
                 DatasetInfo.FILE) + " nor a file or folder under dataset_dir " + datasetDir + "; set dataset_dir to the folder "
                 + "of dataset_info.json, or give a path or URI of .json/.jsonl/.parquet data");
     }
@@ -209,7 +210,7 @@ final class SparkDataset {
     private DatasetSpec.Formatting detectFormatting(String uri) {
         List<RawRow> first = rows(0, uri).filter(r -> r.json() != null).take(1);
         if (first.isEmpty()) {
-            throw new IllegalArgumentException("dataset " + uri + " is empty (no well-formed row)");
+            throw new UserError("dataset " + uri + " is empty (no well-formed row)");
         }
         return DatasetInfo.formattingOf(parse(first.get(0).json()), "dataset " + uri, first.get(0).source());
     }
@@ -249,7 +250,7 @@ final class SparkDataset {
             org.apache.hadoop.fs.Path p = new org.apache.hadoop.fs.Path(uri);
             FileSystem fs = p.getFileSystem(jsc.hadoopConfiguration());
             if (!fs.exists(p)) {
-                throw new IllegalArgumentException("dataset file " + uri + " does not exist");
+                throw new UserError("dataset file " + uri + " does not exist");
             }
             if (!fs.getFileStatus(p).isDirectory()) {
                 return false;
@@ -279,7 +280,7 @@ final class SparkDataset {
             return reindexPrompts(all.filter(p -> isEval.value()[(int) p.index()]));
         }
         if (data.evalDataset().isEmpty()) {
-            throw new IllegalArgumentException("do_predict needs a predict set: set eval_dataset (or val_size)");
+            throw new UserError("do_predict needs a predict set: set eval_dataset (or val_size)");
         }
         return reindexPrompts(encoded(resolve(data.evalDataset()), "eval_dataset", true).map(Encoded::prompt));
     }
@@ -289,7 +290,7 @@ final class SparkDataset {
         List<JavaRDD<RawRow>> parts = new ArrayList<>();
         for (int i = 0; i < specs.size(); i++) {
             if (specs.get(i).numSamples() != null) {
-                throw new IllegalArgumentException("dataset '" + specs.get(i).name() + "': num_samples is not implemented "
+                throw new UserError("dataset '" + specs.get(i).name() + "': num_samples is not implemented "
                         + "yet; use max_samples");
             }
             parts.add(rows(i, specs.get(i).path()));
@@ -302,7 +303,7 @@ final class SparkDataset {
         for (int i = 0; i < specs.size(); i++) {
             long count = counts.getOrDefault(i, 0L);
             if (count == 0) {
-                throw new IllegalArgumentException(key + ": dataset '" + specs.get(i).name() + "' (" + specs.get(i).path()
+                throw new UserError(key + ": dataset '" + specs.get(i).name() + "' (" + specs.get(i).path()
                         + ") is empty");
             }
             if (i + 1 < specs.size()) {
@@ -354,7 +355,7 @@ final class SparkDataset {
         List<String> first = bad.map(RawRow::malformed).takeOrdered(SHOWN);
         String shown = String.join("; ", first) + (count > first.size() ? "; ..." : "");
         if (!skipBadRows) {
-            throw new IllegalArgumentException(count + " malformed row(s) in the dataset: " + shown
+            throw new UserError(count + " malformed row(s) in the dataset: " + shown
                     + ". Fix them, or set skip_bad_rows: true to train without them");
         }
         LOG.warn("skip_bad_rows: skipping {} malformed row(s): {}", count, shown);
@@ -389,7 +390,7 @@ final class SparkDataset {
                     .get(0).dropped();
             long rows = maxSamples == null ? rowCounts.get(i) : Math.min(maxSamples, rowCounts.get(i));
             if (n == rows) {
-                throw new IllegalArgumentException("dataset '" + specs.get(i).name() + "' has no valid example: all " + n
+                throw new UserError("dataset '" + specs.get(i).name() + "' has no valid example: all " + n
                         + " were dropped; first: " + first);
             }
             LOG.warn("Dropped {} invalid example(s) of {} in dataset '{}'; first: {}", n, rows, specs.get(i).name(), first);

@@ -1,6 +1,7 @@
 package dev.sparksft.spark;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -33,8 +34,11 @@ public final class SparkSftMain {
             List<String> overrides = new ArrayList<>(List.of(argv).subList(1, argv.length));
             values = SftConfig.loadValues(Path.of(argv[0]), overrides);
             config = SftConfig.fromValues(values);
-        } catch (Exception e) {
+        } catch (UserError e) {
             System.err.println("spark-sft: " + e.getMessage());
+            return 2;
+        } catch (java.io.IOException e) {
+            System.err.println("spark-sft: cannot read the configuration " + argv[0] + ": " + e);
             return 2;
         }
         if (!config.training().doTrain() && !config.training().doPredict()) {
@@ -64,11 +68,12 @@ public final class SparkSftMain {
                 System.out.println("[spark-sft] predictions: " + PredictionJob.run(spark, values, model));
             }
             return 0;
-        } catch (IllegalArgumentException e) {
+        } catch (UserError e) {       // the user's mistake, found on the driver: one line, exit 2
             System.err.println("spark-sft: " + e.getMessage());
             return 2;
-        } catch (Exception e) {
+        } catch (Exception e) {       // a failed rank, machine or bug: the line a scheduler shows, then the trace
             System.err.println("spark-sft: training failed: " + Failures.oneLine(e));
+            e.printStackTrace();
             return 1;
         } finally {
             spark.stop();

@@ -1,5 +1,6 @@
 package dev.sparksft.spark;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.config.TrainingArguments;
@@ -22,7 +23,7 @@ import scala.reflect.ClassTag;
 import scala.reflect.ClassTag$;
 
 /**
- * The distributed training job (DESIGN.md, data flow): Spark reads and tokenizes the dataset,
+ * The distributed training job (docs/ARCHITECTURE.md, data flow): Spark reads and tokenizes the dataset,
  * gives every example of every epoch its slot and routes each rank its slots in order, then one
  * barrier task per rank trains. A shuffle after the barrier stage makes it a ShuffleMapStage, the
  * kind Spark retries as a whole when a rank fails (spark.stage.maxConsecutiveAttempts); the retry
@@ -42,7 +43,7 @@ public final class TrainingJob {
         List<String> missing = java.util.stream.Stream.of("spark.executor.resource.gpu.amount",
                 "spark.task.resource.gpu.amount").filter(k -> !conf.contains(k)).toList();
         if (!missing.isEmpty()) {
-            throw new IllegalArgumentException("device: cuda, but Spark assigned no GPU to training task: " + missing
+            throw new UserError("device: cuda, but Spark assigned no GPU to training task: " + missing
                     + " not set. Set " + GpuAssignment.SETTINGS);
         }
     }
@@ -56,7 +57,7 @@ public final class TrainingJob {
             return null;
         }
         if (resume.equalsIgnoreCase("true")) {
-            return output.latestCheckpoint().orElseThrow(() -> new IllegalArgumentException(
+            return output.latestCheckpoint().orElseThrow(() -> new UserError(
                     "resume_from_checkpoint: true, but output_dir holds no checkpoint-N directory"));
         }
         return Checkpoints.resumeDir(resume, output.localDir()).toAbsolutePath().toString();
@@ -73,10 +74,10 @@ public final class TrainingJob {
         TrainingArguments args = config.training();
         int worldSize = config.distributed().worldSize();
         if (args.outputDir() == null || args.outputDir().isBlank()) {
-            throw new IllegalArgumentException("output_dir is required: where checkpoints, the final model and the logs go");
+            throw new UserError("output_dir is required: where checkpoints, the final model and the logs go");
         }
         if (!args.doTrain()) {
-            throw new IllegalArgumentException("do_train: false: the Spark job trains (and evaluates after training with "
+            throw new UserError("do_train: false: the Spark job trains (and evaluates after training with "
                     + "do_eval); to evaluate a saved model alone use scripts/sft train with do_train: false");
         }
         requireGpuScheduling(spark, config.distributed().cuda());
@@ -95,7 +96,7 @@ public final class TrainingJob {
         SparkDataset.Loaded data = new SparkDataset(spark, config.data(), new ExecutorEncoders.Key(configJson),
                 config.distributed().skipBadRows()).load(args.seed());
         if (data.numTrain() < worldSize) {
-            throw new IllegalArgumentException("the training set has " + data.numTrain() + " example(s), fewer than "
+            throw new UserError("the training set has " + data.numTrain() + " example(s), fewer than "
                     + "world_size " + worldSize + ": some ranks would never train; lower world_size");
         }
         BatchPlan plan = Trainer.plan(data.numTrain(), args, config.finetuning(), worldSize);

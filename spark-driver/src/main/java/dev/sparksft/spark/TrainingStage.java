@@ -1,5 +1,6 @@
 package dev.sparksft.spark;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.config.SftConfig;
@@ -170,12 +171,12 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
      */
     static Device cudaDevice(int index, String assignment) {
         if (!torch.cuda_is_available()) {
-            throw new IllegalArgumentException("device: cuda: " + assignment + ", but this libtorch has no CUDA device "
+            throw new UserError("device: cuda: " + assignment + ", but this libtorch has no CUDA device "
                     + "(a CPU build, or no driver): build with -Pgpu and run on a CUDA 13 host, or set device: cpu");
         }
         int visible = torch.cuda_device_count();
         if (index >= visible) {
-            throw new IllegalArgumentException("device: cuda: " + assignment + ", but this process sees only " + visible
+            throw new UserError("device: cuda: " + assignment + ", but this process sees only " + visible
                     + " CUDA device(s); check the discovery script and CUDA_VISIBLE_DEVICES");
         }
         return new Device(torch.DeviceType.CUDA, (byte) index);

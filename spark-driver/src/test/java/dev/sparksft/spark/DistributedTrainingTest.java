@@ -19,7 +19,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * DESIGN.md invariants 1-3 through Spark: the same global batch split as (world_size,
+ * docs/ARCHITECTURE.md invariants 1-3 through Spark: the same global batch split as (world_size,
  * grad_accum) = (1,4), (2,2), (4,1) gives the same per-step losses and final weights as the
  * single-process trainer, with examples of 1..120 letters and a last partial step. SGD keeps
  * the comparison exact up to float summation order (weights 1.2e-7 of the update here); AdamW

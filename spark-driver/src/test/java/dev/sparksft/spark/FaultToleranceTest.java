@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * DESIGN.md invariants 5 and 6 through Spark: a rank that fails is retried with its stage and
+ * docs/ARCHITECTURE.md invariants 5 and 6 through Spark: a rank that fails is retried with its stage and
  * resumes from the newest checkpoint to the same weights; a rank that stops answering or never
  * joins fails the stage within ddp_timeout, and the error names it.
  */

@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.LlamaModel;
 import dev.sparksft.model.LoraAdapter;
@@ -23,18 +24,18 @@ public final class ExportCommand {
     public static Path run(SftConfig config) throws IOException {
         var m = config.model();
         if (m.adapterNameOrPath() == null || m.exportDir() == null) {
-            throw new IllegalArgumentException("export needs adapter_name_or_path (the LoRA adapter to merge) and "
+            throw new UserError("export needs adapter_name_or_path (the LoRA adapter to merge) and "
                     + "export_dir (where the merged model goes)");
         }
         Path base = Path.of(m.modelNameOrPath());
         Path adapter = Path.of(m.adapterNameOrPath());
         if (!LoraAdapter.isAdapterDir(adapter)) {
-            throw new IllegalArgumentException("adapter_name_or_path: " + adapter + " has no "
+            throw new UserError("adapter_name_or_path: " + adapter + " has no "
                     + LoraAdapter.CONFIG_FILE + "; it is not a PEFT adapter directory");
         }
         Path out = Path.of(m.exportDir());
         if (Files.isDirectory(out) && Files.list(out).findAny().isPresent()) {
-            throw new IllegalArgumentException("export_dir " + out + " is not empty; choose a new directory");
+            throw new UserError("export_dir " + out + " is not empty; choose a new directory");
         }
         Torch.load(config.training().numThreads(), config.training().intraOpThreads());
         LlamaModel model = Models.forInference(base, base, adapter, 0, new Device(torch.DeviceType.CPU));

@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.model.Dtype;
@@ -67,7 +68,7 @@ public final class MakeTinyModel {
                 problems.add("--merges must be >= 0, got " + merges);
             }
             if (!problems.isEmpty()) {
-                throw new IllegalArgumentException(String.join("; ", problems));
+                throw new UserError(String.join("; ", problems));
             }
         }
     }
@@ -103,7 +104,7 @@ public final class MakeTinyModel {
 
     private static Tokenizer copyTokenizer(Path from, Path out) throws IOException {
         if (!Files.isRegularFile(from.resolve("tokenizer.json"))) {
-            throw new IllegalArgumentException("--tokenizer " + from + " has no tokenizer.json");
+            throw new UserError("--tokenizer " + from + " has no tokenizer.json");
         }
         for (String f : TOKENIZER_FILES) {
             if (Files.isRegularFile(from.resolve(f)) && !from.toAbsolutePath().equals(out.toAbsolutePath())) {

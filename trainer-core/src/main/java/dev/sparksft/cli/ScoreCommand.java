@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.Conversation;
 import dev.sparksft.generate.Generator;
@@ -31,14 +32,14 @@ public final class ScoreCommand {
     /** @return the exact-match rate in [0, 1] */
     public static double run(SftConfig config, int maxNewTokens) throws IOException {
         if (config.training().outputDir() == null) {
-            throw new IllegalArgumentException("output_dir is required: score reads the trained model from it");
+            throw new UserError("output_dir is required: score reads the trained model from it");
         }
         Torch.load(config.training().numThreads(), config.training().intraOpThreads());
         Path modelDir = Path.of(config.training().outputDir());
         try (Tokenizer raw = Tokenizer.load(modelDir)) {
             PreparedData data = PreparedData.load(config, raw, config.training().seed());
             if (data.eval().isEmpty()) {
-                throw new IllegalArgumentException("score needs an eval set: set eval_dataset or val_size");
+                throw new UserError("score needs an eval set: set eval_dataset or val_size");
             }
             // a LoRA output_dir holds the adapter: the base is model_name_or_path
             LlamaModel model = dev.sparksft.train.Models.forInference(Path.of(config.model().modelNameOrPath()), modelDir,

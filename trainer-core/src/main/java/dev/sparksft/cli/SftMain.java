@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.SyntheticTasks;
 import dev.sparksft.runtime.Torch;
@@ -28,10 +29,10 @@ public final class SftMain {
     public static void main(String[] args) {
         try {
             run(args);
-        } catch (IllegalArgumentException e) {
+        } catch (UserError e) {       // the user's mistake: one line, exit 2
             System.err.println("error: " + e.getMessage());
             System.exit(2);
-        } catch (Exception e) {
+        } catch (Exception e) {       // a bug or a failed machine: the whole trace, exit 1
             System.err.println("error: " + e);
             e.printStackTrace();
             System.exit(1);
@@ -54,12 +55,12 @@ public final class SftMain {
             case "make-dataset" -> {
                 Map<String, String> f = flags(rest, List.of("--task", "--out", "--num", "--max-len", "--seed"), "make-dataset");
                 if (!f.containsKey("--task") || !f.containsKey("--out")) {
-                    throw new IllegalArgumentException("make-dataset needs --task {reverse,sort} and --out FILE.jsonl");
+                    throw new UserError("make-dataset needs --task {reverse,sort} and --out FILE.jsonl");
                 }
                 SyntheticTasks.Task task = switch (f.get("--task")) {
                     case "reverse" -> SyntheticTasks.Task.REVERSE;
                     case "sort" -> SyntheticTasks.Task.SORT;
-                    default -> throw new IllegalArgumentException("--task must be reverse or sort, got '" + f.get("--task") + "'");
+                    default -> throw new UserError("--task must be reverse or sort, got '" + f.get("--task") + "'");
                 };
                 int num = (int) number(f, "--num", 1000);
                 SyntheticTasks.write(task, Path.of(f.get("--out")), num, (int) number(f, "--max-len", 8), number(f, "--seed", 0));
@@ -67,30 +68,30 @@ public final class SftMain {
             }
             case "tokenize" -> {
                 if (rest.isEmpty()) {
-                    throw new IllegalArgumentException("tokenize needs CONFIG.yaml\n" + USAGE);
+                    throw new UserError("tokenize needs CONFIG.yaml\n" + USAGE);
                 }
                 TokenizeCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
             }
             case "train" -> {
                 if (rest.isEmpty()) {
-                    throw new IllegalArgumentException("train needs CONFIG.yaml\n" + USAGE);
+                    throw new UserError("train needs CONFIG.yaml\n" + USAGE);
                 }
                 TrainCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
             }
             case "export" -> {
                 if (rest.isEmpty()) {
-                    throw new IllegalArgumentException("export needs CONFIG.yaml\n" + USAGE);
+                    throw new UserError("export needs CONFIG.yaml\n" + USAGE);
                 }
                 Path out = ExportCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
                 System.out.println("merged model written to " + out);
             }
             case "score" -> {
                 if (rest.isEmpty()) {
-                    throw new IllegalArgumentException("score needs CONFIG.yaml\n" + USAGE);
+                    throw new UserError("score needs CONFIG.yaml\n" + USAGE);
                 }
                 ScoreCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())), 32);
             }
-            default -> throw new IllegalArgumentException("unknown command '" + args[0] + "'\n" + USAGE);
+            default -> throw new UserError("unknown command '" + args[0] + "'\n" + USAGE);
         }
     }
 
@@ -112,11 +113,11 @@ public final class SftMain {
         for (int i = 0; i < args.size(); i++) {
             String f = args.get(i);
             if (!allowed.contains(f)) {
-                throw new IllegalArgumentException(command + ": unknown option '" + f + "'"
+                throw new UserError(command + ": unknown option '" + f + "'"
                         + dev.sparksft.config.Suggest.didYouMean(f, allowed) + "\n" + USAGE);
             }
             if (i + 1 >= args.size()) {
-                throw new IllegalArgumentException(command + ": " + f + " needs a value");
+                throw new UserError(command + ": " + f + " needs a value");
             }
             flags.put(f, args.get(++i));
         }
@@ -128,7 +129,7 @@ public final class SftMain {
         try {
             return v == null ? fallback : Double.parseDouble(v);
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(flag + " must be a number, got '" + v + "'");
+            throw new UserError(flag + " must be a number, got '" + v + "'");
         }
     }
 
@@ -140,7 +141,7 @@ public final class SftMain {
         try {
             return Long.parseLong(v);
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException(flag + " must be an integer, got '" + v + "'");
+            throw new UserError(flag + " must be an integer, got '" + v + "'");
         }
     }
 }

@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.config.DataArguments;
@@ -34,7 +35,7 @@ public final class TokenizeCommand {
     public static void run(SftConfig config) throws IOException {
         DataArguments data = config.data();
         if (data.tokenizedPath() == null) {
-            throw new IllegalArgumentException("tokenized_path is required for `tokenize`: the folder to write train.jsonl "
+            throw new UserError("tokenized_path is required for `tokenize`: the folder to write train.jsonl "
                     + "into (set it in the YAML or pass tokenized_path=DIR)");
         }
         Path out = Path.of(data.tokenizedPath());

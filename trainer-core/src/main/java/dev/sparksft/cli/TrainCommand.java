@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.data.Packing;
@@ -32,7 +33,7 @@ public final class TrainCommand {
      */
     static void predict(SftConfig config, LlamaModel model, PreparedData data, Outputs outputs) throws IOException {
         if (data.eval().isEmpty()) {
-            throw new IllegalArgumentException("do_predict needs a predict set: set eval_dataset (or val_size)");
+            throw new UserError("do_predict needs a predict set: set eval_dataset (or val_size)");
         }
         TrainingArguments args = config.training();
         long start = System.nanoTime();
@@ -50,13 +51,13 @@ public final class TrainCommand {
     public static Trainer.Result run(SftConfig config) throws IOException {
         TrainingArguments args = config.training();
         if (args.outputDir() == null || args.outputDir().isBlank()) {
-            throw new IllegalArgumentException("output_dir is required: where checkpoints, the final model and the logs go");
+            throw new UserError("output_dir is required: where checkpoints, the final model and the logs go");
         }
         if (!args.doTrain() && !args.doEval() && !args.doPredict()) {
-            throw new IllegalArgumentException("nothing to do: set do_train, do_eval or do_predict to true");
+            throw new UserError("nothing to do: set do_train, do_eval or do_predict to true");
         }
         if (config.distributed().worldSize() > 1) {
-            throw new IllegalArgumentException("world_size " + config.distributed().worldSize() + " needs the Spark driver: "
+            throw new UserError("world_size " + config.distributed().worldSize() + " needs the Spark driver: "
                     + "run scripts/spark-sft (sft train is one process; world_size is 1 there)");
         }
         Torch.load(args.numThreads(), args.intraOpThreads());
@@ -84,7 +85,7 @@ public final class TrainCommand {
             Trainer.Result result = null;
             if (args.doTrain() || args.doEval()) {
                 if (train.isEmpty()) {
-                    throw new IllegalArgumentException("do_train and do_eval need dataset: the training set (do_eval "
+                    throw new UserError("do_train and do_eval need dataset: the training set (do_eval "
                             + "reports the epoch trained); to generate predictions only, set do_predict alone");
                 }
                 Trainer trainer = new Trainer(args, config.finetuning(), model, train, eval, World.single(),

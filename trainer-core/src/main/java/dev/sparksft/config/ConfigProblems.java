@@ -1,9 +1,10 @@
 package dev.sparksft.config;
 
+import dev.sparksft.UserError;
 import java.util.List;
 
 /** Reports every problem of a configuration at once, one per line. */
-public final class ConfigProblems extends IllegalArgumentException {
+public final class ConfigProblems extends UserError {
     private final List<String> problems;
 
     public ConfigProblems(List<String> problems) {

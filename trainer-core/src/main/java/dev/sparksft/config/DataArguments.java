@@ -1,5 +1,6 @@
 package dev.sparksft.config;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.sparksft.template.Templates;
 import java.util.ArrayList;
@@ -72,9 +73,9 @@ public record DataArguments(
     public boolean[] validationSplit(int n, long seed) {
         int numEval = valSize < 1 ? (int) Math.ceil(valSize * n) : valSize.intValue();
         if (numEval >= n) {
-            throw new IllegalArgumentException("val_size " + valSize + " leaves no training example of " + n);
+            throw new UserError("val_size " + valSize + " leaves no training example of " + n);
         }
-        int[] order = dev.sparksft.train.BatchPlan.shuffled(n, new java.util.SplittableRandom(seed));
+        int[] order = dev.sparksft.runtime.Permutation.shuffled(n, new java.util.SplittableRandom(seed));
         boolean[] isEval = new boolean[n];
         for (int i = 0; i < numEval; i++) {
             isEval[order[i]] = true;

@@ -1,5 +1,6 @@
 package dev.sparksft.config;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -46,12 +47,12 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
         try {
             root = YAML.readTree(Files.readString(yamlFile));
         } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException("config file " + yamlFile + " does not exist");
+            throw new UserError("config file " + yamlFile + " does not exist");
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new IllegalArgumentException("config file " + yamlFile + " is not valid YAML: " + e.getOriginalMessage());
+            throw new UserError("config file " + yamlFile + " is not valid YAML: " + e.getOriginalMessage());
         }
         if (root != null && !root.isNull() && !root.isObject()) {
-            throw new IllegalArgumentException("config file " + yamlFile + " must be a mapping of key: value");
+            throw new UserError("config file " + yamlFile + " must be a mapping of key: value");
         }
         ObjectNode values = root == null || root.isNull() ? YAML.createObjectNode() : (ObjectNode) root;
         return applyOverrides(values, overrides);
@@ -61,7 +62,7 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
         for (String o : overrides) {
             int eq = o.indexOf('=');
             if (eq <= 0) {
-                throw new IllegalArgumentException("override '" + o + "' is not key=value (for example cutoff_len=1024)");
+                throw new UserError("override '" + o + "' is not key=value (for example cutoff_len=1024)");
             }
             String value = o.substring(eq + 1);
             JsonNode parsed = value.isEmpty() ? YAML.nullNode() : YAML.readTree(value);
@@ -140,8 +141,8 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
             Class<?>[] types = Arrays.stream(comps).map(RecordComponent::getType).toArray(Class<?>[]::new);
             return section.getDeclaredConstructor(types).newInstance(args);
         } catch (InvocationTargetException e) {
-            if (e.getCause() instanceof IllegalArgumentException iae) {
-                throw iae instanceof ConfigProblems cp ? cp : new ConfigProblems(List.of(iae.getMessage()));
+            if (e.getCause() instanceof UserError user) {
+                throw user instanceof ConfigProblems cp ? cp : new ConfigProblems(List.of(user.getMessage()));
             }
             throw new IllegalStateException(e.getCause());
         } catch (ReflectiveOperationException e) {

@@ -1,5 +1,6 @@
 package dev.sparksft.data;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.ArrayList;
@@ -32,7 +33,7 @@ public final class Converters {
         if (history != null && history.isArray()) {
             for (JsonNode pair : history) {
                 if (!pair.isArray() || pair.size() != 2) {
-                    throw new IllegalArgumentException(row.source() + ": column '" + spec.history()
+                    throw new UserError(row.source() + ": column '" + spec.history()
                             + "' must be a list of [prompt, response] pairs");
                 }
                 prompt.add(new Message(Role.USER, text(pair.get(0), spec.history(), row)));
@@ -59,7 +60,7 @@ public final class Converters {
     static Conversation conversation(DatasetSpec spec, JsonRecords.Row row, long index) {
         JsonNode r = row.value();
         if (spec.roleTag() == null || spec.contentTag() == null || spec.messages() == null) {
-            throw new IllegalArgumentException("dataset '" + spec.name() + "' needs columns.messages, tags.role_tag and "
+            throw new UserError("dataset '" + spec.name() + "' needs columns.messages, tags.role_tag and "
                     + "tags.content_tag in dataset_info.json");
         }
         Map<String, Role> tagRoles = new java.util.HashMap<>();
@@ -73,7 +74,7 @@ public final class Converters {
             throw new InvalidExampleException("it has no '" + spec.messages() + "' messages");
         }
         if (!messages.isArray()) {
-            throw new IllegalArgumentException(row.source() + ": column '" + spec.messages()
+            throw new UserError(row.source() + ": column '" + spec.messages()
                     + "' (columns.messages) must be a list of messages");
         }
         List<JsonNode> list = new ArrayList<>();
@@ -137,7 +138,7 @@ public final class Converters {
     private static String tag(JsonNode m, DatasetSpec spec, JsonRecords.Row row, int i) {
         JsonNode t = m.get(spec.roleTag());
         if (t == null || !t.isTextual()) {
-            throw new IllegalArgumentException(row.source() + ": message " + i + " has no '" + spec.roleTag()
+            throw new UserError(row.source() + ": message " + i + " has no '" + spec.roleTag()
                     + "' key (tags.role_tag); its keys are " + fieldNames(m) + ". Set tags in dataset_info.json, "
                     + "or use formatting: openai for role/content messages");
         }
@@ -147,7 +148,7 @@ public final class Converters {
     private static String content(JsonNode m, DatasetSpec spec, JsonRecords.Row row, int i) {
         JsonNode c = m.get(spec.contentTag());
         if (c == null) {
-            throw new IllegalArgumentException(row.source() + ": message " + i + " has no '" + spec.contentTag()
+            throw new UserError(row.source() + ": message " + i + " has no '" + spec.contentTag()
                     + "' key (tags.content_tag); its keys are " + fieldNames(m));
         }
         return c.isNull() ? "" : text(c, spec.contentTag(), row);
@@ -170,7 +171,7 @@ public final class Converters {
             return null;
         }
         if (!v.isTextual()) {
-            throw new IllegalArgumentException(row.source() + ": column '" + column + "' holds " + v.getNodeType()
+            throw new UserError(row.source() + ": column '" + column + "' holds " + v.getNodeType()
                     .toString().toLowerCase(java.util.Locale.ROOT) + " " + abbreviate(v.toString()) + ", expected a string");
         }
         return v.asText();

@@ -1,5 +1,6 @@
 package dev.sparksft.data;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.config.Suggest;
@@ -40,7 +41,7 @@ public final class DatasetInfo {
             if (info != null) {
                 info.fieldNames().forEachRemaining(defined::add);
             }
-            throw new IllegalArgumentException("dataset: '" + name + "' is neither defined in " + infoFile
+            throw new UserError("dataset: '" + name + "' is neither defined in " + infoFile
                     + (info == null ? " (which does not exist)" : Suggest.didYouMean(name, defined))
                     + " nor a file; set dataset_dir to the folder of dataset_info.json or give a path to a .json/.jsonl file");
         }
@@ -65,15 +66,15 @@ public final class DatasetInfo {
     private static DatasetSpec fromInfo(String name, JsonNode e, Path datasetDir, Path infoFile) {
         for (String remote : List.of("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")) {
             if (e.has(remote) && !e.has("file_name")) {
-                throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' uses " + remote
+                throw new UserError(infoFile + ": dataset '" + name + "' uses " + remote
                         + ", but spark-sft reads only local or Hadoop files: download it and set file_name");
             }
         }
         if (!e.hasNonNull("file_name")) {
-            throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' has no file_name");
+            throw new UserError(infoFile + ": dataset '" + name + "' has no file_name");
         }
         if (e.path("ranking").asBoolean(false)) {
-            throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' is a ranking (preference) dataset; "
+            throw new UserError(infoFile + ": dataset '" + name + "' is a ranking (preference) dataset; "
                     + "spark-sft trains sft only");
         }
         String formattingText = e.path("formatting").asText("alpaca");
@@ -81,7 +82,7 @@ public final class DatasetInfo {
         try {
             formatting = DatasetSpec.Formatting.valueOf(formattingText.toUpperCase(Locale.ROOT));
         } catch (IllegalArgumentException bad) {
-            throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' has formatting '" + formattingText
+            throw new UserError(infoFile + ": dataset '" + name + "' has formatting '" + formattingText
                     + "'; expected alpaca, sharegpt or openai");
         }
         Path file = Path.of(e.get("file_name").asText());
@@ -95,7 +96,7 @@ public final class DatasetInfo {
                 "system_tag"), infoFile, name, "tags");
         for (String media : List.of("images", "videos", "audios", "chosen", "rejected", "kto_tag")) {
             if (c.hasNonNull(media)) {
-                throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' has columns." + media
+                throw new UserError(infoFile + ": dataset '" + name + "' has columns." + media
                         + ", which spark-sft does not support (text-only SFT)");
             }
         }
@@ -123,7 +124,7 @@ public final class DatasetInfo {
     private static void checkKeys(JsonNode obj, List<String> allowed, Path infoFile, String name, String what) {
         obj.fieldNames().forEachRemaining(k -> {
             if (!allowed.contains(k)) {
-                throw new IllegalArgumentException(infoFile + ": dataset '" + name + "' has unknown " + what + " key '" + k
+                throw new UserError(infoFile + ": dataset '" + name + "' has unknown " + what + " key '" + k
                         + "'" + Suggest.didYouMean(k, allowed));
             }
         });
@@ -133,7 +134,7 @@ public final class DatasetInfo {
     static DatasetSpec.Formatting detectFormatting(Path path) throws IOException {
         List<JsonRecords.Row> rows = JsonRecords.read(path);
         if (rows.isEmpty()) {
-            throw new IllegalArgumentException("dataset file " + path + " has no rows");
+            throw new UserError("dataset file " + path + " has no rows");
         }
         return formattingOf(rows.get(0).value(), "dataset file " + path, rows.get(0).source());
     }
@@ -148,7 +149,7 @@ public final class DatasetInfo {
         }
         List<String> keys = new ArrayList<>();
         first.fieldNames().forEachRemaining(keys::add);
-        throw new IllegalArgumentException(file + ": cannot tell its format from the keys " + keys
+        throw new UserError(file + ": cannot tell its format from the keys " + keys
                 + " of " + source + " (alpaca rows have 'instruction', sharegpt rows 'conversations', "
                 + "openai rows 'messages'); describe it in dataset_info.json with formatting and columns");
     }

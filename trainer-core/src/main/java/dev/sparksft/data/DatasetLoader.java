@@ -1,5 +1,6 @@
 package dev.sparksft.data;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -27,12 +28,12 @@ public final class DatasetLoader {
         long index = 0;
         for (DatasetSpec spec : specs) {
             if (spec.numSamples() != null) {
-                throw new IllegalArgumentException("dataset '" + spec.name() + "': num_samples is not implemented yet; "
+                throw new UserError("dataset '" + spec.name() + "': num_samples is not implemented yet; "
                         + "use max_samples");
             }
             List<JsonRecords.Row> rows = JsonRecords.read(Path.of(spec.path()));
             if (rows.isEmpty()) {
-                throw new IllegalArgumentException("dataset '" + spec.name() + "' (" + spec.path() + ") is empty");
+                throw new UserError("dataset '" + spec.name() + "' (" + spec.path() + ") is empty");
             }
             if (maxSamples != null && rows.size() > maxSamples) {
                 rows = rows.subList(0, maxSamples);
@@ -60,7 +61,7 @@ public final class DatasetLoader {
                         spec.name(), firstDropped);
             }
             if (kept == 0) {
-                throw new IllegalArgumentException("dataset '" + spec.name() + "' has no valid example: all " + rows.size()
+                throw new UserError("dataset '" + spec.name() + "' has no valid example: all " + rows.size()
                         + " were dropped; first: " + firstDropped);
             }
         }
@@ -86,7 +87,7 @@ public final class DatasetLoader {
             return null;
         }
         if (!c.tools().isEmpty()) {
-            throw new IllegalArgumentException(row.source() + ": the example has tools, and tool formatting is not "
+            throw new UserError(row.source() + ": the example has tools, and tool formatting is not "
                     + "implemented yet; drop the tools column from dataset_info.json");
         }
         return c;
@@ -113,10 +114,10 @@ public final class DatasetLoader {
     }
 
     /** The error for a required column {@code r} that no row has; {@code first} shows the columns rows do have. */
-    public static IllegalArgumentException missingColumn(DatasetSpec spec, String[] r, JsonNode first) {
+    public static UserError missingColumn(DatasetSpec spec, String[] r, JsonNode first) {
         List<String> keys = new ArrayList<>();
         first.fieldNames().forEachRemaining(keys::add);
-        return new IllegalArgumentException("dataset '" + spec.name() + "' (" + spec.path() + "): column '" + r[1]
+        return new UserError("dataset '" + spec.name() + "' (" + spec.path() + "): column '" + r[1]
                 + "' (columns." + r[0] + ") is missing; the rows have " + keys + ". Set columns." + r[0]
                 + " in dataset_info.json" + (spec.formatting() == DatasetSpec.Formatting.ALPACA
                 ? "" : " or check formatting (sharegpt: conversations with from/value; openai: messages with role/content)"));

@@ -1,5 +1,6 @@
 package dev.sparksft.data;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -35,7 +36,7 @@ public final class JsonRecords {
             return rows;
         }
         if (!Files.isRegularFile(path)) {
-            throw new IllegalArgumentException("dataset file " + path + " does not exist");
+            throw new UserError("dataset file " + path + " does not exist");
         }
         return readFile(path);
     }
@@ -46,7 +47,7 @@ public final class JsonRecords {
 
     private static List<Row> readFile(Path file) throws IOException {
         if (!isJsonFile(file)) {
-            throw new IllegalArgumentException("dataset file " + file + " is neither .json nor .jsonl (Parquet is read by "
+            throw new UserError("dataset file " + file + " is neither .json nor .jsonl (Parquet is read by "
                     + "the Spark driver)");
         }
         return parse(file.getFileName().toString(), file.toString(), Files.readString(file, StandardCharsets.UTF_8), null);
@@ -99,7 +100,7 @@ public final class JsonRecords {
 
     private static void bad(List<String> malformed, String message) {
         if (malformed == null) {
-            throw new IllegalArgumentException(message);
+            throw new UserError(message);
         }
         malformed.add(message);
     }

@@ -1,5 +1,6 @@
 package dev.sparksft.data;
 
+import dev.sparksft.UserError;
 import dev.sparksft.loss.CausalLmLoss;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -29,7 +30,7 @@ public final class Packing {
         TreeMap<Integer, Deque<Integer>> byLength = new TreeMap<>();   // length -> positions; the last is taken first
         for (int i = 0; i < lengths.length; i++) {
             if (lengths[i] > capacity) {
-                throw new IllegalArgumentException("example " + i + " has " + lengths[i] + " tokens, more than cutoff_len "
+                throw new UserError("example " + i + " has " + lengths[i] + " tokens, more than cutoff_len "
                         + capacity);
             }
             byLength.computeIfAbsent(lengths[i], k -> new ArrayDeque<>()).addLast(i);

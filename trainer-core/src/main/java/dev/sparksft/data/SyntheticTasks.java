@@ -1,5 +1,6 @@
 package dev.sparksft.data;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.BufferedWriter;
@@ -35,7 +36,7 @@ public final class SyntheticTasks {
     /** Writes {@code numExamples} rows of {@code task} on random strings of 3..maxLen letters. */
     public static void write(Task task, Path file, int numExamples, int maxLen, long seed) throws IOException {
         if (numExamples < 1 || maxLen < 3 || maxLen > LETTERS.length()) {
-            throw new IllegalArgumentException("need at least 1 example and strings of 3.." + LETTERS.length()
+            throw new UserError("need at least 1 example and strings of 3.." + LETTERS.length()
                     + " letters, got --num " + numExamples + " --max-len " + maxLen);
         }
         Random rng = new Random(seed);

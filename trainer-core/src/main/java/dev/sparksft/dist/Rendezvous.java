@@ -1,5 +1,6 @@
 package dev.sparksft.dist;
 
+import dev.sparksft.UserError;
 import java.time.Duration;
 import org.bytedeco.javacpp.SizeTPointer;
 import org.bytedeco.javacpp.chrono.Milliseconds;
@@ -45,7 +46,7 @@ public final class Rendezvous implements AutoCloseable {
     static Store connect(String address, int rank, Duration timeout) {
         int colon = address.lastIndexOf(':');
         if (colon <= 0) {
-            throw new IllegalArgumentException("rendezvous address '" + address + "' is not host:port");
+            throw new UserError("rendezvous address '" + address + "' is not host:port");
         }
         TCPStoreOptions options = new TCPStoreOptions();
         options.port((short) Integer.parseInt(address.substring(colon + 1))).isServer(false).waitWorkers(false)

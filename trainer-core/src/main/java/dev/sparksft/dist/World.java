@@ -1,5 +1,6 @@
 package dev.sparksft.dist;
 
+import dev.sparksft.UserError;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,7 +24,7 @@ import org.bytedeco.pytorch.nccl.ProcessGroupNCCL;
 
 /**
  * The ranks that train together and the collectives the loop makes. Every rank makes the same
- * calls in the same order on every code path (DESIGN.md invariant 3); collectives live here and
+ * calls in the same order on every code path (docs/ARCHITECTURE.md invariant 3); collectives live here and
  * nowhere else.
  *
  * <p>One rank ({@link #single()}) needs no communication: a sum over ranks is the value itself.
@@ -69,7 +70,7 @@ public final class World implements AutoCloseable {
     public static World join(int rank, int size, String address, String hostname, Device device, Duration timeout) {
         boolean cuda = device.type().value == torch.DeviceType.CUDA.value;
         if (rank < 0 || rank >= size) {
-            throw new IllegalArgumentException("rank " + rank + " is outside a world of " + size);
+            throw new UserError("rank " + rank + " is outside a world of " + size);
         }
         Store store = Rendezvous.connect(address, rank, timeout);
         store.set(JOINED_KEY + rank, "1");

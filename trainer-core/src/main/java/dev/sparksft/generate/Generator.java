@@ -1,5 +1,6 @@
 package dev.sparksft.generate;
 
+import dev.sparksft.UserError;
 import dev.sparksft.data.Batch;
 import dev.sparksft.data.Collator;
 import dev.sparksft.model.KvCache;
@@ -39,7 +40,7 @@ public final class Generator {
     public Generator(LlamaModel model, Sampling sampling, Set<Integer> stopIds, int padId, int batchSize,
                      boolean useCache) {
         if (batchSize < 1) {
-            throw new IllegalArgumentException("per_device_eval_batch_size must be >= 1, got " + batchSize);
+            throw new UserError("per_device_eval_batch_size must be >= 1, got " + batchSize);
         }
         this.model = model;
         this.sampling = sampling;

@@ -1,5 +1,6 @@
 package dev.sparksft.generate;
 
+import dev.sparksft.UserError;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.Scalar;
@@ -21,20 +22,20 @@ public record Sampling(boolean doSample, double temperature, double topP, int to
                        int maxNewTokens, long seed) {
     public Sampling {
         if (maxNewTokens < 1) {
-            throw new IllegalArgumentException("max_new_tokens must be >= 1, got " + maxNewTokens);
+            throw new UserError("max_new_tokens must be >= 1, got " + maxNewTokens);
         }
         if (repetitionPenalty <= 0) {
-            throw new IllegalArgumentException("repetition_penalty must be > 0 (1.0 = none), got " + repetitionPenalty);
+            throw new UserError("repetition_penalty must be > 0 (1.0 = none), got " + repetitionPenalty);
         }
         if (doSample && temperature <= 0) {
-            throw new IllegalArgumentException("temperature must be > 0 with do_sample: true (or set do_sample: false), got "
+            throw new UserError("temperature must be > 0 with do_sample: true (or set do_sample: false), got "
                     + temperature);
         }
         if (doSample && (topP <= 0 || topP > 1)) {
-            throw new IllegalArgumentException("top_p must be in (0, 1], got " + topP);
+            throw new UserError("top_p must be in (0, 1], got " + topP);
         }
         if (topK < 0) {
-            throw new IllegalArgumentException("top_k must be >= 0 (0 = off), got " + topK);
+            throw new UserError("top_k must be >= 0 (0 = off), got " + topK);
         }
     }
 

@@ -1,11 +1,12 @@
 package dev.sparksft.loss;
 
+import dev.sparksft.UserError;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * Next-token cross entropy. Labels are shifted here and nowhere else (DESIGN.md invariant 4):
+ * Next-token cross entropy. Labels are shifted here and nowhere else (docs/ARCHITECTURE.md invariant 4):
  * logits[:, :-1] predict labels[:, 1:]; positions labelled {@link #IGNORE_INDEX} contribute 0.
  */
 public final class CausalLmLoss {
@@ -49,7 +50,7 @@ public final class CausalLmLoss {
     public static double mean(Tensor logits, Tensor labels) {
         long n = countTargets(labels);
         if (n == 0) {
-            throw new IllegalArgumentException("the batch has no labelled targets: every label is " + IGNORE_INDEX);
+            throw new UserError("the batch has no labelled targets: every label is " + IGNORE_INDEX);
         }
         return tokenLosses(logits, labels).sum().item_double() / n;
     }

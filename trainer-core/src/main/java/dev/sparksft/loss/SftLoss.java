@@ -7,7 +7,7 @@ import org.bytedeco.pytorch.global.torch;
 
 /**
  * The training objective of a micro-batch as a SUM over its labelled tokens; the loop divides by
- * the number of labelled tokens of the whole optimizer step (DESIGN.md invariant 2), so the
+ * the number of labelled tokens of the whole optimizer step (docs/ARCHITECTURE.md invariant 2), so the
  * three variants share one normaliser:
  * <ul>
  *   <li>cross entropy: {@code sum_t ce_t}</li>

@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.UserError;
 import java.util.Locale;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -31,7 +32,7 @@ public enum Dtype {
                 return d;
             }
         }
-        throw new IllegalArgumentException("unsupported dtype '" + tag + "' (supported: F32, F16, BF16, I64)");
+        throw new UserError("unsupported dtype '" + tag + "' (supported: F32, F16, BF16, I64)");
     }
 
     /** Parses config.json's {@code torch_dtype} ("bfloat16", "float32", ...). */
@@ -42,7 +43,7 @@ public enum Dtype {
                 return d;
             }
         }
-        throw new IllegalArgumentException("unsupported torch_dtype '" + name + "' (supported: float32, float16, bfloat16)");
+        throw new UserError("unsupported torch_dtype '" + name + "' (supported: float32, float16, bfloat16)");
     }
 
     /**
@@ -55,6 +56,6 @@ public enum Dtype {
                 return d;
             }
         }
-        throw new IllegalArgumentException("no safetensors dtype for libtorch type " + t);
+        throw new UserError("no safetensors dtype for libtorch type " + t);
     }
 }

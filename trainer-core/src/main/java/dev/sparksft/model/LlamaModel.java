@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.UserError;
 import java.util.ArrayList;
 import java.util.List;
 import org.bytedeco.pytorch.DoubleOptional;
@@ -49,7 +50,7 @@ public final class LlamaModel {
             throws java.io.IOException {
         ModelConfig cfg = ModelConfig.load(dir);
         if (cfg.vocabSize() < tokenizerVocabSize) {
-            throw new IllegalArgumentException("the tokenizer has " + tokenizerVocabSize + " tokens but the model's "
+            throw new UserError("the tokenizer has " + tokenizerVocabSize + " tokens but the model's "
                     + "vocab_size (" + dir + "/config.json) is " + cfg.vocabSize());
         }
         return new LlamaModel(cfg, ModelWeights.load(dir, cfg).to(device));

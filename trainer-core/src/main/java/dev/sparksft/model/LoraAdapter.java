@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -91,12 +92,12 @@ public final class LoraAdapter {
             pairs.put(e.getKey(), new Pair(a, b));
         }
         if (pairs.isEmpty()) {
-            throw new IllegalArgumentException("lora_target: " + ft.loraTarget() + " matches no linear module; choose "
+            throw new UserError("lora_target: " + ft.loraTarget() + " matches no linear module; choose "
                     + "from " + String.join(", ", linear) + " or all");
         }
         for (String m : ft.additionalTarget()) {
             if (weights.tensors().keySet().stream().noneMatch(n -> savedModule(n, List.of(m)))) {
-                throw new IllegalArgumentException("additional_target: module '" + m + "' is not in this model; for "
+                throw new UserError("additional_target: module '" + m + "' is not in this model; for "
                         + "example embed_tokens, lm_head or norm");
             }
         }
@@ -225,15 +226,15 @@ public final class LoraAdapter {
     public static LoraAdapter load(Path dir, ModelWeights weights) throws IOException {
         Path configFile = dir.resolve(CONFIG_FILE);
         if (!Files.isRegularFile(configFile)) {
-            throw new IllegalArgumentException("adapter directory " + dir + " has no " + CONFIG_FILE);
+            throw new UserError("adapter directory " + dir + " has no " + CONFIG_FILE);
         }
         JsonNode c = JSON.readTree(configFile.toFile());
         if (!c.path("peft_type").asText("").equals("LORA")) {
-            throw new IllegalArgumentException(configFile + ": peft_type is '" + c.path("peft_type").asText()
+            throw new UserError(configFile + ": peft_type is '" + c.path("peft_type").asText()
                     + "'; only LORA adapters are supported");
         }
         if (c.path("use_dora").asBoolean(false)) {
-            throw new IllegalArgumentException(configFile + ": DoRA adapters (use_dora: true) are not supported");
+            throw new UserError(configFile + ": DoRA adapters (use_dora: true) are not supported");
         }
         int rank = c.path("r").asInt(8);
         int alpha = c.path("lora_alpha").asInt(8);
@@ -243,13 +244,13 @@ public final class LoraAdapter {
         c.path("modules_to_save").forEach(t -> toSave.add(t.asText()));
         Path file = dir.resolve(WEIGHTS_FILE);
         if (!Files.isRegularFile(file)) {
-            throw new IllegalArgumentException("adapter directory " + dir + " has no " + WEIGHTS_FILE);
+            throw new UserError("adapter directory " + dir + " has no " + WEIGHTS_FILE);
         }
         Safetensors.Header header = Safetensors.readHeader(file);
         Map<String, Tensor[]> found = new LinkedHashMap<>();
         for (Safetensors.Entry e : header.entries().values()) {
             if (!e.name().startsWith(PREFIX)) {
-                throw new IllegalArgumentException(file + ": key '" + e.name() + "' does not start with " + PREFIX);
+                throw new UserError(file + ": key '" + e.name() + "' does not start with " + PREFIX);
             }
             String key = e.name().substring(PREFIX.length());
             Tensor t = Safetensors.readTensor(header, e).to(torch.ScalarType.Float);
@@ -257,13 +258,13 @@ public final class LoraAdapter {
             if (isA || key.endsWith(".lora_B.weight")) {
                 String weight = key.substring(0, key.length() - ".lora_A.weight".length()) + ".weight";
                 if (!weights.tensors().containsKey(weight) || linearModule(weight) == null) {
-                    throw new IllegalArgumentException(file + ": '" + e.name() + "' adapts " + weight
+                    throw new UserError(file + ": '" + e.name() + "' adapts " + weight
                             + ", which is not a linear weight of this model");
                 }
                 long[] w = weights.get(weight).sizes().vec().get();
                 long[] want = isA ? new long[] {rank, w[1]} : new long[] {w[0], rank};
                 if (!Arrays.equals(want, e.shape())) {
-                    throw new IllegalArgumentException(file + ": '" + e.name() + "' has shape " + Arrays.toString(e.shape())
+                    throw new UserError(file + ": '" + e.name() + "' has shape " + Arrays.toString(e.shape())
                             + " but r = " + rank + " and the weight's shape imply " + Arrays.toString(want));
                 }
                 found.computeIfAbsent(weight, k -> new Tensor[2])[isA ? 0 : 1] = t.to(weights.get(weight).device(),
@@ -271,7 +272,7 @@ public final class LoraAdapter {
             } else if (weights.tensors().containsKey(key)) {
                 Tensor base = weights.get(key);
                 if (!Arrays.equals(base.sizes().vec().get(), e.shape())) {
-                    throw new IllegalArgumentException(file + ": saved module '" + e.name() + "' has shape "
+                    throw new UserError(file + ": saved module '" + e.name() + "' has shape "
                             + Arrays.toString(e.shape()) + " but the model's " + key + " is "
                             + Arrays.toString(base.sizes().vec().get()));
                 }
@@ -279,18 +280,18 @@ public final class LoraAdapter {
                     base.copy_(t);
                 }
             } else {
-                throw new IllegalArgumentException(file + ": unexpected key '" + e.name() + "' for this model");
+                throw new UserError(file + ": unexpected key '" + e.name() + "' for this model");
             }
         }
         Map<String, Pair> pairs = new LinkedHashMap<>();
         found.forEach((w, ab) -> {
             if (ab[0] == null || ab[1] == null) {
-                throw new IllegalArgumentException(file + ": " + w + " has only one of lora_A and lora_B");
+                throw new UserError(file + ": " + w + " has only one of lora_A and lora_B");
             }
             pairs.put(w, new Pair(ab[0], ab[1]));
         });
         if (pairs.isEmpty()) {
-            throw new IllegalArgumentException(file + " holds no lora_A/lora_B weights");
+            throw new UserError(file + " holds no lora_A/lora_B weights");
         }
         return new LoraAdapter(rank, alpha, c.path("lora_dropout").asDouble(0), c.path("use_rslora").asBoolean(false),
                 targets, toSave, pairs);

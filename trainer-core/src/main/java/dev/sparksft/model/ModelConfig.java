@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -70,7 +71,7 @@ public record ModelConfig(
             problems.add("rope_theta must be > 0, got " + ropeTheta);
         }
         if (!problems.isEmpty()) {
-            throw new IllegalArgumentException("invalid config.json: " + String.join("; ", problems));
+            throw new UserError("invalid config.json: " + String.join("; ", problems));
         }
     }
 
@@ -81,11 +82,11 @@ public record ModelConfig(
         try {
             root = JSON.readTree(Files.readString(file));
         } catch (NoSuchFileException e) {
-            throw new IllegalArgumentException("model directory " + dir + " has no config.json: point "
+            throw new UserError("model directory " + dir + " has no config.json: point "
                     + "model_name_or_path at a Hugging Face model directory");
         }
         if (root == null || !root.isObject()) {
-            throw new IllegalArgumentException(file + " is not a JSON object");
+            throw new UserError(file + " is not a JSON object");
         }
         return fromJson((ObjectNode) root, file.toString());
     }
@@ -93,7 +94,7 @@ public record ModelConfig(
     static ModelConfig fromJson(ObjectNode c, String source) {
         String type = c.path("model_type").asText("");
         if (!MODEL_TYPES.contains(type)) {
-            throw new IllegalArgumentException(source + ": model_type '" + type + "' is not supported; supported: "
+            throw new UserError(source + ": model_type '" + type + "' is not supported; supported: "
                     + String.join(", ", MODEL_TYPES.stream().sorted().toList()));
         }
         int hidden = requireInt(c, "hidden_size", source);
@@ -105,21 +106,21 @@ public record ModelConfig(
         boolean qkvBias = type.equals("qwen2") || attentionBias;
         boolean outputBias = !type.equals("qwen2") && attentionBias;
         if (c.path("mlp_bias").asBoolean(false)) {
-            throw new IllegalArgumentException(source + ": mlp_bias=true is not supported");
+            throw new UserError(source + ": mlp_bias=true is not supported");
         }
         int window = 0;
         if (type.equals("mistral") && c.hasNonNull("sliding_window")) {
             window = c.get("sliding_window").asInt();
         }
         if (type.equals("qwen2") && c.path("use_sliding_window").asBoolean(false)) {
-            throw new IllegalArgumentException(source + ": use_sliding_window=true (Qwen2 per-layer sliding windows) is "
+            throw new UserError(source + ": use_sliding_window=true (Qwen2 per-layer sliding windows) is "
                     + "not supported");
         }
         // transformers >= 4.56 writes "dtype", older versions "torch_dtype"
         JsonNode dtype = c.hasNonNull("dtype") ? c.get("dtype") : c.get("torch_dtype");
         String act = c.path("hidden_act").asText("silu");
         if (!act.equals("silu")) {
-            throw new IllegalArgumentException(source + ": hidden_act '" + act + "' is not supported (only silu)");
+            throw new UserError(source + ": hidden_act '" + act + "' is not supported (only silu)");
         }
         return new ModelConfig(type, hidden, requireInt(c, "intermediate_size", source),
                 requireInt(c, "num_hidden_layers", source), heads, kvHeads, headDim,
@@ -138,12 +139,12 @@ public record ModelConfig(
             return null;
         }
         if (!type.equals("llama3")) {
-            throw new IllegalArgumentException(source + ": rope_scaling type '" + type
+            throw new UserError(source + ": rope_scaling type '" + type
                     + "' is not supported (supported: llama3, default)");
         }
         for (String k : List.of("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")) {
             if (!s.hasNonNull(k)) {
-                throw new IllegalArgumentException(source + ": rope_scaling of type llama3 needs '" + k + "'");
+                throw new UserError(source + ": rope_scaling of type llama3 needs '" + k + "'");
             }
         }
         return new RopeScaling(s.get("factor").asDouble(), s.get("low_freq_factor").asDouble(),
@@ -153,7 +154,7 @@ public record ModelConfig(
     private static int requireInt(JsonNode c, String key, String source) {
         JsonNode v = c.get(key);
         if (v == null || !v.canConvertToInt()) {
-            throw new IllegalArgumentException(source + ": missing or non-integer '" + key + "'");
+            throw new UserError(source + ": missing or non-integer '" + key + "'");
         }
         return v.asInt();
     }

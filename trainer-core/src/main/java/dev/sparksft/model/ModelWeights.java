@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -127,14 +128,14 @@ public final class ModelWeights {
         if (Files.exists(index)) {
             JsonNode map = JSON.readTree(index.toFile()).get("weight_map");
             if (map == null || !map.isObject()) {
-                throw new IllegalArgumentException(index + " has no 'weight_map' object");
+                throw new UserError(index + " has no 'weight_map' object");
             }
             map.fields().forEachRemaining(f -> shardOf.put(f.getKey(), f.getValue().asText()));
             new TreeSet<>(shardOf.values()).forEach(files::add);
         } else if (Files.exists(dir.resolve(SINGLE_FILE))) {
             files.add(SINGLE_FILE);
         } else {
-            throw new IllegalArgumentException("model directory " + dir + " has neither " + SINGLE_FILE + " nor "
+            throw new UserError("model directory " + dir + " has neither " + SINGLE_FILE + " nor "
                     + INDEX_FILE);
         }
 
@@ -144,7 +145,7 @@ public final class ModelWeights {
         for (String file : files) {
             Path path = dir.resolve(file).normalize();
             if (!path.startsWith(dir.normalize()) || !Files.isRegularFile(path)) {
-                throw new IllegalArgumentException(index + " names shard '" + file + "', which is not a file in " + dir);
+                throw new UserError(index + " names shard '" + file + "', which is not a file in " + dir);
             }
             Safetensors.Header header = Safetensors.readHeader(path);
             for (Safetensors.Entry e : header.entries().values()) {
@@ -153,21 +154,21 @@ public final class ModelWeights {
                     continue; // a buffer older checkpoints saved; recomputed from the config
                 }
                 if (!shardOf.isEmpty() && !file.equals(shardOf.get(name))) {
-                    throw new IllegalArgumentException(path + ": tensor '" + name + "' is not assigned to this shard in "
+                    throw new UserError(path + ": tensor '" + name + "' is not assigned to this shard in "
                             + INDEX_FILE);
                 }
                 long[] want = expected.get(name);
                 boolean tiedHead = name.equals("lm_head.weight") && cfg.tieWordEmbeddings();
                 if (want == null && !tiedHead) {
-                    throw new IllegalArgumentException(path + ": unexpected tensor '" + name + "' for a "
+                    throw new UserError(path + ": unexpected tensor '" + name + "' for a "
                             + cfg.modelType() + " model with this config.json");
                 }
                 if (want != null && !Arrays.equals(want, e.shape())) {
-                    throw new IllegalArgumentException(path + ": tensor '" + name + "' has shape "
+                    throw new UserError(path + ": tensor '" + name + "' has shape "
                             + Arrays.toString(e.shape()) + " but config.json implies " + Arrays.toString(want));
                 }
                 if (tensors.containsKey(name)) {
-                    throw new IllegalArgumentException(path + ": tensor '" + name + "' appears in two files");
+                    throw new UserError(path + ": tensor '" + name + "' appears in two files");
                 }
                 Tensor stored = Safetensors.readTensor(header, e);
                 tensors.put(name, e.dtype() == Dtype.F32 ? stored : stored.to(ScalarType.Float));
@@ -176,7 +177,7 @@ public final class ModelWeights {
         }
         List<String> missing = expected.keySet().stream().filter(n -> !tensors.containsKey(n)).toList();
         if (!missing.isEmpty()) {
-            throw new IllegalArgumentException("model directory " + dir + " is missing " + missing.size()
+            throw new UserError("model directory " + dir + " is missing " + missing.size()
                     + " tensor(s), first: " + missing.get(0));
         }
         Map<String, Tensor> ordered = new LinkedHashMap<>();

@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -240,7 +241,7 @@ public final class Safetensors {
         }
     }
 
-    private static IllegalArgumentException corrupt(Path file, String what) {
-        return new IllegalArgumentException("corrupt safetensors file " + file + ": " + what);
+    private static UserError corrupt(Path file, String what) {
+        return new UserError("corrupt safetensors file " + file + ": " + what);
     }
 }

@@ -1,5 +1,6 @@
 package dev.sparksft.optim;
 
+import dev.sparksft.UserError;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -67,11 +68,11 @@ public final class BlockAdam implements Optimizer {
             }
         }
         if (blocks.isEmpty()) {
-            throw new IllegalArgumentException("use_badam: no trainable decoder layer (model.layers.N.) to update block "
+            throw new UserError("use_badam: no trainable decoder layer (model.layers.N.) to update block "
                     + "by block; BAdam needs finetuning_type: full");
         }
         if (startBlock != null && (startBlock < 0 || startBlock >= blocks.size())) {
-            throw new IllegalArgumentException("badam_start_block must be in [0, " + blocks.size() + ") for this model's "
+            throw new UserError("badam_start_block must be in [0, " + blocks.size() + ") for this model's "
                     + blocks.size() + " layers, got " + startBlock);
         }
         this.seed = seed;
@@ -146,7 +147,7 @@ public final class BlockAdam implements Optimizer {
     private void newRandomRound() {
         SplittableRandom random = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + round.item_long());
         round.add_(new org.bytedeco.pytorch.Scalar(1L));
-        int[] perm = dev.sparksft.train.BatchPlan.shuffled(blocks.size(), random);
+        int[] perm = dev.sparksft.runtime.Permutation.shuffled(blocks.size(), random);
         for (int i = 0; i < perm.length; i++) {
             order.narrow(0, i, 1).fill_(new org.bytedeco.pytorch.Scalar((long) perm[i]));
         }
@@ -184,7 +185,7 @@ public final class BlockAdam implements Optimizer {
     public void load(Map<String, Tensor> state, long numSteps) {
         Tensor saved = state.get("badam.block");
         if (saved == null) {
-            throw new IllegalArgumentException("the checkpoint's optimizer state has no BAdam block (was use_badam "
+            throw new UserError("the checkpoint's optimizer state has no BAdam block (was use_badam "
                     + "turned on since the checkpoint?)");
         }
         activate((int) saved.item_long());

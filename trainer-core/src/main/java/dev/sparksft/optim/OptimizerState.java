@@ -1,5 +1,6 @@
 package dev.sparksft.optim;
 
+import dev.sparksft.UserError;
 import java.util.Arrays;
 import java.util.Map;
 import java.util.regex.Pattern;
@@ -34,7 +35,7 @@ public final class OptimizerState {
     /** Copies saved tensors into the live state, requiring the same names and shapes. */
     static void copyInto(Map<String, Tensor> live, Map<String, Tensor> saved, String optimizer) {
         if (!live.keySet().equals(saved.keySet())) {
-            throw new IllegalArgumentException("the checkpoint's optimizer state does not match this run's trainable "
+            throw new UserError("the checkpoint's optimizer state does not match this run's trainable "
                     + "parameters for " + optimizer + " (was finetuning_type or optim changed since the checkpoint?)");
         }
         try (NoGradGuard noGrad = new NoGradGuard()) {
@@ -43,7 +44,7 @@ public final class OptimizerState {
                 long[] want = e.getValue().sizes().vec().get();
                 long[] got = s.sizes().vec().get();
                 if (!Arrays.equals(want, got)) {
-                    throw new IllegalArgumentException("optimizer state '" + e.getKey() + "' has shape "
+                    throw new UserError("optimizer state '" + e.getKey() + "' has shape "
                             + Arrays.toString(got) + " in the checkpoint but " + Arrays.toString(want) + " here");
                 }
                 e.getValue().copy_(s);

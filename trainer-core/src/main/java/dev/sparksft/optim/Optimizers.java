@@ -1,5 +1,6 @@
 package dev.sparksft.optim;
 
+import dev.sparksft.UserError;
 import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.model.ModelConfig;
@@ -93,7 +94,7 @@ public final class Optimizers {
 
     private static void requireAdamW(TrainingArguments args, String key) {
         if (!args.optim().equals("adamw_torch")) {
-            throw new IllegalArgumentException(key + " builds on optim: adamw_torch, got optim: " + args.optim());
+            throw new UserError(key + " builds on optim: adamw_torch, got optim: " + args.optim());
         }
     }
 
@@ -119,7 +120,7 @@ public final class Optimizers {
             }
         }
         if (found.isEmpty()) {
-            throw new IllegalArgumentException(key + ": " + targets + " matches no trainable linear weight; choose from "
+            throw new UserError(key + ": " + targets + " matches no trainable linear weight; choose from "
                     + String.join(", ", modules) + " or all");
         }
         return found;

@@ -1,5 +1,6 @@
 package dev.sparksft.optim;
 
+import dev.sparksft.UserError;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.T_TensorTensorTensor_T;
@@ -48,7 +49,7 @@ final class Projector {
             case "right" -> Side.RIGHT;
             case "left" -> Side.LEFT;
             case "full" -> Side.FULL;
-            default -> throw new IllegalArgumentException("unknown projection type '" + projType + "'");
+            default -> throw new UserError("unknown projection type '" + projType + "'");
         };
         this.p = zeros(param, side == Side.RIGHT ? new long[] {this.rank, n} : new long[] {m, this.rank});
         this.q = side == Side.FULL ? zeros(param, new long[] {this.rank, n}) : null;

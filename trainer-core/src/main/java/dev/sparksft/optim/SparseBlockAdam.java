@@ -1,5 +1,6 @@
 package dev.sparksft.optim;
 
+import dev.sparksft.UserError;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -53,7 +54,7 @@ public final class SparseBlockAdam implements Optimizer {
     SparseBlockAdam(Map<String, Tensor> trainable, double ratio, String maskMode, int switchEvery, int preserveThreshold,
                     long seed, double beta1, double beta2, double eps) {
         if (!(ratio > 0 && ratio <= 1)) {
-            throw new IllegalArgumentException("badam_update_ratio must be in (0, 1], got " + ratio);
+            throw new UserError("badam_update_ratio must be in (0, 1], got " + ratio);
         }
         this.ratio = ratio;
         this.scatter = maskMode.equals("scatter");
@@ -74,7 +75,7 @@ public final class SparseBlockAdam implements Optimizer {
             }
         });
         if (params.isEmpty()) {
-            throw new IllegalArgumentException("badam_mode: ratio found no trainable tensor besides embeddings and head");
+            throw new UserError("badam_mode: ratio found no trainable tensor besides embeddings and head");
         }
     }
 
@@ -109,7 +110,7 @@ public final class SparseBlockAdam implements Optimizer {
         long[] idx = new long[(int) k];
         int[] perm = null;
         if (scatter) {   // one permutation per shape, as BAdam keeps one mask per shape
-            perm = dev.sparksft.train.BatchPlan.shuffled((int) n,
+            perm = dev.sparksft.runtime.Permutation.shuffled((int) n,
                     new SplittableRandom(seed * 31 + java.util.Arrays.hashCode(p.sizes().vec().get())));
         }
         for (int i = 0; i < k; i++) {

@@ -1,5 +1,6 @@
 package dev.sparksft.runtime;
 
+import dev.sparksft.UserError;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.openblas.global.openblas;
 import org.bytedeco.pytorch.global.torch;
@@ -44,7 +45,7 @@ public final class Torch {
      */
     public static void load(int blasThreads, int intraOpThreads) {
         if (blasThreads < 1 || intraOpThreads < 1) {
-            throw new IllegalArgumentException("thread counts must be >= 1, got " + blasThreads + " and " + intraOpThreads);
+            throw new UserError("thread counts must be >= 1, got " + blasThreads + " and " + intraOpThreads);
         }
         load();
         torch.set_num_threads(intraOpThreads);

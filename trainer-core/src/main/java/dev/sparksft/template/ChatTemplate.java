@@ -1,5 +1,6 @@
 package dev.sparksft.template;
 
+import dev.sparksft.UserError;
 import dev.sparksft.data.Message;
 import dev.sparksft.data.Role;
 import dev.sparksft.tokenizer.Tokenizer;
@@ -55,13 +56,13 @@ public record ChatTemplate(
         }
         for (String word : stopWords) {
             if (tok.tokenId(word).isEmpty()) {
-                throw new IllegalArgumentException("template '" + name + "' needs the token '" + word + "', which the "
+                throw new UserError("template '" + name + "' needs the token '" + word + "', which the "
                         + "tokenizer does not have: use the template that matches the model (for example chatml or "
                         + "qwen for ChatML tokenizers, llama3 for Llama 3)");
             }
         }
         if (tok.tokenId(eos).isEmpty()) {
-            throw new IllegalArgumentException("the tokenizer has no eos token and no '" + eos + "' token: set eos_token in "
+            throw new UserError("the tokenizer has no eos token and no '" + eos + "' token: set eos_token in "
                     + "tokenizer_config.json");
         }
         String pad = s.pad() != null ? s.pad() : eos;
@@ -183,7 +184,7 @@ public record ChatTemplate(
                 case USER -> user.apply(foldedSystem + m.content(), i / 2);
                 case ASSISTANT -> assistant.apply(m.content(), i / 2);
                 case OBSERVATION -> observation.apply(m.content(), i / 2);
-                case FUNCTION, SYSTEM -> throw new IllegalArgumentException("template '" + name + "': "
+                case FUNCTION, SYSTEM -> throw new UserError("template '" + name + "': "
                         + m.role().value + " messages inside a conversation are not supported yet");
             });
             out.add(toIds(tok, elements));

@@ -1,5 +1,6 @@
 package dev.sparksft.template;
 
+import dev.sparksft.UserError;
 import static dev.sparksft.loss.CausalLmLoss.IGNORE_INDEX;
 
 import dev.sparksft.config.DataArguments;
@@ -28,10 +29,10 @@ public final class SupervisedEncoder {
                           boolean preserveThinking) {
         public Options {
             if (cutoffLen < 1) {
-                throw new IllegalArgumentException("cutoff_len must be >= 1, got " + cutoffLen);
+                throw new UserError("cutoff_len must be >= 1, got " + cutoffLen);
             }
             if (trainOnPrompt && maskHistory) {
-                throw new IllegalArgumentException("mask_history is incompatible with train_on_prompt: set one to false");
+                throw new UserError("mask_history is incompatible with train_on_prompt: set one to false");
             }
         }
     }

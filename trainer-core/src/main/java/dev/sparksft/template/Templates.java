@@ -1,5 +1,6 @@
 package dev.sparksft.template;
 
+import dev.sparksft.UserError;
 import dev.sparksft.config.Suggest;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -88,7 +89,7 @@ public final class Templates {
     public static ChatTemplate get(String name) {
         ChatTemplate t = BUILT_IN.get(name);
         if (t == null) {
-            throw new IllegalArgumentException("template: unknown template '" + name + "'"
+            throw new UserError("template: unknown template '" + name + "'"
                     + Suggest.didYouMean(name, BUILT_IN.keySet()) + "; built-in templates: " + String.join(", ", names()));
         }
         return t;

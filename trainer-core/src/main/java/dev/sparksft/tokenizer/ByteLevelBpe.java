@@ -1,5 +1,6 @@
 package dev.sparksft.tokenizer;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -123,7 +124,7 @@ public final class ByteLevelBpe {
     public int specialTokenId(String token) {
         int i = specialTokens.indexOf(token);
         if (i < 0) {
-            throw new IllegalArgumentException("'" + token + "' is not one of the special tokens " + specialTokens);
+            throw new UserError("'" + token + "' is not one of the special tokens " + specialTokens);
         }
         return 256 + merges.size() + i;
     }

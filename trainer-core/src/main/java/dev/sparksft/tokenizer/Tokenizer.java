@@ -1,5 +1,6 @@
 package dev.sparksft.tokenizer;
 
+import dev.sparksft.UserError;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -40,12 +41,12 @@ public final class Tokenizer implements AutoCloseable {
         Path json = dir.resolve("tokenizer.json");
         Path config = dir.resolve("tokenizer_config.json");
         if (!Files.isRegularFile(json)) {
-            throw new IllegalArgumentException("tokenizer directory " + dir + " has no tokenizer.json: spark-sft needs a "
+            throw new UserError("tokenizer directory " + dir + " has no tokenizer.json: spark-sft needs a "
                     + "fast tokenizer; convert a slow one with transformers' AutoTokenizer.from_pretrained(dir)"
                     + ".save_pretrained(dir)");
         }
         if (!Files.isRegularFile(config)) {
-            throw new IllegalArgumentException("tokenizer directory " + dir + " has no tokenizer_config.json, which "
+            throw new UserError("tokenizer directory " + dir + " has no tokenizer_config.json, which "
                     + "names the bos/eos/pad tokens: copy it from the model's original repository");
         }
         JsonNode tok = JSON.readTree(json.toFile());
@@ -76,7 +77,7 @@ public final class Tokenizer implements AutoCloseable {
         Tokenizer t = new Tokenizer(hf, Map.copyOf(ids), vocabSize, special);
         for (String s : new String[] {special.bos(), special.eos(), special.pad()}) {
             if (s != null && t.tokenId(s).isEmpty()) {
-                throw new IllegalArgumentException(config + " names special token '" + s
+                throw new UserError(config + " names special token '" + s
                         + "', which tokenizer.json does not contain");
             }
         }
@@ -95,7 +96,7 @@ public final class Tokenizer implements AutoCloseable {
     public Tokenizer withSpecialTokens(SpecialTokens tokens) {
         for (String s : new String[] {tokens.bos(), tokens.eos(), tokens.pad()}) {
             if (s != null && tokenId(s).isEmpty()) {
-                throw new IllegalArgumentException("special token '" + s + "' is not in the tokenizer's vocabulary");
+                throw new UserError("special token '" + s + "' is not in the tokenizer's vocabulary");
             }
         }
         return new Tokenizer(hf, tokenToId, vocabSize, tokens);

@@ -1,12 +1,14 @@
 package dev.sparksft.train;
 
+import dev.sparksft.UserError;
+import dev.sparksft.runtime.Permutation;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * Which examples every optimizer step trains on (DESIGN.md invariant 1): epoch e visits the
+ * Which examples every optimizer step trains on (docs/ARCHITECTURE.md invariant 1): epoch e visits the
  * examples in a permutation seeded by (seed, e) and cuts it into global batches of
  * per_device x grad_accum x world_size examples, the last one partial (trained, not dropped).
  * The set of a step therefore depends only on (seed, epoch, global batch size); how it is split
@@ -20,7 +22,7 @@ public final class BatchPlan implements java.io.Serializable {
 
     public BatchPlan(int numExamples, int globalBatch, long seed, boolean shuffle) {
         if (numExamples < 1) {
-            throw new IllegalArgumentException("no training examples");
+            throw new UserError("no training examples");
         }
         this.numExamples = numExamples;
         this.globalBatch = globalBatch;
@@ -52,26 +54,9 @@ public final class BatchPlan implements java.io.Serializable {
     /** The visiting order of epoch {@code epoch}: seeded by (seed, epoch); identity without shuffling. */
     public int[] permutation(int epoch) {
         if (!shuffle) {
-            return shuffled(numExamples, null);
+            return Permutation.shuffled(numExamples, null);
         }
-        return shuffled(numExamples, new SplittableRandom(seed * 0x9E3779B97F4A7C15L + epoch));
-    }
-
-    /** Fisher-Yates over 0..n-1 ({@code rng} null: 0..n-1 in order). */
-    public static int[] shuffled(int n, SplittableRandom rng) {
-        int[] order = new int[n];
-        for (int i = 0; i < n; i++) {
-            order[i] = i;
-        }
-        if (rng != null) {
-            for (int i = n - 1; i > 0; i--) {
-                int j = rng.nextInt(i + 1);
-                int t = order[i];
-                order[i] = order[j];
-                order[j] = t;
-            }
-        }
-        return order;
+        return Permutation.shuffled(numExamples, new SplittableRandom(seed * 0x9E3779B97F4A7C15L + epoch));
     }
 
     /**

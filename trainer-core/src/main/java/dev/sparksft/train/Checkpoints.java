@@ -1,5 +1,6 @@
 package dev.sparksft.train;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -22,7 +23,7 @@ import java.util.stream.Stream;
 import org.bytedeco.pytorch.Tensor;
 
 /**
- * {@code checkpoint-<step>/} directories (DESIGN.md invariant 5): the model in HF layout (loadable
+ * {@code checkpoint-<step>/} directories (docs/ARCHITECTURE.md invariant 5): the model in HF layout (loadable
  * on its own), optimizer state ({@code optimizer.safetensors}), and {@code trainer_state.json},
  * which holds the step, the data position, the schedule and the seed the batch plan derives its
  * permutations from (the only randomness of training). Written into a temporary directory and
@@ -64,12 +65,12 @@ public final class Checkpoints {
             return null;
         }
         if (resume.equalsIgnoreCase("true")) {
-            return latest(outputDir).orElseThrow(() -> new IllegalArgumentException(
+            return latest(outputDir).orElseThrow(() -> new UserError(
                     "resume_from_checkpoint: true, but output_dir " + outputDir + " holds no checkpoint-N directory"));
         }
         Path p = Path.of(resume);
         if (!Files.isDirectory(p)) {
-            throw new IllegalArgumentException("resume_from_checkpoint: " + resume + " is not a directory");
+            throw new UserError("resume_from_checkpoint: " + resume + " is not a directory");
         }
         return p;
     }
@@ -105,7 +106,7 @@ public final class Checkpoints {
         Path state = dir.resolve(STATE_FILE);
         Path optimizer = dir.resolve(OPTIMIZER_FILE);
         if (!Files.isRegularFile(state) || !Files.isRegularFile(optimizer)) {
-            throw new IllegalArgumentException("resume_from_checkpoint: " + dir + " is not a spark-sft checkpoint (it needs "
+            throw new UserError("resume_from_checkpoint: " + dir + " is not a spark-sft checkpoint (it needs "
                     + STATE_FILE + " and " + OPTIMIZER_FILE + ")");
         }
         JsonNode s = JSON.readTree(state.toFile());
@@ -121,7 +122,7 @@ public final class Checkpoints {
     public static long step(Path dir) throws IOException {
         Path state = dir.resolve(STATE_FILE);
         if (!Files.isRegularFile(state)) {
-            throw new IllegalArgumentException("resume_from_checkpoint: " + dir + " is not a spark-sft checkpoint (it needs "
+            throw new UserError("resume_from_checkpoint: " + dir + " is not a spark-sft checkpoint (it needs "
                     + STATE_FILE + ")");
         }
         return JSON.readTree(state.toFile()).path("global_step").asLong();

@@ -1,5 +1,6 @@
 package dev.sparksft.train;
 
+import dev.sparksft.UserError;
 import java.util.Map;
 import java.util.Set;
 
@@ -36,11 +37,11 @@ public final class LrSchedule {
     public LrSchedule(String type, double baseLr, int warmupSteps, int trainingSteps, Map<String, Object> kwargs) {
         Set<String> allowed = KWARGS.get(type);
         if (allowed == null) {
-            throw new IllegalArgumentException("lr_scheduler_type: unknown scheduler '" + type + "'");
+            throw new UserError("lr_scheduler_type: unknown scheduler '" + type + "'");
         }
         for (String k : kwargs.keySet()) {
             if (!allowed.contains(k)) {
-                throw new IllegalArgumentException("lr_scheduler_kwargs: '" + k + "' is not a parameter of " + type
+                throw new UserError("lr_scheduler_kwargs: '" + k + "' is not a parameter of " + type
                         + (allowed.isEmpty() ? " (it takes none)" : "; it takes " + allowed));
             }
         }
@@ -50,15 +51,15 @@ public final class LrSchedule {
         this.trainingSteps = trainingSteps;
         this.kwargs = Map.copyOf(kwargs);
         if (type.equals("polynomial") && !(baseLr > number("lr_end", 1e-7))) {
-            throw new IllegalArgumentException("lr_scheduler_kwargs.lr_end (" + number("lr_end", 1e-7)
+            throw new UserError("lr_scheduler_kwargs.lr_end (" + number("lr_end", 1e-7)
                     + ") must be smaller than learning_rate (" + baseLr + ")");
         }
         if (type.equals("cosine_with_min_lr") && kwargs.containsKey("min_lr") == kwargs.containsKey("min_lr_rate")) {
-            throw new IllegalArgumentException("cosine_with_min_lr needs exactly one of lr_scheduler_kwargs.min_lr and "
+            throw new UserError("cosine_with_min_lr needs exactly one of lr_scheduler_kwargs.min_lr and "
                     + "lr_scheduler_kwargs.min_lr_rate");
         }
         if (type.equals("warmup_stable_decay") && !kwargs.containsKey("num_decay_steps")) {
-            throw new IllegalArgumentException("warmup_stable_decay needs lr_scheduler_kwargs.num_decay_steps");
+            throw new UserError("warmup_stable_decay needs lr_scheduler_kwargs.num_decay_steps");
         }
     }
 
@@ -129,7 +130,7 @@ public final class LrSchedule {
                 case "linear" -> progress;
                 case "cosine" -> 0.5 * (1.0 - Math.cos(Math.PI * progress));
                 case "1-sqrt" -> 1.0 - Math.sqrt(1.0 - progress);
-                default -> throw new IllegalArgumentException("lr_scheduler_kwargs.warmup_type must be linear, cosine or 1-sqrt");
+                default -> throw new UserError("lr_scheduler_kwargs.warmup_type must be linear, cosine or 1-sqrt");
             };
             return Math.max(0.0, f * (1.0 - minRatio) + minRatio);
         }
@@ -142,7 +143,7 @@ public final class LrSchedule {
                 case "linear" -> 1.0 - progress;
                 case "cosine" -> 0.5 * (1.0 + Math.cos(Math.PI * number("num_cycles", 0.5) * 2.0 * progress));
                 case "1-sqrt" -> 1.0 - Math.sqrt(progress);
-                default -> throw new IllegalArgumentException("lr_scheduler_kwargs.decay_type must be linear, cosine or 1-sqrt");
+                default -> throw new UserError("lr_scheduler_kwargs.decay_type must be linear, cosine or 1-sqrt");
             };
             return Math.max(0.0, f * (1.0 - minRatio) + minRatio);
         }
@@ -160,7 +161,7 @@ public final class LrSchedule {
         try {
             return Double.parseDouble(v.toString());
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("lr_scheduler_kwargs." + key + " must be a number, got '" + v + "'");
+            throw new UserError("lr_scheduler_kwargs." + key + " must be a number, got '" + v + "'");
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.sparksft.train;
 
+import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.Dtype;
 import dev.sparksft.model.LlamaModel;
@@ -36,7 +37,7 @@ public final class Models {
         requireFp8Support(config, device.type().value == org.bytedeco.pytorch.global.torch.DeviceType.CUDA.value);
         if (!config.finetuning().lora()) {
             if (adapterDir != null) {
-                throw new IllegalArgumentException("adapter_name_or_path is set but finetuning_type is "
+                throw new UserError("adapter_name_or_path is set but finetuning_type is "
                         + config.finetuning().finetuningType() + "; merge the adapter first (scripts/sft export) or "
                         + "set finetuning_type: lora");
             }
@@ -72,11 +73,11 @@ public final class Models {
             return;
         }
         if (!cuda) {
-            throw new IllegalArgumentException("fp8: true needs a CUDA GPU with compute capability >= 8.9 (Ada or Hopper) "
+            throw new UserError("fp8: true needs a CUDA GPU with compute capability >= 8.9 (Ada or Hopper) "
                     + "for scaled FP8 matmuls, but this rank's device is cpu; set fp8: false (bf16: true is the fastest "
                     + "CPU option) or run with device: cuda on such GPUs");
         }
-        throw new IllegalArgumentException("fp8: true on cuda: FP8 linear layers are not "
+        throw new UserError("fp8: true on cuda: FP8 linear layers are not "
                 + "available in this build of spark-sft (they have not been verified on a GPU); use bf16: true");
     }
 

@@ -1,5 +1,6 @@
 package dev.sparksft.train;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.model.LlamaModel;
@@ -46,13 +47,13 @@ public final class Outputs {
      */
     public static Outputs prepare(Path dir, Path modelDir, boolean overwrite, boolean resuming) throws IOException {
         if (Files.exists(dir) && !Files.isDirectory(dir)) {
-            throw new IllegalArgumentException("output_dir " + dir + " is a file; point output_dir at a directory");
+            throw new UserError("output_dir " + dir + " is a file; point output_dir at a directory");
         }
         Files.createDirectories(dir);
         List<Path> previous = previousRun(dir);
         if (!previous.isEmpty() && !resuming) {
             if (!overwrite) {
-                throw new IllegalArgumentException("output_dir " + dir + " already holds another run ("
+                throw new UserError("output_dir " + dir + " already holds another run ("
                         + previous.stream().map(p -> p.getFileName().toString()).limit(4).toList()
                         + "); set overwrite_output_dir: true to replace it, or resume_from_checkpoint: true to continue it");
             }

@@ -5,7 +5,7 @@ import java.util.List;
 
 /**
  * The examples one rank trains on, step by step: its gradient_accumulation_steps micro-batches
- * of each optimizer step, as the {@link BatchPlan} assigns them (DESIGN.md invariant 1). In one
+ * of each optimizer step, as the {@link BatchPlan} assigns them (docs/ARCHITECTURE.md invariant 1). In one
  * process they come from the whole dataset in memory ({@link PlannedBatches}); under Spark each
  * rank streams its own share, already ordered by (step, micro-batch).
  */

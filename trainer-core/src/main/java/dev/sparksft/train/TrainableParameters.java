@@ -1,5 +1,6 @@
 package dev.sparksft.train;
 
+import dev.sparksft.UserError;
 import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.model.LlamaModel;
 import dev.sparksft.model.ModelConfig;
@@ -49,7 +50,7 @@ public final class TrainableParameters {
             }
             for (String module : ft.freezeTrainableModules()) {
                 if (!module.equals("all") && !hidden.contains(module)) {
-                    throw new IllegalArgumentException("freeze_trainable_modules: module '" + module
+                    throw new UserError("freeze_trainable_modules: module '" + module
                             + "' is not found; choose from " + String.join(", ", hidden) + " or all");
                 }
                 for (int i = from; i < to; i++) {
@@ -58,7 +59,7 @@ public final class TrainableParameters {
             }
             for (String module : ft.freezeExtraModules()) {
                 if (!nonHidden.contains(module)) {
-                    throw new IllegalArgumentException("freeze_extra_modules: module '" + module
+                    throw new UserError("freeze_extra_modules: module '" + module
                             + "' is not found; choose from " + String.join(", ", nonHidden));
                 }
                 patterns.add(module);
@@ -77,7 +78,7 @@ public final class TrainableParameters {
             }
         }
         if (trainable.isEmpty()) {
-            throw new IllegalArgumentException("no parameter is trainable with finetuning_type " + ft.finetuningType()
+            throw new UserError("no parameter is trainable with finetuning_type " + ft.finetuningType()
                     + " and freeze_trainable_layers " + ft.freezeTrainableLayers());
         }
         return trainable;

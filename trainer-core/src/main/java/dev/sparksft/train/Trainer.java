@@ -1,5 +1,6 @@
 package dev.sparksft.train;
 
+import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -29,7 +30,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The SFT loop of one rank (the seed's CustomSeq2SeqTrainer.train, DESIGN.md invariants 1-3):
+ * The SFT loop of one rank (the seed's CustomSeq2SeqTrainer.train, docs/ARCHITECTURE.md invariants 1-3):
  * per optimizer step, the examples come from the {@link BatchPlan}; the number N of labelled
  * targets of the whole step (all micro-batches, all ranks) is all-reduced first; every
  * micro-batch backpropagates sum(token losses) / N; gradients are all-reduced with SUM, clipped
@@ -257,7 +258,7 @@ public final class Trainer {
     /** {@link #evaluate}, then rank 0 writes eval_results.json (with all_results.json). */
     public Map<String, Object> evaluateAndSave(double epoch) throws IOException {
         if (eval.isEmpty()) {
-            throw new IllegalArgumentException("do_eval needs an eval set: set eval_dataset or val_size");
+            throw new UserError("do_eval needs an eval set: set eval_dataset or val_size");
         }
         long start = System.nanoTime();
         Map<String, Double> metrics = evaluate();
@@ -359,7 +360,7 @@ public final class Trainer {
         for (Map.Entry<String, Object> e : now.entrySet()) {
             long was = saved.path(e.getKey()).asLong(-1);
             if (was != (Long) e.getValue()) {
-                throw new IllegalArgumentException("resume_from_checkpoint: the checkpoint was written with " + e.getKey()
+                throw new UserError("resume_from_checkpoint: the checkpoint was written with " + e.getKey()
                         + " = " + was + " but this run has " + e.getValue() + "; resuming would replay different "
                         + "batches. Use the checkpoint's settings or start a new output_dir");
             }

@@ -10,7 +10,7 @@ import java.util.List;
 import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
 
-/** DESIGN.md invariants 1 and 3: a step's examples depend only on (seed, epoch, global batch). */
+/** docs/ARCHITECTURE.md invariants 1 and 3: a step's examples depend only on (seed, epoch, global batch). */
 class BatchPlanTest {
     @Test
     void everyEpochIsAPermutationWithAPartialLastStep() {
