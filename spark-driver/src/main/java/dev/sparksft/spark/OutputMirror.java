@@ -77,24 +77,12 @@ final class OutputMirror {
         }
         FileSystem fs = fs();
         if (fs.exists(remote) && !fs.getFileStatus(remote).isDirectory()) {
-            throw new UserError("output_dir " + outputDir + " is a file; point output_dir at a directory");
+            throw Outputs.notADirectory(outputDir);
         }
         fs.mkdirs(remote);
-        List<FileStatus> previous = new ArrayList<>();
-        for (FileStatus s : fs.listStatus(remote)) {
-            if (Outputs.isRunFile(s.getPath().getName())) {
-                previous.add(s);
-            }
-        }
-        if (!previous.isEmpty() && !resuming) {
-            if (!overwrite) {
-                throw new UserError("output_dir " + outputDir + " already holds another run ("
-                        + previous.stream().map(s -> s.getPath().getName()).sorted().limit(4).toList()
-                        + "); set overwrite_output_dir: true to replace it, or resume_from_checkpoint: true to continue it");
-            }
-            for (FileStatus s : previous) {
-                fs.delete(s.getPath(), true);
-            }
+        List<String> names = java.util.Arrays.stream(fs.listStatus(remote)).map(s -> s.getPath().getName()).toList();
+        for (String name : Outputs.toReplace(outputDir, names, overwrite, resuming)) {
+            fs.delete(new org.apache.hadoop.fs.Path(remote, name), true);
         }
     }
 

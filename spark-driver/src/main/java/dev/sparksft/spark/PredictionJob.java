@@ -11,6 +11,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -35,9 +36,7 @@ public final class PredictionJob {
         long start = System.nanoTime();
         List<Predictor.Row> rows = generate(spark, values, modelPath);
         double seconds = (System.nanoTime() - start) / 1e9;
-        Map<String, Object> results = new LinkedHashMap<>(Predictor.metrics(rows, "predict_"));
-        results.put("predict_runtime", seconds);
-        results.put("predict_samples_per_second", rows.size() / seconds);
+        Map<String, Object> results = Predictor.results(rows, seconds);
         OutputMirror output = OutputMirror.of(config.training().outputDir(), spark.sparkContext().hadoopConfiguration());
         Path dir = output.driverStaging();
         output.push(Predictor.write(dir, rows));
@@ -71,7 +70,7 @@ public final class PredictionJob {
     private static List<Predictor.Row> generate(SparkSession spark, ObjectNode values, String modelPath) {
         SftConfig config = SftConfig.fromValues(values);
         String configJson = RunConfig.json(values);
-        JavaRDD<Predictor.Prompt> prompts = new SparkDataset(spark, config.data(), new ExecutorEncoders.Key(configJson),
+        JavaRDD<Predictor.Prompt> prompts = new SparkDataset(JavaSparkContext.fromSparkContext(spark.sparkContext()), config.data(), new ExecutorEncoders.Key(configJson),
                 config.distributed().skipBadRows()).predictSet(config.training().seed());
         long count = prompts.count();
         int tasks = (int) Math.max(1, Math.min(count, spark.sparkContext().defaultParallelism()));

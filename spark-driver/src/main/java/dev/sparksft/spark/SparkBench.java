@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.cli.MakeTinyModel;
-import dev.sparksft.cli.TrainCommand;
+import dev.sparksft.run.LocalRun;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.dist.Rendezvous;
 import dev.sparksft.dist.World;
@@ -72,7 +72,7 @@ public final class SparkBench {
         Files.writeString(config, yaml);
 
         long t0 = System.nanoTime();
-        double singleLoop = TrainCommand.run(SftConfig.load(config, List.of("output_dir=" + dir.resolve("single"),
+        double singleLoop = LocalRun.run(SftConfig.load(config, List.of("output_dir=" + dir.resolve("single"),
                 "per_device_train_batch_size=4", "num_threads=2"))).runtimeSeconds();
         Run single = run(dir.resolve("single"), t0, singleLoop, steps);
 

@@ -2,6 +2,8 @@ package dev.sparksft.spark;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.UserError;
+import dev.sparksft.run.RunChecks;
+import dev.sparksft.template.Templates;
 import dev.sparksft.config.SftConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -33,16 +35,13 @@ public final class SparkSftMain {
         try {
             List<String> overrides = new ArrayList<>(List.of(argv).subList(1, argv.length));
             values = SftConfig.loadValues(Path.of(argv[0]), overrides);
-            config = SftConfig.fromValues(values);
+            config = SftConfig.fromValues(values, Templates.names());
+            RunChecks.sparkJob(config);
         } catch (UserError e) {
             System.err.println("spark-sft: " + e.getMessage());
             return 2;
         } catch (java.io.IOException e) {
             System.err.println("spark-sft: cannot read the configuration " + argv[0] + ": " + e);
-            return 2;
-        }
-        if (!config.training().doTrain() && !config.training().doPredict()) {
-            System.err.println("spark-sft: nothing to do: set do_train (and/or do_predict with predict_with_generate) to true");
             return 2;
         }
         SparkConf conf = new SparkConf().setAppName("spark-sft");

@@ -8,7 +8,9 @@ import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.train.BatchPlan;
 import dev.sparksft.train.Checkpoints;
 import dev.sparksft.train.Outputs;
-import dev.sparksft.train.Trainer;
+import dev.sparksft.train.TrainingSetup;
+import dev.sparksft.run.RunChecks;
+import org.apache.spark.api.java.JavaSparkContext;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -73,16 +75,11 @@ public final class TrainingJob {
         SftConfig config = SftConfig.fromValues(values);
         TrainingArguments args = config.training();
         int worldSize = config.distributed().worldSize();
-        if (args.outputDir() == null || args.outputDir().isBlank()) {
-            throw new UserError("output_dir is required: where checkpoints, the final model and the logs go");
-        }
+        RunChecks.sparkJob(config);
         if (!args.doTrain()) {
-            throw new UserError("do_train: false: the Spark job trains (and evaluates after training with "
-                    + "do_eval); to evaluate a saved model alone use scripts/sft train with do_train: false");
+            throw new IllegalStateException("the training job runs with do_train: true only (SparkSftMain chooses the stages)");
         }
         requireGpuScheduling(spark, config.distributed().cuda());
-        // refused here, on the driver, rather than by every rank after Spark's retries
-        dev.sparksft.train.Models.requireFp8Support(config, config.distributed().cuda());
         Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
         OutputMirror output = OutputMirror.of(args.outputDir(), spark.sparkContext().hadoopConfiguration());
         String resume = resumePoint(args.resumeFromCheckpoint(), output);
@@ -93,14 +90,11 @@ public final class TrainingJob {
         }
 
         String configJson = RunConfig.json(values);
-        SparkDataset.Loaded data = new SparkDataset(spark, config.data(), new ExecutorEncoders.Key(configJson),
-                config.distributed().skipBadRows()).load(args.seed());
-        if (data.numTrain() < worldSize) {
-            throw new UserError("the training set has " + data.numTrain() + " example(s), fewer than "
-                    + "world_size " + worldSize + ": some ranks would never train; lower world_size");
-        }
-        BatchPlan plan = Trainer.plan(data.numTrain(), args, config.finetuning(), worldSize);
-        long totalSteps = Trainer.totalSteps(args, plan);
+        SparkDataset.Loaded data = new SparkDataset(JavaSparkContext.fromSparkContext(spark.sparkContext()), config.data(),
+                new ExecutorEncoders.Key(configJson), config.distributed().skipBadRows()).load(args.seed());
+        RunChecks.enoughExamples(data.numTrain(), worldSize);
+        BatchPlan plan = TrainingSetup.plan(data.numTrain(), args, config.finetuning(), worldSize);
+        long totalSteps = TrainingSetup.totalSteps(args, plan);
         LOG.info("{} training examples, {} eval examples; {} steps of {} examples on {} ranks", data.numTrain(),
                 data.eval().size(), totalSteps, plan.globalBatch(), worldSize);
         JavaPairRDD<Slot, TokenizedExample> slots = new SlotAssigner(plan, totalSteps, worldSize,

@@ -15,6 +15,7 @@ import dev.sparksft.train.Checkpoints;
 import dev.sparksft.train.Models;
 import dev.sparksft.train.Outputs;
 import dev.sparksft.train.Trainer;
+import dev.sparksft.run.RankRun;
 import java.io.IOException;
 import java.io.Serializable;
 import java.nio.file.Path;
@@ -120,19 +121,15 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
             faults.beforeJoin(rank);
             try (World world = World.join(rank, size, address, host, device, timeout)) {
                 Outputs outputs = Outputs.open(outputDir, modelDir).mirroredBy(output::push, output::remove);
-                Trainer trainer = new Trainer(args, config.finetuning(), model, numExamples,
-                        new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), faults),
-                        eval, world, encoder.tokenizer().padId(), outputs);
-                current = trainer;
-                Trainer.Result result = trainer.trainAndSave(resume == null ? null : Checkpoints.load(resume));
+                Trainer.Result result = RankRun.trainAndEvaluate(config, model, numExamples,
+                        new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), faults), eval, world,
+                        encoder.tokenizer().padId(), outputs, resume == null ? null : Checkpoints.load(resume),
+                        trainer -> current = trainer).result();
                 ObjectNode summary = JSON.createObjectNode().put("rank", rank).put("global_step", result.globalStep())
                         .put("epoch", result.epoch()).put("runtime", result.runtimeSeconds())
                         .put("resumed_from", resume == null ? null : resume.getFileName().toString());
                 if (Double.isFinite(result.trainLoss())) {
                     summary.put("train_loss", result.trainLoss());
-                }
-                if (args.doEval()) {
-                    trainer.evaluateAndSave(result.epoch());
                 }
                 if (rank == 0) {
                     output.pushFinal();

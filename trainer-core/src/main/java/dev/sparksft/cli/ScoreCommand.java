@@ -6,6 +6,7 @@ import dev.sparksft.data.Conversation;
 import dev.sparksft.generate.Generator;
 import dev.sparksft.generate.Sampling;
 import dev.sparksft.model.LlamaModel;
+import dev.sparksft.run.RunData;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.template.ChatTemplate;
 import dev.sparksft.tokenizer.Tokenizer;
@@ -37,7 +38,7 @@ public final class ScoreCommand {
         Torch.load(config.training().numThreads(), config.training().intraOpThreads());
         Path modelDir = Path.of(config.training().outputDir());
         try (Tokenizer raw = Tokenizer.load(modelDir)) {
-            PreparedData data = PreparedData.load(config, raw, config.training().seed());
+            RunData data = RunData.load(config, raw);
             if (data.eval().isEmpty()) {
                 throw new UserError("score needs an eval set: set eval_dataset or val_size");
             }

@@ -4,6 +4,7 @@ import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.SyntheticTasks;
 import dev.sparksft.runtime.Torch;
+import dev.sparksft.template.Templates;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -70,29 +71,34 @@ public final class SftMain {
                 if (rest.isEmpty()) {
                     throw new UserError("tokenize needs CONFIG.yaml\n" + USAGE);
                 }
-                TokenizeCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
+                TokenizeCommand.run(config(rest));
             }
             case "train" -> {
                 if (rest.isEmpty()) {
                     throw new UserError("train needs CONFIG.yaml\n" + USAGE);
                 }
-                TrainCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
+                TrainCommand.run(config(rest));
             }
             case "export" -> {
                 if (rest.isEmpty()) {
                     throw new UserError("export needs CONFIG.yaml\n" + USAGE);
                 }
-                Path out = ExportCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())));
+                Path out = ExportCommand.run(config(rest));
                 System.out.println("merged model written to " + out);
             }
             case "score" -> {
                 if (rest.isEmpty()) {
                     throw new UserError("score needs CONFIG.yaml\n" + USAGE);
                 }
-                ScoreCommand.run(SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size())), 32);
+                ScoreCommand.run(config(rest), 32);
             }
             default -> throw new UserError("unknown command '" + args[0] + "'\n" + USAGE);
         }
+    }
+
+    /** CONFIG.yaml [key=value ...], with the template name checked against the built-in templates. */
+    private static SftConfig config(List<String> rest) throws java.io.IOException {
+        return SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size()), Templates.names());
     }
 
     static MakeTinyModel.Options parseTinyModel(List<String> args) {

@@ -7,6 +7,7 @@ import dev.sparksft.config.DataArguments;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.Conversation;
 import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.run.RunData;
 import dev.sparksft.loss.CausalLmLoss;
 import dev.sparksft.template.SupervisedEncoder;
 import dev.sparksft.tokenizer.Tokenizer;
@@ -40,7 +41,7 @@ public final class TokenizeCommand {
         }
         Path out = Path.of(data.tokenizedPath());
         try (Tokenizer raw = Tokenizer.load(Path.of(config.model().modelNameOrPath()))) {
-            PreparedData prepared = PreparedData.load(config, raw, config.training().seed());
+            RunData prepared = RunData.load(config, raw);
             Files.createDirectories(out);
             write(prepared.encoder(), prepared.train(), out.resolve("train.jsonl"));
             if (!prepared.eval().isEmpty()) {

@@ -2,7 +2,6 @@ package dev.sparksft.config;
 
 import dev.sparksft.UserError;
 import com.fasterxml.jackson.annotation.JsonProperty;
-import dev.sparksft.template.Templates;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -42,12 +41,6 @@ public record DataArguments(
         }
         if (valSize > 0 && !evalDataset.isEmpty()) {
             problems.add("val_size and eval_dataset contradict each other: set only one");
-        }
-        if (template == null) {
-            problems.add("template is required; built-in templates: " + String.join(", ", Templates.names()));
-        } else if (!Templates.names().contains(template)) {
-            problems.add("template: unknown template '" + template + "'" + Suggest.didYouMean(template, Templates.names())
-                    + "; built-in templates: " + String.join(", ", Templates.names()));
         }
         if (dataset.isEmpty() && evalDataset.isEmpty()) {
             problems.add("dataset is required (or eval_dataset alone, to predict): a name from dataset_dir/dataset_info.json "

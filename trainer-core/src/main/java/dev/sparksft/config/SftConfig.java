@@ -15,6 +15,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -39,6 +40,15 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
     /** Reads {@code yamlFile} and applies {@code overrides} ("key=value", value parsed as YAML). */
     public static SftConfig load(Path yamlFile, List<String> overrides) throws IOException {
         return fromValues(loadValues(yamlFile, overrides));
+    }
+
+    /**
+     * {@link #load(Path, List)} that also checks {@code template} against {@code templateNames}
+     * (the template layer's built-in names, which the shells pass in), collected with the rest.
+     */
+    public static SftConfig load(Path yamlFile, List<String> overrides, Collection<String> templateNames)
+            throws IOException {
+        return fromValues(loadValues(yamlFile, overrides), templateNames);
     }
 
     /** The flat key/values of {@code yamlFile} with {@code overrides} applied, before binding. */
@@ -71,8 +81,16 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
         return values;
     }
 
-    /** Binds flat key/values onto the argument records. */
+    /** Binds flat key/values onto the argument records (the template name is checked when it is used). */
     public static SftConfig fromValues(ObjectNode values) {
+        return fromValues(values, null);
+    }
+
+    /**
+     * Binds flat key/values onto the argument records; {@code templateNames} (null: not checked
+     * here) are the templates {@code template} may name.
+     */
+    public static SftConfig fromValues(ObjectNode values, Collection<String> templateNames) {
         List<String> problems = new ArrayList<>();
         Set<String> owned = new LinkedHashSet<>();
         SECTIONS.forEach(s -> owned.addAll(keysOf(s)));
@@ -94,10 +112,16 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
         }
         Map<Class<?>, Object> bound = new LinkedHashMap<>();
         for (Class<? extends Record> section : SECTIONS) {
+            boolean typed = true;   // no type error: the section was constructed (or refused its values)
             try {
-                bound.put(section, bind(section, values, problems));
+                Object b = bind(section, values, problems);
+                typed = b != null;
+                bound.put(section, b);
             } catch (ConfigProblems e) {
                 problems.addAll(e.problems());
+            }
+            if (section == DataArguments.class && templateNames != null && typed) {
+                checkTemplate(values.get("template"), templateNames, problems);
             }
         }
         ConfigProblems.throwIfAny(problems);
@@ -106,6 +130,15 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
                 (FinetuningArguments) bound.get(FinetuningArguments.class),
                 (GeneratingArguments) bound.get(GeneratingArguments.class),
                 (DistributedArguments) bound.get(DistributedArguments.class));
+    }
+
+    private static void checkTemplate(JsonNode template, Collection<String> names, List<String> problems) {
+        if (template == null || template.isNull()) {
+            problems.add("template is required; built-in templates: " + String.join(", ", names));
+        } else if (!names.contains(template.asText())) {
+            problems.add("template: unknown template '" + template.asText() + "'"
+                    + Suggest.didYouMean(template.asText(), names) + "; built-in templates: " + String.join(", ", names));
+        }
     }
 
     private static List<String> keysOf(Class<? extends Record> section) {

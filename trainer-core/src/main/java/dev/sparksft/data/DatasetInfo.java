@@ -23,18 +23,28 @@ public final class DatasetInfo {
 
     private DatasetInfo() {}
 
+    /** {@link #resolve(List, DatasetSource)} for a local dataset_dir. */
     public static List<DatasetSpec> resolve(List<String> names, Path datasetDir) throws IOException {
-        Path infoFile = datasetDir.resolve(FILE);
-        JsonNode info = Files.isRegularFile(infoFile) ? JSON.readTree(infoFile.toFile()) : null;
+        return resolve(names, new LocalDatasetSource(datasetDir));
+    }
+
+    /**
+     * The datasets {@code names} refer to: entries of dataset_dir/dataset_info.json, else data
+     * files or folders (under dataset_dir, or as given), whose formatting is read off the first
+     * row's keys.
+     */
+    public static List<DatasetSpec> resolve(List<String> names, DatasetSource source) throws IOException {
+        JsonNode info = source.datasetInfo();
+        String infoFile = join(source.datasetDir(), FILE);
         List<DatasetSpec> specs = new ArrayList<>();
         for (String name : names) {
             if (info != null && info.has(name)) {
-                specs.add(fromInfo(name, info.get(name), datasetDir, infoFile));
+                specs.add(fromInfo(name, info.get(name), source, infoFile));
                 continue;
             }
-            Path direct = directPath(name, datasetDir);
+            String direct = source.locate(name);
             if (direct != null) {
-                specs.add(DatasetSpec.defaults(name, direct.toString(), detectFormatting(direct)));
+                specs.add(DatasetSpec.defaults(name, direct, detectFormatting(direct, source)));
                 continue;
             }
             List<String> defined = new ArrayList<>();
@@ -43,27 +53,17 @@ public final class DatasetInfo {
             }
             throw new UserError("dataset: '" + name + "' is neither defined in " + infoFile
                     + (info == null ? " (which does not exist)" : Suggest.didYouMean(name, defined))
-                    + " nor a file; set dataset_dir to the folder of dataset_info.json or give a path to a .json/.jsonl file");
+                    + " nor a file or folder; set dataset_dir to the folder of dataset_info.json or give a path to "
+                    + ".json/.jsonl/.parquet data");
         }
         return specs;
     }
 
-    /** Whether {@code datasetDir/dataset_info.json} defines {@code name}. */
-    public static boolean defines(String name, Path datasetDir) throws IOException {
-        Path infoFile = datasetDir.resolve(FILE);
-        return Files.isRegularFile(infoFile) && JSON.readTree(infoFile.toFile()).has(name);
+    private static String join(String dir, String child) {
+        return dir.endsWith("/") ? dir + child : dir + "/" + child;
     }
 
-    /** A dataset name that is a file or folder: under dataset_dir, or as given; null when neither exists. */
-    public static Path directPath(String name, Path datasetDir) {
-        Path direct = Path.of(name).isAbsolute() ? Path.of(name) : datasetDir.resolve(name);
-        if (!Files.exists(direct) && Files.exists(Path.of(name))) {
-            direct = Path.of(name);
-        }
-        return Files.exists(direct) ? direct : null;
-    }
-
-    private static DatasetSpec fromInfo(String name, JsonNode e, Path datasetDir, Path infoFile) {
+    private static DatasetSpec fromInfo(String name, JsonNode e, DatasetSource source, String infoFile) {
         for (String remote : List.of("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")) {
             if (e.has(remote) && !e.has("file_name")) {
                 throw new UserError(infoFile + ": dataset '" + name + "' uses " + remote
@@ -85,8 +85,7 @@ public final class DatasetInfo {
             throw new UserError(infoFile + ": dataset '" + name + "' has formatting '" + formattingText
                     + "'; expected alpaca, sharegpt or openai");
         }
-        Path file = Path.of(e.get("file_name").asText());
-        String path = (file.isAbsolute() ? file : datasetDir.resolve(file)).toString();
+        String path = source.resolveFileName(e.get("file_name").asText());
         DatasetSpec d = DatasetSpec.defaults(name, path, formatting);
         JsonNode c = e.path("columns");
         JsonNode t = e.path("tags");
@@ -121,7 +120,7 @@ public final class DatasetInfo {
         return nullWhenAbsent ? null : fallback;
     }
 
-    private static void checkKeys(JsonNode obj, List<String> allowed, Path infoFile, String name, String what) {
+    private static void checkKeys(JsonNode obj, List<String> allowed, String infoFile, String name, String what) {
         obj.fieldNames().forEachRemaining(k -> {
             if (!allowed.contains(k)) {
                 throw new UserError(infoFile + ": dataset '" + name + "' has unknown " + what + " key '" + k
@@ -131,12 +130,11 @@ public final class DatasetInfo {
     }
 
     /** alpaca when rows have "instruction", sharegpt for "conversations", openai for "messages". */
-    static DatasetSpec.Formatting detectFormatting(Path path) throws IOException {
-        List<JsonRecords.Row> rows = JsonRecords.read(path);
-        if (rows.isEmpty()) {
-            throw new UserError("dataset file " + path + " has no rows");
-        }
-        return formattingOf(rows.get(0).value(), "dataset file " + path, rows.get(0).source());
+    static DatasetSpec.Formatting detectFormatting(String location, DatasetSource source) throws IOException {
+        List<DatasetRow> rows = source.firstFileRows(location);
+        DatasetRow first = rows.stream().filter(r -> !r.isMalformed()).findFirst().orElseThrow(() -> new UserError(
+                rows.isEmpty() ? "dataset " + location + " is empty" : rows.get(0).malformed()));
+        return formattingOf(first.value(), "dataset " + location, first.source());
     }
 
     /** The formatting rows with {@code first}'s keys have; {@code file} and {@code source} name it in errors. */

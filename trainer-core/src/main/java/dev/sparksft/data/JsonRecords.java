@@ -25,34 +25,6 @@ public final class JsonRecords {
     /** A row and its location, "data.jsonl line 3" or "data.json [2]". */
     public record Row(JsonNode value, String source) {}
 
-    public static List<Row> read(Path path) throws IOException {
-        if (Files.isDirectory(path)) {
-            List<Row> rows = new ArrayList<>();
-            try (Stream<Path> files = Files.list(path)) {
-                for (Path f : files.filter(JsonRecords::isJsonFile).sorted().toList()) {
-                    rows.addAll(readFile(f));
-                }
-            }
-            return rows;
-        }
-        if (!Files.isRegularFile(path)) {
-            throw new UserError("dataset file " + path + " does not exist");
-        }
-        return readFile(path);
-    }
-
-    private static boolean isJsonFile(Path p) {
-        return isJsonName(p.getFileName().toString());
-    }
-
-    private static List<Row> readFile(Path file) throws IOException {
-        if (!isJsonFile(file)) {
-            throw new UserError("dataset file " + file + " is neither .json nor .jsonl (Parquet is read by "
-                    + "the Spark driver)");
-        }
-        return parse(file.getFileName().toString(), file.toString(), Files.readString(file, StandardCharsets.UTF_8), null);
-    }
-
     /**
      * The rows of one file's text: a JSON array of objects, or JSON Lines.
      *

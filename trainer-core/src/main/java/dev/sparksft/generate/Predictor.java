@@ -95,6 +95,14 @@ public final class Predictor {
         return out;
     }
 
+    /** predict_results.json's values: the metrics of the rows, and how long generating them took. */
+    public static Map<String, Object> results(List<Row> rows, double seconds) {
+        Map<String, Object> results = new LinkedHashMap<>(metrics(rows, "predict_"));
+        results.put("predict_runtime", seconds);
+        results.put("predict_samples_per_second", rows.size() / seconds);
+        return results;
+    }
+
     /**
      * Writes the rows as generated_predictions.jsonl in {@code dir}: UTF-8, non-ASCII as is, one
      * JSON object per line, through a temporary file renamed over the old one (a rerun replaces it).

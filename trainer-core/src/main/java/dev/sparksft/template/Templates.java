@@ -87,6 +87,9 @@ public final class Templates {
 
     /** The built-in template called {@code name}; an unknown name names the nearest one. */
     public static ChatTemplate get(String name) {
+        if (name == null) {
+            throw new UserError("template is required; built-in templates: " + String.join(", ", names()));
+        }
         ChatTemplate t = BUILT_IN.get(name);
         if (t == null) {
             throw new UserError("template: unknown template '" + name + "'"

@@ -38,6 +38,11 @@ public final class BatchPlan implements java.io.Serializable {
         return globalBatch;
     }
 
+    /** Whether epochs visit the examples in a seeded permutation (false: disable_shuffling). */
+    public boolean shuffles() {
+        return shuffle;
+    }
+
     public int stepsPerEpoch() {
         return (numExamples + globalBatch - 1) / globalBatch;
     }

@@ -63,6 +63,10 @@ public final class LrSchedule {
         }
     }
 
+    public int warmupSteps() {
+        return warmupSteps;
+    }
+
     /** HF {@code TrainingArguments.get_warmup_steps}. */
     public static int warmupSteps(int warmupSteps, double warmupRatio, int trainingSteps) {
         return warmupSteps > 0 ? warmupSteps : (int) Math.ceil(trainingSteps * warmupRatio);

@@ -47,21 +47,39 @@ public final class Outputs {
      */
     public static Outputs prepare(Path dir, Path modelDir, boolean overwrite, boolean resuming) throws IOException {
         if (Files.exists(dir) && !Files.isDirectory(dir)) {
-            throw new UserError("output_dir " + dir + " is a file; point output_dir at a directory");
+            throw notADirectory(dir.toString());
         }
         Files.createDirectories(dir);
-        List<Path> previous = previousRun(dir);
-        if (!previous.isEmpty() && !resuming) {
-            if (!overwrite) {
-                throw new UserError("output_dir " + dir + " already holds another run ("
-                        + previous.stream().map(p -> p.getFileName().toString()).limit(4).toList()
-                        + "); set overwrite_output_dir: true to replace it, or resume_from_checkpoint: true to continue it");
-            }
-            for (Path p : previous) {
-                Checkpoints.deleteRecursively(p);
-            }
+        List<String> names;
+        try (Stream<Path> s = Files.list(dir)) {
+            names = s.map(p -> p.getFileName().toString()).toList();
+        }
+        for (String name : toReplace(dir.toString(), names, overwrite, resuming)) {
+            Checkpoints.deleteRecursively(dir.resolve(name));
         }
         return new Outputs(dir, modelDir);
+    }
+
+    /**
+     * The rule for an output_dir whose entries are {@code names}, wherever it lives (a local
+     * folder here, a Hadoop one for the Spark driver): another run's files refuse it unless
+     * {@code overwrite}, when they are the entries to delete; a resumed run keeps everything.
+     */
+    public static List<String> toReplace(String outputDir, List<String> names, boolean overwrite, boolean resuming) {
+        List<String> previous = names.stream().filter(Outputs::isRunFile).sorted().toList();
+        if (previous.isEmpty() || resuming) {
+            return List.of();
+        }
+        if (!overwrite) {
+            throw new UserError("output_dir " + outputDir + " already holds another run (" + previous.stream().limit(4).toList()
+                    + "); set overwrite_output_dir: true to replace it, or resume_from_checkpoint: true to continue it");
+        }
+        return previous;
+    }
+
+    /** output_dir names a file. */
+    public static UserError notADirectory(String outputDir) {
+        return new UserError("output_dir " + outputDir + " is a file; point output_dir at a directory");
     }
 
     /**
@@ -95,14 +113,6 @@ public final class Outputs {
     public static boolean isRunFile(String name) {
         return RUN_FILES.contains(name) || name.startsWith("checkpoint-")
                 || name.startsWith("model-") && name.endsWith(".safetensors");
-    }
-
-    private static List<Path> previousRun(Path dir) throws IOException {
-        List<Path> found = new ArrayList<>();
-        try (Stream<Path> s = Files.list(dir)) {
-            s.filter(p -> isRunFile(p.getFileName().toString())).sorted().forEach(found::add);
-        }
-        return found;
     }
 
     public Path dir() {

@@ -4,7 +4,6 @@ import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.data.Batch;
 import dev.sparksft.data.Collator;
@@ -14,9 +13,7 @@ import dev.sparksft.loss.SftLoss;
 import dev.sparksft.model.LlamaModel;
 import dev.sparksft.optim.GradClip;
 import dev.sparksft.optim.Optimizer;
-import dev.sparksft.optim.Optimizers;
 import dev.sparksft.runtime.Autocast;
-import dev.sparksft.runtime.Torch;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -42,7 +39,6 @@ public final class Trainer {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final TrainingArguments args;
-    private final FinetuningArguments ft;
     private final LlamaModel model;
     private final Map<String, Tensor> trainable;
     private final int numExamples;
@@ -56,6 +52,7 @@ public final class Trainer {
     private final BatchPlan plan;
     private final long totalSteps;
     private final LrSchedule schedule;
+    private final TrainingSetup setup;
     private TrainerLog log;
     private volatile long currentStep;
 
@@ -63,58 +60,42 @@ public final class Trainer {
     public record Result(long globalStep, double epoch, double trainLoss, double runtimeSeconds, long numSamples) {}
 
     /** A trainer for one process holding the whole training set. */
-    public Trainer(TrainingArguments args, FinetuningArguments ft, LlamaModel model, List<TokenizedExample> train,
+    public Trainer(TrainingArguments args, LlamaModel model, TrainingSetup setup, List<TokenizedExample> train,
                    List<TokenizedExample> eval, World world, int padId, Outputs outputs) {
-        this(args, ft, model, train.size(), new PlannedBatches(train, plan(train.size(), args, ft, world.size()), world.rank(),
-                world.size(), args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps()), eval, world, padId, outputs);
+        this(args, model, setup, new PlannedBatches(train, setup.plan(), world.rank(), world.size(),
+                args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps()), eval, world, padId, outputs);
     }
 
     /**
      * A trainer for one rank of {@code world}.
      *
-     * @param numExamples size of the whole training set (all ranks)
-     * @param batches     this rank's micro-batches, as {@link #plan} assigns them
-     * @param eval        the whole eval set; each rank evaluates every world_size-th example
-     * @param outputs     written by rank 0 only
+     * @param setup   the trainable parameters, optimizer, loss, batch plan and schedule of this run
+     * @param batches this rank's micro-batches, as the setup's plan assigns them
+     * @param eval    the whole eval set; each rank evaluates every world_size-th example
+     * @param outputs written by rank 0 only
      */
-    public Trainer(TrainingArguments args, FinetuningArguments ft, LlamaModel model, int numExamples,
-                   RankBatches batches, List<TokenizedExample> eval, World world, int padId, Outputs outputs) {
+    public Trainer(TrainingArguments args, LlamaModel model, TrainingSetup setup, RankBatches batches,
+                   List<TokenizedExample> eval, World world, int padId, Outputs outputs) {
         this.args = args;
-        this.ft = ft;
         this.model = model;
-        this.numExamples = numExamples;
+        this.setup = setup;
+        this.trainable = setup.trainable();
+        this.optimizer = setup.optimizer();
+        this.loss = setup.loss();
+        this.plan = setup.plan();
+        this.totalSteps = setup.totalSteps();
+        this.schedule = setup.schedule();
+        this.numExamples = plan.numExamples();
         this.batches = batches;
         this.eval = eval;
         this.world = world;
         this.padId = padId;
         this.outputs = outputs;
-        this.trainable = TrainableParameters.select(model, ft);
-        if (model.lora() != null) {   // LoRA dropout draws from this rank's own generator
-            model.lora().seedDropout(Torch.generator(args.seed(), world.rank()));
-        }
-        this.optimizer = Optimizers.create(trainable, model.config(), args, ft, args.seed());
-        this.loss = new SftLoss(ft.useDftLoss() ? SftLoss.Kind.DFT : ft.useEaftLoss() ? SftLoss.Kind.EAFT
-                : SftLoss.Kind.CROSS_ENTROPY, ft.eaftAlpha());
-        int globalBatch = args.perRankBatch() * world.size();
-        this.plan = plan(numExamples, args, ft, world.size());
-        this.totalSteps = totalSteps(args, plan);
-        int warmup = LrSchedule.warmupSteps(args.warmupSteps(), args.warmupRatio(), (int) totalSteps);
-        this.schedule = new LrSchedule(args.lrSchedulerType(), args.learningRate(), warmup, (int) totalSteps,
-                args.lrSchedulerKwargs());
         long numParams = trainable.values().stream().mapToLong(Tensor::numel).sum();
         LOG.info("{}training {} examples, {} steps ({} per epoch, global batch {} = {} x {} x {} ranks), {} trainable "
-                        + "parameters, {} warmup steps", rankPrefix(world), numExamples, totalSteps, plan.stepsPerEpoch(), globalBatch,
-                args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps(), world.size(), numParams, warmup);
-    }
-
-    /** Which examples each step trains on: depends on the global batch, not on how it is split. */
-    public static BatchPlan plan(int numExamples, TrainingArguments args, FinetuningArguments ft, int worldSize) {
-        return new BatchPlan(numExamples, args.perRankBatch() * worldSize, args.seed(), !ft.disableShuffling());
-    }
-
-    /** max_steps if set, else num_train_epochs (fractions allowed) of the plan's steps. */
-    public static long totalSteps(TrainingArguments args, BatchPlan plan) {
-        return args.maxSteps() > 0 ? args.maxSteps() : (long) Math.ceil(args.numTrainEpochs() * plan.stepsPerEpoch());
+                        + "parameters, {} warmup steps", rankPrefix(world), numExamples, totalSteps, plan.stepsPerEpoch(),
+                plan.globalBatch(), args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps(), world.size(),
+                numParams, schedule.warmupSteps());
     }
 
     private static String rankPrefix(World world) {
@@ -226,7 +207,7 @@ public final class Trainer {
         }
         if (world.isMain()) {
             outputs.writeTrainerState(state(totalSteps, epoch, log.history()));
-            if (ft.plotLoss()) {
+            if (setup.plotLoss()) {
                 outputs.plotLoss(log.lossCurve());
             }
         }
@@ -283,10 +264,10 @@ public final class Trainer {
         }
         Evaluator.Sums s;
         try (Autocast autocast = Autocast.bf16(model.device(), args.bf16())) {
-            s = Evaluator.sums(model, mine, args.perDeviceEvalBatchSize(), padId, ft.computeAccuracy());
+            s = Evaluator.sums(model, mine, args.perDeviceEvalBatchSize(), padId, setup.computeAccuracy());
         }
         return Evaluator.metrics(new Evaluator.Sums(world.allReduceSum(s.lossSum()), world.allReduceSum(s.numTargets()),
-                world.allReduceSum(s.accuracySum()), world.allReduceSum(s.accuracyCount())), ft.computeAccuracy());
+                world.allReduceSum(s.accuracySum()), world.allReduceSum(s.accuracyCount())), setup.computeAccuracy());
     }
 
     /** A training forward pass: LoRA dropout on inside, off again after. */
@@ -347,7 +328,7 @@ public final class Trainer {
         // what makes the resumed run see exactly the batches the uninterrupted one would have seen
         s.put("optimizer_steps", optimizer.numSteps()).put("seed", args.seed())
                 .put("num_examples", numExamples).put("global_batch_size", args.perRankBatch() * world.size())
-                .put("shuffle", !ft.disableShuffling()).put("lr_scheduler_type", args.lrSchedulerType());
+                .put("shuffle", plan.shuffles()).put("lr_scheduler_type", args.lrSchedulerType());
         return s;
     }
 

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.sparksft.config.SftConfig;
-import dev.sparksft.data.Packing;
 import dev.sparksft.data.SyntheticTasks;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.dist.Rendezvous;
@@ -16,6 +15,8 @@ import dev.sparksft.tokenizer.Tokenizer;
 import dev.sparksft.train.Models;
 import dev.sparksft.train.Outputs;
 import dev.sparksft.train.Trainer;
+import dev.sparksft.train.TrainingSetup;
+import dev.sparksft.run.RunData;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -72,15 +73,12 @@ class DistributedMethodsTest {
     static Map<String, float[]> train(SftConfig config, World world, Path outDir) throws Exception {
         Map<String, float[]> out = new LinkedHashMap<>();
         try (Tokenizer raw = Tokenizer.load(model)) {
-            PreparedData d = PreparedData.load(config, raw, config.training().seed());
-            List<TokenizedExample> train = d.encode(d.train());
-            if (config.data().packing()) {
-                train = Packing.pack(train, config.data().cutoffLen(), config.data().neatPacking());
-            }
+            RunData d = RunData.load(config, raw);
+            List<TokenizedExample> train = d.trainExamples();
             LlamaModel m = Models.forTraining(config, model, null, null, d.tokenizer().vocabSize(), CPU);
             Outputs outputs = world.isMain() ? Outputs.prepare(outDir, model, true, false) : Outputs.open(outDir, model);
-            new Trainer(config.training(), config.finetuning(), m, train, List.of(), world, d.tokenizer().padId(), outputs)
-                    .train(null);
+            TrainingSetup setup = TrainingSetup.of(config.training(), config.finetuning(), m, train.size(), world);
+            new Trainer(config.training(), m, setup, train, List.of(), world, d.tokenizer().padId(), outputs).train(null);
             Map<String, Tensor> trained = new LinkedHashMap<>(m.weights().tensors());
             if (m.lora() != null) {
                 trained = m.lora().tensors();

@@ -13,7 +13,7 @@ import org.junit.jupiter.api.io.TempDir;
 /** LLaMA-Factory's converters and dataset_info.json semantics, and every bad-input path. */
 class DatasetTest {
     static List<Conversation> load(Path dir, String... names) throws Exception {
-        return DatasetLoader.load(DatasetInfo.resolve(List.of(names), dir), null);
+        return LocalDatasets.load(List.of(names), dir, null);
     }
 
     static Message user(String s) {
@@ -159,7 +159,7 @@ class DatasetTest {
     @Test
     void maxSamplesKeepsTheFirstRows(@TempDir Path dir) throws Exception {
         SyntheticTasks.write(SyntheticTasks.Task.SORT, dir.resolve("s.jsonl"), 50, 6, 3);
-        List<Conversation> c = DatasetLoader.load(DatasetInfo.resolve(List.of("s.jsonl"), dir), 7);
+        List<Conversation> c = LocalDatasets.load(List.of("s.jsonl"), dir, 7);
         assertEquals(7, c.size());
         String input = c.get(0).prompt().get(0).content().split("\n")[1];
         char[] sorted = input.toCharArray();

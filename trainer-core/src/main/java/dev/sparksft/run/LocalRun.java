@@ -1,0 +1,98 @@
+package dev.sparksft.run;
+
+import dev.sparksft.config.SftConfig;
+import dev.sparksft.config.TrainingArguments;
+import dev.sparksft.data.DatasetRules;
+import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.dist.World;
+import dev.sparksft.generate.Predictor;
+import dev.sparksft.model.LlamaModel;
+import dev.sparksft.runtime.Torch;
+import dev.sparksft.tokenizer.Tokenizer;
+import dev.sparksft.train.Checkpoints;
+import dev.sparksft.train.Models;
+import dev.sparksft.train.Outputs;
+import dev.sparksft.train.PlannedBatches;
+import dev.sparksft.train.Trainer;
+import dev.sparksft.train.TrainingSetup;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.global.torch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A whole run in one process: checks, output_dir, data, model, then {@link RankRun} (train,
+ * evaluate) as the only rank, evaluation with generation, prediction. The Spark job runs the
+ * same steps, each where Spark puts it (data on executors, ranks in barrier tasks, prediction as
+ * its own stage), with the same shared pieces.
+ */
+public final class LocalRun {
+    private static final Logger LOG = LoggerFactory.getLogger(LocalRun.class);
+
+    private LocalRun() {}
+
+    /** @return the training result, or null when the run did not train */
+    public static Trainer.Result run(SftConfig config) throws IOException {
+        RunChecks.singleProcess(config);
+        TrainingArguments args = config.training();
+        Torch.load(args.numThreads(), args.intraOpThreads());
+        Path modelDir = Path.of(config.model().modelNameOrPath());
+        Path outputDir = Path.of(args.outputDir());
+        Path resumeDir = Checkpoints.resumeDir(args.resumeFromCheckpoint(), outputDir);
+        // only a training run claims output_dir; evaluation and prediction add their files to it
+        Outputs outputs = Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(),
+                resumeDir != null || !args.doTrain());
+        try (Tokenizer raw = Tokenizer.load(modelDir)) {
+            RunData data = RunData.load(config, raw);
+            Path adapterDir = config.model().adapterNameOrPath() == null ? null : Path.of(config.model().adapterNameOrPath());
+            Device cpu = new Device(torch.DeviceType.CPU);
+            boolean trains = args.doTrain() || args.doEval();
+            LlamaModel model = trains
+                    ? Models.forTraining(config, modelDir, resumeDir, adapterDir, data.tokenizer().vocabSize(), cpu)
+                    : Models.forInference(modelDir, modelDir, adapterDir, data.tokenizer().vocabSize(), cpu);
+            Trainer.Result result = null;
+            if (trains) {
+                List<TokenizedExample> train = data.trainExamples();
+                RunChecks.requireTrainingSet(train.size());
+                World world = World.single();
+                var plan = TrainingSetup.plan(train.size(), args, config.finetuning(), world.size());
+                RankRun.Outcome outcome = RankRun.trainAndEvaluate(config, model, train.size(),
+                        new PlannedBatches(train, plan, 0, 1, args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps()),
+                        data.encode(data.eval()), world, data.tokenizer().padId(), outputs,
+                        resumeDir == null ? null : Checkpoints.load(resumeDir), trainer -> { });
+                result = outcome.result();
+                if (args.doEval() && args.predictWithGenerate()) {   // Seq2SeqTrainer: evaluation also generates
+                    Map<String, Object> metrics = outcome.evalMetrics();
+                    metrics.putAll(Predictor.metrics(predictor(config, model, data).predict(data.eval()), "eval_"));
+                    outputs.writeResults("eval", metrics);
+                }
+            }
+            if (args.doPredict()) {
+                predict(config, model, data, outputs);
+            }
+            return result;
+        }
+    }
+
+    private static Predictor predictor(SftConfig config, LlamaModel model, RunData data) {
+        return new Predictor(model, data.encoder(), config.generating(), config.training().perDeviceEvalBatchSize(),
+                config.training().seed());
+    }
+
+    /** Generates for the predict set and writes generated_predictions.jsonl and predict_results.json. */
+    private static void predict(SftConfig config, LlamaModel model, RunData data, Outputs outputs) throws IOException {
+        if (data.eval().isEmpty()) {
+            throw DatasetRules.noPredictSet();
+        }
+        long start = System.nanoTime();
+        List<Predictor.Row> rows = predictor(config, model, data).predict(data.eval());
+        Path file = Predictor.write(outputs.dir(), rows);
+        Map<String, Object> results = Predictor.results(rows, (System.nanoTime() - start) / 1e9);
+        outputs.writeResults("predict", results);
+        LOG.info("predictions for {} examples in {}: {}", rows.size(), file, results);
+    }
+}

@@ -1,0 +1,70 @@
+package dev.sparksft.run;
+
+import dev.sparksft.UserError;
+import dev.sparksft.config.SftConfig;
+import dev.sparksft.config.TrainingArguments;
+import dev.sparksft.train.Models;
+
+/**
+ * What a run must satisfy before anything is read, loaded or written, for each shell: one set
+ * of checks that the command line and the Spark driver both call, so a misconfigured run fails
+ * the same way (exit 2, one line) in both.
+ */
+public final class RunChecks {
+    private RunChecks() {}
+
+    /** {@code sft train}: one process, so world_size 1. */
+    public static void singleProcess(SftConfig config) {
+        TrainingArguments args = config.training();
+        requireOutputDir(args);
+        if (!args.doTrain() && !args.doEval() && !args.doPredict()) {
+            throw new UserError("nothing to do: set do_train, do_eval or do_predict to true");
+        }
+        if (config.distributed().worldSize() > 1) {
+            throw new UserError("world_size " + config.distributed().worldSize() + " needs the Spark driver: "
+                    + "run scripts/spark-sft (sft train is one process; world_size is 1 there)");
+        }
+        Models.requireFp8Support(config, config.distributed().cuda());
+    }
+
+    /**
+     * The Spark job: it trains (evaluating after training with do_eval) and predicts; fp8 is
+     * refused here, on the driver, rather than by every rank after Spark's retries.
+     */
+    public static void sparkJob(SftConfig config) {
+        TrainingArguments args = config.training();
+        requireOutputDir(args);
+        if (!args.doTrain() && !args.doPredict()) {
+            throw new UserError("nothing to do: set do_train (and/or do_predict with predict_with_generate) to true");
+        }
+        if (args.doEval() && !args.doTrain()) {
+            throw new UserError("do_train: false: the Spark job trains (and evaluates after training with "
+                    + "do_eval); to evaluate a saved model alone use scripts/sft train with do_train: false");
+        }
+        if (args.doTrain()) {
+            Models.requireFp8Support(config, config.distributed().cuda());
+        }
+    }
+
+    /** Training and evaluation need the training set (do_eval reports the epoch trained). */
+    public static void requireTrainingSet(int numTrain) {
+        if (numTrain == 0) {
+            throw new UserError("do_train and do_eval need dataset: the training set (do_eval "
+                    + "reports the epoch trained); to generate predictions only, set do_predict alone");
+        }
+    }
+
+    /** Every rank must train: a training set smaller than world_size leaves some without data. */
+    public static void enoughExamples(int numTrain, int worldSize) {
+        if (numTrain < worldSize) {
+            throw new UserError("the training set has " + numTrain + " example(s), fewer than "
+                    + "world_size " + worldSize + ": some ranks would never train; lower world_size");
+        }
+    }
+
+    private static void requireOutputDir(TrainingArguments args) {
+        if (args.outputDir() == null || args.outputDir().isBlank()) {
+            throw new UserError("output_dir is required: where checkpoints, the final model and the logs go");
+        }
+    }
+}
