@@ -58,6 +58,11 @@ final class OutputMirror {
         return remote == null ? this : new OutputMirror(outputDir, remote, local.resolve("rank-" + rank), conf);
     }
 
+    /** output_dir as the user gave it. */
+    String describe() {
+        return outputDir;
+    }
+
     boolean isRemote() {
         return remote != null;
     }

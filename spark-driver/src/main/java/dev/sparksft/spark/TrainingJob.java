@@ -55,12 +55,11 @@ public final class TrainingJob {
      * newest), a local checkpoint path as given, or null.
      */
     private static String resumePoint(String resume, OutputMirror output) throws IOException {
-        if (resume == null || resume.equalsIgnoreCase("false")) {
+        if (!Checkpoints.resumes(resume)) {
             return null;
         }
-        if (resume.equalsIgnoreCase("true")) {
-            return output.latestCheckpoint().orElseThrow(() -> new UserError(
-                    "resume_from_checkpoint: true, but output_dir holds no checkpoint-N directory"));
+        if (Checkpoints.resumesLatest(resume)) {
+            return output.latestCheckpoint().orElseThrow(() -> Checkpoints.noCheckpoint(output.describe()));
         }
         return Checkpoints.resumeDir(resume, output.localDir()).toAbsolutePath().toString();
     }

@@ -61,18 +61,32 @@ public final class Checkpoints {
 
     /** resume_from_checkpoint: a path, "true" for the latest checkpoint of output_dir, or nothing (null). */
     public static Path resumeDir(String resume, Path outputDir) throws IOException {
-        if (resume == null || resume.equalsIgnoreCase("false")) {
+        if (!resumes(resume)) {
             return null;
         }
-        if (resume.equalsIgnoreCase("true")) {
-            return latest(outputDir).orElseThrow(() -> new UserError(
-                    "resume_from_checkpoint: true, but output_dir " + outputDir + " holds no checkpoint-N directory"));
+        if (resumesLatest(resume)) {
+            return latest(outputDir).orElseThrow(() -> noCheckpoint(outputDir.toString()));
         }
         Path p = Path.of(resume);
         if (!Files.isDirectory(p)) {
             throw new UserError("resume_from_checkpoint: " + resume + " is not a directory");
         }
         return p;
+    }
+
+    /** Whether resume_from_checkpoint asks for a resume at all (unset and "false" do not). */
+    public static boolean resumes(String resume) {
+        return resume != null && !resume.equalsIgnoreCase("false");
+    }
+
+    /** resume_from_checkpoint: true, HF's spelling for the newest checkpoint of output_dir. */
+    public static boolean resumesLatest(String resume) {
+        return resume != null && resume.equalsIgnoreCase("true");
+    }
+
+    /** resume_from_checkpoint: true where output_dir has no checkpoint. */
+    public static UserError noCheckpoint(String outputDir) {
+        return new UserError("resume_from_checkpoint: true, but output_dir " + outputDir + " holds no checkpoint-N directory");
     }
 
     /** The checkpoint with the highest step in {@code outputDir}, if any. */
