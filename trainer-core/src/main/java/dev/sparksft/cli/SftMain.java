@@ -28,15 +28,21 @@ public final class SftMain {
     private SftMain() {}
 
     public static void main(String[] args) {
+        System.exit(exitCode(args, System.err));
+    }
+
+    /** Runs a command: 0 when it worked, 2 for the user's mistake (one line), 1 for anything else (with its trace). */
+    static int exitCode(String[] args, java.io.PrintStream err) {
         try {
             run(args);
-        } catch (UserError e) {       // the user's mistake: one line, exit 2
-            System.err.println("error: " + e.getMessage());
-            System.exit(2);
-        } catch (Exception e) {       // a bug or a failed machine: the whole trace, exit 1
-            System.err.println("error: " + e);
-            e.printStackTrace();
-            System.exit(1);
+            return 0;
+        } catch (UserError e) {
+            err.println("error: " + e.getMessage());
+            return 2;
+        } catch (Exception e) {       // a bug or a failed machine: never "fix your configuration"
+            err.println("error: " + e);
+            e.printStackTrace(err);
+            return 1;
         }
     }
 
