@@ -6,9 +6,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.config.DataArguments;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.Conversation;
-import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.run.RunData;
-import dev.sparksft.loss.CausalLmLoss;
+import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.template.SupervisedEncoder;
 import dev.sparksft.tokenizer.Tokenizer;
 import java.io.IOException;
@@ -69,7 +68,7 @@ public final class TokenizeCommand {
                 g.writeEndObject();
                 g.writeRaw('\n');
                 numTokens += ex.length();
-                numLabels += java.util.Arrays.stream(ex.labels()).filter(l -> l != CausalLmLoss.IGNORE_INDEX).count();
+                numLabels += java.util.Arrays.stream(ex.labels()).filter(l -> l != TokenizedExample.IGNORE_INDEX).count();
                 longest = Math.max(longest, ex.length());
                 if ((i + 1) % PROGRESS_EVERY == 0) {
                     LOG.info("tokenized {}/{} examples ({}/s)", i + 1, conversations.size(),

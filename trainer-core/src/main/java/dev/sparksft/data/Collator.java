@@ -1,6 +1,6 @@
 package dev.sparksft.data;
 
-import static dev.sparksft.loss.CausalLmLoss.IGNORE_INDEX;
+import static dev.sparksft.data.TokenizedExample.IGNORE_INDEX;
 
 import java.util.List;
 import org.bytedeco.pytorch.Tensor;

@@ -1,7 +1,6 @@
 package dev.sparksft.data;
 
 import dev.sparksft.UserError;
-import dev.sparksft.loss.CausalLmLoss;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
@@ -66,7 +65,7 @@ public final class Packing {
             TokenizedExample ex = members.get(s);
             System.arraycopy(ex.inputIds(), 0, ids, at, ex.length());
             System.arraycopy(ex.labels(), 0, labels, at, ex.length());
-            labels[at] = CausalLmLoss.IGNORE_INDEX;   // never a target across the boundary
+            labels[at] = TokenizedExample.IGNORE_INDEX;   // never a target across the boundary
             segments[s] = ex.length();
             at += ex.length();
         }

@@ -1,7 +1,5 @@
 package dev.sparksft.data;
 
-import dev.sparksft.loss.CausalLmLoss;
-
 /**
  * A training example as token ids and labels of equal length; {@code labels[i]} is the token at
  * position i where it is trained on, and -100 where it is masked (prompt, history, padding).
@@ -15,6 +13,9 @@ import dev.sparksft.loss.CausalLmLoss;
  */
 public record TokenizedExample(long index, int[] inputIds, int[] labels, int[] segmentLengths, boolean isolated)
         implements java.io.Serializable {
+    /** The label of a position that is not trained on (prompt, history, padding): PyTorch's ignore_index. */
+    public static final int IGNORE_INDEX = -100;
+
     public TokenizedExample {
         if (inputIds.length != labels.length) {
             throw new IllegalStateException("input_ids (" + inputIds.length + ") and labels (" + labels.length
@@ -44,7 +45,7 @@ public record TokenizedExample(long index, int[] inputIds, int[] labels, int[] s
     public int numTargets() {
         int n = 0;
         for (int i = 1; i < labels.length; i++) {
-            if (labels[i] != CausalLmLoss.IGNORE_INDEX) {
+            if (labels[i] != IGNORE_INDEX) {
                 n++;
             }
         }

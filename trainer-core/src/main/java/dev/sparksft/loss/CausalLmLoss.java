@@ -1,6 +1,7 @@
 package dev.sparksft.loss;
 
 import dev.sparksft.UserError;
+import dev.sparksft.data.TokenizedExample;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -11,7 +12,8 @@ import org.bytedeco.pytorch.global.torch;
  */
 public final class CausalLmLoss {
     /** The label of positions that carry no loss; defined once for the whole project. */
-    public static final int IGNORE_INDEX = -100;
+    /** The label of a position that is not trained on: {@link TokenizedExample#IGNORE_INDEX}. */
+    public static final int IGNORE_INDEX = TokenizedExample.IGNORE_INDEX;
 
     private CausalLmLoss() {}
 

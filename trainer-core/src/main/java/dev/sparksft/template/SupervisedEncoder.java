@@ -1,7 +1,7 @@
 package dev.sparksft.template;
 
 import dev.sparksft.UserError;
-import static dev.sparksft.loss.CausalLmLoss.IGNORE_INDEX;
+import static dev.sparksft.data.TokenizedExample.IGNORE_INDEX;
 
 import dev.sparksft.config.DataArguments;
 import dev.sparksft.data.Conversation;

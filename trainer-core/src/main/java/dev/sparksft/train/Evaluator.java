@@ -60,7 +60,7 @@ public final class Evaluator {
                         long seq = b.seqLen();
                         Tensor preds = logits.narrow(1, 0, seq - 1).argmax(new LongOptional(-1), false);  // (batch, seq-1)
                         Tensor labels = b.labels().narrow(1, 1, seq - 1);
-                        Tensor valid = labels.ne(new Scalar(CausalLmLoss.IGNORE_INDEX));
+                        Tensor valid = labels.ne(new Scalar(TokenizedExample.IGNORE_INDEX));
                         Tensor correct = preds.eq(labels).logical_and(valid).to(ScalarType.Float).sum(new long[] {1});
                         Tensor counts = valid.to(ScalarType.Float).sum(new long[] {1});
                         for (int r = 0; r < b.size(); r++) {
