@@ -1,5 +1,6 @@
 package dev.sparksft.optim;
 
+import dev.sparksft.model.ModelLayout;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.bytedeco.pytorch.NoGradGuard;
@@ -43,9 +44,10 @@ public final class AdamMini implements Optimizer {
         this.weightDecay = weightDecay;
         params.forEach((name, p) -> {
             m.put(name, torch.zeros_like(p));
-            if (isEmbedding(name)) {
+            ModelLayout.SecondMoments blocks = ModelLayout.adamMiniBlocks(name);
+            if (blocks == ModelLayout.SecondMoments.PER_WEIGHT) {
                 v.put(name, torch.zeros_like(p));
-            } else if (isQueryOrKey(name)) {
+            } else if (blocks == ModelLayout.SecondMoments.PER_HEAD) {
                 if (p.numel() % numelPerHead != 0) {
                     throw new IllegalStateException(name + " has " + p.numel() + " weights, not a multiple of "
                             + numelPerHead + " per head");
@@ -56,14 +58,6 @@ public final class AdamMini implements Optimizer {
                 v.put(name, torch.zeros(new long[0]).to(p.device(), p.scalar_type()));
             }
         });
-    }
-
-    static boolean isEmbedding(String name) {
-        return name.contains("embed") || name.contains("embd") || name.contains("wte") || name.contains("lm_head.weight");
-    }
-
-    static boolean isQueryOrKey(String name) {
-        return name.contains("q_proj.weight") || name.contains("k_proj.weight");
     }
 
     @Override
@@ -79,14 +73,14 @@ public final class AdamMini implements Optimizer {
                 if (!g.defined()) {
                     continue;
                 }
-                if (weightDecay > 0 && !name.contains("norm")) {
+                if (weightDecay > 0 && ModelLayout.adamMiniDecays(name)) {
                     p.mul_(new Scalar(1 - lr * weightDecay));
                 }
                 Tensor mm = m.get(name);
                 Tensor vv = v.get(name);
                 mm.lerp_(g, new Scalar(1 - beta1));
                 Long perHead = headNumel.get(name);
-                if (isEmbedding(name)) {
+                if (ModelLayout.adamMiniBlocks(name) == ModelLayout.SecondMoments.PER_WEIGHT) {
                     vv.mul_(new Scalar(beta2)).addcmul_(g, g, new Scalar(1 - beta2));
                     Tensor h = vv.sqrt().div_(new Scalar(sqrtBias2)).add_(new Scalar(eps));
                     p.addcdiv_(mm, h, new Scalar(-lr / bias1));

@@ -1,14 +1,13 @@
 package dev.sparksft.optim;
 
 import dev.sparksft.UserError;
+import dev.sparksft.model.ModelLayout;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.slf4j.Logger;
@@ -27,10 +26,9 @@ import org.slf4j.LoggerFactory;
  */
 public final class BlockAdam implements Optimizer {
     private static final Logger LOG = LoggerFactory.getLogger(BlockAdam.class);
-    private static final Pattern LAYER = Pattern.compile("^(.*layers\\.\\d+\\.)");
 
     private final Map<String, Tensor> params;
-    private final List<String> blocks = new ArrayList<>();     // "model.layers.i." prefixes, in model order
+    private final List<Integer> blocks = new ArrayList<>();    // decoder layer indices, in model order
     private final Set<String> noDecay;
     private final String switchMode;
     private final int interval;
@@ -62,9 +60,9 @@ public final class BlockAdam implements Optimizer {
         this.eps = eps;
         this.weightDecay = weightDecay;
         for (String name : params.keySet()) {
-            Matcher m = LAYER.matcher(name);
-            if (m.find() && !blocks.contains(m.group(1))) {
-                blocks.add(m.group(1));
+            int layer = ModelLayout.layerIndex(name);
+            if (layer >= 0 && !blocks.contains(layer)) {
+                blocks.add(layer);
             }
         }
         if (blocks.isEmpty()) {
@@ -124,10 +122,10 @@ public final class BlockAdam implements Optimizer {
     /** Makes block {@code index} the only trainable one, with fresh AdamW state. */
     private void activate(int index) {
         block.fill_(new org.bytedeco.pytorch.Scalar((long) index));
-        String prefix = blocks.get(index);
+        int layer = blocks.get(index);
         Map<String, Tensor> trainable = new LinkedHashMap<>();
         params.forEach((name, p) -> {
-            boolean on = name.startsWith(prefix) || name.contains("." + prefix);
+            boolean on = ModelLayout.layerIndex(name) == layer;
             p.set_requires_grad(on);
             if (on) {
                 trainable.put(name, p);
@@ -141,7 +139,7 @@ public final class BlockAdam implements Optimizer {
         active = new AdamW(trainable, noDecay, beta1, beta2, eps, weightDecay);
         // a switch happens inside the trainer's per-step PointerScope, which would free the new state with the step
         active.state().values().forEach(OptimizerState::outliveScope);
-        LOG.debug("BAdam: training block {} ({}), {} tensors", index, prefix, trainable.size());
+        LOG.debug("BAdam: training block {} ({}), {} tensors", index, ModelLayout.layerPrefix(layer), trainable.size());
     }
 
     private void newRandomRound() {

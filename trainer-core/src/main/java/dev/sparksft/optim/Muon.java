@@ -38,7 +38,7 @@ public final class Muon implements Optimizer {
     private final Map<String, Tensor> moment2 = new LinkedHashMap<>();
     private long t;
 
-    /** @param muonParams the 2-D hidden weights Muon updates; the rest get AdamW */
+    /** @param muonParams the 2-D hidden weights Muon updates ({@code ModelLayout.isHiddenMatrix}); the rest get AdamW */
     public Muon(Map<String, Tensor> params, Set<String> muonParams, double beta1, double beta2, double eps,
                 double weightDecay) {
         this.params = new LinkedHashMap<>(params);
@@ -55,11 +55,6 @@ public final class Muon implements Optimizer {
                 moment2.put(name, torch.zeros_like(p));
             }
         });
-    }
-
-    /** The 2-D parameters Muon handles (LLaMA-Factory: ndim 2, not "embed", not "lm_head"). */
-    public static boolean isHiddenMatrix(String name, Tensor p) {
-        return p.dim() == 2 && !name.contains("embed") && !name.contains("lm_head");
     }
 
     @Override

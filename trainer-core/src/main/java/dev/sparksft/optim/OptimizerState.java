@@ -3,20 +3,12 @@ package dev.sparksft.optim;
 import dev.sparksft.UserError;
 import java.util.Arrays;
 import java.util.Map;
-import java.util.regex.Pattern;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 
-/** Checkpoint helpers shared by the optimizers: restoring state and choosing decay groups. */
+/** Checkpoint helpers shared by the optimizers: restoring state. */
 public final class OptimizerState {
-    /** transformers' get_decay_parameter_names: biases and norm weights get no weight decay. */
-    private static final Pattern NO_DECAY = Pattern.compile("bias|layernorm|rmsnorm|(?:^|\\.)norm(?:$|\\.)|_norm(?:$|\\.)");
-
     private OptimizerState() {}
-
-    public static boolean decays(String paramName) {
-        return !NO_DECAY.matcher(paramName.toLowerCase(java.util.Locale.ROOT)).find();
-    }
 
     /**
      * Keeps {@code t} alive past the enclosing {@link org.bytedeco.javacpp.PointerScope} (the trainer

@@ -1,6 +1,7 @@
 package dev.sparksft.optim;
 
 import dev.sparksft.UserError;
+import dev.sparksft.model.ModelLayout;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -65,7 +66,7 @@ public final class SparseBlockAdam implements Optimizer {
         this.beta2 = beta2;
         this.eps = eps;
         trainable.forEach((name, p) -> {
-            boolean frozen = name.contains("embed") || name.contains("lm_head");
+            boolean frozen = ModelLayout.isEmbeddingOrHead(name);
             p.set_requires_grad(!frozen);
             if (!frozen) {
                 params.put(name, p);
