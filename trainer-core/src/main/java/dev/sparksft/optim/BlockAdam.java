@@ -43,7 +43,8 @@ public final class BlockAdam implements Optimizer {
     private final Tensor round = torch.zeros(new long[0], new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
     private final long seed;
     private AdamW active;
-    private long t;
+    /** block, order and round, and the steps of all blocks together. */
+    private final OptimizerState state = new OptimizerState();
 
     /**
      * @param startBlock badam_start_block, or null for the mode's default (0, or the last for descending)
@@ -76,6 +77,9 @@ public final class BlockAdam implements Optimizer {
         this.seed = seed;
         this.order = torch.full(new long[] {blocks.size()}, new org.bytedeco.pytorch.Scalar(-1L),
                 new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+        state.add("badam.block", block);
+        state.add("badam.order", order);
+        state.add("badam.round", round);
         long first;
         if (startBlock != null) {
             first = startBlock;
@@ -102,7 +106,7 @@ public final class BlockAdam implements Optimizer {
     @Override
     public void step(double lr) {
         active.step(lr);
-        t++;
+        long t = state.advance();
         if (interval > 0 && (t + 1) % interval == 0) {
             int next = switch (switchMode) {
                 case "ascending" -> (activeBlock() + 1) % blocks.size();
@@ -164,15 +168,13 @@ public final class BlockAdam implements Optimizer {
 
     @Override
     public long numSteps() {
-        return t;
+        return state.numSteps();
     }
 
     @Override
     public Map<String, Tensor> state() {
         Map<String, Tensor> s = new LinkedHashMap<>(active.state());
-        s.put("badam.block", block);
-        s.put("badam.order", order);
-        s.put("badam.round", round);
+        s.putAll(state.tensors());
         // the active block's AdamW counts its own steps (bias correction restarts at a switch)
         s.put("badam.block_steps", torch.full(new long[0], new org.bytedeco.pytorch.Scalar(active.numSteps()),
                 new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long)));
@@ -180,18 +182,17 @@ public final class BlockAdam implements Optimizer {
     }
 
     @Override
-    public void load(Map<String, Tensor> state, long numSteps) {
-        Tensor saved = state.get("badam.block");
-        if (saved == null) {
+    public void load(Map<String, Tensor> saved, long numSteps) {
+        if (saved.get("badam.block") == null) {
             throw new UserError("the checkpoint's optimizer state has no BAdam block (was use_badam "
                     + "turned on since the checkpoint?)");
         }
-        activate((int) saved.item_long());
-        Tensor blockSteps = state.get("badam.block_steps");
-        active.load(without(state, "badam."), blockSteps == null ? 0 : blockSteps.item_long());
-        order.copy_(state.get("badam.order"));
-        round.copy_(state.get("badam.round"));
-        this.t = numSteps;
+        Map<String, Tensor> own = new LinkedHashMap<>(saved);
+        own.keySet().retainAll(state.tensors().keySet());
+        state.load(own, numSteps, "BAdam");
+        activate((int) block.item_long());
+        Tensor blockSteps = saved.get("badam.block_steps");
+        active.load(without(saved, "badam."), blockSteps == null ? 0 : blockSteps.item_long());
     }
 
     private static Map<String, Tensor> without(Map<String, Tensor> state, String prefix) {
