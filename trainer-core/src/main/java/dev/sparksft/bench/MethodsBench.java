@@ -51,7 +51,9 @@ public final class MethodsBench {
                 .put("finetuning_type", mode.equals("lora") ? "lora" : "full").put("lora_rank", 8);
         SftConfig config = SftConfig.fromValues(values);
         if (mode.equals("lora")) {
-            model = model.withAdapter(LoraAdapter.create(model.weights(), config.finetuning(), 0));
+            var ft = config.finetuning();
+            model = model.withAdapter(LoraAdapter.create(model.weights(), new LoraAdapter.Settings(ft.loraRank(),
+                    ft.loraAlpha(), ft.loraDropout(), ft.useRslora(), ft.loraTarget(), ft.additionalTarget()), 0));
         }
         Map<String, Tensor> trainable = TrainableParameters.select(model, config.finetuning());
         Optimizer opt = Optimizers.create(trainable, model.config(), config.training(), config.finetuning(), 0);

@@ -3,8 +3,10 @@ package dev.sparksft.cli;
 import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.model.Architecture;
 import dev.sparksft.model.Dtype;
 import dev.sparksft.model.ModelConfig;
+import dev.sparksft.model.ModelLayout;
 import dev.sparksft.model.ModelWeights;
 import dev.sparksft.tokenizer.ByteLevelBpe;
 import dev.sparksft.tokenizer.Tokenizer;
@@ -39,14 +41,19 @@ public final class MakeTinyModel {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final double INITIALIZER_RANGE = 0.02;
 
-    /** The architecture options of the command line. */
-    /** @param ropeTheta 0 for the architecture's usual value */
+    /**
+     * The architecture options of the command line.
+     *
+     * @param arch      a model_type of {@link Architecture}
+     * @param ropeTheta 0 for the architecture's usual value
+     */
     public record Options(String arch, Path out, long seed, int hidden, int layers, int heads, int kvHeads,
                           int intermediate, Path tokenizer, int merges, double ropeTheta) {
         public Options {
             List<String> problems = new java.util.ArrayList<>();
-            if (!ModelConfig.MODEL_TYPES.contains(arch)) {
-                problems.add("--arch must be one of llama, mistral, qwen2, qwen3, got '" + arch + "'");
+            if (Architecture.ofModelType(arch) == null) {
+                problems.add("--arch must be one of " + String.join(", ", Architecture.modelTypes()) + ", got '"
+                        + arch + "'");
             }
             if (out == null) {
                 problems.add("--out DIR is required");
@@ -115,33 +122,27 @@ public final class MakeTinyModel {
     }
 
     static ObjectNode config(Options o, Tokenizer tok) {
-        String cls = switch (o.arch()) {
-            case "llama" -> "LlamaForCausalLM";
-            case "mistral" -> "MistralForCausalLM";
-            case "qwen2" -> "Qwen2ForCausalLM";
-            default -> "Qwen3ForCausalLM";
-        };
+        Architecture arch = Architecture.ofModelType(o.arch());
         ObjectNode c = JSON.createObjectNode();
-        c.putArray("architectures").add(cls);
-        c.put("model_type", o.arch());
+        c.putArray("architectures").add(arch.hfClass);
+        c.put("model_type", arch.modelType);
         c.put("hidden_size", o.hidden());
         c.put("intermediate_size", o.intermediate());
         c.put("num_hidden_layers", o.layers());
         c.put("num_attention_heads", o.heads());
         c.put("num_key_value_heads", o.kvHeads());
-        if (o.arch().equals("qwen3")) {
+        if (arch.writesHeadDim) {
             c.put("head_dim", o.hidden() / o.heads());
         }
         c.put("vocab_size", tok.vocabSize());
         c.put("max_position_embeddings", 4096);
         c.put("rms_norm_eps", 1e-6);
-        double usualTheta = o.arch().equals("llama") ? 500000.0 : o.arch().equals("mistral") ? 10000.0 : 1000000.0;
-        c.put("rope_theta", o.ropeTheta() > 0 ? o.ropeTheta() : usualTheta);
+        c.put("rope_theta", o.ropeTheta() > 0 ? o.ropeTheta() : arch.usualRopeTheta);
         c.put("hidden_act", "silu");
         c.put("initializer_range", INITIALIZER_RANGE);
-        c.put("tie_word_embeddings", o.arch().startsWith("qwen"));
+        c.put("tie_word_embeddings", arch.tiedByDefault);
         c.put("attention_dropout", 0.0);
-        if (!o.arch().equals("qwen2")) {
+        if (!arch.fixedAttentionBiases) {   // qwen2's biases are not configurable, so it has no attention_bias key
             c.put("attention_bias", false);
         }
         putId(c, "bos_token_id", tok.bosId());
@@ -157,7 +158,7 @@ public final class MakeTinyModel {
         Random rng = new Random(seed);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         Map<String, Dtype> dtypes = new LinkedHashMap<>();
-        for (Map.Entry<String, long[]> e : ModelWeights.expectedShapes(cfg).entrySet()) {
+        for (Map.Entry<String, long[]> e : new ModelLayout(cfg).expectedShapes().entrySet()) {
             long[] shape = e.getValue();
             int n = (int) java.util.Arrays.stream(shape).reduce(1, Math::multiplyExact);
             float[] values = new float[n];

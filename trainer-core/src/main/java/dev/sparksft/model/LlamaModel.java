@@ -15,8 +15,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * {@code num_hidden_layers} pre-norm blocks of grouped-query attention with RoPE and a SwiGLU MLP,
  * a final RMSNorm and the LM head (tied to the embedding when {@code tie_word_embeddings}).
  *
- * <p>This class is the math; the parameters live in {@link ModelWeights} and are referenced
- * here per layer. Each line of {@link #forward} mirrors transformers' modelling code.
+ * <p>This class is the math; the parameters live in {@link ModelWeights}, under the names
+ * {@link ModelLayout} gives, and are referenced here per layer. Each line of {@link #forward} mirrors transformers' modelling code.
  */
 public final class LlamaModel {
     private final ModelConfig cfg;
@@ -58,7 +58,7 @@ public final class LlamaModel {
 
     /** Where the weights (and so every batch) live. */
     public org.bytedeco.pytorch.Device device() {
-        return weights.get("model.embed_tokens.weight").device();
+        return weights.get(ModelLayout.EMBEDDING).device();
     }
 
     public LlamaModel(ModelConfig cfg, ModelWeights weights) {
@@ -70,29 +70,29 @@ public final class LlamaModel {
         this.cfg = cfg;
         this.weights = weights;
         this.lora = lora;
-        this.embedTokens = weights.get("model.embed_tokens.weight");
-        this.norm = weights.get("model.norm.weight");
-        this.lmHead = cfg.tieWordEmbeddings() ? embedTokens : weights.get("lm_head.weight");
+        ModelLayout layout = new ModelLayout(cfg);
+        this.embedTokens = weights.get(ModelLayout.EMBEDDING);
+        this.norm = weights.get(ModelLayout.FINAL_NORM);
+        this.lmHead = cfg.tieWordEmbeddings() ? embedTokens : weights.get(ModelLayout.LM_HEAD);
         this.rope = new RotaryEmbedding(cfg);
         this.layers = new ArrayList<>();
         for (int i = 0; i < cfg.numLayers(); i++) {
-            String p = "model.layers." + i + ".";
             layers.add(new Layer(
-                    weights.get(p + "input_layernorm.weight"),
-                    proj(p + "self_attn.q_proj", cfg.qkvBias()), proj(p + "self_attn.k_proj", cfg.qkvBias()),
-                    proj(p + "self_attn.v_proj", cfg.qkvBias()),
-                    optional(p + "self_attn.q_norm.weight", cfg.qkNorm()),
-                    optional(p + "self_attn.k_norm.weight", cfg.qkNorm()),
-                    proj(p + "self_attn.o_proj", cfg.outputBias()),
-                    weights.get(p + "post_attention_layernorm.weight"),
-                    proj(p + "mlp.gate_proj", false), proj(p + "mlp.up_proj", false), proj(p + "mlp.down_proj", false)));
+                    weights.get(ModelLayout.inputNorm(i)),
+                    proj(layout, i, "q_proj"), proj(layout, i, "k_proj"), proj(layout, i, "v_proj"),
+                    optional(ModelLayout.queryNorm(i), cfg.qkNorm()),
+                    optional(ModelLayout.keyNorm(i), cfg.qkNorm()),
+                    proj(layout, i, "o_proj"),
+                    weights.get(ModelLayout.postAttentionNorm(i)),
+                    proj(layout, i, "gate_proj"), proj(layout, i, "up_proj"), proj(layout, i, "down_proj")));
         }
     }
 
-    private Proj proj(String module, boolean bias) {
+    private Proj proj(ModelLayout layout, int layer, String leaf) {
+        String module = ModelLayout.linear(layer, leaf);
         String w = module + ".weight";
         LoraAdapter.Pair pair = lora == null ? null : lora.pair(w);
-        return new Proj(weights.get(w), optional(module + ".bias", bias), lora, pair);
+        return new Proj(weights.get(w), optional(module + ".bias", layout.hasBias(leaf)), lora, pair);
     }
 
     /** This model's weights with {@code adapter} on its linear layers. */

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparksft.config.FinetuningArguments;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -65,19 +64,34 @@ public final class LoraAdapter {
         this.pairs = new LinkedHashMap<>(pairs);
     }
 
-    /** A new adapter for {@code weights} from lora_* keys, initialised from {@code seed} (the same on every rank). */
-    public static LoraAdapter create(ModelWeights weights, FinetuningArguments ft, long seed) {
-        boolean all = ft.loraTarget().size() == 1 && ft.loraTarget().get(0).equals("all");
-        List<String> targets = all ? ModelWeights.LAYER_LINEARS : ft.loraTarget();
+    /**
+     * What a new adapter is made of: the lora_* keys and additional_target.
+     *
+     * @param targets       linear module names (q_proj, ... or a full module name), or ["all"] for every
+     *                      layer linear
+     * @param modulesToSave base modules trained in full and saved with the adapter (PEFT modules_to_save)
+     */
+    public record Settings(int rank, int alpha, double dropout, boolean rslora, List<String> targets,
+                           List<String> modulesToSave) {
+        public Settings {
+            targets = List.copyOf(targets);
+            modulesToSave = List.copyOf(modulesToSave);
+        }
+    }
+
+    /** A new adapter for {@code weights}' layer linears named by {@code s}, initialised from {@code seed} (the same on every rank). */
+    public static LoraAdapter create(ModelWeights weights, Settings s, long seed) {
+        boolean all = s.targets().size() == 1 && s.targets().get(0).equals("all");
+        List<String> targets = all ? ModelLayout.LAYER_LINEARS : s.targets();
         Generator gen = torch.createCPUGenerator(seed);
         Map<String, Pair> pairs = new LinkedHashMap<>();
         TreeSet<String> linear = new TreeSet<>();
         for (Map.Entry<String, Tensor> e : weights.tensors().entrySet()) {
-            String module = linearModule(e.getKey());
+            String module = ModelLayout.layerLinearModule(e.getKey());
             if (module == null) {
                 continue;
             }
-            linear.add(module.substring(module.lastIndexOf('.') + 1));
+            linear.add(ModelLayout.leaf(module));
             if (targets.stream().noneMatch(t -> module.equals(t) || module.endsWith("." + t))) {
                 continue;
             }
@@ -85,42 +99,24 @@ public final class LoraAdapter {
             long out = w.size(0);
             long in = w.size(1);
             double bound = 1 / Math.sqrt(in);   // kaiming_uniform_(a=sqrt(5)) on a (r, in) weight
-            Tensor a = torch.rand(new long[] {ft.loraRank(), in}, new GeneratorOptional(gen),
+            Tensor a = torch.rand(new long[] {s.rank(), in}, new GeneratorOptional(gen),
                     new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Float))
                     .mul_(new Scalar(2 * bound)).sub_(new Scalar(bound)).to(w.device(), torch.ScalarType.Float);
-            Tensor b = torch.zeros(new long[] {out, ft.loraRank()}).to(w.device(), torch.ScalarType.Float);
+            Tensor b = torch.zeros(new long[] {out, s.rank()}).to(w.device(), torch.ScalarType.Float);
             pairs.put(e.getKey(), new Pair(a, b));
         }
         if (pairs.isEmpty()) {
-            throw new UserError("lora_target: " + ft.loraTarget() + " matches no linear module; choose "
+            throw new UserError("lora_target: " + s.targets() + " matches no linear module; choose "
                     + "from " + String.join(", ", linear) + " or all");
         }
-        for (String m : ft.additionalTarget()) {
-            if (weights.tensors().keySet().stream().noneMatch(n -> savedModule(n, List.of(m)))) {
+        for (String m : s.modulesToSave()) {
+            if (weights.tensors().keySet().stream().noneMatch(n -> ModelLayout.isSavedModule(n, List.of(m)))) {
                 throw new UserError("additional_target: module '" + m + "' is not in this model; for "
                         + "example embed_tokens, lm_head or norm");
             }
         }
         List<String> used = new ArrayList<>(new TreeSet<>(targets));
-        return new LoraAdapter(ft.loraRank(), ft.loraAlpha(), ft.loraDropout(), ft.useRslora(), used,
-                ft.additionalTarget(), pairs);
-    }
-
-    /** "model.layers.0.self_attn.q_proj" for a linear weight of a decoder layer, else null. */
-    static String linearModule(String param) {
-        if (!param.endsWith(".weight")) {
-            return null;
-        }
-        String module = param.substring(0, param.length() - ".weight".length());
-        String leaf = module.substring(module.lastIndexOf('.') + 1);
-        return ModelWeights.LAYER_LINEARS.contains(leaf) ? module : null;
-    }
-
-    /** PEFT's modules_to_save rule: the module's name ends with one of the names. */
-    static boolean savedModule(String param, List<String> modules) {
-        int dot = param.lastIndexOf('.');
-        String module = dot < 0 ? param : param.substring(0, dot);
-        return modules.stream().anyMatch(m -> module.equals(m) || module.endsWith("." + m));
+        return new LoraAdapter(s.rank(), s.alpha(), s.dropout(), s.rslora(), used, s.modulesToSave(), pairs);
     }
 
     public double scaling() {
@@ -137,14 +133,14 @@ public final class LoraAdapter {
 
     /** The base parameters trained in full and saved with the adapter (additional_target). */
     public List<String> savedModules(ModelWeights weights) {
-        return weights.tensors().keySet().stream().filter(n -> savedModule(n, modulesToSave)).toList();
+        return weights.tensors().keySet().stream().filter(n -> ModelLayout.isSavedModule(n, modulesToSave)).toList();
     }
 
     /** The adapter's own tensors by PEFT name without the prefix: model.layers.0.self_attn.q_proj.lora_A.weight. */
     public Map<String, Tensor> tensors() {
         Map<String, Tensor> t = new LinkedHashMap<>();
         pairs.forEach((w, p) -> {
-            String module = w.substring(0, w.length() - ".weight".length());
+            String module = ModelLayout.layerLinearModule(w);
             t.put(module + ".lora_A.weight", p.a());
             t.put(module + ".lora_B.weight", p.b());
         });
@@ -257,7 +253,7 @@ public final class LoraAdapter {
             boolean isA = key.endsWith(".lora_A.weight");
             if (isA || key.endsWith(".lora_B.weight")) {
                 String weight = key.substring(0, key.length() - ".lora_A.weight".length()) + ".weight";
-                if (!weights.tensors().containsKey(weight) || linearModule(weight) == null) {
+                if (!weights.tensors().containsKey(weight) || ModelLayout.layerLinearModule(weight) == null) {
                     throw new UserError(file + ": '" + e.name() + "' adapts " + weight
                             + ", which is not a linear weight of this model");
                 }

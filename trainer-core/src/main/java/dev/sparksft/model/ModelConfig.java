@@ -13,8 +13,8 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * The architecture read from a Hugging Face {@code config.json} for the Llama family: llama,
- * mistral, qwen2 (q/k/v biases) and qwen3 (per-head q/k RMSNorm, explicit head_dim).
+ * The architecture read from a Hugging Face {@code config.json} for the Llama family; what each
+ * {@link Architecture} reads differently (biases, q/k norm, sliding window) it answers itself.
  *
  * @param slidingWindow Mistral's attention window (a query sees this many keys back, itself
  *                      included); 0 for full causal attention
@@ -40,7 +40,8 @@ public record ModelConfig(
         Dtype torchDtype,
         ObjectNode raw) {
 
-    public static final Set<String> MODEL_TYPES = Set.of("llama", "mistral", "qwen2", "qwen3");
+    /** The supported model_type values, one per {@link Architecture}. */
+    public static final Set<String> MODEL_TYPES = Set.copyOf(Architecture.modelTypes());
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** {@code rope_scaling} with {@code rope_type: llama3}; null when the model uses plain RoPE. */
@@ -93,7 +94,8 @@ public record ModelConfig(
 
     static ModelConfig fromJson(ObjectNode c, String source) {
         String type = c.path("model_type").asText("");
-        if (!MODEL_TYPES.contains(type)) {
+        Architecture arch = Architecture.ofModelType(type);
+        if (arch == null) {
             throw new UserError(source + ": model_type '" + type + "' is not supported; supported: "
                     + String.join(", ", MODEL_TYPES.stream().sorted().toList()));
         }
@@ -101,18 +103,17 @@ public record ModelConfig(
         int heads = requireInt(c, "num_attention_heads", source);
         int kvHeads = c.hasNonNull("num_key_value_heads") ? c.get("num_key_value_heads").asInt() : heads;
         int headDim = c.hasNonNull("head_dim") ? c.get("head_dim").asInt() : hidden / heads;
-        // Qwen2 always has q/k/v biases and no o_proj bias; elsewhere attention_bias covers all four.
         boolean attentionBias = c.path("attention_bias").asBoolean(false);
-        boolean qkvBias = type.equals("qwen2") || attentionBias;
-        boolean outputBias = !type.equals("qwen2") && attentionBias;
+        boolean qkvBias = arch.qkvBias(attentionBias);
+        boolean outputBias = arch.outputBias(attentionBias);
         if (c.path("mlp_bias").asBoolean(false)) {
             throw new UserError(source + ": mlp_bias=true is not supported");
         }
         int window = 0;
-        if (type.equals("mistral") && c.hasNonNull("sliding_window")) {
-            window = c.get("sliding_window").asInt();
+        if (arch.slidingWindowKey != null && c.hasNonNull(arch.slidingWindowKey)) {
+            window = c.get(arch.slidingWindowKey).asInt();
         }
-        if (type.equals("qwen2") && c.path("use_sliding_window").asBoolean(false)) {
+        if (arch.refusesUseSlidingWindow && c.path("use_sliding_window").asBoolean(false)) {
             throw new UserError(source + ": use_sliding_window=true (Qwen2 per-layer sliding windows) is "
                     + "not supported");
         }
@@ -126,8 +127,13 @@ public record ModelConfig(
                 requireInt(c, "num_hidden_layers", source), heads, kvHeads, headDim,
                 requireInt(c, "vocab_size", source), c.path("rms_norm_eps").asDouble(1e-6),
                 c.path("rope_theta").asDouble(10000.0), ropeScaling(c.get("rope_scaling"), source),
-                c.path("tie_word_embeddings").asBoolean(false), qkvBias, outputBias, type.equals("qwen3"), window,
+                c.path("tie_word_embeddings").asBoolean(false), qkvBias, outputBias, arch.qkNorm, window,
                 dtype != null && !dtype.isNull() ? Dtype.ofTorchName(dtype.asText()) : Dtype.F32, c);
+    }
+
+    /** The architecture of {@link #modelType()}. */
+    public Architecture architecture() {
+        return Architecture.ofModelType(modelType);
     }
 
     private static RopeScaling ropeScaling(JsonNode s, String source) {

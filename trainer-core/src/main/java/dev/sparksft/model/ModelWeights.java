@@ -26,9 +26,6 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class ModelWeights {
     public static final String SINGLE_FILE = "model.safetensors";
     public static final String INDEX_FILE = "model.safetensors.index.json";
-    /** The nn.Linear modules of a decoder layer (find_all_linear_modules without lm_head). */
-    public static final List<String> LAYER_LINEARS = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-            "up_proj", "down_proj");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Map<String, Tensor> tensors;
@@ -78,43 +75,9 @@ public final class ModelWeights {
         return storedDtypes.get(name);
     }
 
-    /** The name and shape of every parameter a model of {@code cfg} has, in HF order. */
+    /** The name and shape of every parameter a model of {@code cfg} has, in HF order ({@link ModelLayout}). */
     public static Map<String, long[]> expectedShapes(ModelConfig cfg) {
-        long h = cfg.hiddenSize();
-        long q = (long) cfg.numHeads() * cfg.headDim();
-        long kv = (long) cfg.numKvHeads() * cfg.headDim();
-        long inter = cfg.intermediateSize();
-        Map<String, long[]> shapes = new LinkedHashMap<>();
-        shapes.put("model.embed_tokens.weight", new long[] {cfg.vocabSize(), h});
-        for (int i = 0; i < cfg.numLayers(); i++) {
-            String p = "model.layers." + i + ".";
-            shapes.put(p + "input_layernorm.weight", new long[] {h});
-            shapes.put(p + "self_attn.q_proj.weight", new long[] {q, h});
-            shapes.put(p + "self_attn.k_proj.weight", new long[] {kv, h});
-            shapes.put(p + "self_attn.v_proj.weight", new long[] {kv, h});
-            if (cfg.qkvBias()) {
-                shapes.put(p + "self_attn.q_proj.bias", new long[] {q});
-                shapes.put(p + "self_attn.k_proj.bias", new long[] {kv});
-                shapes.put(p + "self_attn.v_proj.bias", new long[] {kv});
-            }
-            if (cfg.qkNorm()) {
-                shapes.put(p + "self_attn.q_norm.weight", new long[] {cfg.headDim()});
-                shapes.put(p + "self_attn.k_norm.weight", new long[] {cfg.headDim()});
-            }
-            shapes.put(p + "self_attn.o_proj.weight", new long[] {h, q});
-            if (cfg.outputBias()) {
-                shapes.put(p + "self_attn.o_proj.bias", new long[] {h});
-            }
-            shapes.put(p + "post_attention_layernorm.weight", new long[] {h});
-            shapes.put(p + "mlp.gate_proj.weight", new long[] {inter, h});
-            shapes.put(p + "mlp.up_proj.weight", new long[] {inter, h});
-            shapes.put(p + "mlp.down_proj.weight", new long[] {h, inter});
-        }
-        shapes.put("model.norm.weight", new long[] {h});
-        if (!cfg.tieWordEmbeddings()) {
-            shapes.put("lm_head.weight", new long[] {cfg.vocabSize(), h});
-        }
-        return shapes;
+        return new ModelLayout(cfg).expectedShapes();
     }
 
     /**
@@ -158,7 +121,7 @@ public final class ModelWeights {
                             + INDEX_FILE);
                 }
                 long[] want = expected.get(name);
-                boolean tiedHead = name.equals("lm_head.weight") && cfg.tieWordEmbeddings();
+                boolean tiedHead = name.equals(ModelLayout.LM_HEAD) && cfg.tieWordEmbeddings();
                 if (want == null && !tiedHead) {
                     throw new UserError(path + ": unexpected tensor '" + name + "' for a "
                             + cfg.modelType() + " model with this config.json");

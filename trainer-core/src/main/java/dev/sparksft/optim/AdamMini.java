@@ -1,5 +1,6 @@
 package dev.sparksft.optim;
 
+import dev.sparksft.model.ModelLayout;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.bytedeco.pytorch.NoGradGuard;
@@ -24,53 +25,54 @@ import org.bytedeco.pytorch.global.torch;
  */
 public final class AdamMini implements Optimizer {
     private final Map<String, Tensor> params;
-    private final Map<String, Long> headNumel = new LinkedHashMap<>();   // q/k: weights per head
-    private final double beta1;
-    private final double beta2;
     private final double eps;
     private final double weightDecay;
-    private final Map<String, Tensor> m = new LinkedHashMap<>();
-    private final Map<String, Tensor> v = new LinkedHashMap<>();     // full, (heads, 1) or 0-d
-    private long t;
+    /**
+     * Per parameter: m shaped like it and v per weight (embedding, head); m viewed as (heads,
+     * head_dim x hidden) and v (heads, 1) (q/k); or m shaped like it and a 0-d v (the rest).
+     */
+    private final Map<String, AdamMoments> moments = new LinkedHashMap<>();
+    private final Map<String, ModelLayout.SecondMoments> blocks = new LinkedHashMap<>();
+    private final OptimizerState state = new OptimizerState();
 
     /** @param numelPerHead weights per attention head in q_proj/k_proj (head_dim x hidden_size) */
     public AdamMini(Map<String, Tensor> params, long numelPerHead, double beta1, double beta2, double eps,
                     double weightDecay) {
         this.params = new LinkedHashMap<>(params);
-        this.beta1 = beta1;
-        this.beta2 = beta2;
         this.eps = eps;
         this.weightDecay = weightDecay;
+        Map<String, Tensor> m = new LinkedHashMap<>();
+        Map<String, Tensor> v = new LinkedHashMap<>();
         params.forEach((name, p) -> {
-            m.put(name, torch.zeros_like(p));
-            if (isEmbedding(name)) {
-                v.put(name, torch.zeros_like(p));
-            } else if (isQueryOrKey(name)) {
-                if (p.numel() % numelPerHead != 0) {
-                    throw new IllegalStateException(name + " has " + p.numel() + " weights, not a multiple of "
-                            + numelPerHead + " per head");
+            Tensor mm = torch.zeros_like(p);
+            m.put(name, mm);
+            blocks.put(name, ModelLayout.adamMiniBlocks(name));
+            switch (blocks.get(name)) {
+                case PER_WEIGHT -> {
+                    v.put(name, torch.zeros_like(p));
+                    moments.put(name, new AdamMoments(mm, v.get(name), beta1, beta2));
                 }
-                headNumel.put(name, numelPerHead);
-                v.put(name, torch.zeros(p.numel() / numelPerHead, 1).to(p.device(), p.scalar_type()));
-            } else {
-                v.put(name, torch.zeros(new long[0]).to(p.device(), p.scalar_type()));
+                case PER_HEAD -> {
+                    if (p.numel() % numelPerHead != 0) {
+                        throw new IllegalStateException(name + " has " + p.numel() + " weights, not a multiple of "
+                                + numelPerHead + " per head");
+                    }
+                    v.put(name, torch.zeros(p.numel() / numelPerHead, 1).to(p.device(), p.scalar_type()));
+                    moments.put(name, new AdamMoments(mm.view(-1, numelPerHead), v.get(name), beta1, beta2));
+                }
+                case PER_TENSOR -> {
+                    v.put(name, torch.zeros(new long[0]).to(p.device(), p.scalar_type()));
+                    moments.put(name, new AdamMoments(mm, v.get(name), beta1, beta2));
+                }
             }
         });
-    }
-
-    static boolean isEmbedding(String name) {
-        return name.contains("embed") || name.contains("embd") || name.contains("wte") || name.contains("lm_head.weight");
-    }
-
-    static boolean isQueryOrKey(String name) {
-        return name.contains("q_proj.weight") || name.contains("k_proj.weight");
+        m.forEach((n, x) -> state.add(n + ".m", x));
+        v.forEach((n, x) -> state.add(n + ".v", x));
     }
 
     @Override
     public void step(double lr) {
-        t++;
-        double bias1 = 1 - Math.pow(beta1, t);
-        double sqrtBias2 = Math.sqrt(1 - Math.pow(beta2, t));
+        long t = state.advance();
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
                 String name = e.getKey();
@@ -79,48 +81,34 @@ public final class AdamMini implements Optimizer {
                 if (!g.defined()) {
                     continue;
                 }
-                if (weightDecay > 0 && !name.contains("norm")) {
+                if (weightDecay > 0 && ModelLayout.adamMiniDecays(name)) {
                     p.mul_(new Scalar(1 - lr * weightDecay));
                 }
-                Tensor mm = m.get(name);
-                Tensor vv = v.get(name);
-                mm.lerp_(g, new Scalar(1 - beta1));
-                Long perHead = headNumel.get(name);
-                if (isEmbedding(name)) {
-                    vv.mul_(new Scalar(beta2)).addcmul_(g, g, new Scalar(1 - beta2));
-                    Tensor h = vv.sqrt().div_(new Scalar(sqrtBias2)).add_(new Scalar(eps));
-                    p.addcdiv_(mm, h, new Scalar(-lr / bias1));
+                AdamMoments mo = moments.get(name);
+                if (blocks.get(name) == ModelLayout.SecondMoments.PER_WEIGHT) {   // plain torch AdamW
+                    mo.update(g);
+                    p.addcdiv_(mo.m, mo.torchDenominator(t, eps), new Scalar(-mo.torchStepSize(lr, t)));
                     continue;
                 }
-                Tensor meanSq = perHead != null
-                        ? g.reshape(-1, perHead).square().mean(new long[] {1}, true, new org.bytedeco.pytorch.ScalarTypeOptional())  // (heads, 1)
-                        : g.square().mean();                                                 // 0-d
-                vv.mul_(new Scalar(beta2)).add_(meanSq, new Scalar(1 - beta2));
-                Tensor h = vv.sqrt().div(new Scalar(sqrtBias2)).add_(new Scalar(eps));
-                Tensor update = perHead != null
-                        ? mm.reshape(-1, perHead).div(h).reshape(p.sizes().vec().get())
-                        : mm.div(h);
-                p.add_(update, new Scalar(-lr / bias1));
+                mo.updateBlocks(g.reshape(mo.m.sizes().vec().get()));   // (heads, per head) or p's shape
+                Tensor update = mo.m.div(mo.torchDenominator(t, eps)).reshape(p.sizes().vec().get());
+                p.add_(update, new Scalar(-mo.torchStepSize(lr, t)));
             }
         }
     }
 
     @Override
     public long numSteps() {
-        return t;
+        return state.numSteps();
     }
 
     @Override
     public Map<String, Tensor> state() {
-        Map<String, Tensor> s = new LinkedHashMap<>();
-        m.forEach((n, x) -> s.put(n + ".m", x));
-        v.forEach((n, x) -> s.put(n + ".v", x));
-        return s;
+        return state.tensors();
     }
 
     @Override
-    public void load(Map<String, Tensor> state, long numSteps) {
-        OptimizerState.copyInto(state(), state, "Adam-mini");
-        this.t = numSteps;
+    public void load(Map<String, Tensor> saved, long numSteps) {
+        state.load(saved, numSteps, "Adam-mini");
     }
 }

@@ -21,13 +21,10 @@ public final class AdamW implements Optimizer {
     private final Map<String, Tensor> params;
     private final Set<String> noDecay;
     private final Map<String, Double> lrScale;
-    private final double beta1;
-    private final double beta2;
     private final double eps;
     private final double weightDecay;
-    private final Map<String, Tensor> expAvg = new LinkedHashMap<>();
-    private final Map<String, Tensor> expAvgSq = new LinkedHashMap<>();
-    private long t;
+    private final Map<String, AdamMoments> moments = new LinkedHashMap<>();   // shaped like each parameter
+    private final OptimizerState state = new OptimizerState();
 
     /** @param noDecay names of parameters without weight decay (biases, norms) */
     public AdamW(Map<String, Tensor> params, Set<String> noDecay, double beta1, double beta2, double eps,
@@ -44,21 +41,17 @@ public final class AdamW implements Optimizer {
         this.params = new LinkedHashMap<>(params);
         this.lrScale = Map.copyOf(lrScale);
         this.noDecay = Set.copyOf(noDecay);
-        this.beta1 = beta1;
-        this.beta2 = beta2;
         this.eps = eps;
         this.weightDecay = weightDecay;
-        params.forEach((name, p) -> {
-            expAvg.put(name, torch.zeros_like(p));
-            expAvgSq.put(name, torch.zeros_like(p));
-        });
+        params.forEach((name, p) -> moments.put(name, new AdamMoments(torch.zeros_like(p), torch.zeros_like(p), beta1,
+                beta2)));
+        moments.forEach((name, mo) -> state.add(name + ".exp_avg", mo.m));
+        moments.forEach((name, mo) -> state.add(name + ".exp_avg_sq", mo.v));
     }
 
     @Override
     public void step(double baseLr) {
-        t++;
-        double bias1 = 1 - Math.pow(beta1, t);
-        double sqrtBias2 = Math.sqrt(1 - Math.pow(beta2, t));
+        long t = state.advance();
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
                 Tensor p = e.getValue();
@@ -70,32 +63,25 @@ public final class AdamW implements Optimizer {
                 if (weightDecay != 0 && !noDecay.contains(e.getKey())) {
                     p.mul_(new Scalar(1 - lr * weightDecay));
                 }
-                Tensor m = expAvg.get(e.getKey());
-                Tensor v = expAvgSq.get(e.getKey());
-                m.lerp_(g, new Scalar(1 - beta1));
-                v.mul_(new Scalar(beta2)).addcmul_(g, g, new Scalar(1 - beta2));
-                Tensor denom = v.sqrt().div_(new Scalar(sqrtBias2)).add_(new Scalar(eps));
-                p.addcdiv_(m, denom, new Scalar(-lr / bias1));
+                AdamMoments mo = moments.get(e.getKey());
+                mo.update(g);
+                p.addcdiv_(mo.m, mo.torchDenominator(t, eps), new Scalar(-mo.torchStepSize(lr, t)));
             }
         }
     }
 
     @Override
     public long numSteps() {
-        return t;
+        return state.numSteps();
     }
 
     @Override
     public Map<String, Tensor> state() {
-        Map<String, Tensor> s = new LinkedHashMap<>();
-        expAvg.forEach((n, x) -> s.put(n + ".exp_avg", x));
-        expAvgSq.forEach((n, x) -> s.put(n + ".exp_avg_sq", x));
-        return s;
+        return state.tensors();
     }
 
     @Override
-    public void load(Map<String, Tensor> state, long numSteps) {
-        OptimizerState.copyInto(state(), state, "adamw_torch");
-        this.t = numSteps;
+    public void load(Map<String, Tensor> saved, long numSteps) {
+        state.load(saved, numSteps, "adamw_torch");
     }
 }

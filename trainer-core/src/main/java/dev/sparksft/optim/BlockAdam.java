@@ -1,14 +1,13 @@
 package dev.sparksft.optim;
 
 import dev.sparksft.UserError;
+import dev.sparksft.model.ModelLayout;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.slf4j.Logger;
@@ -27,10 +26,9 @@ import org.slf4j.LoggerFactory;
  */
 public final class BlockAdam implements Optimizer {
     private static final Logger LOG = LoggerFactory.getLogger(BlockAdam.class);
-    private static final Pattern LAYER = Pattern.compile("^(.*layers\\.\\d+\\.)");
 
     private final Map<String, Tensor> params;
-    private final List<String> blocks = new ArrayList<>();     // "model.layers.i." prefixes, in model order
+    private final List<Integer> blocks = new ArrayList<>();    // decoder layer indices, in model order
     private final Set<String> noDecay;
     private final String switchMode;
     private final int interval;
@@ -45,7 +43,8 @@ public final class BlockAdam implements Optimizer {
     private final Tensor round = torch.zeros(new long[0], new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
     private final long seed;
     private AdamW active;
-    private long t;
+    /** block, order and round, and the steps of all blocks together. */
+    private final OptimizerState state = new OptimizerState();
 
     /**
      * @param startBlock badam_start_block, or null for the mode's default (0, or the last for descending)
@@ -62,9 +61,9 @@ public final class BlockAdam implements Optimizer {
         this.eps = eps;
         this.weightDecay = weightDecay;
         for (String name : params.keySet()) {
-            Matcher m = LAYER.matcher(name);
-            if (m.find() && !blocks.contains(m.group(1))) {
-                blocks.add(m.group(1));
+            int layer = ModelLayout.layerIndex(name);
+            if (layer >= 0 && !blocks.contains(layer)) {
+                blocks.add(layer);
             }
         }
         if (blocks.isEmpty()) {
@@ -78,6 +77,9 @@ public final class BlockAdam implements Optimizer {
         this.seed = seed;
         this.order = torch.full(new long[] {blocks.size()}, new org.bytedeco.pytorch.Scalar(-1L),
                 new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+        state.add("badam.block", block);
+        state.add("badam.order", order);
+        state.add("badam.round", round);
         long first;
         if (startBlock != null) {
             first = startBlock;
@@ -104,7 +106,7 @@ public final class BlockAdam implements Optimizer {
     @Override
     public void step(double lr) {
         active.step(lr);
-        t++;
+        long t = state.advance();
         if (interval > 0 && (t + 1) % interval == 0) {
             int next = switch (switchMode) {
                 case "ascending" -> (activeBlock() + 1) % blocks.size();
@@ -124,10 +126,10 @@ public final class BlockAdam implements Optimizer {
     /** Makes block {@code index} the only trainable one, with fresh AdamW state. */
     private void activate(int index) {
         block.fill_(new org.bytedeco.pytorch.Scalar((long) index));
-        String prefix = blocks.get(index);
+        int layer = blocks.get(index);
         Map<String, Tensor> trainable = new LinkedHashMap<>();
         params.forEach((name, p) -> {
-            boolean on = name.startsWith(prefix) || name.contains("." + prefix);
+            boolean on = ModelLayout.layerIndex(name) == layer;
             p.set_requires_grad(on);
             if (on) {
                 trainable.put(name, p);
@@ -141,7 +143,7 @@ public final class BlockAdam implements Optimizer {
         active = new AdamW(trainable, noDecay, beta1, beta2, eps, weightDecay);
         // a switch happens inside the trainer's per-step PointerScope, which would free the new state with the step
         active.state().values().forEach(OptimizerState::outliveScope);
-        LOG.debug("BAdam: training block {} ({}), {} tensors", index, prefix, trainable.size());
+        LOG.debug("BAdam: training block {} ({}), {} tensors", index, ModelLayout.layerPrefix(layer), trainable.size());
     }
 
     private void newRandomRound() {
@@ -166,15 +168,13 @@ public final class BlockAdam implements Optimizer {
 
     @Override
     public long numSteps() {
-        return t;
+        return state.numSteps();
     }
 
     @Override
     public Map<String, Tensor> state() {
         Map<String, Tensor> s = new LinkedHashMap<>(active.state());
-        s.put("badam.block", block);
-        s.put("badam.order", order);
-        s.put("badam.round", round);
+        s.putAll(state.tensors());
         // the active block's AdamW counts its own steps (bias correction restarts at a switch)
         s.put("badam.block_steps", torch.full(new long[0], new org.bytedeco.pytorch.Scalar(active.numSteps()),
                 new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long)));
@@ -182,18 +182,17 @@ public final class BlockAdam implements Optimizer {
     }
 
     @Override
-    public void load(Map<String, Tensor> state, long numSteps) {
-        Tensor saved = state.get("badam.block");
-        if (saved == null) {
+    public void load(Map<String, Tensor> saved, long numSteps) {
+        if (saved.get("badam.block") == null) {
             throw new UserError("the checkpoint's optimizer state has no BAdam block (was use_badam "
                     + "turned on since the checkpoint?)");
         }
-        activate((int) saved.item_long());
-        Tensor blockSteps = state.get("badam.block_steps");
-        active.load(without(state, "badam."), blockSteps == null ? 0 : blockSteps.item_long());
-        order.copy_(state.get("badam.order"));
-        round.copy_(state.get("badam.round"));
-        this.t = numSteps;
+        Map<String, Tensor> own = new LinkedHashMap<>(saved);
+        own.keySet().retainAll(state.tensors().keySet());
+        state.load(own, numSteps, "BAdam");
+        activate((int) block.item_long());
+        Tensor blockSteps = saved.get("badam.block_steps");
+        active.load(without(saved, "badam."), blockSteps == null ? 0 : blockSteps.item_long());
     }
 
     private static Map<String, Tensor> without(Map<String, Tensor> state, String prefix) {

@@ -15,7 +15,7 @@ import org.bytedeco.pytorch.global.torch;
  * <pre>
  *   Muon:  b = mu b + G ;  g = G + mu b ;  U = NS5(g)
  *          p *= 1 - lr wd ;  p -= lr * 0.2 sqrt(max(A, B)) * U        (A x B = the weight's shape)
- *   AdamW: m = lerp(m, G, 1 - b1) ;  v = lerp(v, G^2, 1 - b2)
+ *   AdamW: m = lerp(m, G, 1 - b1) ;  v = b2 v + (1 - b2) G^2        ({@link AdamMoments}, transformers' form)
  *          p *= 1 - lr wd ;  p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (eps + sqrt(v))
  * </pre>
  * As in the reference, weight decay applies to every parameter, norms included.
@@ -29,44 +29,34 @@ public final class Muon implements Optimizer {
 
     private final Map<String, Tensor> params;
     private final Set<String> muonParams;
-    private final double beta1;
-    private final double beta2;
     private final double eps;
     private final double weightDecay;
-    private final Map<String, Tensor> momentum = new LinkedHashMap<>();
-    private final Map<String, Tensor> moment1 = new LinkedHashMap<>();
-    private final Map<String, Tensor> moment2 = new LinkedHashMap<>();
-    private long t;
+    private final Map<String, Tensor> momentum = new LinkedHashMap<>();        // Muon's, shaped like the weight
+    private final Map<String, AdamMoments> moments = new LinkedHashMap<>();    // AdamW's, shaped like the parameter
+    private final OptimizerState state = new OptimizerState();
 
-    /** @param muonParams the 2-D hidden weights Muon updates; the rest get AdamW */
+    /** @param muonParams the 2-D hidden weights Muon updates ({@code ModelLayout.isHiddenMatrix}); the rest get AdamW */
     public Muon(Map<String, Tensor> params, Set<String> muonParams, double beta1, double beta2, double eps,
                 double weightDecay) {
         this.params = new LinkedHashMap<>(params);
         this.muonParams = Set.copyOf(muonParams);
-        this.beta1 = beta1;
-        this.beta2 = beta2;
         this.eps = eps;
         this.weightDecay = weightDecay;
         params.forEach((name, p) -> {
             if (muonParams.contains(name)) {
                 momentum.put(name, torch.zeros_like(p));
             } else {
-                moment1.put(name, torch.zeros_like(p));
-                moment2.put(name, torch.zeros_like(p));
+                moments.put(name, new AdamMoments(torch.zeros_like(p), torch.zeros_like(p), beta1, beta2));
             }
         });
-    }
-
-    /** The 2-D parameters Muon handles (LLaMA-Factory: ndim 2, not "embed", not "lm_head"). */
-    public static boolean isHiddenMatrix(String name, Tensor p) {
-        return p.dim() == 2 && !name.contains("embed") && !name.contains("lm_head");
+        momentum.forEach((n, x) -> state.add(n + ".momentum_buffer", x));
+        moments.forEach((n, mo) -> state.add(n + ".moment1", mo.m));
+        moments.forEach((n, mo) -> state.add(n + ".moment2", mo.v));
     }
 
     @Override
     public void step(double lr) {
-        t++;
-        double bias1 = 1 - Math.pow(beta1, t);
-        double bias2 = 1 - Math.pow(beta2, t);
+        long t = state.advance();
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
                 Tensor p = e.getValue();
@@ -83,12 +73,9 @@ public final class Muon implements Optimizer {
                     double adjusted = lr * 0.2 * Math.sqrt(Math.max(p.size(0), p.size(1)));
                     p.add_(u.to(p.scalar_type()), new Scalar(-adjusted));
                 } else {
-                    Tensor m = moment1.get(e.getKey());
-                    Tensor v = moment2.get(e.getKey());
-                    m.lerp_(g, new Scalar(1 - beta1));
-                    v.lerp_(g.square(), new Scalar(1 - beta2));
-                    Tensor direction = m.div(v.sqrt().add_(new Scalar(eps)));
-                    p.add_(direction, new Scalar(-lr * Math.sqrt(bias2) / bias1));
+                    AdamMoments mo = moments.get(e.getKey());
+                    mo.update(g);
+                    p.add_(mo.hfDirection(eps), new Scalar(-mo.hfStepSize(lr, t)));
                 }
             }
         }
@@ -115,21 +102,16 @@ public final class Muon implements Optimizer {
 
     @Override
     public long numSteps() {
-        return t;
+        return state.numSteps();
     }
 
     @Override
     public Map<String, Tensor> state() {
-        Map<String, Tensor> s = new LinkedHashMap<>();
-        momentum.forEach((n, x) -> s.put(n + ".momentum_buffer", x));
-        moment1.forEach((n, x) -> s.put(n + ".moment1", x));
-        moment2.forEach((n, x) -> s.put(n + ".moment2", x));
-        return s;
+        return state.tensors();
     }
 
     @Override
-    public void load(Map<String, Tensor> state, long numSteps) {
-        OptimizerState.copyInto(state(), state, "Muon");
-        this.t = numSteps;
+    public void load(Map<String, Tensor> saved, long numSteps) {
+        state.load(saved, numSteps, "Muon");
     }
 }

@@ -2,20 +2,53 @@ package dev.sparksft.optim;
 
 import dev.sparksft.UserError;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.regex.Pattern;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 
-/** Checkpoint helpers shared by the optimizers: restoring state and choosing decay groups. */
+/**
+ * What an optimizer checkpoints: its state tensors by name ({@code <param>.exp_avg}, ...) in the
+ * order they are saved, and the number of updates made. Each optimizer holds one, registers its
+ * tensors once (they are updated in place afterwards) and answers {@link Optimizer#state},
+ * {@link Optimizer#load} and {@link Optimizer#numSteps} from it.
+ */
 public final class OptimizerState {
-    /** transformers' get_decay_parameter_names: biases and norm weights get no weight decay. */
-    private static final Pattern NO_DECAY = Pattern.compile("bias|layernorm|rmsnorm|(?:^|\\.)norm(?:$|\\.)|_norm(?:$|\\.)");
+    private final Map<String, Tensor> tensors = new LinkedHashMap<>();
+    private long steps;
 
-    private OptimizerState() {}
+    /** Registers {@code t} as the state tensor {@code name}; returns it. */
+    Tensor add(String name, Tensor t) {
+        if (tensors.putIfAbsent(name, t) != null) {
+            throw new IllegalStateException("optimizer state '" + name + "' registered twice");
+        }
+        return t;
+    }
 
-    public static boolean decays(String paramName) {
-        return !NO_DECAY.matcher(paramName.toLowerCase(java.util.Locale.ROOT)).find();
+    /** The state tensors by name, sharing storage with the optimizer. */
+    public Map<String, Tensor> tensors() {
+        return new LinkedHashMap<>(tensors);
+    }
+
+    /** Number of updates made so far. */
+    public long numSteps() {
+        return steps;
+    }
+
+    /** Counts one more update; returns the new count t (1 for the first update). */
+    long advance() {
+        return ++steps;
+    }
+
+    /**
+     * Copies a checkpoint's tensors into the live ones, requiring the same names and shapes, and
+     * restores the update count.
+     *
+     * @param optimizer the optimizer's name for the error message (adamw_torch, GaLore, ...)
+     */
+    public void load(Map<String, Tensor> saved, long numSteps, String optimizer) {
+        copyInto(tensors, saved, optimizer);
+        this.steps = numSteps;
     }
 
     /**
@@ -32,8 +65,7 @@ public final class OptimizerState {
         return t;
     }
 
-    /** Copies saved tensors into the live state, requiring the same names and shapes. */
-    static void copyInto(Map<String, Tensor> live, Map<String, Tensor> saved, String optimizer) {
+    private static void copyInto(Map<String, Tensor> live, Map<String, Tensor> saved, String optimizer) {
         if (!live.keySet().equals(saved.keySet())) {
             throw new UserError("the checkpoint's optimizer state does not match this run's trainable "
                     + "parameters for " + optimizer + " (was finetuning_type or optim changed since the checkpoint?)");

@@ -4,7 +4,7 @@ import dev.sparksft.UserError;
 import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.model.ModelConfig;
-import dev.sparksft.model.ModelWeights;
+import dev.sparksft.model.ModelLayout;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -28,7 +28,8 @@ public final class Optimizers {
     /** @param seed the run's seed: APOLLO's random projections and BAdam's random order derive from it */
     public static Optimizer create(Map<String, Tensor> trainable, ModelConfig cfg, TrainingArguments args,
                                    FinetuningArguments ft, long seed) {
-        Set<String> noDecay = trainable.keySet().stream().filter(n -> !OptimizerState.decays(n)).collect(Collectors.toSet());
+        ModelLayout layout = new ModelLayout(cfg);
+        Set<String> noDecay = trainable.keySet().stream().filter(n -> !ModelLayout.decays(n)).collect(Collectors.toSet());
         double b1 = args.adamBeta1();
         double b2 = args.adamBeta2();
         double eps = args.adamEpsilon();
@@ -76,12 +77,12 @@ public final class Optimizers {
         }
         if (ft.useAdamMini()) {
             LOG.info("using Adam-mini");
-            return new AdamMini(trainable, (long) cfg.headDim() * cfg.hiddenSize(), b1, b2, eps, wd);
+            return new AdamMini(trainable, layout.attentionHeadNumel(), b1, b2, eps, wd);
         }
         if (ft.useMuon()) {
             Set<String> muon = new LinkedHashSet<>();
             trainable.forEach((name, p) -> {
-                if (Muon.isHiddenMatrix(name, p)) {
+                if (ModelLayout.isHiddenMatrix(name, p.dim())) {
                     muon.add(name);
                 }
             });
@@ -104,18 +105,14 @@ public final class Optimizers {
         Set<String> modules = new TreeSet<>();
         for (Map.Entry<String, Tensor> e : trainable.entrySet()) {
             String name = e.getKey();
-            if (e.getValue().dim() != 2 || !name.endsWith(".weight")) {
+            String module = ModelLayout.linearModule(name);
+            if (e.getValue().dim() != 2 || module == null) {
                 continue;
             }
-            String module = name.substring(0, name.length() - ".weight".length());
-            String leaf = module.substring(module.lastIndexOf('.') + 1);
-            boolean linear = ModelWeights.LAYER_LINEARS.contains(leaf) || leaf.equals("lm_head");
-            if (!linear) {
-                continue;
-            }
+            String leaf = ModelLayout.leaf(module);
             modules.add(leaf);
             boolean all = targets.size() == 1 && targets.get(0).equals("all");
-            if (all ? ModelWeights.LAYER_LINEARS.contains(leaf) : targets.stream().anyMatch(module::contains)) {
+            if (all ? ModelLayout.LAYER_LINEARS.contains(leaf) : targets.stream().anyMatch(module::contains)) {
                 found.add(name);
             }
         }

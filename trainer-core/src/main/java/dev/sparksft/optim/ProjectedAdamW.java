@@ -14,7 +14,7 @@ import org.bytedeco.pytorch.global.torch;
  * use transformers' AdamW formula, as those libraries do, for target and other parameters alike:
  * <pre>
  *   R = project(G)                      (targets; R = G otherwise)
- *   m = b1 m + (1 - b1) R ;  v = b2 v + (1 - b2) R^2
+ *   m = lerp(m, R, 1 - b1) ;  v = b2 v + (1 - b2) R^2       ({@link AdamMoments}, in R's shape)
  *   N = m / (sqrt(v) + eps) ;  step = lr * sqrt(1 - b2^t) / (1 - b1^t)
  *   GaLore: U = scale * projectBack(N)
  *   APOLLO: s = ||N||_c / (||R||_c + 1e-8) per channel c (or one s per tensor); U = G * s
@@ -34,15 +34,13 @@ public final class ProjectedAdamW implements Optimizer {
     private final Map<String, Tensor> params;
     private final Set<String> noDecay;
     private final Settings settings;
-    private final double beta1;
-    private final double beta2;
     private final double eps;
     private final double weightDecay;
     private final Map<String, Projector> projectors = new LinkedHashMap<>();
-    private final Map<String, Tensor> expAvg = new LinkedHashMap<>();
-    private final Map<String, Tensor> expAvgSq = new LinkedHashMap<>();
+    /** In the projected shape (rank, n) or (m, rank) for targets, the parameter's shape otherwise. */
+    private final Map<String, AdamMoments> moments = new LinkedHashMap<>();
     private final Map<String, Tensor> lastNorm = new LinkedHashMap<>();   // APOLLO's limiter, 0-d
-    private long t;
+    private final OptimizerState state = new OptimizerState();
 
     /**
      * @param targets names of the 2-D weights updated in the subspace
@@ -53,8 +51,6 @@ public final class ProjectedAdamW implements Optimizer {
         this.params = new LinkedHashMap<>(params);
         this.noDecay = Set.copyOf(noDecay);
         this.settings = settings;
-        this.beta1 = beta1;
-        this.beta2 = beta2;
         this.eps = eps;
         this.weightDecay = weightDecay;
         int index = 0;
@@ -74,15 +70,25 @@ public final class ProjectedAdamW implements Optimizer {
                     lastNorm.put(e.getKey(), torch.zeros(new long[0]).to(p.device(), p.scalar_type()));
                 }
             }
-            expAvg.put(e.getKey(), torch.zeros(shapeOf.sizes().vec().get()).to(p.device(), p.scalar_type()));
-            expAvgSq.put(e.getKey(), torch.zeros(shapeOf.sizes().vec().get()).to(p.device(), p.scalar_type()));
+            moments.put(e.getKey(), new AdamMoments(
+                    torch.zeros(shapeOf.sizes().vec().get()).to(p.device(), p.scalar_type()),
+                    torch.zeros(shapeOf.sizes().vec().get()).to(p.device(), p.scalar_type()), beta1, beta2));
         }
+        moments.forEach((n, mo) -> state.add(n + ".exp_avg", mo.m));
+        moments.forEach((n, mo) -> state.add(n + ".exp_avg_sq", mo.v));
+        projectors.forEach((n, proj) -> {
+            state.add(n + ".projector", proj.p);
+            if (proj.q != null) {
+                state.add(n + ".projector_right", proj.q);
+            }
+        });
+        lastNorm.forEach((n, x) -> state.add(n + ".scaled_grad_norm", x));
     }
 
     @Override
     public void step(double lr) {
-        long before = t++;
-        double stepSize = lr * Math.sqrt(1 - Math.pow(beta2, t)) / (1 - Math.pow(beta1, t));
+        long t = state.advance();
+        long before = t - 1;
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
                 String name = e.getKey();
@@ -93,17 +99,15 @@ public final class ProjectedAdamW implements Optimizer {
                 }
                 Projector proj = projectors.get(name);
                 Tensor r = proj == null ? g : proj.project(g, before);
-                Tensor m = expAvg.get(name);
-                Tensor v = expAvgSq.get(name);
-                m.mul_(new Scalar(beta1)).add_(r, new Scalar(1 - beta1));
-                v.mul_(new Scalar(beta2)).addcmul_(r, r, new Scalar(1 - beta2));
-                Tensor update = m.div(v.sqrt().add_(new Scalar(eps)));
+                AdamMoments mo = moments.get(name);
+                mo.update(r);
+                Tensor update = mo.hfDirection(eps);
                 if (proj != null) {
                     update = settings.kind() == Kind.GALORE
                             ? proj.projectBack(update).mul_(new Scalar(settings.scale()))
-                            : apolloUpdate(name, g, r, update);
+                            : apolloUpdate(name, g, r, update, t);
                 }
-                p.add_(update, new Scalar(-stepSize));
+                p.add_(update, new Scalar(-mo.hfStepSize(lr, t)));
                 if (weightDecay > 0 && !noDecay.contains(name)) {
                     p.add_(p, new Scalar(-lr * weightDecay));
                 }
@@ -112,7 +116,7 @@ public final class ProjectedAdamW implements Optimizer {
     }
 
     /** APOLLO steps 3-4: the raw gradient scaled channel-wise (or tensor-wise) by the subspace's Adam ratio. */
-    private Tensor apolloUpdate(String name, Tensor g, Tensor r, Tensor n) {
+    private Tensor apolloUpdate(String name, Tensor g, Tensor r, Tensor n, long t) {
         Tensor factor;
         if (settings.channelScaling()) {
             // norms over the low-rank dimension: one factor per column of a (r, n) or per row of a (m, r)
@@ -149,27 +153,16 @@ public final class ProjectedAdamW implements Optimizer {
 
     @Override
     public long numSteps() {
-        return t;
+        return state.numSteps();
     }
 
     @Override
     public Map<String, Tensor> state() {
-        Map<String, Tensor> s = new LinkedHashMap<>();
-        expAvg.forEach((n, x) -> s.put(n + ".exp_avg", x));
-        expAvgSq.forEach((n, x) -> s.put(n + ".exp_avg_sq", x));
-        projectors.forEach((n, proj) -> {
-            s.put(n + ".projector", proj.p);
-            if (proj.q != null) {
-                s.put(n + ".projector_right", proj.q);
-            }
-        });
-        lastNorm.forEach((n, x) -> s.put(n + ".scaled_grad_norm", x));
-        return s;
+        return state.tensors();
     }
 
     @Override
-    public void load(Map<String, Tensor> state, long numSteps) {
-        OptimizerState.copyInto(state(), state, settings.kind() == Kind.GALORE ? "GaLore" : "APOLLO");
-        this.t = numSteps;
+    public void load(Map<String, Tensor> saved, long numSteps) {
+        state.load(saved, numSteps, settings.kind() == Kind.GALORE ? "GaLore" : "APOLLO");
     }
 }

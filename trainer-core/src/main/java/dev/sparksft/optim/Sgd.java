@@ -12,7 +12,7 @@ public final class Sgd implements Optimizer {
     private final Map<String, Tensor> params;
     private final Set<String> noDecay;
     private final double weightDecay;
-    private long t;
+    private final OptimizerState state = new OptimizerState();   // no tensors: plain SGD keeps none
 
     public Sgd(Map<String, Tensor> params, Set<String> noDecay, double weightDecay) {
         this.params = new LinkedHashMap<>(params);
@@ -22,7 +22,7 @@ public final class Sgd implements Optimizer {
 
     @Override
     public void step(double lr) {
-        t++;
+        state.advance();
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
                 Tensor p = e.getValue();
@@ -40,17 +40,16 @@ public final class Sgd implements Optimizer {
 
     @Override
     public long numSteps() {
-        return t;
+        return state.numSteps();
     }
 
     @Override
     public Map<String, Tensor> state() {
-        return Map.of();
+        return state.tensors();
     }
 
     @Override
-    public void load(Map<String, Tensor> state, long numSteps) {
-        OptimizerState.copyInto(state(), state, "sgd");
-        this.t = numSteps;
+    public void load(Map<String, Tensor> saved, long numSteps) {
+        state.load(saved, numSteps, "sgd");
     }
 }

@@ -1,6 +1,7 @@
 package dev.sparksft.optim;
 
 import dev.sparksft.UserError;
+import dev.sparksft.model.ModelLayout;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -17,7 +18,7 @@ import org.bytedeco.pytorch.global.torch;
  * <pre>
  *   k = floor(numel x ratio) entries: adjacent (offset.. offset+k, wrapping) or scatter (a seeded
  *   permutation's offset.. offset+k); tensors of under {@value #PRESERVE_THRESHOLD} weights update whole
- *   g = G[mask] ;  m += (1 - b1)(g - m) ;  v += (1 - b2)(g^2 - v)
+ *   g = G[mask] ;  m = lerp(m, g, 1 - b1) ;  v = b2 v + (1 - b2) g^2      ({@link AdamMoments} of the k entries)
  *   p[mask] -= lr sqrt(1 - b2^s) / (1 - b1^s) * m / (sqrt(v) + eps)      (s counts steps since the last move)
  *   every SWITCH_EVERY steps: offset += k, moments reset
  * </pre>
@@ -36,15 +37,12 @@ public final class SparseBlockAdam implements Optimizer {
     private final int switchEvery;
     private final int preserveThreshold;
     private final long seed;
-    private final double beta1;
-    private final double beta2;
     private final double eps;
-    private final Map<String, Tensor> expAvg = new LinkedHashMap<>();      // (k)
-    private final Map<String, Tensor> expAvgSq = new LinkedHashMap<>();    // (k)
+    private final Map<String, AdamMoments> moments = new LinkedHashMap<>();   // m, v: (k)
+    private final OptimizerState state = new OptimizerState();
     /** This block's masks by shape (BAdam's keep_mask): computed once per move, not per step. */
     private final Map<String, Tensor> masks = new LinkedHashMap<>();
     private long maskBlock = -1;
-    private long t;
 
     public SparseBlockAdam(Map<String, Tensor> trainable, double ratio, String maskMode, long seed, double beta1,
                            double beta2, double eps) {
@@ -61,19 +59,19 @@ public final class SparseBlockAdam implements Optimizer {
         this.switchEvery = switchEvery;
         this.preserveThreshold = preserveThreshold;
         this.seed = seed;
-        this.beta1 = beta1;
-        this.beta2 = beta2;
         this.eps = eps;
         trainable.forEach((name, p) -> {
-            boolean frozen = name.contains("embed") || name.contains("lm_head");
+            boolean frozen = ModelLayout.isEmbeddingOrHead(name);
             p.set_requires_grad(!frozen);
             if (!frozen) {
                 params.put(name, p);
                 long k = count(p);
-                expAvg.put(name, torch.zeros(k).to(p.device(), p.scalar_type()));
-                expAvgSq.put(name, torch.zeros(k).to(p.device(), p.scalar_type()));
+                moments.put(name, new AdamMoments(torch.zeros(k).to(p.device(), p.scalar_type()),
+                        torch.zeros(k).to(p.device(), p.scalar_type()), beta1, beta2));
             }
         });
+        moments.forEach((n, mo) -> state.add(n + ".exp_avg", mo.m));
+        moments.forEach((n, mo) -> state.add(n + ".exp_avg_sq", mo.v));
         if (params.isEmpty()) {
             throw new UserError("badam_mode: ratio found no trainable tensor besides embeddings and head");
         }
@@ -122,14 +120,13 @@ public final class SparseBlockAdam implements Optimizer {
 
     @Override
     public void step(double lr) {
-        long block = t / switchEvery;               // the mask has moved this many times
-        long s = t % switchEvery + 1;               // steps since the moments were reset
-        if (s == 1 && t > 0) {
-            expAvg.values().forEach(Tensor::zero_);
-            expAvgSq.values().forEach(Tensor::zero_);
+        long done = state.numSteps();
+        long block = done / switchEvery;            // the mask has moved this many times
+        long s = done % switchEvery + 1;            // steps since the moments were reset
+        if (s == 1 && done > 0) {
+            state.tensors().values().forEach(Tensor::zero_);
         }
-        t++;
-        double stepSize = lr * Math.sqrt(1 - Math.pow(beta2, s)) / (1 - Math.pow(beta1, s));
+        state.advance();
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
                 Tensor p = e.getValue();
@@ -139,11 +136,9 @@ public final class SparseBlockAdam implements Optimizer {
                 }
                 Tensor idx = mask(p, block);
                 Tensor g = grad.reshape(-1).index_select(0, idx);           // (k)
-                Tensor m = expAvg.get(e.getKey());
-                Tensor v = expAvgSq.get(e.getKey());
-                m.add_(g.sub(m).mul_(new Scalar(1 - beta1)));
-                v.add_(g.square().sub_(v).mul_(new Scalar(1 - beta2)));
-                Tensor update = m.div(v.sqrt().add_(new Scalar(eps))).mul_(new Scalar(-stepSize));
+                AdamMoments mo = moments.get(e.getKey());
+                mo.update(g);
+                Tensor update = mo.hfDirection(eps).mul_(new Scalar(-mo.hfStepSize(lr, s)));
                 p.view(-1).index_add_(0, idx, update);
             }
         }
@@ -151,21 +146,17 @@ public final class SparseBlockAdam implements Optimizer {
 
     @Override
     public long numSteps() {
-        return t;
+        return state.numSteps();
     }
 
     @Override
     public Map<String, Tensor> state() {
-        Map<String, Tensor> out = new LinkedHashMap<>();
-        expAvg.forEach((n, x) -> out.put(n + ".exp_avg", x));
-        expAvgSq.forEach((n, x) -> out.put(n + ".exp_avg_sq", x));
-        return out;
+        return state.tensors();
     }
 
     @Override
-    public void load(Map<String, Tensor> state, long numSteps) {
-        OptimizerState.copyInto(state(), state, "BAdam (ratio)");
-        this.t = numSteps;
+    public void load(Map<String, Tensor> saved, long numSteps) {
+        state.load(saved, numSteps, "BAdam (ratio)");
     }
 
     /** The names this optimizer updates (for tests). */

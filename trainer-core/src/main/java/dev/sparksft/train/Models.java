@@ -46,7 +46,10 @@ public final class Models {
         LlamaModel base = pureBf16(config, LlamaModel.load(baseDir, vocabSize, device));
         Path from = resumeDir != null ? resumeDir : adapterDir;
         LoraAdapter adapter = from != null ? LoraAdapter.load(from, base.weights())
-                : LoraAdapter.create(base.weights(), config.finetuning(), config.training().seed());
+                : LoraAdapter.create(base.weights(), new LoraAdapter.Settings(config.finetuning().loraRank(),
+                        config.finetuning().loraAlpha(), config.finetuning().loraDropout(),
+                        config.finetuning().useRslora(), config.finetuning().loraTarget(),
+                        config.finetuning().additionalTarget()), config.training().seed());
         LOG.info("LoRA: rank {}, scaling {}, {} adapted weights{}", adapter.rank(), adapter.scaling(),
                 adapter.tensors().size() / 2, from != null ? ", from " + from : "");
         return base.withAdapter(adapter);

@@ -4,10 +4,10 @@ import dev.sparksft.UserError;
 import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.model.LlamaModel;
 import dev.sparksft.model.ModelConfig;
+import dev.sparksft.model.ModelLayout;
 import dev.sparksft.model.ModelWeights;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -37,24 +37,15 @@ public final class TrainableParameters {
             int k = ft.freezeTrainableLayers();
             int from = k > 0 ? Math.max(0, n - k) : 0;
             int to = k > 0 ? n : Math.min(-k, n);
-            Set<String> hidden = new LinkedHashSet<>();
-            Set<String> nonHidden = new LinkedHashSet<>();
-            for (String name : weights.tensors().keySet()) {
-                if (name.contains(".0.")) {
-                    hidden.add(name.substring(name.indexOf(".0.") + 3).split("\\.")[0]);
-                }
-                if (!name.matches(".*\\.\\d+\\..*")) {
-                    String[] parts = name.split("\\.");
-                    nonHidden.add(parts[parts.length - 2]);
-                }
-            }
+            Set<String> hidden = ModelLayout.hiddenModules(weights.tensors().keySet());
+            Set<String> nonHidden = ModelLayout.nonHiddenModules(weights.tensors().keySet());
             for (String module : ft.freezeTrainableModules()) {
                 if (!module.equals("all") && !hidden.contains(module)) {
                     throw new UserError("freeze_trainable_modules: module '" + module
                             + "' is not found; choose from " + String.join(", ", hidden) + " or all");
                 }
                 for (int i = from; i < to; i++) {
-                    patterns.add("." + i + "." + (module.equals("all") ? "" : module));
+                    patterns.add(ModelLayout.freezePattern(i, module));
                 }
             }
             for (String module : ft.freezeExtraModules()) {
@@ -69,7 +60,7 @@ public final class TrainableParameters {
         for (Map.Entry<String, Tensor> e : weights.tensors().entrySet()) {
             String name = e.getKey();
             boolean trains = all || patterns.stream().anyMatch(name::contains);
-            if (name.equals("lm_head.weight") && cfg.tieWordEmbeddings()) {
+            if (name.equals(ModelLayout.LM_HEAD) && cfg.tieWordEmbeddings()) {
                 trains = false; // the head is the embedding; train it through embed_tokens
             }
             e.getValue().set_requires_grad(trains);

@@ -47,9 +47,15 @@ class LoraTest {
         return SftConfig.load(f, List.of()).finetuning();
     }
 
+    /** The adapter settings of a config's lora_* keys, as the trainer builds them. */
+    static LoraAdapter.Settings settings(FinetuningArguments ft) {
+        return new LoraAdapter.Settings(ft.loraRank(), ft.loraAlpha(), ft.loraDropout(), ft.useRslora(), ft.loraTarget(),
+                ft.additionalTarget());
+    }
+
     /** An adapter with random, non-zero B (fresh adapters have B = 0 and change nothing). */
     static LlamaModel adapted(LlamaModel base, FinetuningArguments ft) {
-        LoraAdapter adapter = LoraAdapter.create(base.weights(), ft, 3);
+        LoraAdapter adapter = LoraAdapter.create(base.weights(), settings(ft), 3);
         adapter.tensors().forEach((n, t) -> {
             if (n.contains("lora_B")) {
                 t.copy_(torch.randn(t.sizes().vec().get()).mul_(new Scalar(0.05)));
@@ -69,7 +75,7 @@ class LoraTest {
         LlamaModel base = LlamaModel.load(modelDir, 0);
         Tensor before = logits(base);
         FinetuningArguments ft = lora("lora_rank: 4\nlora_alpha: 8\n");
-        assertEquals(0, logits(base.withAdapter(LoraAdapter.create(base.weights(), ft, 3))).sub(before).abs().max()
+        assertEquals(0, logits(base.withAdapter(LoraAdapter.create(base.weights(), settings(ft), 3))).sub(before).abs().max()
                 .item_double(), 0.0, "B starts at zero");
         LlamaModel withAdapter = adapted(base, ft);
         Tensor adapted = logits(withAdapter);
@@ -84,8 +90,8 @@ class LoraTest {
     @Test
     void rsLoraScalesByAlphaOverSqrtRank() throws Exception {
         LlamaModel base = LlamaModel.load(modelDir, 0);
-        assertEquals(16.0 / 8, LoraAdapter.create(base.weights(), lora(""), 0).scaling(), 0, "alpha defaults to 2 x rank");
-        assertEquals(16 / Math.sqrt(8), LoraAdapter.create(base.weights(), lora("use_rslora: true\n"), 0).scaling(), 1e-12);
+        assertEquals(16.0 / 8, LoraAdapter.create(base.weights(), settings(lora("")), 0).scaling(), 0, "alpha defaults to 2 x rank");
+        assertEquals(16 / Math.sqrt(8), LoraAdapter.create(base.weights(), settings(lora("use_rslora: true\n")), 0).scaling(), 1e-12);
     }
 
     /** A reader of safetensors written here from the format's definition (8-byte length, JSON header). */
@@ -142,10 +148,10 @@ class LoraTest {
     void badAdaptersAreRefusedByName() throws Exception {
         LlamaModel base = LlamaModel.load(modelDir, 0);
         var e = assertThrows(IllegalArgumentException.class,
-                () -> LoraAdapter.create(base.weights(), lora("lora_target: attention\n"), 0));
+                () -> LoraAdapter.create(base.weights(), settings(lora("lora_target: attention\n")), 0));
         assertTrue(e.getMessage().contains("lora_target") && e.getMessage().contains("q_proj"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> LoraAdapter.create(base.weights(), lora("additional_target: vision_tower\n"), 0));
+                () -> LoraAdapter.create(base.weights(), settings(lora("additional_target: vision_tower\n")), 0));
         assertTrue(e.getMessage().contains("additional_target"), e.getMessage());
         // an adapter saved with rank 4 read with a config that says 2
         Path out = dir.resolve("bad-adapter");

@@ -11,6 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.sparksft.model.ModelLayout;
 import dev.sparksft.runtime.Torch;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -274,8 +275,8 @@ class OptimizerMethodsTest {
             }
         }
         assertMatrix(p, values(w), 5e-4);
-        assertFalse(Muon.isHiddenMatrix("model.embed_tokens.weight", w));
-        assertFalse(Muon.isHiddenMatrix("lm_head.weight", w));
+        assertFalse(ModelLayout.isHiddenMatrix("model.embed_tokens.weight", w.dim()));
+        assertFalse(ModelLayout.isHiddenMatrix("lm_head.weight", w.dim()));
     }
 
     @Test

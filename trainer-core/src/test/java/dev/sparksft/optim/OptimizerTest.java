@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.sparksft.model.ModelLayout;
 import dev.sparksft.runtime.Torch;
 import java.util.Map;
 import java.util.Set;
@@ -80,11 +81,11 @@ class OptimizerTest {
 
     @Test
     void noDecayForBiasesAndNorms() {
-        assertFalse(OptimizerState.decays("model.layers.0.self_attn.q_proj.bias"));
-        assertFalse(OptimizerState.decays("model.layers.0.input_layernorm.weight"));
-        assertFalse(OptimizerState.decays("model.norm.weight"));
-        assertFalse(OptimizerState.decays("model.layers.3.self_attn.q_norm.weight"));
-        assertTrue(OptimizerState.decays("model.layers.0.mlp.up_proj.weight"));
-        assertTrue(OptimizerState.decays("model.embed_tokens.weight"));
+        assertFalse(ModelLayout.decays("model.layers.0.self_attn.q_proj.bias"));
+        assertFalse(ModelLayout.decays("model.layers.0.input_layernorm.weight"));
+        assertFalse(ModelLayout.decays("model.norm.weight"));
+        assertFalse(ModelLayout.decays("model.layers.3.self_attn.q_norm.weight"));
+        assertTrue(ModelLayout.decays("model.layers.0.mlp.up_proj.weight"));
+        assertTrue(ModelLayout.decays("model.embed_tokens.weight"));
     }
 }

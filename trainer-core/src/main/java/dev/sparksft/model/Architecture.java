@@ -1,0 +1,76 @@
+package dev.sparksft.model;
+
+import java.util.List;
+
+/**
+ * The Hugging Face architectures this model class runs, and how each deviates from Llama. Every
+ * one shares Llama's parameter names ({@link ModelLayout}); what differs is read from config.json
+ * here: which attention projections carry biases, whether q and k are RMS-normalised per head,
+ * and whether attention is windowed. The remaining fields are the defaults a new (tiny) model of
+ * the architecture is written with.
+ */
+public enum Architecture {
+    LLAMA("llama", "LlamaForCausalLM", 500000.0, false, false, false, false, null, false),
+    MISTRAL("mistral", "MistralForCausalLM", 10000.0, false, false, false, false, "sliding_window", false),
+    /** Qwen2: q/k/v always have biases and o_proj never has (attention_bias is not read); per-layer windows are refused. */
+    QWEN2("qwen2", "Qwen2ForCausalLM", 1000000.0, true, false, true, false, null, true),
+    /** Qwen3: q_norm / k_norm over head_dim before RoPE, and head_dim written explicitly. */
+    QWEN3("qwen3", "Qwen3ForCausalLM", 1000000.0, true, true, false, true, null, false);
+
+    /** config.json's {@code model_type}. */
+    public final String modelType;
+    /** config.json's {@code architectures[0]}. */
+    public final String hfClass;
+    /** The rope_theta a new model of this architecture gets. */
+    public final double usualRopeTheta;
+    /** tie_word_embeddings of a new model (the small Qwen models tie theirs). */
+    public final boolean tiedByDefault;
+    /** Whether a new model's config.json states head_dim (otherwise it is hidden_size / heads). */
+    public final boolean writesHeadDim;
+    /** True when the biases are fixed by the architecture (q/k/v on, o_proj off) rather than by attention_bias. */
+    public final boolean fixedAttentionBiases;
+    /** Per-head RMSNorm of q and k (q_norm, k_norm weights of shape (head_dim)). */
+    public final boolean qkNorm;
+    /** The config.json key of the attention window, or null when attention is always full. */
+    public final String slidingWindowKey;
+    /** Whether {@code use_sliding_window: true} (windows on some layers only) must be refused. */
+    public final boolean refusesUseSlidingWindow;
+
+    Architecture(String modelType, String hfClass, double usualRopeTheta, boolean tiedByDefault, boolean writesHeadDim,
+                 boolean fixedAttentionBiases, boolean qkNorm, String slidingWindowKey, boolean refusesUseSlidingWindow) {
+        this.modelType = modelType;
+        this.hfClass = hfClass;
+        this.usualRopeTheta = usualRopeTheta;
+        this.tiedByDefault = tiedByDefault;
+        this.writesHeadDim = writesHeadDim;
+        this.fixedAttentionBiases = fixedAttentionBiases;
+        this.qkNorm = qkNorm;
+        this.slidingWindowKey = slidingWindowKey;
+        this.refusesUseSlidingWindow = refusesUseSlidingWindow;
+    }
+
+    /** The architecture of config.json's {@code model_type}, or null when it is not one of these. */
+    public static Architecture ofModelType(String modelType) {
+        for (Architecture a : values()) {
+            if (a.modelType.equals(modelType)) {
+                return a;
+            }
+        }
+        return null;
+    }
+
+    /** Every model_type, in declaration order: llama, mistral, qwen2, qwen3. */
+    public static List<String> modelTypes() {
+        return java.util.Arrays.stream(values()).map(a -> a.modelType).toList();
+    }
+
+    /** Biases on q_proj, k_proj and v_proj, given config.json's attention_bias. */
+    public boolean qkvBias(boolean attentionBias) {
+        return fixedAttentionBiases || attentionBias;
+    }
+
+    /** A bias on o_proj, given config.json's attention_bias. */
+    public boolean outputBias(boolean attentionBias) {
+        return !fixedAttentionBiases && attentionBias;
+    }
+}

@@ -1,0 +1,248 @@
+package dev.sparksft.model;
+
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * The Hugging Face parameter names of the Llama family, and the only place that knows them:
+ * <pre>
+ *   model.embed_tokens.weight                      (vocab, hidden)
+ *   model.layers.{i}.input_layernorm.weight        (hidden)
+ *   model.layers.{i}.self_attn.q_proj.weight       (heads x head_dim, hidden)       .bias (heads x head_dim)
+ *   model.layers.{i}.self_attn.k_proj.weight       (kv_heads x head_dim, hidden)    .bias (kv_heads x head_dim)
+ *   model.layers.{i}.self_attn.v_proj.weight       (kv_heads x head_dim, hidden)    .bias (kv_heads x head_dim)
+ *   model.layers.{i}.self_attn.q_norm.weight       (head_dim)          k_norm likewise
+ *   model.layers.{i}.self_attn.o_proj.weight       (hidden, heads x head_dim)       .bias (hidden)
+ *   model.layers.{i}.post_attention_layernorm.weight  (hidden)
+ *   model.layers.{i}.mlp.gate_proj.weight          (intermediate, hidden)           up_proj likewise
+ *   model.layers.{i}.mlp.down_proj.weight          (hidden, intermediate)
+ *   model.norm.weight                              (hidden)
+ *   lm_head.weight                                 (vocab, hidden), absent when tie_word_embeddings
+ * </pre>
+ * The four architectures share these names; which of the optional ones exist is the
+ * {@link Architecture}'s deviation, read into the {@link ModelConfig}. So a question about a name
+ * alone (its layer, its module, its optimizer group) is a static method, and a question that
+ * needs the config (which tensors exist, their shapes, the size of an attention head) is asked of
+ * an instance. The fine-tuning methods' name rules (weight decay groups, Muon, Adam-mini, BAdam,
+ * freeze, PEFT's modules_to_save) are here too, each as its reference implementation states it.
+ */
+public final class ModelLayout {
+    public static final String EMBEDDING = "model.embed_tokens.weight";
+    public static final String FINAL_NORM = "model.norm.weight";
+    public static final String LM_HEAD = "lm_head.weight";
+    /** The nn.Linear modules of a decoder layer (find_all_linear_modules without lm_head). */
+    public static final List<String> LAYER_LINEARS = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+            "up_proj", "down_proj");
+    private static final Set<String> ATTENTION_LINEARS = Set.of("q_proj", "k_proj", "v_proj", "o_proj");
+    private static final String LAYERS = "model.layers.";
+    private static final String WEIGHT = ".weight";
+    /** transformers' get_decay_parameter_names: biases and norm weights get no weight decay. */
+    private static final Pattern NO_DECAY = Pattern.compile("bias|layernorm|rmsnorm|(?:^|\\.)norm(?:$|\\.)|_norm(?:$|\\.)");
+
+    private final ModelConfig cfg;
+
+    public ModelLayout(ModelConfig cfg) {
+        this.cfg = cfg;
+    }
+
+    /** The name and shape of every parameter a model of this config has, in HF order. */
+    public Map<String, long[]> expectedShapes() {
+        long h = cfg.hiddenSize();
+        long q = (long) cfg.numHeads() * cfg.headDim();
+        long kv = (long) cfg.numKvHeads() * cfg.headDim();
+        long inter = cfg.intermediateSize();
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        shapes.put(EMBEDDING, new long[] {cfg.vocabSize(), h});
+        for (int i = 0; i < cfg.numLayers(); i++) {
+            shapes.put(inputNorm(i), new long[] {h});
+            shapes.put(linear(i, "q_proj") + WEIGHT, new long[] {q, h});
+            shapes.put(linear(i, "k_proj") + WEIGHT, new long[] {kv, h});
+            shapes.put(linear(i, "v_proj") + WEIGHT, new long[] {kv, h});
+            if (cfg.qkvBias()) {
+                shapes.put(linear(i, "q_proj") + ".bias", new long[] {q});
+                shapes.put(linear(i, "k_proj") + ".bias", new long[] {kv});
+                shapes.put(linear(i, "v_proj") + ".bias", new long[] {kv});
+            }
+            if (cfg.qkNorm()) {
+                shapes.put(queryNorm(i), new long[] {cfg.headDim()});
+                shapes.put(keyNorm(i), new long[] {cfg.headDim()});
+            }
+            shapes.put(linear(i, "o_proj") + WEIGHT, new long[] {h, q});
+            if (cfg.outputBias()) {
+                shapes.put(linear(i, "o_proj") + ".bias", new long[] {h});
+            }
+            shapes.put(postAttentionNorm(i), new long[] {h});
+            shapes.put(linear(i, "gate_proj") + WEIGHT, new long[] {inter, h});
+            shapes.put(linear(i, "up_proj") + WEIGHT, new long[] {inter, h});
+            shapes.put(linear(i, "down_proj") + WEIGHT, new long[] {h, inter});
+        }
+        shapes.put(FINAL_NORM, new long[] {h});
+        if (!cfg.tieWordEmbeddings()) {
+            shapes.put(LM_HEAD, new long[] {cfg.vocabSize(), h});
+        }
+        return shapes;
+    }
+
+    /** Whether the linear module {@code leaf} ("q_proj", ...) of a layer has a bias in this config. */
+    public boolean hasBias(String leaf) {
+        return leaf.equals("o_proj") ? cfg.outputBias() : cfg.qkvBias() && ATTENTION_LINEARS.contains(leaf);
+    }
+
+    /** Weights of one attention head in q_proj or k_proj: head_dim x hidden_size (Adam-mini's block). */
+    public long attentionHeadNumel() {
+        return (long) cfg.headDim() * cfg.hiddenSize();
+    }
+
+    /** "model.layers.3." for layer 3: every parameter of the layer starts with it. */
+    public static String layerPrefix(int layer) {
+        return LAYERS + layer + ".";
+    }
+
+    /** The decoder layer a parameter belongs to, or -1 (embedding, final norm, head). */
+    public static int layerIndex(String name) {
+        if (!name.startsWith(LAYERS)) {
+            return -1;
+        }
+        int end = name.indexOf('.', LAYERS.length());
+        if (end <= LAYERS.length()) {
+            return -1;
+        }
+        String digits = name.substring(LAYERS.length(), end);
+        return digits.chars().allMatch(Character::isDigit) ? Integer.parseInt(digits) : -1;
+    }
+
+    /** The module of one of {@link #LAYER_LINEARS} in layer {@code layer}: "model.layers.3.self_attn.q_proj". */
+    public static String linear(int layer, String leaf) {
+        if (!LAYER_LINEARS.contains(leaf)) {
+            throw new IllegalStateException(leaf + " is not a linear module of a decoder layer");
+        }
+        return layerPrefix(layer) + (ATTENTION_LINEARS.contains(leaf) ? "self_attn." : "mlp.") + leaf;
+    }
+
+    public static String inputNorm(int layer) {
+        return layerPrefix(layer) + "input_layernorm.weight";
+    }
+
+    public static String postAttentionNorm(int layer) {
+        return layerPrefix(layer) + "post_attention_layernorm.weight";
+    }
+
+    /** qwen3's per-head RMSNorm of the queries, (head_dim). */
+    public static String queryNorm(int layer) {
+        return layerPrefix(layer) + "self_attn.q_norm.weight";
+    }
+
+    /** qwen3's per-head RMSNorm of the keys, (head_dim). */
+    public static String keyNorm(int layer) {
+        return layerPrefix(layer) + "self_attn.k_norm.weight";
+    }
+
+    /** "model.layers.0.self_attn.q_proj" for the weight of one of {@link #LAYER_LINEARS}, else null. */
+    public static String layerLinearModule(String param) {
+        if (!param.endsWith(WEIGHT)) {
+            return null;
+        }
+        String module = param.substring(0, param.length() - WEIGHT.length());
+        return LAYER_LINEARS.contains(leaf(module)) ? module : null;
+    }
+
+    /** The last component of a module's name: "q_proj" for "model.layers.0.self_attn.q_proj". */
+    public static String leaf(String module) {
+        return module.substring(module.lastIndexOf('.') + 1);
+    }
+
+    /** The module of an nn.Linear weight, the layer linears' and lm_head's ("lm_head"); else null. */
+    public static String linearModule(String param) {
+        return param.equals(LM_HEAD) ? "lm_head" : layerLinearModule(param);
+    }
+
+    /** Weight decay groups as transformers' get_decay_parameter_names: none for biases and norms. */
+    public static boolean decays(String param) {
+        return !NO_DECAY.matcher(param.toLowerCase(Locale.ROOT)).find();
+    }
+
+    /**
+     * The embedding or the LM head, by LLaMA-Factory's substring rule ("embed", "lm_head"): BAdam's
+     * ratio mode keeps them frozen, Muon and Adam-mini give them plain Adam.
+     */
+    public static boolean isEmbeddingOrHead(String param) {
+        return param.contains("embed") || param.contains("lm_head");
+    }
+
+    /** The 2-D hidden matrices Muon orthogonalises (LLaMA-Factory: ndim 2, not embedding or head). */
+    public static boolean isHiddenMatrix(String param, long dims) {
+        return dims == 2 && !isEmbeddingOrHead(param);
+    }
+
+    /** How Adam-mini splits a parameter into blocks that share one second moment v. */
+    public enum SecondMoments {
+        /** the embedding and the LM head: one v per weight (plain Adam) */
+        PER_WEIGHT,
+        /** q_proj, k_proj: one v per attention head of {@link #attentionHeadNumel()} weights */
+        PER_HEAD,
+        /** every other tensor: one v for the whole tensor */
+        PER_TENSOR
+    }
+
+    /** Adam-mini's partition (zyushun/Adam-mini as LLaMA-Factory builds it). */
+    public static SecondMoments adamMiniBlocks(String param) {
+        if (isEmbeddingOrHead(param)) {
+            return SecondMoments.PER_WEIGHT;
+        }
+        String module = layerLinearModule(param);
+        boolean queryOrKey = module != null && (leaf(module).equals("q_proj") || leaf(module).equals("k_proj"));
+        return queryOrKey ? SecondMoments.PER_HEAD : SecondMoments.PER_TENSOR;
+    }
+
+    /** Adam-mini's own decay rule: every parameter whose name does not contain "norm" (biases decay). */
+    public static boolean adamMiniDecays(String param) {
+        return !param.contains("norm");
+    }
+
+    /**
+     * The freeze rule's submodules of a decoder layer, from layer 0's names: self_attn, mlp,
+     * input_layernorm, post_attention_layernorm.
+     */
+    public static Set<String> hiddenModules(Collection<String> params) {
+        Set<String> modules = new LinkedHashSet<>();
+        for (String name : params) {
+            if (layerIndex(name) == 0) {
+                modules.add(name.substring(layerPrefix(0).length()).split("\\.")[0]);
+            }
+        }
+        return modules;
+    }
+
+    /** The freeze rule's modules outside the decoder layers: embed_tokens, norm, lm_head. */
+    public static Set<String> nonHiddenModules(Collection<String> params) {
+        Set<String> modules = new LinkedHashSet<>();
+        for (String name : params) {
+            if (layerIndex(name) < 0) {
+                String[] parts = name.split("\\.");
+                modules.add(parts[parts.length - 2]);
+            }
+        }
+        return modules;
+    }
+
+    /**
+     * LLaMA-Factory's freeze pattern for submodule {@code module} of layer {@code layer} ("all":
+     * the whole layer); a parameter trains when its name contains the pattern: ".3.mlp".
+     */
+    public static String freezePattern(int layer, String module) {
+        return "." + layer + "." + (module.equals("all") ? "" : module);
+    }
+
+    /** PEFT's modules_to_save rule: the parameter's module is one of {@code modules} or ends with ".module". */
+    public static boolean isSavedModule(String param, List<String> modules) {
+        int dot = param.lastIndexOf('.');
+        String module = dot < 0 ? param : param.substring(0, dot);
+        return modules.stream().anyMatch(m -> module.equals(m) || module.endsWith("." + m));
+    }
+}
