@@ -3,7 +3,7 @@ package dev.sparksft.spark;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.generate.Predictor;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.train.Models;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.template.SupervisedEncoder;
@@ -52,7 +52,7 @@ final class PredictionStage implements FlatMapFunction<Iterator<Predictor.Prompt
             device = TrainingStage.cudaDevice(index, "prediction task " + ctx.partitionId() + " is cuda:" + index);
         }
         String adapter = config.model().adapterNameOrPath();
-        LlamaModel model = Models.forInference(ModelFiles.local(config.model().modelNameOrPath()), ModelFiles.local(modelPath),
+        CausalLm model = Models.forInference(ModelFiles.local(config.model().modelNameOrPath()), ModelFiles.local(modelPath),
                 adapter == null ? null : ModelFiles.local(adapter), encoder.tokenizer().vocabSize(), device);
         return new Predictor(model, encoder, config.generating(), config.training().perDeviceEvalBatchSize(),
                 config.training().seed()).predictPrompts(mine).iterator();

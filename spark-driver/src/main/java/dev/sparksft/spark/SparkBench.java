@@ -3,7 +3,7 @@ package dev.sparksft.spark;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparksft.cli.MakeTinyModel;
+import dev.sparksft.model.TinyModel;
 import dev.sparksft.run.LocalRun;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.dist.Rendezvous;
@@ -61,7 +61,7 @@ public final class SparkBench {
         int steps = args.length > 0 ? Integer.parseInt(args[0]) : 6;
         Path dir = Files.createTempDirectory("spark-bench");
         Torch.load(2, 1);
-        MakeTinyModel.run(new MakeTinyModel.Options("llama", dir.resolve("model"), 0, 512, 6, 8, 8, 1408, null, 256,
+        TinyModel.write(new TinyModel.Options("llama", dir.resolve("model"), 0, 512, 6, 8, 8, 1408, null, 256,
                 500000));
         writeDataset(dir.resolve("data/long.jsonl"), 64, 480);
         String yaml = "model_name_or_path: " + dir.resolve("model") + "\ntemplate: chatml\ndataset: long.jsonl\n"

@@ -8,7 +8,7 @@ import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.dist.Rendezvous;
 import dev.sparksft.dist.World;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.template.SupervisedEncoder;
 import dev.sparksft.train.Checkpoints;
@@ -115,7 +115,7 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
             SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
             Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
             String adapter = config.model().adapterNameOrPath();
-            LlamaModel model = Models.forTraining(config, modelDir, resume, adapter == null ? null : ModelFiles.local(adapter),
+            CausalLm model = Models.forTraining(config, modelDir, resume, adapter == null ? null : ModelFiles.local(adapter),
                     encoder.tokenizer().vocabSize(), device);
             ctx.barrier();
             faults.beforeJoin(rank);

@@ -2,7 +2,7 @@ package dev.sparksft.spark;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparksft.cli.MakeTinyModel;
+import dev.sparksft.model.TinyModel;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.runtime.Torch;
 import java.io.BufferedWriter;
@@ -53,7 +53,7 @@ final class SparkTests {
     static synchronized Path root() throws IOException {
         if (root == null) {
             root = Files.createTempDirectory("spark-sft-test");
-            MakeTinyModel.run(new MakeTinyModel.Options("llama", root.resolve("model"), 3, 32, 2, 4, 2, 64, null, 0, 0));
+            TinyModel.write(new TinyModel.Options("llama", root.resolve("model"), 3, 32, 2, 4, 2, 64, null, 0, 0));
             Path data = root.resolve("data");
             Files.createDirectories(data);
             try (BufferedWriter w = Files.newBufferedWriter(data.resolve("mixed.jsonl"))) {

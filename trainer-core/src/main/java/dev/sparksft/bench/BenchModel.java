@@ -3,7 +3,7 @@ package dev.sparksft.bench;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.model.Dtype;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelWeights;
 import java.io.IOException;
@@ -22,7 +22,7 @@ import org.bytedeco.pytorch.global.torch;
 final class BenchModel {
     private BenchModel() {}
 
-    static LlamaModel random() throws IOException {
+    static CausalLm random() throws IOException {
         Path dir = Files.createTempDirectory("bench-model");
         ObjectNode c = new ObjectMapper().createObjectNode();
         c.put("model_type", "llama").put("hidden_size", 512).put("intermediate_size", 1408)
@@ -38,6 +38,6 @@ final class BenchModel {
             tensors.put(name, torch.randn(shape).mul(new Scalar(0.02)));
             dtypes.put(name, Dtype.F32);
         });
-        return new LlamaModel(cfg, new ModelWeights(tensors, dtypes, Map.of()));
+        return new CausalLm(cfg, new ModelWeights(tensors, dtypes, Map.of()));
     }
 }

@@ -2,7 +2,7 @@ package dev.sparksft.bench;
 
 import dev.sparksft.generate.Generator;
 import dev.sparksft.generate.Sampling;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.runtime.Torch;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -27,7 +27,7 @@ public final class GenerateBench {
         int newTokens = args.length > 1 ? Integer.parseInt(args[1]) : 128;
         int noCacheMaxBatch = args.length > 2 ? Integer.parseInt(args[2]) : 8;
         Torch.load(threads, 1);
-        LlamaModel model = BenchModel.random();
+        CausalLm model = BenchModel.random();
         Random rng = new Random(0);
         List<int[]> prompts = new ArrayList<>();            // 32 prompts of 8..64 tokens
         for (int i = 0; i < 32; i++) {

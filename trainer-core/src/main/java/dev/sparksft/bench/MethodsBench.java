@@ -8,7 +8,7 @@ import dev.sparksft.data.Collator;
 import dev.sparksft.data.Packing;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.loss.SftLoss;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.LoraAdapter;
 import dev.sparksft.optim.Optimizer;
 import dev.sparksft.optim.Optimizers;
@@ -45,7 +45,7 @@ public final class MethodsBench {
         int threads = Integer.parseInt(args[1]);
         int steps = args.length > 2 ? Integer.parseInt(args[2]) : 6;
         Torch.load(threads, 1);
-        LlamaModel model = BenchModel.random();
+        CausalLm model = BenchModel.random();
         ObjectNode values = new ObjectMapper().createObjectNode();
         values.put("model_name_or_path", "bench").put("template", "chatml").put("dataset", "bench")
                 .put("finetuning_type", mode.equals("lora") ? "lora" : "full").put("lora_rank", 8);

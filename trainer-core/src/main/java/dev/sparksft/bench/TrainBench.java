@@ -4,7 +4,7 @@ import dev.sparksft.data.Batch;
 import dev.sparksft.data.Collator;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.loss.SftLoss;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.optim.AdamW;
 import dev.sparksft.runtime.Torch;
@@ -39,7 +39,7 @@ public final class TrainBench {
         Torch.load(threads, intraOp);
         double peak = matmulPeak(2048);
 
-        LlamaModel model = BenchModel.random();
+        CausalLm model = BenchModel.random();
         ModelConfig cfg = model.config();
         Map<String, Tensor> tensors = model.weights().tensors();
         tensors.values().forEach(t -> t.set_requires_grad(true));

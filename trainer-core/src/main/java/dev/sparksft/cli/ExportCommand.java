@@ -2,7 +2,7 @@ package dev.sparksft.cli;
 
 import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.LoraAdapter;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.train.Models;
@@ -38,10 +38,10 @@ public final class ExportCommand {
             throw new UserError("export_dir " + out + " is not empty; choose a new directory");
         }
         Torch.load(config.training().numThreads(), config.training().intraOpThreads());
-        LlamaModel model = Models.forInference(base, base, adapter, 0, new Device(torch.DeviceType.CPU));
+        CausalLm model = Models.forInference(base, base, adapter, 0, new Device(torch.DeviceType.CPU));
         model.lora().mergeInto(model.weights());
         Files.createDirectories(out);
-        Outputs.open(out, base).saveModel(new LlamaModel(model.config(), model.weights()));
+        Outputs.open(out, base).saveModel(new CausalLm(model.config(), model.weights()));
         return out;
     }
 }

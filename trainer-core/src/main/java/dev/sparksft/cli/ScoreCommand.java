@@ -5,7 +5,7 @@ import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.Conversation;
 import dev.sparksft.generate.Generator;
 import dev.sparksft.generate.Sampling;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.run.RunData;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.template.ChatTemplate;
@@ -43,7 +43,7 @@ public final class ScoreCommand {
                 throw new UserError("score needs an eval set: set eval_dataset or val_size");
             }
             // a LoRA output_dir holds the adapter: the base is model_name_or_path
-            LlamaModel model = dev.sparksft.train.Models.forInference(Path.of(config.model().modelNameOrPath()), modelDir,
+            CausalLm model = dev.sparksft.train.Models.forInference(Path.of(config.model().modelNameOrPath()), modelDir,
                     null, 0, new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU));
             Tokenizer tok = data.tokenizer();
             ChatTemplate template = data.template();

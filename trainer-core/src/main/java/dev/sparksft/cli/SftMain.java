@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.model.TinyModel;
 import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.SyntheticTasks;
@@ -55,8 +56,8 @@ public final class SftMain {
         switch (args[0]) {
             case "make-tiny-model" -> {
                 Torch.load(1);
-                MakeTinyModel.Options o = parseTinyModel(rest);
-                MakeTinyModel.run(o);
+                TinyModel.Options o = parseTinyModel(rest);
+                TinyModel.write(o);
                 System.out.println("wrote a random " + o.arch() + " model to " + o.out());
             }
             case "make-dataset" -> {
@@ -107,12 +108,12 @@ public final class SftMain {
         return SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size()), Templates.names());
     }
 
-    static MakeTinyModel.Options parseTinyModel(List<String> args) {
+    static TinyModel.Options parseTinyModel(List<String> args) {
         Map<String, String> flags = flags(args, List.of("--arch", "--out", "--seed", "--hidden", "--layers", "--heads",
                 "--kv-heads", "--intermediate", "--tokenizer", "--merges", "--rope-theta"), "make-tiny-model");
         String out = flags.get("--out");
         String tokenizer = flags.get("--tokenizer");
-        return new MakeTinyModel.Options(flags.getOrDefault("--arch", ""), out == null ? null : Path.of(out),
+        return new TinyModel.Options(flags.getOrDefault("--arch", ""), out == null ? null : Path.of(out),
                 number(flags, "--seed", 0), (int) number(flags, "--hidden", 128), (int) number(flags, "--layers", 4),
                 (int) number(flags, "--heads", 4), (int) number(flags, "--kv-heads", 2),
                 (int) number(flags, "--intermediate", 384), tokenizer == null ? null : Path.of(tokenizer),

@@ -4,7 +4,7 @@ import dev.sparksft.UserError;
 import dev.sparksft.data.Batch;
 import dev.sparksft.data.Collator;
 import dev.sparksft.model.KvCache;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -26,7 +26,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * small) and the results come back in input order.
  */
 public final class Generator {
-    private final LlamaModel model;
+    private final CausalLm model;
     private final Sampling sampling;
     private final Set<Integer> stopIds;
     private final int padId;
@@ -37,7 +37,7 @@ public final class Generator {
      * @param stopIds  the template's stop words and the tokenizer's eos: a row ends with the first of them
      * @param useCache false recomputes the whole sequence every step (the reference the cache is checked against)
      */
-    public Generator(LlamaModel model, Sampling sampling, Set<Integer> stopIds, int padId, int batchSize,
+    public Generator(CausalLm model, Sampling sampling, Set<Integer> stopIds, int padId, int batchSize,
                      boolean useCache) {
         if (batchSize < 1) {
             throw new UserError("per_device_eval_batch_size must be >= 1, got " + batchSize);

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.config.GeneratingArguments;
 import dev.sparksft.data.Conversation;
 import dev.sparksft.metrics.Similarity;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.template.ChatTemplate;
 import dev.sparksft.template.SupervisedEncoder;
 import dev.sparksft.tokenizer.Tokenizer;
@@ -31,13 +31,13 @@ public final class Predictor {
     public static final String PREDICTIONS_FILE = "generated_predictions.jsonl";
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private final LlamaModel model;
+    private final CausalLm model;
     private final SupervisedEncoder encoder;
     private final GeneratingArguments args;
     private final int batchSize;
     private final long seed;
 
-    public Predictor(LlamaModel model, SupervisedEncoder encoder, GeneratingArguments args, int batchSize, long seed) {
+    public Predictor(CausalLm model, SupervisedEncoder encoder, GeneratingArguments args, int batchSize, long seed) {
         this.model = model;
         this.encoder = encoder;
         this.args = args;

@@ -6,7 +6,7 @@ import dev.sparksft.data.DatasetRules;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.dist.World;
 import dev.sparksft.generate.Predictor;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.tokenizer.Tokenizer;
 import dev.sparksft.train.Checkpoints;
@@ -51,7 +51,7 @@ public final class LocalRun {
             Path adapterDir = config.model().adapterNameOrPath() == null ? null : Path.of(config.model().adapterNameOrPath());
             Device cpu = new Device(torch.DeviceType.CPU);
             boolean trains = args.doTrain() || args.doEval();
-            LlamaModel model = trains
+            CausalLm model = trains
                     ? Models.forTraining(config, modelDir, resumeDir, adapterDir, data.tokenizer().vocabSize(), cpu)
                     : Models.forInference(modelDir, modelDir, adapterDir, data.tokenizer().vocabSize(), cpu);
             Trainer.Result result = null;
@@ -78,13 +78,13 @@ public final class LocalRun {
         }
     }
 
-    private static Predictor predictor(SftConfig config, LlamaModel model, RunData data) {
+    private static Predictor predictor(SftConfig config, CausalLm model, RunData data) {
         return new Predictor(model, data.encoder(), config.generating(), config.training().perDeviceEvalBatchSize(),
                 config.training().seed());
     }
 
     /** Generates for the predict set and writes generated_predictions.jsonl and predict_results.json. */
-    private static void predict(SftConfig config, LlamaModel model, RunData data, Outputs outputs) throws IOException {
+    private static void predict(SftConfig config, CausalLm model, RunData data, Outputs outputs) throws IOException {
         if (data.eval().isEmpty()) {
             throw DatasetRules.noPredictSet();
         }

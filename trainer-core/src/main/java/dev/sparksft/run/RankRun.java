@@ -4,7 +4,7 @@ import dev.sparksft.config.SftConfig;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.dist.World;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.train.Checkpoints;
 import dev.sparksft.train.RankBatches;
 import dev.sparksft.train.Trainer;
@@ -30,7 +30,7 @@ public final class RankRun {
      * @param batches     this rank's micro-batches
      * @param started     told about the trainer before it runs (a failure report names its step)
      */
-    public static Outcome trainAndEvaluate(SftConfig config, LlamaModel model, int numExamples, RankBatches batches,
+    public static Outcome trainAndEvaluate(SftConfig config, CausalLm model, int numExamples, RankBatches batches,
                                            List<TokenizedExample> eval, World world, int padId,
                                            dev.sparksft.train.Outputs outputs, Checkpoints.Loaded resume,
                                            Consumer<Trainer> started) throws IOException {

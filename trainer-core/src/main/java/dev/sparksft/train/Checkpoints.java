@@ -4,7 +4,7 @@ import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.Safetensors;
 import dev.sparksft.optim.Optimizer;
 import java.io.IOException;
@@ -44,7 +44,7 @@ public final class Checkpoints {
         }
     }
 
-    public static Path save(Outputs outputs, long step, LlamaModel model, Optimizer optimizer,
+    public static Path save(Outputs outputs, long step, CausalLm model, Optimizer optimizer,
                             ObjectNode trainerState) throws IOException {
         Path target = outputs.dir().resolve("checkpoint-" + step);
         Path tmp = outputs.dir().resolve(".checkpoint-" + step + ".tmp");

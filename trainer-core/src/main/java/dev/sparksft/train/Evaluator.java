@@ -4,7 +4,7 @@ import dev.sparksft.data.Batch;
 import dev.sparksft.data.Collator;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.loss.CausalLmLoss;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -27,7 +27,7 @@ public final class Evaluator {
     /** Sums over a set of examples, which add up across ranks; {@link #metrics} turns them into means. */
     public record Sums(double lossSum, long numTargets, double accuracySum, long accuracyCount) {}
 
-    public static Map<String, Double> evaluate(LlamaModel model, List<TokenizedExample> examples, int batchSize,
+    public static Map<String, Double> evaluate(CausalLm model, List<TokenizedExample> examples, int batchSize,
                                                int padId, boolean accuracy) {
         return metrics(sums(model, examples, batchSize, padId, accuracy), accuracy);
     }
@@ -42,7 +42,7 @@ public final class Evaluator {
         return metrics;
     }
 
-    public static Sums sums(LlamaModel model, List<TokenizedExample> examples, int batchSize, int padId,
+    public static Sums sums(CausalLm model, List<TokenizedExample> examples, int batchSize, int padId,
                             boolean accuracy) {
         double lossSum = 0;
         long numTargets = 0;

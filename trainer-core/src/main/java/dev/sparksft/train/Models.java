@@ -3,7 +3,7 @@ package dev.sparksft.train;
 import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.Dtype;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.LoraAdapter;
 import dev.sparksft.model.ModelWeights;
 import java.io.IOException;
@@ -32,7 +32,7 @@ public final class Models {
      * @param resumeDir the checkpoint to resume from, or null
      * @param adapterDir adapter_name_or_path, local, or null
      */
-    public static LlamaModel forTraining(SftConfig config, Path baseDir, Path resumeDir, Path adapterDir, int vocabSize,
+    public static CausalLm forTraining(SftConfig config, Path baseDir, Path resumeDir, Path adapterDir, int vocabSize,
                                          Device device) throws IOException {
         requireFp8Support(config, device.type().value == org.bytedeco.pytorch.global.torch.DeviceType.CUDA.value);
         if (!config.finetuning().lora()) {
@@ -41,9 +41,9 @@ public final class Models {
                         + config.finetuning().finetuningType() + "; merge the adapter first (scripts/sft export) or "
                         + "set finetuning_type: lora");
             }
-            return pureBf16(config, LlamaModel.load(resumeDir != null ? resumeDir : baseDir, vocabSize, device));
+            return pureBf16(config, CausalLm.load(resumeDir != null ? resumeDir : baseDir, vocabSize, device));
         }
-        LlamaModel base = pureBf16(config, LlamaModel.load(baseDir, vocabSize, device));
+        CausalLm base = pureBf16(config, CausalLm.load(baseDir, vocabSize, device));
         Path from = resumeDir != null ? resumeDir : adapterDir;
         LoraAdapter adapter = from != null ? LoraAdapter.load(from, base.weights())
                 : LoraAdapter.create(base.weights(), new LoraAdapter.Settings(config.finetuning().loraRank(),
@@ -56,13 +56,13 @@ public final class Models {
     }
 
     /** The model to generate with: {@code dir} itself, or base + the adapter {@code dir} holds (or {@code adapterDir}). */
-    public static LlamaModel forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device)
+    public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device)
             throws IOException {
         if (LoraAdapter.isAdapterDir(dir)) {
             adapterDir = dir;
             dir = baseDir;
         }
-        LlamaModel model = LlamaModel.load(dir, vocabSize, device);
+        CausalLm model = CausalLm.load(dir, vocabSize, device);
         return adapterDir == null ? model : model.withAdapter(LoraAdapter.load(adapterDir, model.weights()));
     }
 
@@ -85,7 +85,7 @@ public final class Models {
     }
 
     /** pure_bf16: parameters (and so gradients and optimizer state) in bfloat16, no float32 master copy. */
-    private static LlamaModel pureBf16(SftConfig config, LlamaModel model) {
+    private static CausalLm pureBf16(SftConfig config, CausalLm model) {
         if (!config.finetuning().pureBf16()) {
             return model;
         }
@@ -93,6 +93,6 @@ public final class Models {
         model.weights().tensors().forEach((n, t) -> bf16.put(n, t.to(Dtype.BF16.scalarType).detach()));
         Map<String, Dtype> stored = new LinkedHashMap<>();
         model.weights().tensors().keySet().forEach(n -> stored.put(n, model.weights().storedDtype(n)));
-        return new LlamaModel(model.config(), new ModelWeights(bf16, stored, model.weights().shardLayout()));
+        return new CausalLm(model.config(), new ModelWeights(bf16, stored, model.weights().shardLayout()));
     }
 }

@@ -3,7 +3,7 @@ package dev.sparksft.train;
 import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.LoraAdapter;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelWeights;
@@ -125,7 +125,7 @@ public final class Outputs {
     }
 
     /** The final model, loadable by the foundation loader and by transformers (PEFT for an adapter). */
-    public void saveModel(LlamaModel model) throws IOException {
+    public void saveModel(CausalLm model) throws IOException {
         writeModel(dir, model);
     }
 
@@ -134,7 +134,7 @@ public final class Outputs {
      * files; for a LoRA model the PEFT adapter (adapter_model.safetensors, adapter_config.json)
      * instead of the full weights, as LLaMA-Factory saves it.
      */
-    void writeModel(Path target, LlamaModel model) throws IOException {
+    void writeModel(Path target, CausalLm model) throws IOException {
         if (model.lora() != null) {
             model.lora().save(target, model.weights(), modelDir.toString());
             copySideFiles(target);

@@ -2,7 +2,7 @@ package dev.sparksft.train;
 
 import dev.sparksft.UserError;
 import dev.sparksft.config.FinetuningArguments;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelLayout;
 import dev.sparksft.model.ModelWeights;
@@ -24,7 +24,7 @@ import org.bytedeco.pytorch.Tensor;
 public final class TrainableParameters {
     private TrainableParameters() {}
 
-    public static Map<String, Tensor> select(LlamaModel model, FinetuningArguments ft) {
+    public static Map<String, Tensor> select(CausalLm model, FinetuningArguments ft) {
         ModelConfig cfg = model.config();
         ModelWeights weights = model.weights();
         if (ft.lora()) {
@@ -76,7 +76,7 @@ public final class TrainableParameters {
     }
 
     /** LoRA: the adapter's A and B matrices plus the additional_target modules; the base stays frozen. */
-    private static Map<String, Tensor> lora(LlamaModel model) {
+    private static Map<String, Tensor> lora(CausalLm model) {
         if (model.lora() == null) {
             throw new IllegalStateException("finetuning_type: lora needs the model loaded with its adapter");
         }

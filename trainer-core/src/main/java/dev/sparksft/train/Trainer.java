@@ -10,7 +10,7 @@ import dev.sparksft.data.Collator;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.dist.World;
 import dev.sparksft.loss.SftLoss;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.optim.GradClip;
 import dev.sparksft.optim.Optimizer;
 import dev.sparksft.runtime.Autocast;
@@ -39,7 +39,7 @@ public final class Trainer {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final TrainingArguments args;
-    private final LlamaModel model;
+    private final CausalLm model;
     private final Map<String, Tensor> trainable;
     private final int numExamples;
     private final RankBatches batches;
@@ -60,7 +60,7 @@ public final class Trainer {
     public record Result(long globalStep, double epoch, double trainLoss, double runtimeSeconds, long numSamples) {}
 
     /** A trainer for one process holding the whole training set. */
-    public Trainer(TrainingArguments args, LlamaModel model, TrainingSetup setup, List<TokenizedExample> train,
+    public Trainer(TrainingArguments args, CausalLm model, TrainingSetup setup, List<TokenizedExample> train,
                    List<TokenizedExample> eval, World world, int padId, Outputs outputs) {
         this(args, model, setup, new PlannedBatches(train, setup.plan(), world.rank(), world.size(),
                 args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps()), eval, world, padId, outputs);
@@ -74,7 +74,7 @@ public final class Trainer {
      * @param eval    the whole eval set; each rank evaluates every world_size-th example
      * @param outputs written by rank 0 only
      */
-    public Trainer(TrainingArguments args, LlamaModel model, TrainingSetup setup, RankBatches batches,
+    public Trainer(TrainingArguments args, CausalLm model, TrainingSetup setup, RankBatches batches,
                    List<TokenizedExample> eval, World world, int padId, Outputs outputs) {
         this.args = args;
         this.model = model;
@@ -271,7 +271,7 @@ public final class Trainer {
     }
 
     /** A training forward pass: LoRA dropout on inside, off again after. */
-    private record Training(LlamaModel model) implements AutoCloseable {
+    private record Training(CausalLm model) implements AutoCloseable {
         Training {
             if (model.lora() != null) {
                 model.lora().train(true);

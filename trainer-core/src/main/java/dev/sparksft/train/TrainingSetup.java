@@ -4,7 +4,7 @@ import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.dist.World;
 import dev.sparksft.loss.SftLoss;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.optim.Optimizer;
 import dev.sparksft.optim.Optimizers;
 import dev.sparksft.runtime.Torch;
@@ -25,7 +25,7 @@ public record TrainingSetup(Map<String, Tensor> trainable, Optimizer optimizer, 
      * {@code world}: freezes what does not train, seeds LoRA dropout with this rank's own
      * generator, and builds the optimizer as LLaMA-Factory's create_custom_optimizer would.
      */
-    public static TrainingSetup of(TrainingArguments args, FinetuningArguments ft, LlamaModel model, int numExamples,
+    public static TrainingSetup of(TrainingArguments args, FinetuningArguments ft, CausalLm model, int numExamples,
                                    World world) {
         Map<String, Tensor> trainable = TrainableParameters.select(model, ft);
         if (model.lora() != null) {   // LoRA dropout draws from this rank's own generator

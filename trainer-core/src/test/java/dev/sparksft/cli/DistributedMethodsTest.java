@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.model.TinyModel;
 import static dev.sparksft.train.ModelComparison.floats;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -9,7 +10,7 @@ import dev.sparksft.data.SyntheticTasks;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.dist.Rendezvous;
 import dev.sparksft.dist.World;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.tokenizer.Tokenizer;
 import dev.sparksft.train.Models;
@@ -54,7 +55,7 @@ class DistributedMethodsTest {
     static void tinyModelAndData() throws Exception {
         Torch.load(1);
         model = shared.resolve("model");
-        MakeTinyModel.run(new MakeTinyModel.Options("llama", model, 0, 32, 2, 4, 2, 64, null, 0, 0));
+        TinyModel.write(new TinyModel.Options("llama", model, 0, 32, 2, 4, 2, 64, null, 0, 0));
         data = shared.resolve("data");
         SyntheticTasks.write(SyntheticTasks.Task.SORT, data.resolve("train.jsonl"), 40, 6, 1);
     }
@@ -75,7 +76,7 @@ class DistributedMethodsTest {
         try (Tokenizer raw = Tokenizer.load(model)) {
             RunData d = RunData.load(config, raw);
             List<TokenizedExample> train = d.trainExamples();
-            LlamaModel m = Models.forTraining(config, model, null, null, d.tokenizer().vocabSize(), CPU);
+            CausalLm m = Models.forTraining(config, model, null, null, d.tokenizer().vocabSize(), CPU);
             Outputs outputs = world.isMain() ? Outputs.prepare(outDir, model, true, false) : Outputs.open(outDir, model);
             TrainingSetup setup = TrainingSetup.of(config.training(), config.finetuning(), m, train.size(), world);
             new Trainer(config.training(), m, setup, train, List.of(), world, d.tokenizer().padId(), outputs).train(null);
@@ -90,7 +91,7 @@ class DistributedMethodsTest {
 
     static Map<String, float[]> initial(SftConfig config) throws Exception {
         try (Tokenizer raw = Tokenizer.load(model)) {
-            LlamaModel m = Models.forTraining(config, model, null, null, raw.vocabSize(), CPU);
+            CausalLm m = Models.forTraining(config, model, null, null, raw.vocabSize(), CPU);
             Map<String, float[]> out = new LinkedHashMap<>();
             (m.lora() != null ? m.lora().tensors() : m.weights().tensors())
                     .forEach((n, t) -> out.put(n, floats(t.to(torch.ScalarType.Float).contiguous())));

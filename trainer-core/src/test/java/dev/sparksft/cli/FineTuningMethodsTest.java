@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.model.TinyModel;
 import static dev.sparksft.train.ModelComparison.floats;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -9,7 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.SyntheticTasks;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.LoraAdapter;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelWeights;
@@ -45,7 +46,7 @@ class FineTuningMethodsTest {
     static void tinyModelAndData() throws Exception {
         Torch.load(1);
         model = shared.resolve("model");
-        MakeTinyModel.run(new MakeTinyModel.Options("llama", model, 0, 64, 2, 4, 4, 256, null, 0, 0));
+        TinyModel.write(new TinyModel.Options("llama", model, 0, 64, 2, 4, 4, 256, null, 0, 0));
         // LoRA and BAdam never train the LM head. A random head (std 0.02 over 64 RMS-normed features) caps
         // every logit near +-1.3, so methods that keep it frozen cannot sharpen the output at all (measured:
         // LoRA 5.81 -> 5.59); a head 8x larger has the logit range of a pretrained one
@@ -185,8 +186,8 @@ class FineTuningMethodsTest {
         Path exportDir = a.resolve("merged");
         Path exported = ExportCommand.run(config(a, "finetuning_type: lora\nadapter_name_or_path: " + out + "\nexport_dir: "
                 + exportDir + "\n"));
-        LlamaModel merged = LlamaModel.load(exported, 0);
-        LlamaModel withAdapter = Models.forInference(model, out, null, 0, new Device(torch.DeviceType.CPU));
+        CausalLm merged = CausalLm.load(exported, 0);
+        CausalLm withAdapter = Models.forInference(model, out, null, 0, new Device(torch.DeviceType.CPU));
         Tensor ids = Tensor.create(new long[] {1, 5, 9, 2, 7, 3}, 1, 6);
         Tensor mask = torch.ones(1, 6).to(torch.ScalarType.Long);
         Tensor pos = Tensor.create(new long[] {0, 1, 2, 3, 4, 5}, 1, 6);

@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.model.TinyModel;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -7,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.sparksft.loss.CausalLmLoss;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelWeights;
 import dev.sparksft.runtime.Torch;
@@ -30,7 +31,7 @@ class MakeTinyModelTest {
         Torch.load(1);
     }
 
-    static MakeTinyModel.Options options(String arch, Path out, Path tokenizer) {
+    static TinyModel.Options options(String arch, Path out, Path tokenizer) {
         return SftMain.parseTinyModel(tokenizer == null
                 ? List.of("--arch", arch, "--out", out.toString(), "--hidden", "32", "--layers", "2", "--heads", "4",
                         "--kv-heads", "2", "--intermediate", "64", "--seed", "7", "--merges", "40")
@@ -41,7 +42,7 @@ class MakeTinyModelTest {
     @ParameterizedTest
     @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3"})
     void writesACompleteLoadableModelDirectory(String arch, @TempDir Path dir) throws Exception {
-        MakeTinyModel.run(options(arch, dir, null));
+        TinyModel.write(options(arch, dir, null));
         for (String f : List.of("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
                 "tokenizer_config.json")) {
             assertTrue(Files.isRegularFile(dir.resolve(f)), f);
@@ -57,7 +58,7 @@ class MakeTinyModelTest {
             int[] ids = chat.encode("<|im_start|>user\nhello<|im_end|>");
             assertEquals(chat.tokenId("<|im_start|>").orElseThrow(), ids[0]);
 
-            LlamaModel model = new LlamaModel(cfg, ModelWeights.load(dir, cfg));
+            CausalLm model = new CausalLm(cfg, ModelWeights.load(dir, cfg));
             long[] seq = new long[ids.length];
             long[] ones = new long[ids.length];
             long[] pos = new long[ids.length];
@@ -79,8 +80,8 @@ class MakeTinyModelTest {
 
     @Test
     void sameSeedGivesTheSameBytes(@TempDir Path a, @TempDir Path b) throws Exception {
-        MakeTinyModel.run(options("llama", a, null));
-        MakeTinyModel.run(options("llama", b, null));
+        TinyModel.write(options("llama", a, null));
+        TinyModel.write(options("llama", b, null));
         assertArrayEquals(Files.readAllBytes(a.resolve("model.safetensors")), Files.readAllBytes(b.resolve("model.safetensors")));
     }
 
@@ -88,7 +89,7 @@ class MakeTinyModelTest {
     void copiedTokenizerSizesTheVocabulary(@TempDir Path source, @TempDir Path out) throws Exception {
         dev.sparksft.tokenizer.ByteLevelBpe.train("abc abc abd", 2, List.of("<|endoftext|>", "<|im_start|>", "<|im_end|>",
                 "<extra_1>", "<extra_2>")).write(source, new Tokenizer.SpecialTokens(null, "<|endoftext|>", null), "");
-        MakeTinyModel.run(options("qwen2", out, source));
+        TinyModel.write(options("qwen2", out, source));
         assertArrayEquals(Files.readAllBytes(source.resolve("tokenizer.json")), Files.readAllBytes(out.resolve("tokenizer.json")));
         assertEquals(256 + 2 + 5, ModelConfig.load(out).vocabSize());
     }

@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.model.TinyModel;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -27,7 +28,7 @@ class TokenizeCommandTest {
     }
 
     static Path setup(Path dir) throws Exception {
-        MakeTinyModel.run(SftMain.parseTinyModel(List.of("--arch", "qwen3", "--out", dir.resolve("model").toString(),
+        TinyModel.write(SftMain.parseTinyModel(List.of("--arch", "qwen3", "--out", dir.resolve("model").toString(),
                 "--hidden", "16", "--layers", "1", "--heads", "2", "--kv-heads", "1", "--intermediate", "32", "--merges", "0")));
         Files.createDirectories(dir.resolve("data"));
         Files.writeString(dir.resolve("data/train.jsonl"), """

@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.sparksft.cli.MakeTinyModel;
+import dev.sparksft.model.TinyModel;
 import dev.sparksft.loss.SftLoss;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.runtime.Torch;
 import java.nio.file.Path;
 import java.util.List;
@@ -60,7 +60,7 @@ class PackingTest {
         return new TokenizedExample(index, ids, labels);
     }
 
-    static double lossSum(LlamaModel model, List<TokenizedExample> batch) {
+    static double lossSum(CausalLm model, List<TokenizedExample> batch) {
         Batch b = Collator.rightPadded(batch, 0, 8);
         return new SftLoss(SftLoss.Kind.CROSS_ENTROPY, 1.0).sum(model.forward(b.inputIds(), b.attentionMask(),
                 b.positionIds()), b.labels()).item_double();
@@ -68,8 +68,8 @@ class PackingTest {
 
     @Test
     void neatPackingGivesTheLossOfTheSameSequencesUnpacked(@TempDir Path dir) throws Exception {
-        MakeTinyModel.run(new MakeTinyModel.Options("llama", dir, 4, 32, 2, 4, 2, 64, null, 0, 0));
-        LlamaModel model = LlamaModel.load(dir, 0);
+        TinyModel.write(new TinyModel.Options("llama", dir, 4, 32, 2, 4, 2, 64, null, 0, 0));
+        CausalLm model = CausalLm.load(dir, 0);
         SplittableRandom rng = new SplittableRandom(1);
         List<TokenizedExample> examples = List.of(random(0, 11, rng), random(1, 5, rng), random(2, 17, rng),
                 random(3, 9, rng), random(4, 3, rng));

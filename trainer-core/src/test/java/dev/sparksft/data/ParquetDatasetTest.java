@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.sparksft.cli.MakeTinyModel;
+import dev.sparksft.model.TinyModel;
 import dev.sparksft.cli.TrainCommand;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.runtime.Torch;
@@ -134,7 +134,7 @@ class ParquetDatasetTest {
     void sftTrainTrainsOnParquetAsOnJsonLines(@TempDir Path dir) throws Exception {
         Torch.load(1);
         Path model = dir.resolve("model");
-        MakeTinyModel.run(new MakeTinyModel.Options("llama", model, 3, 32, 2, 4, 2, 64, null, 0, 0));
+        TinyModel.write(new TinyModel.Options("llama", model, 3, 32, 2, 4, 2, 64, null, 0, 0));
         List<Row> rows = rows(12);
         writeParquet(dir.resolve("chat.parquet"), rows);
         writeJsonl(dir.resolve("chat.jsonl"), rows);

@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.sparksft.cli.MakeTinyModel;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.TinyModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.runtime.Torch;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -32,17 +32,17 @@ class GeneratorTest {
         Torch.load(1);
     }
 
-    static LlamaModel tiny(String arch) throws Exception {
+    static CausalLm tiny(String arch) throws Exception {
         Path model = dir.resolve(arch);
         if (!model.resolve("config.json").toFile().exists()) {
-            MakeTinyModel.run(new MakeTinyModel.Options(arch, model, 7, 32, 2, 4, 2, 64, null, 0, 0));
+            TinyModel.write(new TinyModel.Options(arch, model, 7, 32, 2, 4, 2, 64, null, 0, 0));
             if (arch.equals("mistral")) {   // a window much shorter than prompt + answer
                 java.nio.file.Path cfg = model.resolve("config.json");
                 java.nio.file.Files.writeString(cfg, java.nio.file.Files.readString(cfg).replaceFirst("\\{",
                         "{\"sliding_window\": 6, "));
             }
         }
-        return LlamaModel.load(model, 0);
+        return CausalLm.load(model, 0);
     }
 
     /** Prompts of 3 to 17 tokens: batches of 3 mix lengths, so rows are left-padded. */
@@ -66,7 +66,7 @@ class GeneratorTest {
     @ParameterizedTest
     @ValueSource(strings = {"llama", "qwen2", "qwen3", "mistral"})
     void greedyWithTheCacheEqualsRecomputingEveryStep(String arch) throws Exception {
-        LlamaModel model = tiny(arch);
+        CausalLm model = tiny(arch);
         if (arch.equals("mistral")) {
             assertEquals(6, model.config().slidingWindow());
         }
@@ -81,7 +81,7 @@ class GeneratorTest {
 
     @Test
     void batchesOfSortedPromptsComeBackInInputOrderAsIfGeneratedAlone() throws Exception {
-        LlamaModel model = tiny("llama");
+        CausalLm model = tiny("llama");
         Sampling greedy = Sampling.greedy(8);
         List<int[]> batched = ids(new Generator(model, greedy, Set.of(), PAD, 4, true).generate(prompts()));
         List<int[]> alone = ids(new Generator(model, greedy, Set.of(), PAD, 1, true).generate(prompts()));
@@ -92,7 +92,7 @@ class GeneratorTest {
 
     @Test
     void eachRowStopsAtItsFirstStopTokenWhileTheOthersGoOn() throws Exception {
-        LlamaModel model = tiny("llama");
+        CausalLm model = tiny("llama");
         List<int[]> free = ids(new Generator(model, Sampling.greedy(10), Set.of(), PAD, 7, true).generate(prompts()));
         int stop = free.get(0)[3];          // what row 0 produces at its 4th step
         List<Generator.Output> stopped = new Generator(model, Sampling.greedy(10), Set.of(stop), PAD, 7, true)
@@ -111,7 +111,7 @@ class GeneratorTest {
 
     @Test
     void samplingIsReproducibleWithASeedAndTopKOfOneIsGreedy() throws Exception {
-        LlamaModel model = tiny("llama");
+        CausalLm model = tiny("llama");
         Sampling sample = new Sampling(true, 1.5, 1.0, 0, 1.0, 10, 42);
         List<int[]> a = ids(new Generator(model, sample, Set.of(), PAD, 3, true).generate(prompts()));
         List<int[]> b = ids(new Generator(model, sample, Set.of(), PAD, 3, true).generate(prompts()));

@@ -7,10 +7,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.sparksft.cli.MakeTinyModel;
+import dev.sparksft.model.TinyModel;
 import dev.sparksft.cli.TrainCommand;
 import dev.sparksft.config.SftConfig;
-import dev.sparksft.model.LlamaModel;
+import dev.sparksft.model.CausalLm;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.template.Templates;
 import dev.sparksft.tokenizer.Tokenizer;
@@ -42,7 +42,7 @@ class PredictionTest {
     static void tinyModelAndData() throws Exception {
         Torch.load(1);
         model = shared.resolve("model");
-        MakeTinyModel.run(new MakeTinyModel.Options("llama", model, 3, 32, 2, 4, 2, 64, null, 0, 0));
+        TinyModel.write(new TinyModel.Options("llama", model, 3, 32, 2, 4, 2, 64, null, 0, 0));
         data = Files.createDirectories(shared.resolve("data"));
         StringBuilder lines = new StringBuilder();
         for (String[] r : ROWS) {
@@ -72,7 +72,7 @@ class PredictionTest {
         try (Tokenizer raw = Tokenizer.load(model)) {
             var template = Templates.get("chatml");
             Tokenizer tok = template.prepare(raw);
-            LlamaModel m = LlamaModel.load(model, tok.vocabSize());
+            CausalLm m = CausalLm.load(model, tok.vocabSize());
             for (int i = 0; i < ROWS.size(); i++) {
                 JsonNode row = JSON.readTree(lines.get(i));
                 assertEquals(List.of("prompt", "predict", "label"), iterable(row));

@@ -47,7 +47,7 @@ class GradientCheckTest {
                 doubles.put(n, d);
                 dtypes.put(n, Dtype.F32);
             });
-            LlamaModel model = new LlamaModel(cfg, new ModelWeights(doubles, dtypes, Map.of()));
+            CausalLm model = new CausalLm(cfg, new ModelWeights(doubles, dtypes, Map.of()));
             Tensor ids = Tensors.longs(expected.get("input_ids"));
             Tensor mask = Tensors.longs(expected.get("attention_mask"));
             Tensor labels = Tensors.longs(expected.get("labels"));
@@ -77,12 +77,12 @@ class GradientCheckTest {
         }
     }
 
-    static Tensor lossOf(LlamaModel model, Tensor ids, Tensor mask, Tensor positions, Tensor labels, long n) {
+    static Tensor lossOf(CausalLm model, Tensor ids, Tensor mask, Tensor positions, Tensor labels, long n) {
         Tensor logits = model.forward(ids, mask, positions);
         return CausalLmLoss.tokenLosses(logits.to(ScalarType.Double), labels).sum().div(new Scalar((double) n));
     }
 
-    static double finiteDifference(LlamaModel model, Tensor w, long idx, Tensor ids, Tensor mask, Tensor positions,
+    static double finiteDifference(CausalLm model, Tensor w, long idx, Tensor ids, Tensor mask, Tensor positions,
                                    Tensor labels, long n) {
         double h = 1e-5;
         try (NoGradGuard noGrad = new NoGradGuard()) {

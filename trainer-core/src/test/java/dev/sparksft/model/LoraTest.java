@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.sparksft.cli.MakeTinyModel;
+import dev.sparksft.model.TinyModel;
 import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.runtime.Torch;
@@ -38,7 +38,7 @@ class LoraTest {
     static void tinyModel() throws Exception {
         Torch.load(1);
         modelDir = dir.resolve("model");
-        MakeTinyModel.run(new MakeTinyModel.Options("qwen2", modelDir, 5, 32, 2, 4, 2, 64, null, 0, 0));
+        TinyModel.write(new TinyModel.Options("qwen2", modelDir, 5, 32, 2, 4, 2, 64, null, 0, 0));
     }
 
     static FinetuningArguments lora(String extra) throws Exception {
@@ -54,7 +54,7 @@ class LoraTest {
     }
 
     /** An adapter with random, non-zero B (fresh adapters have B = 0 and change nothing). */
-    static LlamaModel adapted(LlamaModel base, FinetuningArguments ft) {
+    static CausalLm adapted(CausalLm base, FinetuningArguments ft) {
         LoraAdapter adapter = LoraAdapter.create(base.weights(), settings(ft), 3);
         adapter.tensors().forEach((n, t) -> {
             if (n.contains("lora_B")) {
@@ -64,7 +64,7 @@ class LoraTest {
         return base.withAdapter(adapter);
     }
 
-    static Tensor logits(LlamaModel m) {
+    static Tensor logits(CausalLm m) {
         Tensor ids = Tensor.create(new long[] {1, 5, 9, 2, 7, 3, 4, 8, 6, 10}, 2, 5);
         Tensor mask = torch.ones(2, 5).to(torch.ScalarType.Long);
         return m.forward(ids, mask, Tensors.positions(2, 5));
@@ -72,24 +72,24 @@ class LoraTest {
 
     @Test
     void aFreshAdapterChangesNothingAndMergingGivesTheSameOutputs() throws Exception {
-        LlamaModel base = LlamaModel.load(modelDir, 0);
+        CausalLm base = CausalLm.load(modelDir, 0);
         Tensor before = logits(base);
         FinetuningArguments ft = lora("lora_rank: 4\nlora_alpha: 8\n");
         assertEquals(0, logits(base.withAdapter(LoraAdapter.create(base.weights(), settings(ft), 3))).sub(before).abs().max()
                 .item_double(), 0.0, "B starts at zero");
-        LlamaModel withAdapter = adapted(base, ft);
+        CausalLm withAdapter = adapted(base, ft);
         Tensor adapted = logits(withAdapter);
         double moved = adapted.sub(before).abs().max().item_double();
         assertTrue(moved > 1e-3, "the adapter must change the outputs, moved " + moved);
         withAdapter.lora().mergeInto(base.weights());
-        Tensor merged = logits(new LlamaModel(base.config(), base.weights()));
+        Tensor merged = logits(new CausalLm(base.config(), base.weights()));
         // float32: x W'^T against x W^T + s x A^T B^T, summed in different orders
         assertEquals(0, merged.sub(adapted).abs().max().item_double(), 1e-5);
     }
 
     @Test
     void rsLoraScalesByAlphaOverSqrtRank() throws Exception {
-        LlamaModel base = LlamaModel.load(modelDir, 0);
+        CausalLm base = CausalLm.load(modelDir, 0);
         assertEquals(16.0 / 8, LoraAdapter.create(base.weights(), settings(lora("")), 0).scaling(), 0, "alpha defaults to 2 x rank");
         assertEquals(16 / Math.sqrt(8), LoraAdapter.create(base.weights(), settings(lora("use_rslora: true\n")), 0).scaling(), 1e-12);
     }
@@ -105,9 +105,9 @@ class LoraTest {
 
     @Test
     void savedAdapterHasPeftKeyNamesShapesAndConfig() throws Exception {
-        LlamaModel base = LlamaModel.load(modelDir, 0);
+        CausalLm base = CausalLm.load(modelDir, 0);
         FinetuningArguments ft = lora("lora_rank: 4\nlora_target: q_proj,v_proj\nadditional_target: embed_tokens\n");
-        LlamaModel m = adapted(base, ft);
+        CausalLm m = adapted(base, ft);
         Path out = dir.resolve("adapter");
         m.lora().save(out, base.weights(), modelDir.toString());
         JsonNode h = header(out.resolve("adapter_model.safetensors"));
@@ -139,14 +139,14 @@ class LoraTest {
         assertEquals(modelDir.toString(), c.get("base_model_name_or_path").asText());
 
         // loading it back onto a fresh base gives the same outputs
-        LlamaModel fresh = LlamaModel.load(modelDir, 0);
+        CausalLm fresh = CausalLm.load(modelDir, 0);
         Tensor reloaded = logits(fresh.withAdapter(LoraAdapter.load(out, fresh.weights())));
         assertEquals(0, reloaded.sub(logits(m)).abs().max().item_double(), 1e-6);
     }
 
     @Test
     void badAdaptersAreRefusedByName() throws Exception {
-        LlamaModel base = LlamaModel.load(modelDir, 0);
+        CausalLm base = CausalLm.load(modelDir, 0);
         var e = assertThrows(IllegalArgumentException.class,
                 () -> LoraAdapter.create(base.weights(), settings(lora("lora_target: attention\n")), 0));
         assertTrue(e.getMessage().contains("lora_target") && e.getMessage().contains("q_proj"), e.getMessage());

@@ -40,7 +40,7 @@ class ParityTest {
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
         try (PointerScope scope = new PointerScope()) {
             ModelConfig cfg = ModelConfig.load(dir);
-            LlamaModel model = new LlamaModel(cfg, ModelWeights.load(dir, cfg));
+            CausalLm model = new CausalLm(cfg, ModelWeights.load(dir, cfg));
             Tensor ids = Tensors.longs(expected.get("input_ids"));
             Tensor mask = Tensors.longs(expected.get("attention_mask"));
             Tensor labels = Tensors.longs(expected.get("labels"));
@@ -97,11 +97,11 @@ class ParityTest {
         double want = expected.get("loss").asDouble();
         double autocast;
         try (dev.sparksft.runtime.Autocast a = dev.sparksft.runtime.Autocast.cpuBf16(true)) {
-            autocast = CausalLmLoss.mean(new LlamaModel(cfg, weights).forward(ids, mask, positions), labels);
+            autocast = CausalLmLoss.mean(new CausalLm(cfg, weights).forward(ids, mask, positions), labels);
         }
         java.util.Map<String, Tensor> bf16 = new java.util.LinkedHashMap<>();
         weights.tensors().forEach((n, t) -> bf16.put(n, t.to(Dtype.BF16.scalarType)));
-        double pure = CausalLmLoss.mean(new LlamaModel(cfg, new ModelWeights(bf16, java.util.Map.of(), java.util.Map.of()))
+        double pure = CausalLmLoss.mean(new CausalLm(cfg, new ModelWeights(bf16, java.util.Map.of(), java.util.Map.of()))
                 .forward(ids, mask, positions).to(org.bytedeco.pytorch.global.torch.ScalarType.Float), labels);
         System.out.printf("parity %s: bf16 autocast loss %.5f (rel %.2e), pure bf16 %.5f (rel %.2e), reference %.5f%n", arch,
                 autocast, Math.abs(autocast - want) / want, pure, Math.abs(pure - want) / want, want);
@@ -116,7 +116,7 @@ class ParityTest {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
         ModelConfig cfg = ModelConfig.load(dir);
-        LlamaModel model = new LlamaModel(cfg, ModelWeights.load(dir, cfg));
+        CausalLm model = new CausalLm(cfg, ModelWeights.load(dir, cfg));
         int[] prompt = new ObjectMapper().convertValue(expected.get("input_ids").get(0), int[].class);
         int[] want = new ObjectMapper().convertValue(expected.get("greedy_tokens"), int[].class);
         int[] got = new dev.sparksft.generate.Generator(model, dev.sparksft.generate.Sampling.greedy(want.length),

@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.sparksft.cli.MakeTinyModel;
+import dev.sparksft.model.TinyModel;
 import dev.sparksft.cli.TrainCommand;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.SyntheticTasks;
@@ -21,7 +21,7 @@ class LearningTest {
     void lossDropsAndHeldOutAccuracyIsNonTrivial(@TempDir Path dir) throws Exception {
         Torch.load(1);
         Path model = dir.resolve("model");
-        MakeTinyModel.run(new MakeTinyModel.Options("llama", model, 0, 64, 2, 4, 4, 256, null, 0, 0));
+        TinyModel.write(new TinyModel.Options("llama", model, 0, 64, 2, 4, 4, 256, null, 0, 0));
         SyntheticTasks.write(SyntheticTasks.Task.SORT, dir.resolve("data/train.jsonl"), 1000, 5, 1);
         SyntheticTasks.write(SyntheticTasks.Task.SORT, dir.resolve("data/eval.jsonl"), 100, 5, 2);
         Path yaml = dir.resolve("learn.yaml");

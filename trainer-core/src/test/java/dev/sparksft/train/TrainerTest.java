@@ -9,7 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.sparksft.cli.MakeTinyModel;
+import dev.sparksft.model.TinyModel;
 import dev.sparksft.cli.TrainCommand;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.ModelConfig;
@@ -38,7 +38,7 @@ class TrainerTest {
     static void tinyModelAndData() throws Exception {
         Torch.load(1);
         model = shared.resolve("model");
-        MakeTinyModel.run(new MakeTinyModel.Options("llama", model, 3, 32, 2, 4, 2, 64, null, 0, 0));
+        TinyModel.write(new TinyModel.Options("llama", model, 3, 32, 2, 4, 2, 64, null, 0, 0));
         data = shared.resolve("data");
         Files.createDirectories(data);
         // 7 examples of very different lengths (1..120 letters): with a global batch of 4 the

@@ -14,13 +14,13 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** Padding must not change a row's logits: the mask hides padded keys, positions skip padding. */
-class LlamaModelTest {
+class CausalLmTest {
     @BeforeAll
     static void loadTorch() {
         Torch.load(1);
     }
 
-    static float[] logitsOf(LlamaModel model, Batch b, int row, int from, int count) {
+    static float[] logitsOf(CausalLm model, Batch b, int row, int from, int count) {
         Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
         return Tensors.floats(logits.select(0, row).narrow(0, from, count));
     }
@@ -33,7 +33,7 @@ class LlamaModelTest {
         int[] shortRow = {7, 11, 15, 19, 23, 27, 31};
         try (PointerScope scope = new PointerScope()) {
             ModelConfig cfg = ModelConfig.load(dir);
-            LlamaModel model = new LlamaModel(cfg, ModelWeights.load(dir, cfg));
+            CausalLm model = new CausalLm(cfg, ModelWeights.load(dir, cfg));
             float[] alone = logitsOf(model, Collator.leftPadded(List.of(shortRow), 0), 0, 0, shortRow.length);
             float[] left = logitsOf(model, Collator.leftPadded(List.of(longRow, shortRow), 0), 1,
                     longRow.length - shortRow.length, shortRow.length);

@@ -18,7 +18,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * <p>This class is the math; the parameters live in {@link ModelWeights}, under the names
  * {@link ModelLayout} gives, and are referenced here per layer. Each line of {@link #forward} mirrors transformers' modelling code.
  */
-public final class LlamaModel {
+public final class CausalLm {
     private final ModelConfig cfg;
     private final ModelWeights weights;
     private final Tensor embedTokens; // (vocab, hidden)
@@ -41,19 +41,19 @@ public final class LlamaModel {
                  Proj gate, Proj up, Proj down) {}
 
     /** The model saved in {@code dir}, refused when its vocabulary is smaller than the tokenizer's. */
-    public static LlamaModel load(java.nio.file.Path dir, int tokenizerVocabSize) throws java.io.IOException {
+    public static CausalLm load(java.nio.file.Path dir, int tokenizerVocabSize) throws java.io.IOException {
         return load(dir, tokenizerVocabSize, new org.bytedeco.pytorch.Device(torch.DeviceType.CPU));
     }
 
     /** {@link #load(java.nio.file.Path, int)} with the weights on {@code device}. */
-    public static LlamaModel load(java.nio.file.Path dir, int tokenizerVocabSize, org.bytedeco.pytorch.Device device)
+    public static CausalLm load(java.nio.file.Path dir, int tokenizerVocabSize, org.bytedeco.pytorch.Device device)
             throws java.io.IOException {
         ModelConfig cfg = ModelConfig.load(dir);
         if (cfg.vocabSize() < tokenizerVocabSize) {
             throw new UserError("the tokenizer has " + tokenizerVocabSize + " tokens but the model's "
                     + "vocab_size (" + dir + "/config.json) is " + cfg.vocabSize());
         }
-        return new LlamaModel(cfg, ModelWeights.load(dir, cfg).to(device));
+        return new CausalLm(cfg, ModelWeights.load(dir, cfg).to(device));
     }
 
     /** Where the weights (and so every batch) live. */
@@ -61,12 +61,12 @@ public final class LlamaModel {
         return weights.get(ModelLayout.EMBEDDING).device();
     }
 
-    public LlamaModel(ModelConfig cfg, ModelWeights weights) {
+    public CausalLm(ModelConfig cfg, ModelWeights weights) {
         this(cfg, weights, null);
     }
 
     /** The model with a LoRA adapter on its linear layers ({@code lora} null: none). */
-    public LlamaModel(ModelConfig cfg, ModelWeights weights, LoraAdapter lora) {
+    public CausalLm(ModelConfig cfg, ModelWeights weights, LoraAdapter lora) {
         this.cfg = cfg;
         this.weights = weights;
         this.lora = lora;
@@ -96,8 +96,8 @@ public final class LlamaModel {
     }
 
     /** This model's weights with {@code adapter} on its linear layers. */
-    public LlamaModel withAdapter(LoraAdapter adapter) {
-        return new LlamaModel(cfg, weights, adapter);
+    public CausalLm withAdapter(LoraAdapter adapter) {
+        return new CausalLm(cfg, weights, adapter);
     }
 
     /** The LoRA adapter, or null. */

@@ -1,13 +1,8 @@
-package dev.sparksft.cli;
+package dev.sparksft.model;
 
 import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.sparksft.model.Architecture;
-import dev.sparksft.model.Dtype;
-import dev.sparksft.model.ModelConfig;
-import dev.sparksft.model.ModelLayout;
-import dev.sparksft.model.ModelWeights;
 import dev.sparksft.tokenizer.ByteLevelBpe;
 import dev.sparksft.tokenizer.Tokenizer;
 import java.io.IOException;
@@ -31,7 +26,7 @@ import org.bytedeco.pytorch.Tensor;
  * for projections and embeddings, ones for norms, zeros for biases; seeded, so the same options
  * give the same bytes.
  */
-public final class MakeTinyModel {
+public final class TinyModel {
     static final List<String> CHATML_TOKENS = List.of("<|endoftext|>", "<|im_start|>", "<|im_end|>");
     static final String CHATML_TEMPLATE = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
             + "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
@@ -80,9 +75,9 @@ public final class MakeTinyModel {
         }
     }
 
-    private MakeTinyModel() {}
+    private TinyModel() {}
 
-    public static void run(Options o) throws IOException {
+    public static void write(Options o) throws IOException {
         Files.createDirectories(o.out());
         Tokenizer tok = o.tokenizer() == null ? writeOwnTokenizer(o.out(), o.merges()) : copyTokenizer(o.tokenizer(), o.out());
         try (tok) {
@@ -101,7 +96,7 @@ public final class MakeTinyModel {
 
     private static Tokenizer writeOwnTokenizer(Path out, int merges) throws IOException {
         String corpus;
-        try (InputStream in = MakeTinyModel.class.getResourceAsStream("/dev/sparksft/tokenizer/corpus.txt")) {
+        try (InputStream in = TinyModel.class.getResourceAsStream("/dev/sparksft/tokenizer/corpus.txt")) {
             corpus = new String(in.readAllBytes(), StandardCharsets.UTF_8);
         }
         ByteLevelBpe.train(corpus, merges, CHATML_TOKENS)
