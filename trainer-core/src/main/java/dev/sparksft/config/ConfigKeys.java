@@ -17,7 +17,7 @@ final class ConfigKeys {
             "split_special_tokens", "add_tokens", "add_special_tokens", "new_special_tokens_config",
             "init_special_tokens", "model_revision", "low_cpu_mem_usage", "rope_scaling", "flash_attn", "shift_attn",
             "mixture_of_depths", "use_unsloth", "use_unsloth_gc", "enable_liger_kernel", "moe_aux_loss_coef",
-            "disable_gradient_checkpointing", "use_reentrant_gc", "upcast_layernorm", "upcast_lmhead_output",
+            "use_reentrant_gc", "upcast_layernorm", "upcast_lmhead_output",
             "train_from_scratch", "infer_backend", "offload_folder", "use_kv_cache", "infer_dtype",
             "print_param_status", "quantization_method", "quantization_bit", "quantization_type",
             "double_quantization", "quantization_device_map", "export_size", "export_device",
@@ -34,7 +34,7 @@ final class ConfigKeys {
             // Hugging Face (Seq2Seq)TrainingArguments
             "logging_dir", "logging_first_step", "save_only_model", "data_seed", "fp16", "tf32",
             "evaluation_strategy", "load_best_model_at_end", "metric_for_best_model", "run_name",
-            "gradient_checkpointing", "generation_max_length", "generation_num_beams",
+            "generation_max_length", "generation_num_beams",
             "deepspeed", "fsdp", "label_smoothing_factor", "torch_compile", "include_num_input_tokens_seen",
             "remove_unused_columns", "neftune_noise_alpha");
 

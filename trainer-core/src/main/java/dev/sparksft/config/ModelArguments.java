@@ -6,13 +6,22 @@ import java.util.List;
 
 /**
  * Which model to start from (LLaMA-Factory's ModelArguments): a Hugging Face model directory and,
- * for LoRA, an optional PEFT adapter directory to continue training or to predict with.
+ * for LoRA, an optional PEFT adapter directory to continue training or to predict with; and
+ * activation checkpointing, which LLaMA-Factory turns on unless disable_gradient_checkpointing
+ * ({@code gradient_checkpointing}, Hugging Face's spelling, is accepted too).
  */
 public record ModelArguments(@JsonProperty("model_name_or_path") String modelNameOrPath,
                              @JsonProperty("adapter_name_or_path") String adapterNameOrPath,
-                             @JsonProperty("export_dir") String exportDir) {
+                             @JsonProperty("export_dir") String exportDir,
+                             @JsonProperty("disable_gradient_checkpointing") Boolean disableGradientCheckpointing,
+                             @JsonProperty("gradient_checkpointing") Boolean gradientCheckpointing) {
     public ModelArguments {
         List<String> problems = new ArrayList<>();
+        if (disableGradientCheckpointing != null && gradientCheckpointing != null
+                && disableGradientCheckpointing == gradientCheckpointing) {
+            problems.add("disable_gradient_checkpointing: " + disableGradientCheckpointing + " contradicts "
+                    + "gradient_checkpointing: " + gradientCheckpointing + "; set only one of them");
+        }
         if (modelNameOrPath == null || modelNameOrPath.isBlank()) {
             problems.add("model_name_or_path is required: the directory of a Hugging Face model (config.json, "
                     + "*.safetensors, tokenizer.json); make one with `scripts/sft make-tiny-model`");
@@ -22,5 +31,13 @@ public record ModelArguments(@JsonProperty("model_name_or_path") String modelNam
                     + "'; merge the others first with `scripts/sft export`");
         }
         ConfigProblems.throwIfAny(problems);
+    }
+
+    /** Activation checkpointing per decoder layer: on unless switched off by either key. */
+    public boolean activationCheckpointing() {
+        if (disableGradientCheckpointing != null) {
+            return !disableGradientCheckpointing;
+        }
+        return gradientCheckpointing == null || gradientCheckpointing;
     }
 }

@@ -135,9 +135,30 @@ public final class CausalLm {
      * @param cache         null for a plain forward over the whole sequence
      */
     public Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds, KvCache cache) {
-        Tensor x = torch.embedding(embedTokens, inputIds);              // (batch, seq, hidden)
+        Tensor x = embed(inputIds);                                     // (batch, seq, hidden)
+        Context ctx = context(attentionMask, positionIds, cache);
+        for (int i = 0; i < layers.size(); i++) {
+            x = layer(i, x, ctx);
+        }
+        return head(x);                                                 // (batch, seq, vocab)
+    }
+
+    /**
+     * What every decoder layer of one forward pass shares: the rotary cos and sin of the
+     * positions, (batch, 1, seq, head_dim) each, the attention mask (null: plain causal), and the
+     * KV cache (null outside generation).
+     */
+    public record Context(Tensor cos, Tensor sin, Tensor mask, KvCache cache) {}
+
+    /** embed_tokens: (batch, seq) ids to (batch, seq, hidden). */
+    public Tensor embed(Tensor inputIds) {
+        return torch.embedding(embedTokens, inputIds);
+    }
+
+    /** The {@link Context} of a forward pass over {@code positionIds}, after what {@code cache} holds. */
+    public Context context(Tensor attentionMask, Tensor positionIds, KvCache cache) {
         Tensor[] cosSin = rope.cosSin(positionIds);                     // (batch, 1, seq, head_dim) each
-        long seq = inputIds.size(1);
+        long seq = positionIds.size(1);
         long past = cache == null ? 0 : cache.length();
         // Right padding only (training batches): a causal mask already keeps every real query away
         // from the padded keys, which all lie after it, so the fused causal kernel can run without
@@ -154,12 +175,45 @@ public final class CausalLm {
         } else {
             mask = attentionMask(attentionMask, cfg.slidingWindow(), past); // (batch, 1, seq, past + seq) bool
         }
-        for (int i = 0; i < layers.size(); i++) {
-            Layer layer = layers.get(i);
-            x = x.add(attention(layer, rmsNorm(x, layer.inputNorm()), cosSin[0], cosSin[1], mask, i, cache));
-            x = x.add(mlp(layer, rmsNorm(x, layer.postNorm())));
+        return new Context(cosSin[0], cosSin[1], mask, cache);
+    }
+
+    /** Decoder layer {@code i}: x + attention(norm(x)), then + mlp(norm(.)); (batch, seq, hidden) both ways. */
+    public Tensor layer(int i, Tensor x, Context ctx) {
+        Layer layer = layers.get(i);
+        x = x.add(attention(layer, rmsNorm(x, layer.inputNorm()), ctx.cos(), ctx.sin(), ctx.mask(), i, ctx.cache()));
+        return x.add(mlp(layer, rmsNorm(x, layer.postNorm())));
+    }
+
+    /** The final norm and the LM head: (batch, seq, hidden) to (batch, seq, vocab) logits. */
+    public Tensor head(Tensor x) {
+        return torch.linear(rmsNorm(x, norm), lmHead);
+    }
+
+    public int numLayers() {
+        return layers.size();
+    }
+
+    /** Whether any parameter of decoder layer {@code i} (its LoRA matrices included) trains now. */
+    public boolean layerTrains(int i) {
+        Layer l = layers.get(i);
+        for (Proj p : List.of(l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down())) {
+            if (p.w().requires_grad() || p.b() != null && p.b().requires_grad()
+                    || p.pair() != null && (p.pair().a().requires_grad() || p.pair().b().requires_grad())) {
+                return true;
+            }
         }
-        return torch.linear(rmsNorm(x, norm), lmHead);                  // (batch, seq, vocab)
+        for (Tensor t : new Tensor[] {l.inputNorm(), l.postNorm(), l.qNorm(), l.kNorm()}) {
+            if (t != null && t.requires_grad()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Whether the token embedding trains now (with tied embeddings the head trains through it). */
+    public boolean embeddingTrains() {
+        return embedTokens.requires_grad();
     }
 
     /** self_attn: softmax(q k^T / sqrt(head_dim) + mask) v with grouped kv heads. */

@@ -152,6 +152,15 @@ public final class LoraAdapter {
         this.dropoutGenerator = generator;
     }
 
+    /**
+     * The generator lora_dropout draws its masks from, or null when there is no dropout:
+     * activation checkpointing saves and restores its state so that a recomputed layer draws
+     * the masks its first forward pass drew.
+     */
+    public Generator dropoutGenerator() {
+        return dropout > 0 ? dropoutGenerator : null;
+    }
+
     /** Dropout on the adapter's input applies in training forward passes only. */
     public void train(boolean on) {
         if (on && dropout > 0 && dropoutGenerator == null) {

@@ -35,7 +35,8 @@ public final class RankRun {
                                            dev.sparksft.train.Outputs outputs, Checkpoints.Loaded resume,
                                            Consumer<Trainer> started) throws IOException {
         TrainingArguments args = config.training();
-        TrainingSetup setup = TrainingSetup.of(args, config.finetuning(), model, numExamples, world);
+        TrainingSetup setup = TrainingSetup.of(args, config.finetuning(), model, numExamples, world,
+                config.model().activationCheckpointing());
         Trainer trainer = new Trainer(args, model, setup, batches, eval, world, padId, outputs);
         started.accept(trainer);
         Trainer.Result result = args.doTrain() ? trainer.trainAndSave(resume) : null;

@@ -160,14 +160,7 @@ public final class Trainer {
                     }
                     try (PointerScope microScope = new PointerScope()) {
                         Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
-                        Tensor sum;
-                        try (Autocast autocast = Autocast.bf16(model.device(), args.bf16());
-                             Training training = new Training(model)) {
-                            Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
-                            sum = loss.sum(logits, b.labels());
-                        }
-                        sum.div(new Scalar((double) numTargets)).backward();
-                        localLossSum += sum.item_double();
+                        localLossSum += forwardBackward(b, numTargets);
                     }
                 }
                 world.allReduceSumInPlace(grads());
@@ -270,8 +263,31 @@ public final class Trainer {
                 world.allReduceSum(s.accuracySum()), world.allReduceSum(s.accuracyCount())), setup.computeAccuracy());
     }
 
+    /**
+     * One micro-batch: backpropagates sum(token losses) / N (N of the whole step) and returns the
+     * sum; with activation checkpointing, layer by layer (same gradients, less memory).
+     */
+    private double forwardBackward(Batch b, long numTargets) {
+        try (Training training = new Training(model)) {
+            return setup.activationCheckpointing()
+                    ? ActivationCheckpointing.forwardBackward(model, b, loss, numTargets, args.bf16())
+                    : plainForwardBackward(model, b, loss, numTargets, args.bf16());
+        }
+    }
+
+    /** The micro-batch's forward with its whole autograd graph, then backward of sum / N; returns the sum. */
+    static double plainForwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16) {
+        Tensor sum;
+        try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
+            Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
+            sum = loss.sum(logits, b.labels());
+        }
+        sum.div(new Scalar((double) numTargets)).backward();
+        return sum.item_double();
+    }
+
     /** A training forward pass: LoRA dropout on inside, off again after. */
-    private record Training(CausalLm model) implements AutoCloseable {
+    record Training(CausalLm model) implements AutoCloseable {
         Training {
             if (model.lora() != null) {
                 model.lora().train(true);

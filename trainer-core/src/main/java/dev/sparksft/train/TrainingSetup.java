@@ -18,7 +18,8 @@ import org.bytedeco.pytorch.Tensor;
  * the trainer honours. The trainer reads no fine-tuning arguments itself.
  */
 public record TrainingSetup(Map<String, Tensor> trainable, Optimizer optimizer, SftLoss loss, BatchPlan plan,
-                            long totalSteps, LrSchedule schedule, boolean computeAccuracy, boolean plotLoss) {
+                            long totalSteps, LrSchedule schedule, boolean activationCheckpointing,
+                            boolean computeAccuracy, boolean plotLoss) {
 
     /**
      * The setup of {@code model} trained on {@code numExamples} examples (all ranks) by
@@ -27,6 +28,12 @@ public record TrainingSetup(Map<String, Tensor> trainable, Optimizer optimizer, 
      */
     public static TrainingSetup of(TrainingArguments args, FinetuningArguments ft, CausalLm model, int numExamples,
                                    World world) {
+        return of(args, ft, model, numExamples, world, true);
+    }
+
+    /** @param activationCheckpointing recompute each decoder layer in the backward pass (ModelArguments') */
+    public static TrainingSetup of(TrainingArguments args, FinetuningArguments ft, CausalLm model, int numExamples,
+                                   World world, boolean activationCheckpointing) {
         Map<String, Tensor> trainable = TrainableParameters.select(model, ft);
         if (model.lora() != null) {   // LoRA dropout draws from this rank's own generator
             model.lora().seedDropout(Torch.generator(args.seed(), world.rank()));
@@ -39,8 +46,8 @@ public record TrainingSetup(Map<String, Tensor> trainable, Optimizer optimizer, 
         int warmup = LrSchedule.warmupSteps(args.warmupSteps(), args.warmupRatio(), (int) totalSteps);
         LrSchedule schedule = new LrSchedule(args.lrSchedulerType(), args.learningRate(), warmup, (int) totalSteps,
                 args.lrSchedulerKwargs());
-        return new TrainingSetup(trainable, optimizer, loss, plan, totalSteps, schedule, ft.computeAccuracy(),
-                ft.plotLoss());
+        return new TrainingSetup(trainable, optimizer, loss, plan, totalSteps, schedule, activationCheckpointing,
+                ft.computeAccuracy(), ft.plotLoss());
     }
 
     /** Which examples each step trains on: depends on the global batch, not on how it is split. */

@@ -1,0 +1,115 @@
+package dev.sparksft.train;
+
+import dev.sparksft.data.Batch;
+import dev.sparksft.loss.SftLoss;
+import dev.sparksft.model.CausalLm;
+import dev.sparksft.runtime.Autocast;
+import java.util.ArrayList;
+import java.util.List;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.BoolOptional;
+import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * One micro-batch's forward and backward with activation checkpointing per decoder layer
+ * (LLaMA-Factory's default; off with disable_gradient_checkpointing). The forward pass keeps only
+ * each layer's input, (batch, seq, hidden), and no autograd graph inside the layers; the backward
+ * pass goes down the layers, recomputing each one's forward with a graph and backpropagating the
+ * gradient of its output into its parameters and its input:
+ * <pre>
+ *   x_0 = embed(ids)                          graph kept when the embedding trains
+ *   x_{i+1} = layer_i(x_i)                    no graph; x_i kept        (i = 0 .. L-1)
+ *   loss = sum(token losses(head(x_L))) / N   graph from x_L up; backward gives g_L = dloss/dx_L
+ *   g_i = vjp(layer_i, x_i, g_{i+1})          recompute layer i with a graph, backward with g_{i+1}
+ *   embed: backward with g_0
+ * </pre>
+ * The recomputation runs the same kernels on the same inputs (under the same autocast), and
+ * LoRA dropout replays its masks (the generator state before each layer is saved and restored),
+ * so gradients equal the run without checkpointing. Layers below the lowest one that trains are
+ * neither recomputed nor backpropagated through (LoRA on the upper layers, freeze, BAdam).
+ * Returns sum(token losses) for the log.
+ */
+final class ActivationCheckpointing {
+    private ActivationCheckpointing() {}
+
+    static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16) {
+        int numLayers = model.numLayers();
+        int lowest = 0;                       // the lowest layer whose input gradient is needed
+        while (lowest < numLayers && !model.embeddingTrains() && !model.layerTrains(lowest)) {
+            lowest++;
+        }
+        Generator dropout = model.lora() == null ? null : model.lora().dropoutGenerator();
+        PointerScope step = PointerScope.getInnerScope();   // the micro-batch's scope: what outlives a layer goes there
+        List<Tensor> inputs = new ArrayList<>(numLayers + 1);   // x_0 .. x_L, (batch, seq, hidden) each
+        List<Tensor> dropoutStates = new ArrayList<>(numLayers);
+        Tensor embedded;
+        CausalLm.Context ctx;
+        Tensor top;
+        Tensor sum;
+        try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
+            embedded = model.embed(b.inputIds());
+            ctx = model.context(b.attentionMask(), b.positionIds(), null);
+            try (NoGradGuard noGrad = new NoGradGuard()) {
+                Tensor x = embedded.detach();
+                inputs.add(x);
+                for (int i = 0; i < numLayers; i++) {
+                    dropoutStates.add(dropout == null ? null : dropout.get_state());
+                    // the layer's intermediates are freed with its own scope; only its output is kept
+                    try (PointerScope layer = new PointerScope()) {
+                        x = keep(model.layer(i, x, ctx), layer, step);
+                    }
+                    inputs.add(x);
+                }
+            }
+            top = inputs.get(numLayers).detach().requires_grad_(true);
+            sum = loss.sum(model.head(top), b.labels());
+        }
+        Tensor afterForward = dropout == null ? null : dropout.get_state();
+        sum.div(new Scalar((double) numTargets)).backward();
+        // grad() is a reference into the leaf's autograd state: detach() gives an owned handle to the same storage
+        Tensor grad = top.grad().detach();                               // dloss/dx_L
+        for (int i = numLayers - 1; i >= lowest && grad.defined(); i--) {
+            boolean needInputGrad = i > lowest || model.embeddingTrains();
+            if (dropout != null) {
+                dropout.set_state(dropoutStates.get(i));
+            }
+            try (PointerScope layer = new PointerScope()) {
+                Tensor x = inputs.get(i).detach().requires_grad_(needInputGrad);
+                Tensor y;
+                try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
+                    y = model.layer(i, x, ctx);                          // recomputed, with its graph
+                }
+                backward(y, grad);
+                grad = needInputGrad ? keep(x.grad().detach(), layer, step) : new Tensor();
+            }
+        }
+        if (model.embeddingTrains() && lowest == 0 && grad.defined()) {
+            backward(embedded, grad);
+        }
+        if (dropout != null) {
+            dropout.set_state(afterForward);     // the next micro-batch draws what it would draw unchecked
+        }
+        return sum.item_double();
+    }
+
+    /** Backpropagates {@code grad}, the loss's gradient with respect to {@code output}, into every leaf. */
+    private static void backward(Tensor output, Tensor grad) {
+        torch.backward(new TensorVector(output), new TensorVector(grad), new BoolOptional(), false, new TensorVector());
+    }
+
+    /** Moves {@code t} from the closing {@code inner} scope to {@code outer}, so it outlives the layer. */
+    private static Tensor keep(Tensor t, PointerScope inner, PointerScope outer) {
+        if (outer != null) {
+            outer.attach(t);
+        } else {
+            t.retainReference();
+        }
+        inner.detach(t);
+        return t;
+    }
+}
