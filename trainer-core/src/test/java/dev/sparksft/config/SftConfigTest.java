@@ -89,4 +89,17 @@ class SftConfigTest {
         e = assertThrows(IllegalArgumentException.class, () -> SftConfig.load(yaml(dir, "a: [1\n"), List.of()));
         assertTrue(e.getMessage().contains("not valid YAML"), e.getMessage());
     }
+
+    @Test
+    void activationCheckpointingIsOnUnlessEitherKeyTurnsItOff(@TempDir Path dir) throws Exception {
+        assertTrue(SftConfig.load(yaml(dir, MINIMAL), List.of()).model().activationCheckpointing(), "LLaMA-Factory's default");
+        assertTrue(!SftConfig.load(yaml(dir, MINIMAL), List.of("disable_gradient_checkpointing=true")).model()
+                .activationCheckpointing());
+        assertTrue(!SftConfig.load(yaml(dir, MINIMAL), List.of("gradient_checkpointing=false")).model()
+                .activationCheckpointing(), "HF's spelling");
+        ConfigProblems e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir, MINIMAL),
+                List.of("disable_gradient_checkpointing=true", "gradient_checkpointing=true")));
+        assertTrue(e.getMessage().contains("disable_gradient_checkpointing: true contradicts gradient_checkpointing: true"),
+                e.getMessage());
+    }
 }
