@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.model.Dtype;
 import dev.sparksft.model.TinyModel;
 import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
@@ -18,7 +19,7 @@ public final class SftMain {
             usage: sft <command> [options]
               make-tiny-model --arch {llama,qwen2,qwen3,mistral} --out DIR [--seed N] [--hidden H] [--layers L]
                               [--heads A] [--kv-heads K] [--intermediate I] [--tokenizer DIR] [--merges M]
-                              [--rope-theta T]
+                              [--rope-theta T] [--dtype {float32,bfloat16,float16}]
               make-dataset --task {reverse,sort} --out FILE.jsonl [--num N] [--max-len L] [--seed S]
               tokenize CONFIG.yaml [key=value ...]
               train CONFIG.yaml [key=value ...]
@@ -57,7 +58,7 @@ public final class SftMain {
             case "make-tiny-model" -> {
                 Torch.load(1);
                 TinyModel.Options o = parseTinyModel(rest);
-                TinyModel.write(o);
+                TinyModel.write(o, tinyModelDtype(rest));
                 System.out.println("wrote a random " + o.arch() + " model to " + o.out());
             }
             case "make-dataset" -> {
@@ -108,9 +109,27 @@ public final class SftMain {
         return SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size()), Templates.names());
     }
 
+    /** make-tiny-model's --dtype: the stored dtype of the weights (float32 unless given). */
+    static Dtype tinyModelDtype(List<String> args) {
+        int at = args.indexOf("--dtype");
+        if (at < 0 || at + 1 >= args.size()) {
+            return Dtype.F32;
+        }
+        Dtype d = switch (args.get(at + 1)) {
+            case "float32" -> Dtype.F32;
+            case "bfloat16" -> Dtype.BF16;
+            case "float16" -> Dtype.F16;
+            default -> null;
+        };
+        if (d == null) {
+            throw new UserError("--dtype must be float32, bfloat16 or float16, got '" + args.get(at + 1) + "'");
+        }
+        return d;
+    }
+
     static TinyModel.Options parseTinyModel(List<String> args) {
         Map<String, String> flags = flags(args, List.of("--arch", "--out", "--seed", "--hidden", "--layers", "--heads",
-                "--kv-heads", "--intermediate", "--tokenizer", "--merges", "--rope-theta"), "make-tiny-model");
+                "--kv-heads", "--intermediate", "--tokenizer", "--merges", "--rope-theta", "--dtype"), "make-tiny-model");
         String out = flags.get("--out");
         String tokenizer = flags.get("--tokenizer");
         return new TinyModel.Options(flags.getOrDefault("--arch", ""), out == null ? null : Path.of(out),

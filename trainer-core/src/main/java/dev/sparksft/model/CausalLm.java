@@ -48,12 +48,23 @@ public final class CausalLm {
     /** {@link #load(java.nio.file.Path, int)} with the weights on {@code device}. */
     public static CausalLm load(java.nio.file.Path dir, int tokenizerVocabSize, org.bytedeco.pytorch.Device device)
             throws java.io.IOException {
+        return load(dir, tokenizerVocabSize, device, null);
+    }
+
+    /**
+     * {@link #load(java.nio.file.Path, int, org.bytedeco.pytorch.Device)} with each weight held in the
+     * dtype {@code heldAs} gives it for its name and the model's layout (null: float32 for all).
+     */
+    public static CausalLm load(java.nio.file.Path dir, int tokenizerVocabSize, org.bytedeco.pytorch.Device device,
+                                java.util.function.BiFunction<String, ModelConfig, Dtype> heldAs) throws java.io.IOException {
         ModelConfig cfg = ModelConfig.load(dir);
         if (cfg.vocabSize() < tokenizerVocabSize) {
             throw new UserError("the tokenizer has " + tokenizerVocabSize + " tokens but the model's "
                     + "vocab_size (" + dir + "/config.json) is " + cfg.vocabSize());
         }
-        return new CausalLm(cfg, ModelWeights.load(dir, cfg).to(device));
+        ModelWeights weights = heldAs == null ? ModelWeights.load(dir, cfg)
+                : ModelWeights.load(dir, cfg, name -> heldAs.apply(name, cfg));
+        return new CausalLm(cfg, weights.to(device));
     }
 
     /** Where the weights (and so every batch) live. */

@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
@@ -85,6 +86,16 @@ public final class ModelWeights {
      * checking every tensor's name and shape against {@code cfg}.
      */
     public static ModelWeights load(Path dir, ModelConfig cfg) throws IOException {
+        return load(dir, cfg, name -> Dtype.F32);
+    }
+
+    /**
+     * {@link #load(Path, ModelConfig)} with each tensor held in {@code heldAs.apply(name)}: read in
+     * its stored dtype, converted once, and the stored copy freed at once, so a bf16 weight that
+     * stays bf16 never exists in float32 and loading never holds more than one extra tensor.
+     */
+    public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs)
+            throws IOException {
         Map<String, String> shardOf = new LinkedHashMap<>();
         List<String> files = new ArrayList<>();
         Path index = dir.resolve(INDEX_FILE);
@@ -133,8 +144,7 @@ public final class ModelWeights {
                 if (tensors.containsKey(name)) {
                     throw new UserError(path + ": tensor '" + name + "' appears in two files");
                 }
-                Tensor stored = Safetensors.readTensor(header, e);
-                tensors.put(name, e.dtype() == Dtype.F32 ? stored : stored.to(ScalarType.Float));
+                tensors.put(name, read(header, e, heldAs.apply(name)));
                 dtypes.put(name, e.dtype());
             }
         }
@@ -147,6 +157,19 @@ public final class ModelWeights {
         expected.keySet().forEach(n -> ordered.put(n, tensors.get(n)));
         tensors.keySet().stream().filter(n -> !ordered.containsKey(n)).forEach(n -> ordered.put(n, tensors.get(n)));
         return new ModelWeights(ordered, dtypes, shardOf);
+    }
+
+    /** One tensor in {@code held}; the stored copy (when it differs) is released before the next is read. */
+    private static Tensor read(Safetensors.Header header, Safetensors.Entry e, Dtype held) throws IOException {
+        if (e.dtype() == held) {
+            return Safetensors.readTensor(header, e);
+        }
+        try (PointerScope scope = new PointerScope()) {
+            Tensor converted = Safetensors.readTensor(header, e).to(held.scalarType);
+            converted.retainReference();    // outlives the scope, which frees the stored copy now
+            scope.detach(converted);
+            return converted;
+        }
     }
 
     /** Writes the weights to {@code dir} in the layout and dtypes they were loaded with. */

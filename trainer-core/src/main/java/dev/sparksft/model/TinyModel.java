@@ -78,12 +78,18 @@ public final class TinyModel {
     private TinyModel() {}
 
     public static void write(Options o) throws IOException {
+        write(o, Dtype.F32);
+    }
+
+    /** {@link #write(Options)} with the weights stored in {@code dtype} (F32, BF16 or F16), as real checkpoints are. */
+    public static void write(Options o, Dtype dtype) throws IOException {
         Files.createDirectories(o.out());
         Tokenizer tok = o.tokenizer() == null ? writeOwnTokenizer(o.out(), o.merges()) : copyTokenizer(o.tokenizer(), o.out());
         try (tok) {
             ObjectNode config = config(o, tok);
+            config.put("torch_dtype", dtype.torchName);
             ModelConfig cfg = ModelConfig.load(writeJson(o.out().resolve("config.json"), config).getParent());
-            randomWeights(cfg, o.seed()).save(o.out(), Dtype.F32);
+            writeRandomWeights(cfg, o.seed(), dtype, o.out());
             ObjectNode gen = JSON.createObjectNode();
             putId(gen, "bos_token_id", tok.bosId());
             gen.putArray("eos_token_id").add(tok.eosId());
@@ -150,6 +156,11 @@ public final class TinyModel {
     }
 
     static ModelWeights randomWeights(ModelConfig cfg, long seed) {
+        return randomWeights(cfg, seed, Dtype.F32);
+    }
+
+    /** The random weights, each tensor drawn in float32 and held in {@code dtype} (one float32 tensor at a time). */
+    static ModelWeights randomWeights(ModelConfig cfg, long seed, Dtype dtype) {
         Random rng = new Random(seed);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         Map<String, Dtype> dtypes = new LinkedHashMap<>();
@@ -165,10 +176,19 @@ public final class TinyModel {
                     values[i] = (float) (rng.nextGaussian() * INITIALIZER_RANGE);
                 }
             }
-            tensors.put(name, Tensor.create(values, shape));
-            dtypes.put(name, Dtype.F32);
+            try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+                Tensor t = Tensor.create(values, shape).to(dtype.scalarType);
+                t.retainReference();   // kept; the float32 original goes with the scope
+                scope.detach(t);
+                tensors.put(name, t);
+            }
+            dtypes.put(name, dtype);
         }
         return new ModelWeights(tensors, dtypes, Map.of());
+    }
+
+    private static void writeRandomWeights(ModelConfig cfg, long seed, Dtype dtype, Path out) throws IOException {
+        randomWeights(cfg, seed, dtype).save(out, dtype);
     }
 
     private static void putId(ObjectNode n, String key, Integer id) {

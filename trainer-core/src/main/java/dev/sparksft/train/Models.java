@@ -5,13 +5,11 @@ import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.Dtype;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.LoraAdapter;
-import dev.sparksft.model.ModelWeights;
+import dev.sparksft.model.ModelConfig;
+import dev.sparksft.model.ModelLayout;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
-import java.util.Map;
 import org.bytedeco.pytorch.Device;
-import org.bytedeco.pytorch.Tensor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -41,9 +39,9 @@ public final class Models {
                         + config.finetuning().finetuningType() + "; merge the adapter first (scripts/sft export) or "
                         + "set finetuning_type: lora");
             }
-            return pureBf16(config, CausalLm.load(resumeDir != null ? resumeDir : baseDir, vocabSize, device));
+            return CausalLm.load(resumeDir != null ? resumeDir : baseDir, vocabSize, device, heldDtype(config));
         }
-        CausalLm base = pureBf16(config, CausalLm.load(baseDir, vocabSize, device));
+        CausalLm base = CausalLm.load(baseDir, vocabSize, device, heldDtype(config));
         Path from = resumeDir != null ? resumeDir : adapterDir;
         LoraAdapter adapter = from != null ? LoraAdapter.load(from, base.weights())
                 : LoraAdapter.create(base.weights(), new LoraAdapter.Settings(config.finetuning().loraRank(),
@@ -84,15 +82,24 @@ public final class Models {
                 + "available in this build of spark-sft (they have not been verified on a GPU); use bf16: true");
     }
 
-    /** pure_bf16: parameters (and so gradients and optimizer state) in bfloat16, no float32 master copy. */
-    private static CausalLm pureBf16(SftConfig config, CausalLm model) {
-        if (!config.finetuning().pureBf16()) {
-            return model;
+    /**
+     * The dtype each weight is held in during training, decided from its name before it is read:
+     * with pure_bf16 every weight (and so its gradient and optimizer state) is bfloat16; with bf16
+     * autocast the weights that train keep a float32 master copy and the frozen ones (a LoRA base,
+     * freeze's frozen layers) are bfloat16, the dtype their matmuls run in anyway (LLaMA-Factory
+     * loads the model in the compute dtype and casts only the trainable parameters to float32);
+     * otherwise float32.
+     */
+    static java.util.function.BiFunction<String, ModelConfig, Dtype> heldDtype(SftConfig config) {
+        if (config.finetuning().pureBf16()) {
+            return (name, cfg) -> Dtype.BF16;
         }
-        Map<String, Tensor> bf16 = new LinkedHashMap<>();
-        model.weights().tensors().forEach((n, t) -> bf16.put(n, t.to(Dtype.BF16.scalarType).detach()));
-        Map<String, Dtype> stored = new LinkedHashMap<>();
-        model.weights().tensors().keySet().forEach(n -> stored.put(n, model.weights().storedDtype(n)));
-        return new CausalLm(model.config(), new ModelWeights(bf16, stored, model.weights().shardLayout()));
+        if (!config.training().bf16()) {
+            return null;
+        }
+        java.util.Map<ModelConfig, java.util.Set<String>> trains = new java.util.IdentityHashMap<>();   // one config per load
+        return (name, cfg) -> trains.computeIfAbsent(cfg, c -> TrainableParameters.baseWeights(
+                new ModelLayout(c).expectedShapes().keySet(), c, config.finetuning())).contains(name)
+                ? Dtype.F32 : Dtype.BF16;
     }
 }

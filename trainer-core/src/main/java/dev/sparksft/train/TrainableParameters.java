@@ -7,7 +7,9 @@ import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelLayout;
 import dev.sparksft.model.ModelWeights;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -25,10 +27,32 @@ public final class TrainableParameters {
     private TrainableParameters() {}
 
     public static Map<String, Tensor> select(CausalLm model, FinetuningArguments ft) {
-        ModelConfig cfg = model.config();
-        ModelWeights weights = model.weights();
         if (ft.lora()) {
             return lora(model);
+        }
+        Set<String> trains = baseWeights(model.weights().tensors().keySet(), model.config(), ft);
+        Map<String, Tensor> trainable = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : model.weights().tensors().entrySet()) {
+            boolean on = trains.contains(e.getKey());
+            e.getValue().set_requires_grad(on);
+            if (on) {
+                trainable.put(e.getKey(), e.getValue());
+            }
+        }
+        return trainable;
+    }
+
+    /**
+     * The model weights (not LoRA matrices) that train, by name alone, so that loading can hold
+     * every other weight in the run's compute dtype from the start: all of them for full, the
+     * freeze rule's layers and modules for freeze, the additional_target modules for LoRA. A tied
+     * LM head never trains itself (it trains through embed_tokens).
+     */
+    public static Set<String> baseWeights(Collection<String> names, ModelConfig cfg, FinetuningArguments ft) {
+        if (ft.lora()) {
+            Set<String> saved = new LinkedHashSet<>();
+            names.stream().filter(n -> ModelLayout.isSavedModule(n, ft.additionalTarget())).forEach(saved::add);
+            return saved;
         }
         List<String> patterns = new ArrayList<>();
         boolean all = ft.finetuningType().equals("full");
@@ -37,8 +61,8 @@ public final class TrainableParameters {
             int k = ft.freezeTrainableLayers();
             int from = k > 0 ? Math.max(0, n - k) : 0;
             int to = k > 0 ? n : Math.min(-k, n);
-            Set<String> hidden = ModelLayout.hiddenModules(weights.tensors().keySet());
-            Set<String> nonHidden = ModelLayout.nonHiddenModules(weights.tensors().keySet());
+            Set<String> hidden = ModelLayout.hiddenModules(names);
+            Set<String> nonHidden = ModelLayout.nonHiddenModules(names);
             for (String module : ft.freezeTrainableModules()) {
                 if (!module.equals("all") && !hidden.contains(module)) {
                     throw new UserError("freeze_trainable_modules: module '" + module
@@ -56,23 +80,21 @@ public final class TrainableParameters {
                 patterns.add(module);
             }
         }
-        Map<String, Tensor> trainable = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> e : weights.tensors().entrySet()) {
-            String name = e.getKey();
-            boolean trains = all || patterns.stream().anyMatch(name::contains);
+        Set<String> trains = new LinkedHashSet<>();
+        for (String name : names) {
+            boolean on = all || patterns.stream().anyMatch(name::contains);
             if (name.equals(ModelLayout.LM_HEAD) && cfg.tieWordEmbeddings()) {
-                trains = false; // the head is the embedding; train it through embed_tokens
+                on = false;
             }
-            e.getValue().set_requires_grad(trains);
-            if (trains) {
-                trainable.put(name, e.getValue());
+            if (on) {
+                trains.add(name);
             }
         }
-        if (trainable.isEmpty()) {
+        if (trains.isEmpty()) {
             throw new UserError("no parameter is trainable with finetuning_type " + ft.finetuningType()
                     + " and freeze_trainable_layers " + ft.freezeTrainableLayers());
         }
-        return trainable;
+        return trains;
     }
 
     /** LoRA: the adapter's A and B matrices plus the additional_target modules; the base stays frozen. */
