@@ -176,16 +176,17 @@ public final class ModelWeights {
     public void save(Path dir, Dtype defaultDtype) throws IOException {
         Files.createDirectories(dir);
         Map<String, Map<String, Tensor>> byFile = new TreeMap<>();
+        Map<String, Dtype> dtypes = new LinkedHashMap<>();
         long totalBytes = 0;
         for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
             Dtype dtype = storedDtypes.getOrDefault(e.getKey(), defaultDtype);
-            Tensor stored = e.getValue().to(dtype.scalarType);
-            totalBytes += stored.nbytes();
+            dtypes.put(e.getKey(), dtype);
+            totalBytes += e.getValue().numel() * dtype.numBytes;
             String file = shardOf.isEmpty() ? SINGLE_FILE : shardOf.get(e.getKey());
-            byFile.computeIfAbsent(file, f -> new TreeMap<>()).put(e.getKey(), stored);
+            byFile.computeIfAbsent(file, f -> new TreeMap<>()).put(e.getKey(), e.getValue());
         }
         for (Map.Entry<String, Map<String, Tensor>> f : byFile.entrySet()) {
-            Safetensors.write(dir.resolve(f.getKey()), f.getValue());
+            Safetensors.write(dir.resolve(f.getKey()), f.getValue(), dtypes);   // converted tensor by tensor
         }
         if (!shardOf.isEmpty()) {
             ObjectNode index = JSON.createObjectNode();

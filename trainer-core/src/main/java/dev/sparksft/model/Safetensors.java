@@ -20,6 +20,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
@@ -186,19 +187,28 @@ public final class Safetensors {
      * in the given order, with {@code __metadata__ = {"format": "pt"}} like transformers.
      */
     public static void write(Path file, Map<String, Tensor> tensors) throws IOException {
+        Map<String, Dtype> dtypes = new LinkedHashMap<>();
+        tensors.forEach((n, t) -> dtypes.put(n, Dtype.of(t.scalar_type())));
+        write(file, tensors, dtypes);
+    }
+
+    /**
+     * Writes {@code tensors}, each converted to its dtype in {@code dtypes} one at a time as it is
+     * written (a model is never held twice to be saved), in the given order.
+     */
+    public static void write(Path file, Map<String, Tensor> tensors, Map<String, Dtype> dtypes) throws IOException {
         ObjectNode header = JSON.createObjectNode();
         long offset = 0;
-        Map<String, Tensor> contiguous = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> en : tensors.entrySet()) {
-            Tensor t = en.getValue().cpu().contiguous();   // bytes are read from host memory
-            contiguous.put(en.getKey(), t);
+            Tensor t = en.getValue();
+            Dtype dtype = dtypes.get(en.getKey());
             ObjectNode node = header.putObject(en.getKey());
-            node.put("dtype", Dtype.of(t.scalar_type()).name());
+            node.put("dtype", dtype.name());
             ArrayNode shape = node.putArray("shape");
             for (int d = 0; d < t.dim(); d++) {
                 shape.add(t.size(d));
             }
-            long n = t.nbytes();
+            long n = t.numel() * dtype.numBytes;
             node.putArray("data_offsets").add(offset).add(offset + n);
             offset += n;
         }
@@ -213,12 +223,16 @@ public final class Safetensors {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
             writeFully(ch, head.flip());
-            for (Tensor t : contiguous.values()) {
-                long numBytes = t.nbytes();
-                BytePointer src = new BytePointer(t.data_ptr()).capacity(numBytes);
-                for (long off = 0; off < numBytes; off += IO_CHUNK) {
-                    long len = Math.min(IO_CHUNK, numBytes - off);
-                    writeFully(ch, src.position(off).limit(off + len).asByteBuffer());
+            for (Map.Entry<String, Tensor> en : tensors.entrySet()) {
+                try (PointerScope scope = new PointerScope()) {   // the converted copy lives for this tensor only
+                    // bytes are read from host memory, in the stored dtype
+                    Tensor t = en.getValue().to(dtypes.get(en.getKey()).scalarType).cpu().contiguous();
+                    long numBytes = t.nbytes();
+                    BytePointer src = new BytePointer(t.data_ptr()).capacity(numBytes);
+                    for (long off = 0; off < numBytes; off += IO_CHUNK) {
+                        long len = Math.min(IO_CHUNK, numBytes - off);
+                        writeFully(ch, src.position(off).limit(off + len).asByteBuffer());
+                    }
                 }
             }
         }

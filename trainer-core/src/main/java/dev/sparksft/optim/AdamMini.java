@@ -3,6 +3,7 @@ package dev.sparksft.optim;
 import dev.sparksft.model.ModelLayout;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -75,24 +76,27 @@ public final class AdamMini implements Optimizer {
         long t = state.advance();
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
-                String name = e.getKey();
-                Tensor p = e.getValue();
-                Tensor g = p.grad();
-                if (!g.defined()) {
-                    continue;
+                // temporaries of the parameter's size are freed per parameter, not at the end of the step
+                try (PointerScope perParameter = new PointerScope()) {
+                    String name = e.getKey();
+                    Tensor p = e.getValue();
+                    Tensor g = p.grad();
+                    if (!g.defined()) {
+                        continue;
+                    }
+                    if (weightDecay > 0 && ModelLayout.adamMiniDecays(name)) {
+                        p.mul_(new Scalar(1 - lr * weightDecay));
+                    }
+                    AdamMoments mo = moments.get(name);
+                    if (blocks.get(name) == ModelLayout.SecondMoments.PER_WEIGHT) {   // plain torch AdamW
+                        mo.update(g);
+                        p.addcdiv_(mo.m, mo.torchDenominator(t, eps), new Scalar(-mo.torchStepSize(lr, t)));
+                        continue;
+                    }
+                    mo.updateBlocks(g.reshape(mo.m.sizes().vec().get()));   // (heads, per head) or p's shape
+                    Tensor update = mo.m.div(mo.torchDenominator(t, eps)).reshape(p.sizes().vec().get());
+                    p.add_(update, new Scalar(-mo.torchStepSize(lr, t)));
                 }
-                if (weightDecay > 0 && ModelLayout.adamMiniDecays(name)) {
-                    p.mul_(new Scalar(1 - lr * weightDecay));
-                }
-                AdamMoments mo = moments.get(name);
-                if (blocks.get(name) == ModelLayout.SecondMoments.PER_WEIGHT) {   // plain torch AdamW
-                    mo.update(g);
-                    p.addcdiv_(mo.m, mo.torchDenominator(t, eps), new Scalar(-mo.torchStepSize(lr, t)));
-                    continue;
-                }
-                mo.updateBlocks(g.reshape(mo.m.sizes().vec().get()));   // (heads, per head) or p's shape
-                Tensor update = mo.m.div(mo.torchDenominator(t, eps)).reshape(p.sizes().vec().get());
-                p.add_(update, new Scalar(-mo.torchStepSize(lr, t)));
             }
         }
     }

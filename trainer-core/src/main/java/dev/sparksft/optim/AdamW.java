@@ -3,6 +3,7 @@ package dev.sparksft.optim;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -64,8 +65,11 @@ public final class AdamW implements Optimizer {
                     p.mul_(new Scalar(1 - lr * weightDecay));
                 }
                 AdamMoments mo = moments.get(e.getKey());
-                mo.update(g);
-                p.addcdiv_(mo.m, mo.torchDenominator(t, eps), new Scalar(-mo.torchStepSize(lr, t)));
+                // the denominator is a temporary of the parameter's size: freed per parameter, not per step
+                try (PointerScope perParameter = new PointerScope()) {
+                    mo.update(g);
+                    p.addcdiv_(mo.m, mo.torchDenominator(t, eps), new Scalar(-mo.torchStepSize(lr, t)));
+                }
             }
         }
     }

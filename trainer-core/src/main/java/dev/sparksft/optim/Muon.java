@@ -3,6 +3,7 @@ package dev.sparksft.optim;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -59,23 +60,26 @@ public final class Muon implements Optimizer {
         long t = state.advance();
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
-                Tensor p = e.getValue();
-                Tensor g = p.grad();
-                if (!g.defined()) {
-                    continue;
-                }
-                p.mul_(new Scalar(1 - lr * weightDecay));
-                if (muonParams.contains(e.getKey())) {
-                    Tensor buf = momentum.get(e.getKey());
-                    buf.mul_(new Scalar(MOMENTUM)).add_(g);
-                    Tensor nesterov = g.add(buf, new Scalar(MOMENTUM));
-                    Tensor u = newtonSchulz5(nesterov);
-                    double adjusted = lr * 0.2 * Math.sqrt(Math.max(p.size(0), p.size(1)));
-                    p.add_(u.to(p.scalar_type()), new Scalar(-adjusted));
-                } else {
-                    AdamMoments mo = moments.get(e.getKey());
-                    mo.update(g);
-                    p.add_(mo.hfDirection(eps), new Scalar(-mo.hfStepSize(lr, t)));
+                // temporaries of the parameter's size are freed per parameter, not at the end of the step
+                try (PointerScope perParameter = new PointerScope()) {
+                    Tensor p = e.getValue();
+                    Tensor g = p.grad();
+                    if (!g.defined()) {
+                        continue;
+                    }
+                    p.mul_(new Scalar(1 - lr * weightDecay));
+                    if (muonParams.contains(e.getKey())) {
+                        Tensor buf = momentum.get(e.getKey());
+                        buf.mul_(new Scalar(MOMENTUM)).add_(g);
+                        Tensor nesterov = g.add(buf, new Scalar(MOMENTUM));
+                        Tensor u = newtonSchulz5(nesterov);
+                        double adjusted = lr * 0.2 * Math.sqrt(Math.max(p.size(0), p.size(1)));
+                        p.add_(u.to(p.scalar_type()), new Scalar(-adjusted));
+                    } else {
+                        AdamMoments mo = moments.get(e.getKey());
+                        mo.update(g);
+                        p.add_(mo.hfDirection(eps), new Scalar(-mo.hfStepSize(lr, t)));
+                    }
                 }
             }
         }
