@@ -35,7 +35,7 @@ final class ConfigKeys {
             "logging_dir", "logging_first_step", "save_only_model", "data_seed", "fp16", "tf32",
             "evaluation_strategy", "load_best_model_at_end", "metric_for_best_model", "run_name",
             "generation_max_length", "generation_num_beams",
-            "deepspeed", "fsdp", "label_smoothing_factor", "torch_compile", "include_num_input_tokens_seen",
+            "fsdp", "label_smoothing_factor", "torch_compile", "include_num_input_tokens_seen",
             "remove_unused_columns", "neftune_noise_alpha");
 
     /** Accepted and ignored, with the reason logged once. */

@@ -10,7 +10,8 @@ import java.util.Set;
  * How to train: Hugging Face (Seq2Seq)TrainingArguments keys with their defaults, plus two keys
  * of spark-sft's own: {@code num_threads} (OpenBLAS threads for the fp32 matmuls; default: all
  * cores) and {@code intra_op_threads} (libtorch's own parallel kernels; default 1, measured faster
- * on small machines, see runtime.Torch).
+ * on small machines, see runtime.Torch). {@code deepspeed} is the path of a DeepSpeed JSON
+ * ({@link DeepSpeedConfig}), read by every rank when training starts.
  */
 public record TrainingArguments(
         @JsonProperty("output_dir") String outputDir,
@@ -47,7 +48,8 @@ public record TrainingArguments(
         @JsonProperty("fp8") Boolean fp8,
         @JsonProperty("fp8_backend") String fp8Backend,
         @JsonProperty("num_threads") Integer numThreads,
-        @JsonProperty("intra_op_threads") Integer intraOpThreads) {
+        @JsonProperty("intra_op_threads") Integer intraOpThreads,
+        @JsonProperty("deepspeed") String deepspeed) {
 
     public static final Set<String> SCHEDULERS = Set.of("linear", "cosine", "cosine_with_restarts", "polynomial",
             "constant", "constant_with_warmup", "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay");
@@ -141,6 +143,9 @@ public record TrainingArguments(
         }
         if (!Set.of("auto", "torchao", "te", "msamp").contains(fp8Backend)) {
             p.add("fp8_backend must be auto, torchao, te or msamp, got '" + fp8Backend + "'");
+        }
+        if (deepspeed != null && deepspeed.isBlank()) {
+            p.add("deepspeed must be the path of a DeepSpeed JSON file (for example ds_z2_config.json), got an empty value");
         }
         if (doPredict && !predictWithGenerate) {
             p.add("do_predict needs predict_with_generate: true (predictions are generated; teacher-forced prediction "

@@ -1,9 +1,11 @@
 package dev.sparksft.dist;
 
 import dev.sparksft.UserError;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.javacpp.chrono.Milliseconds;
 import org.bytedeco.pytorch.AllreduceOptions;
@@ -13,6 +15,7 @@ import org.bytedeco.pytorch.BroadcastOptions;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.ProcessGroupGloo;
 import org.bytedeco.pytorch.ReduceOp;
+import org.bytedeco.pytorch.ReduceOptions;
 import org.bytedeco.pytorch.Store;
 import org.bytedeco.pytorch.StringVector;
 import org.bytedeco.pytorch.Tensor;
@@ -171,6 +174,20 @@ public final class World implements AutoCloseable {
 
     /** Overwrites each tensor with rank 0's values (initial parameters, so every replica starts equal). */
     public void broadcastFromMain(List<Tensor> tensors) {
+        broadcast(tensors, 0, "parameters from rank 0");
+    }
+
+    /**
+     * Overwrites each tensor with rank {@code root}'s values, in buckets (ZeRO: an owner's updated
+     * parameters, or its optimizer state for a checkpoint). Every rank passes the same shapes and
+     * dtypes in the same order.
+     */
+    public void broadcast(List<Tensor> tensors, int root) {
+        broadcast(tensors, root, "tensors from rank " + root);
+    }
+
+    private void broadcast(List<Tensor> tensors, int root, String what) {
+        checkRoot(root);
         if (size == 1 || tensors.isEmpty()) {
             return;
         }
@@ -178,12 +195,102 @@ public final class World implements AutoCloseable {
             try (PointerScope scope = new PointerScope()) {
                 Tensor flat = flatten(bucket);
                 BroadcastOptions options = new BroadcastOptions();
-                options.rootRank(0);
+                options.rootRank(root);
                 options.timeout(new Milliseconds(timeout.toMillis()));
-                await(group.broadcast(new TensorVector(flat), options), "parameters from rank 0");
-                unflatten(flat, bucket);
+                await(group.broadcast(new TensorVector(flat), options), what);
+                if (rank != root) {
+                    unflatten(flat, bucket);
+                }
             }
         }
+    }
+
+    /**
+     * Replaces each tensor on rank {@code root} by its sum over all ranks (ZeRO stage 2: a gradient
+     * reaches its owner only); on the other ranks the tensors are left as they were. Bucketed like
+     * {@link #allReduceSumInPlace}; every rank passes the same shapes in the same order.
+     */
+    public void reduceSumInPlace(List<Tensor> tensors, int root) {
+        checkRoot(root);
+        if (size == 1 || tensors.isEmpty()) {
+            return;
+        }
+        for (List<Tensor> bucket : buckets(tensors)) {
+            try (PointerScope scope = new PointerScope()) {
+                Tensor flat = flatten(bucket);                       // (sum of numel,)
+                ReduceOptions options = new ReduceOptions();
+                options.rootRank(root);
+                options.reduceOp(new ReduceOp(ReduceOp.RedOpType.SUM));
+                options.timeout(new Milliseconds(timeout.toMillis()));
+                await(group.reduce(new TensorVector(flat), options), "gradients to rank " + root);
+                if (rank == root) {
+                    unflatten(flat, bucket);
+                }
+            }
+        }
+    }
+
+    /** Element-wise sum of {@code values} over all ranks (int64; e.g. which gradients any rank holds). */
+    public long[] allReduceSum(long[] values) {
+        if (size == 1 || values.length == 0) {
+            return values.clone();
+        }
+        try (PointerScope scope = new PointerScope()) {
+            Tensor t = Tensor.create(values, values.length).to(device, ScalarType.Long);
+            allReduce(new TensorVector(t), "counts");
+            return longs(t);
+        }
+    }
+
+    /**
+     * Rank {@code root}'s {@code text} on every rank (the others pass anything, e.g. null): the
+     * names, shapes and dtypes of a rank's optimizer state before it is broadcast. Two collectives:
+     * the length, then the UTF-8 bytes (one per int64, as Gloo and NCCL both reduce int64).
+     */
+    public String broadcast(String text, int root) {
+        checkRoot(root);
+        if (size == 1) {
+            return text;
+        }
+        byte[] bytes = rank == root ? text.getBytes(StandardCharsets.UTF_8) : new byte[0];
+        try (PointerScope scope = new PointerScope()) {
+            Tensor length = Tensor.create(new long[] {bytes.length}, 1).to(device, ScalarType.Long);
+            broadcast(List.of(length), root, "a length from rank " + root);
+            int n = (int) length.item_long();
+            long[] codes = new long[n];
+            for (int i = 0; i < bytes.length; i++) {
+                codes[i] = bytes[i];
+            }
+            if (n == 0) {
+                return "";
+            }
+            Tensor t = Tensor.create(codes, n).to(device, ScalarType.Long);
+            broadcast(List.of(t), root, "a description from rank " + root);
+            long[] got = longs(t);
+            byte[] out = new byte[n];
+            for (int i = 0; i < n; i++) {
+                out[i] = (byte) got[i];
+            }
+            return new String(out, StandardCharsets.UTF_8);
+        }
+    }
+
+    /** Where collective buffers live: the device a rank allocates tensors it receives on. */
+    public Device device() {
+        return device;
+    }
+
+    private void checkRoot(int root) {
+        if (root < 0 || root >= size) {
+            throw new IllegalStateException("root rank " + root + " is outside a world of " + size);
+        }
+    }
+
+    private static long[] longs(Tensor t) {
+        Tensor c = t.cpu().contiguous();
+        long[] out = new long[(int) c.numel()];
+        new LongPointer(c.data_ptr()).capacity(out.length).get(out);
+        return out;
     }
 
     /**

@@ -28,6 +28,23 @@ public final class Optimizers {
     /** @param seed the run's seed: APOLLO's random projections and BAdam's random order derive from it */
     public static Optimizer create(Map<String, Tensor> trainable, ModelConfig cfg, TrainingArguments args,
                                    FinetuningArguments ft, long seed) {
+        return create(trainable, trainable.keySet(), cfg, args, ft, seed);
+    }
+
+    /**
+     * The optimizer over the {@code owned} share of {@code trainable} (ZeRO stage 1 and 2: its
+     * state exists for those tensors only). Whole-set choices (GaLore/APOLLO targets, LoRA+ ratios,
+     * Muon's matrices, BAdam's frozen embeddings) are made over all of {@code trainable}, so a
+     * tensor is stepped the same way whichever rank owns it.
+     */
+    public static Optimizer create(Map<String, Tensor> trainable, Set<String> owned, ModelConfig cfg,
+                                   TrainingArguments args, FinetuningArguments ft, long seed) {
+        Map<String, Tensor> mine = new LinkedHashMap<>();
+        trainable.forEach((n, p) -> {
+            if (owned.contains(n)) {
+                mine.put(n, p);
+            }
+        });
         ModelLayout layout = new ModelLayout(cfg);
         Set<String> noDecay = trainable.keySet().stream().filter(n -> !ModelLayout.decays(n)).collect(Collectors.toSet());
         double b1 = args.adamBeta1();
@@ -46,7 +63,7 @@ public final class Optimizers {
                             ft.apolloScale(), ft.apolloProjType(), ft.apolloProj().equals("random"),
                             ft.apolloScaleType().equals("channel"), ft.apolloScaleFront());
             LOG.info("using {} on {} weights: {}", galore ? "GaLore" : "APOLLO", targets.size(), s);
-            return new ProjectedAdamW(trainable, targets, noDecay, s, b1, b2, eps, wd, seed);
+            return new ProjectedAdamW(mine, targets, noDecay, s, b1, b2, eps, wd, seed, List.copyOf(trainable.keySet()));
         }
         if (ft.loraplusLrRatio() != null) {
             requireAdamW(args, "loraplus_lr_ratio");
@@ -59,16 +76,19 @@ public final class Optimizers {
                 }
             });
             LOG.info("using LoRA+ with lr ratio {} on {} tensors", ft.loraplusLrRatio(), scale.size());
-            return new AdamW(trainable, noDecay, scale, b1, b2, eps, wd);
+            return new AdamW(mine, noDecay, scale, b1, b2, eps, wd);
         }
         if (ft.useBadam() && ft.badamMode().equals("ratio")) {
             requireAdamW(args, "use_badam");
             LOG.info("using BAdam with ratio-based update, update ratio {}, mask mode {}", ft.badamUpdateRatio(),
                     ft.badamMaskMode());
-            return new SparseBlockAdam(trainable, ft.badamUpdateRatio(), ft.badamMaskMode(), seed, b1, b2, eps);
+            return new SparseBlockAdam(trainable, owned, ft.badamUpdateRatio(), ft.badamMaskMode(), seed, b1, b2, eps);
         }
         if (ft.useBadam()) {
             requireAdamW(args, "use_badam");
+            if (mine.size() != trainable.size()) {
+                throw new IllegalStateException("BAdam's layer mode switches blocks over all parameters; it cannot step a share");
+            }
             BlockAdam badam = new BlockAdam(trainable, noDecay, ft.badamSwitchMode(), ft.badamStartBlock(),
                     ft.badamSwitchInterval(), b1, b2, eps, wd, seed);
             LOG.info("using BAdam over {} layer blocks, switch mode {}, every {} steps, starting at block {}",
@@ -77,7 +97,7 @@ public final class Optimizers {
         }
         if (ft.useAdamMini()) {
             LOG.info("using Adam-mini");
-            return new AdamMini(trainable, layout.attentionHeadNumel(), b1, b2, eps, wd);
+            return new AdamMini(mine, layout.attentionHeadNumel(), b1, b2, eps, wd);
         }
         if (ft.useMuon()) {
             Set<String> muon = new LinkedHashSet<>();
@@ -87,10 +107,10 @@ public final class Optimizers {
                 }
             });
             LOG.info("using Muon with {} Muon params and {} AdamW params", muon.size(), trainable.size() - muon.size());
-            return new Muon(trainable, muon, b1, b2, eps, wd);
+            return new Muon(mine, muon, b1, b2, eps, wd);
         }
-        return args.optim().equals("sgd") ? new Sgd(trainable, noDecay, wd)
-                : new AdamW(trainable, noDecay, b1, b2, eps, wd);
+        return args.optim().equals("sgd") ? new Sgd(mine, noDecay, wd)
+                : new AdamW(mine, noDecay, b1, b2, eps, wd);
     }
 
     private static void requireAdamW(TrainingArguments args, String key) {

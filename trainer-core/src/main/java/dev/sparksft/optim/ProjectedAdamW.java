@@ -1,6 +1,7 @@
 package dev.sparksft.optim;
 
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.bytedeco.pytorch.NoGradGuard;
@@ -48,15 +49,27 @@ public final class ProjectedAdamW implements Optimizer {
      */
     public ProjectedAdamW(Map<String, Tensor> params, Set<String> targets, Set<String> noDecay, Settings settings,
                           double beta1, double beta2, double eps, double weightDecay, long seed) {
+        this(params, targets, noDecay, settings, beta1, beta2, eps, weightDecay, seed, List.copyOf(params.keySet()));
+    }
+
+    /**
+     * @param order every trainable name in trainable order: a projection's seed derives from its
+     *              parameter's place there, so a rank stepping a share of them (ZeRO) draws the same
+     *              projections as one rank stepping all
+     */
+    public ProjectedAdamW(Map<String, Tensor> params, Set<String> targets, Set<String> noDecay, Settings settings,
+                          double beta1, double beta2, double eps, double weightDecay, long seed, List<String> order) {
         this.params = new LinkedHashMap<>(params);
         this.noDecay = Set.copyOf(noDecay);
         this.settings = settings;
         this.eps = eps;
         this.weightDecay = weightDecay;
-        int index = 0;
         for (Map.Entry<String, Tensor> e : params.entrySet()) {
             Tensor p = e.getValue();
-            index++;
+            int index = order.indexOf(e.getKey()) + 1;
+            if (index == 0) {
+                throw new IllegalStateException(e.getKey() + " is not among the trainable names " + order);
+            }
             Tensor shapeOf = p;
             if (targets.contains(e.getKey())) {
                 if (p.dim() != 2) {

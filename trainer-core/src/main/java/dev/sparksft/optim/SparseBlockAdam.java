@@ -5,6 +5,7 @@ import dev.sparksft.model.ModelLayout;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -46,11 +47,25 @@ public final class SparseBlockAdam implements Optimizer {
 
     public SparseBlockAdam(Map<String, Tensor> trainable, double ratio, String maskMode, long seed, double beta1,
                            double beta2, double eps) {
-        this(trainable, ratio, maskMode, SWITCH_EVERY, PRESERVE_THRESHOLD, seed, beta1, beta2, eps);
+        this(trainable, trainable.keySet(), ratio, maskMode, seed, beta1, beta2, eps);
+    }
+
+    /**
+     * @param owned the tensors this rank steps (ZeRO: its share): embeddings and the head are frozen
+     *              in all of {@code trainable} all the same, so every rank computes the same gradients
+     */
+    public SparseBlockAdam(Map<String, Tensor> trainable, Set<String> owned, double ratio, String maskMode, long seed,
+                           double beta1, double beta2, double eps) {
+        this(trainable, owned, ratio, maskMode, SWITCH_EVERY, PRESERVE_THRESHOLD, seed, beta1, beta2, eps);
     }
 
     SparseBlockAdam(Map<String, Tensor> trainable, double ratio, String maskMode, int switchEvery, int preserveThreshold,
                     long seed, double beta1, double beta2, double eps) {
+        this(trainable, trainable.keySet(), ratio, maskMode, switchEvery, preserveThreshold, seed, beta1, beta2, eps);
+    }
+
+    private SparseBlockAdam(Map<String, Tensor> trainable, Set<String> owned, double ratio, String maskMode,
+                            int switchEvery, int preserveThreshold, long seed, double beta1, double beta2, double eps) {
         if (!(ratio > 0 && ratio <= 1)) {
             throw new UserError("badam_update_ratio must be in (0, 1], got " + ratio);
         }
@@ -60,10 +75,12 @@ public final class SparseBlockAdam implements Optimizer {
         this.preserveThreshold = preserveThreshold;
         this.seed = seed;
         this.eps = eps;
+        boolean[] trains = {false};
         trainable.forEach((name, p) -> {
             boolean frozen = ModelLayout.isEmbeddingOrHead(name);
             p.set_requires_grad(!frozen);
-            if (!frozen) {
+            trains[0] |= !frozen;
+            if (!frozen && owned.contains(name)) {
                 params.put(name, p);
                 long k = count(p);
                 moments.put(name, new AdamMoments(torch.zeros(k).to(p.device(), p.scalar_type()),
@@ -72,7 +89,7 @@ public final class SparseBlockAdam implements Optimizer {
         });
         moments.forEach((n, mo) -> state.add(n + ".exp_avg", mo.m));
         moments.forEach((n, mo) -> state.add(n + ".exp_avg_sq", mo.v));
-        if (params.isEmpty()) {
+        if (!trains[0]) {
             throw new UserError("badam_mode: ratio found no trainable tensor besides embeddings and head");
         }
     }

@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.Safetensors;
-import dev.sparksft.optim.Optimizer;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -44,14 +43,15 @@ public final class Checkpoints {
         }
     }
 
-    public static Path save(Outputs outputs, long step, CausalLm model, Optimizer optimizer,
+    /** @param optimizerState the whole optimizer state (under ZeRO: gathered from every rank's share) */
+    public static Path save(Outputs outputs, long step, CausalLm model, Map<String, Tensor> optimizerState,
                             ObjectNode trainerState) throws IOException {
         Path target = outputs.dir().resolve("checkpoint-" + step);
         Path tmp = outputs.dir().resolve(".checkpoint-" + step + ".tmp");
         deleteRecursively(tmp);
         Files.createDirectories(tmp);
         outputs.writeModel(tmp, model);
-        Safetensors.write(tmp.resolve(OPTIMIZER_FILE), optimizer.state());
+        Safetensors.write(tmp.resolve(OPTIMIZER_FILE), optimizerState);
         Files.writeString(tmp.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(trainerState));
         deleteRecursively(target); // a rerun of the same step replaces the old copy
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);

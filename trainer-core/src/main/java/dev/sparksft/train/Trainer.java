@@ -8,6 +8,7 @@ import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.data.Batch;
 import dev.sparksft.data.Collator;
 import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.dist.Sharding;
 import dev.sparksft.dist.World;
 import dev.sparksft.loss.SftLoss;
 import dev.sparksft.model.CausalLm;
@@ -30,8 +31,10 @@ import org.slf4j.LoggerFactory;
  * The SFT loop of one rank (the seed's CustomSeq2SeqTrainer.train, docs/ARCHITECTURE.md invariants 1-3):
  * per optimizer step, the examples come from the {@link BatchPlan}; the number N of labelled
  * targets of the whole step (all micro-batches, all ranks) is all-reduced first; every
- * micro-batch backpropagates sum(token losses) / N; gradients are all-reduced with SUM, clipped
- * to max_grad_norm and applied with the scheduled learning rate. The logged loss is the exact
+ * micro-batch backpropagates sum(token losses) / N; gradients are summed over ranks (all-reduced,
+ * or under ZeRO stage 2 reduced to each tensor's owner), clipped to max_grad_norm and applied with
+ * the scheduled learning rate (under ZeRO stages 1 and 2 by each tensor's owner, which then
+ * broadcasts it). The logged loss is the exact
  * per-step mean sum / N.
  */
 public final class Trainer {
@@ -124,7 +127,9 @@ public final class Trainer {
         ArrayNode history = JSON.createArrayNode();
         if (resume != null) {
             checkCompatible(resume.trainerState());
-            optimizer.load(resume.optimizerState(), resume.trainerState().get("optimizer_steps").asLong());
+            // the file holds the whole state (whatever world_size wrote it); this rank keeps its share
+            optimizer.load(setup.sharding().ownedState(resume.optimizerState()),
+                    resume.trainerState().get("optimizer_steps").asLong());
             startStep = resume.step();
             history = (ArrayNode) resume.trainerState().get("log_history");
             LOG.info("resuming from {} at step {}", resume.dir(), startStep);
@@ -163,10 +168,14 @@ public final class Trainer {
                         localLossSum += forwardBackward(b, numTargets);
                     }
                 }
-                world.allReduceSumInPlace(grads());
+                Sharding sharding = setup.sharding();
+                sharding.reduceGradients(trainable);   // SUM over ranks: into every rank, or (ZeRO 2) into each owner
                 stepLoss = numTargets == 0 ? 0.0 : world.allReduceSum(localLossSum) / numTargets;
-                gradNorm = GradClip.clip(trainable.values(), args.maxGradNorm());
-                optimizer.step(lr);
+                gradNorm = sharding.shardsGradients()   // each rank holds its own gradients only: norm over shards
+                        ? GradClip.clip(sharding.owned(trainable).values(), args.maxGradNorm(), world::allReduceSum)
+                        : GradClip.clip(trainable.values(), args.maxGradNorm());
+                optimizer.step(lr);                     // this rank's share (ZeRO 1, 2) or everything
+                sharding.broadcastUpdated(trainable);   // ZeRO 1, 2: each owner's stepped tensors to every rank
                 zeroGrads();
             }
             long done = step + 1;
@@ -302,17 +311,6 @@ public final class Trainer {
         }
     }
 
-    private List<Tensor> grads() {
-        List<Tensor> g = new ArrayList<>();
-        for (Tensor p : trainable.values()) {
-            Tensor grad = p.grad();
-            if (grad.defined()) {
-                g.add(grad);
-            }
-        }
-        return g;
-    }
-
     private void zeroGrads() {
         for (Tensor p : trainable.values()) {
             Tensor g = p.grad();
@@ -323,12 +321,15 @@ public final class Trainer {
     }
 
     private void saveCheckpoint(long step, double epoch, ArrayNode history) throws IOException {
-        if (world.isMain()) {
-            Path dir = Checkpoints.save(outputs, step, model, optimizer,
-                    state(step, epoch, history));
-            LOG.info("saved {}", dir);
-            if (args.saveTotalLimit() != null) {
-                Checkpoints.rotate(outputs, args.saveTotalLimit());
+        // every rank takes part: under ZeRO the optimizer's shards meet on rank 0 (freed with this scope)
+        try (PointerScope scope = new PointerScope()) {
+            Map<String, Tensor> optimizerState = setup.sharding().gatherState(optimizer.state());
+            if (world.isMain()) {
+                Path dir = Checkpoints.save(outputs, step, model, optimizerState, state(step, epoch, history));
+                LOG.info("saved {}", dir);
+                if (args.saveTotalLimit() != null) {
+                    Checkpoints.rotate(outputs, args.saveTotalLimit());
+                }
             }
         }
     }

@@ -1,25 +1,35 @@
 package dev.sparksft.train;
 
+import dev.sparksft.UserError;
+import dev.sparksft.config.DeepSpeedConfig;
 import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.TrainingArguments;
+import dev.sparksft.dist.Sharding;
 import dev.sparksft.dist.World;
 import dev.sparksft.loss.SftLoss;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.optim.Optimizer;
 import dev.sparksft.optim.Optimizers;
 import dev.sparksft.runtime.Torch;
+import java.nio.file.Path;
 import java.util.Map;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * What a {@link Trainer} is handed, built once per rank from the configuration: the parameters
- * that train, the optimizer over them, the loss, the batch plan (which examples each step
+ * that train, how the ranks share them (the ZeRO stage of {@code deepspeed}), the optimizer over
+ * this rank's share, the loss, the batch plan (which examples each step
  * trains on), the number of steps and the learning-rate schedule, plus the two reporting flags
- * the trainer honours. The trainer reads no fine-tuning arguments itself.
+ * the trainer honours, and whether it checkpoints activations. The trainer reads no fine-tuning
+ * arguments itself.
  */
-public record TrainingSetup(Map<String, Tensor> trainable, Optimizer optimizer, SftLoss loss, BatchPlan plan,
-                            long totalSteps, LrSchedule schedule, boolean activationCheckpointing,
+public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Optimizer optimizer, SftLoss loss,
+                            BatchPlan plan, long totalSteps, LrSchedule schedule, boolean activationCheckpointing,
                             boolean computeAccuracy, boolean plotLoss) {
+    private static final Logger LOG = LoggerFactory.getLogger(TrainingSetup.class);
 
     /**
      * The setup of {@code model} trained on {@code numExamples} examples (all ranks) by
@@ -38,7 +48,9 @@ public record TrainingSetup(Map<String, Tensor> trainable, Optimizer optimizer, 
         if (model.lora() != null) {   // LoRA dropout draws from this rank's own generator
             model.lora().seedDropout(Torch.generator(args.seed(), world.rank()));
         }
-        Optimizer optimizer = Optimizers.create(trainable, model.config(), args, ft, args.seed());
+        Sharding sharding = sharding(args, ft, model, trainable, world);
+        Optimizer optimizer = Optimizers.create(trainable, sharding.owned(trainable).keySet(), model.config(), args, ft,
+                args.seed());
         SftLoss loss = new SftLoss(ft.useDftLoss() ? SftLoss.Kind.DFT : ft.useEaftLoss() ? SftLoss.Kind.EAFT
                 : SftLoss.Kind.CROSS_ENTROPY, ft.eaftAlpha());
         BatchPlan plan = plan(numExamples, args, ft, world.size());
@@ -46,8 +58,42 @@ public record TrainingSetup(Map<String, Tensor> trainable, Optimizer optimizer, 
         int warmup = LrSchedule.warmupSteps(args.warmupSteps(), args.warmupRatio(), (int) totalSteps);
         LrSchedule schedule = new LrSchedule(args.lrSchedulerType(), args.learningRate(), warmup, (int) totalSteps,
                 args.lrSchedulerKwargs());
-        return new TrainingSetup(trainable, optimizer, loss, plan, totalSteps, schedule, activationCheckpointing,
-                ft.computeAccuracy(), ft.plotLoss());
+        return new TrainingSetup(trainable, sharding, optimizer, loss, plan, totalSteps, schedule,
+                activationCheckpointing, ft.computeAccuracy(), ft.plotLoss());
+    }
+
+    /**
+     * The ZeRO stage of {@code deepspeed} (0 without it) over {@code trainable}. Every rank reads
+     * the file itself, so a rank that cannot see it fails with the path.
+     */
+    private static Sharding sharding(TrainingArguments args, FinetuningArguments ft, CausalLm model,
+                                     Map<String, Tensor> trainable, World world) {
+        if (args.deepspeed() == null) {
+            return new Sharding(world, 0, trainable);
+        }
+        DeepSpeedConfig ds = DeepSpeedConfig.load(Path.of(args.deepspeed()), args, world.size());
+        if (ds.stage() >= 1 && ft.useBadam() && ft.badamMode().equals("layer")) {
+            throw new UserError("use_badam with badam_mode: layer cannot run under deepspeed ZeRO stage " + ds.stage()
+                    + " (" + ds.file() + "): BAdam switches the one trainable layer block every few steps, so the "
+                    + "shards would change with it; use badam_mode: ratio, or a DeepSpeed file with stage 0");
+        }
+        if (ds.offloadOptimizer()) {
+            if (model.device().type().value == torch.DeviceType.CUDA.value) {
+                throw new UserError("deepspeed (" + ds.file() + "): zero_optimization.offload_optimizer.device: cpu "
+                        + "is not implemented for GPU runs yet; remove offload_optimizer (or set its device to none)");
+            }
+            LOG.info("deepspeed: offload_optimizer.device cpu: on a CPU run the optimizer state and step are "
+                    + "already in host memory");
+        }
+        Sharding sharding = new Sharding(world, ds.stage(), trainable);
+        if (ds.stage() >= 1) {
+            Map<String, Tensor> mine = sharding.owned(trainable);
+            LOG.info("{}ZeRO stage {}: this rank steps {} of {} trainable tensors ({} of {} elements)",
+                    world.size() == 1 ? "" : "rank " + world.rank() + ": ", ds.stage(), mine.size(), trainable.size(),
+                    sharding.partition().load(world.rank()),
+                    trainable.values().stream().mapToLong(Tensor::numel).sum());
+        }
+        return sharding;
     }
 
     /** Which examples each step trains on: depends on the global batch, not on how it is split. */

@@ -1,0 +1,285 @@
+package dev.sparksft.dist;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * How a step shares gradients, optimizer state and updated parameters among the ranks, by ZeRO
+ * stage (docs/ARCHITECTURE.md invariant 9: sharding changes memory, not results):
+ * <ul>
+ *   <li>0: every rank holds everything; gradients are all-reduced (SUM) and every rank steps every tensor.</li>
+ *   <li>1: gradients are all-reduced as in 0, but each rank's optimizer holds only the tensors the
+ *       {@link Partition} gives it; after the step each owner broadcasts its tensors.</li>
+ *   <li>2: as 1, and each gradient is reduced to its owner only; the other ranks drop it at once.</li>
+ * </ul>
+ * Every rank makes the same collectives in the same order (invariant 3): the lists passed depend
+ * only on the partition, on requires_grad (the same on every rank) and, for stage 2, on which
+ * gradients any rank holds, which is itself all-reduced first.
+ */
+public final class Sharding {
+    private final World world;
+    private final int stage;
+    private final Partition partition;
+    private final List<String> names;   // trainable order
+
+    /** @param trainable the parameters that train, in the order every rank iterates them */
+    public Sharding(World world, int stage, Map<String, Tensor> trainable) {
+        if (stage < 0 || stage > 2) {
+            throw new IllegalStateException("ZeRO stage " + stage + " reached the trainer; only 0, 1 and 2 exist here");
+        }
+        this.world = world;
+        this.stage = stage;
+        this.names = List.copyOf(trainable.keySet());
+        Map<String, Long> numels = new LinkedHashMap<>();
+        trainable.forEach((n, p) -> numels.put(n, p.numel()));
+        this.partition = Partition.of(numels, world.size());
+    }
+
+    public int stage() {
+        return stage;
+    }
+
+    public Partition partition() {
+        return partition;
+    }
+
+    /** Whether gradients live on their owner only after {@link #reduceGradients} (stage 2, several ranks). */
+    public boolean shardsGradients() {
+        return stage >= 2 && world.size() > 1;
+    }
+
+    /** The parameters this rank's optimizer steps: all of them at stage 0, its own from stage 1. */
+    public Map<String, Tensor> owned(Map<String, Tensor> trainable) {
+        if (stage == 0) {
+            return new LinkedHashMap<>(trainable);
+        }
+        Set<String> mine = partition.owned(world.rank());
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        trainable.forEach((n, p) -> {
+            if (mine.contains(n)) {
+                out.put(n, p);
+            }
+        });
+        return out;
+    }
+
+    /**
+     * Sums the gradients over the ranks (SUM, invariant 2): into every rank at stages 0 and 1,
+     * into the owner only at stage 2, where the other ranks then drop theirs (param.grad = None).
+     */
+    public void reduceGradients(Map<String, Tensor> trainable) {
+        if (!shardsGradients()) {
+            List<Tensor> grads = new ArrayList<>();
+            for (Tensor p : trainable.values()) {
+                Tensor g = p.grad();
+                if (g.defined()) {
+                    grads.add(g);
+                }
+            }
+            world.allReduceSumInPlace(grads);
+            return;
+        }
+        // a rank that dropped a gradient it does not own (or had no data this step) still sends zeros
+        // wherever another rank has a gradient, so every rank reduces the same list
+        long[] held = new long[names.size()];
+        for (int i = 0; i < names.size(); i++) {
+            held[i] = trainable.get(names.get(i)).grad().defined() ? 1 : 0;
+        }
+        long[] anyRank = world.allReduceSum(held);
+        for (int r = 0; r < world.size(); r++) {
+            List<Tensor> grads = new ArrayList<>();
+            for (int i = 0; i < names.size(); i++) {
+                Tensor p = trainable.get(names.get(i));
+                if (anyRank[i] == 0 || partition.owner(names.get(i)) != r) {
+                    continue;
+                }
+                if (held[i] == 0) {
+                    p.mutable_grad().put(torch.zeros_like(p));
+                }
+                grads.add(p.grad());
+            }
+            world.reduceSumInPlace(grads, r);
+        }
+        for (String n : names) {
+            Tensor p = trainable.get(n);
+            if (partition.owner(n) != world.rank() && p.grad().defined()) {
+                p.mutable_grad().put(new Tensor());   // not ours: no memory for it until the next backward
+            }
+        }
+    }
+
+    /** From stage 1: each owner broadcasts the tensors it just stepped, so every rank holds the whole model again. */
+    public void broadcastUpdated(Map<String, Tensor> trainable) {
+        if (stage == 0 || world.size() == 1) {
+            return;
+        }
+        for (int r = 0; r < world.size(); r++) {
+            List<Tensor> updated = new ArrayList<>();
+            for (String n : names) {
+                Tensor p = trainable.get(n);
+                if (partition.owner(n) == r && p.requires_grad()) {   // frozen by the optimizer: unchanged
+                    updated.add(p);
+                }
+            }
+            world.broadcast(updated, r);
+        }
+    }
+
+    /**
+     * The whole optimizer state on rank 0 (empty elsewhere) from each rank's {@code local} share,
+     * for one world-size-independent optimizer.safetensors. Rank by rank, the owner broadcasts the
+     * names, dtypes and shapes of its state, then the tensors in buckets; rank 0 keeps what it
+     * receives (in the caller's PointerScope), the other ranks free each bucket at once. Ordered as the replicated optimizer orders its state:
+     * by kind of state (exp_avg before exp_avg_sq, ...), then in trainable order.
+     */
+    public Map<String, Tensor> gatherState(Map<String, Tensor> local) {
+        if (stage == 0 || world.size() == 1) {
+            return local;
+        }
+        Map<String, Tensor> gathered = new LinkedHashMap<>();
+        for (int r = 0; r < world.size(); r++) {
+            String spec = world.broadcast(r == world.rank() ? describe(local) : null, r);
+            List<Entry> entries = parse(spec);
+            for (List<Entry> bucket : buckets(entries)) {
+                boolean received = r != world.rank();
+                // rank 0's copies stay in the caller's scope until written; elsewhere a bucket is freed at once
+                try (PointerScope scope = world.isMain() ? null : new PointerScope()) {
+                    List<Tensor> tensors = new ArrayList<>();
+                    for (Entry e : bucket) {
+                        torch.ScalarType dtype = scalarType(e.dtype());
+                        tensors.add(received ? torch.zeros(e.shape(), new TensorOptions(dtype)).to(world.device(), dtype)
+                                : local.get(e.name()));
+                    }
+                    world.broadcast(tensors, r);
+                    if (world.isMain()) {
+                        for (int i = 0; i < bucket.size(); i++) {
+                            gathered.put(bucket.get(i).name(), tensors.get(i));
+                        }
+                    }
+                }
+            }
+        }
+        return world.isMain() ? ordered(gathered) : Map.of();
+    }
+
+    /**
+     * The entries of a whole checkpointed state that this rank's optimizer holds: an entry
+     * {@code <param>.<kind>} of a trainable tensor another rank owns is left out; everything else
+     * (its own tensors, anything unknown) stays, so the optimizer still refuses a state that does not fit.
+     */
+    public Map<String, Tensor> ownedState(Map<String, Tensor> saved) {
+        if (stage == 0) {
+            return saved;
+        }
+        Set<String> mine = partition.owned(world.rank());
+        Set<String> all = new LinkedHashSet<>(names);
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        saved.forEach((k, t) -> {
+            String param = paramOf(k);
+            if (!all.contains(param) || mine.contains(param)) {
+                out.put(k, t);
+            }
+        });
+        return out;
+    }
+
+    private record Entry(String name, int dtype, long[] shape) {
+        long numel() {
+            long n = 1;
+            for (long d : shape) {
+                n *= d;
+            }
+            return n;
+        }
+    }
+
+    /** One line per state tensor: name, dtype (ScalarType ordinal), shape "d0,d1,...". */
+    private static torch.ScalarType scalarType(int value) {
+        for (torch.ScalarType t : torch.ScalarType.values()) {
+            if (t.value == value) {
+                return t;
+            }
+        }
+        throw new IllegalStateException("no libtorch dtype numbered " + value);
+    }
+
+    private static String describe(Map<String, Tensor> local) {
+        StringBuilder out = new StringBuilder();
+        local.forEach((n, t) -> {
+            out.append(n).append('\t').append(t.scalar_type().value).append('\t');
+            long[] shape = t.sizes().vec().get();
+            for (int d = 0; d < shape.length; d++) {
+                out.append(d == 0 ? "" : ",").append(shape[d]);
+            }
+            out.append('\n');
+        });
+        return out.toString();
+    }
+
+    private static List<Entry> parse(String spec) {
+        List<Entry> out = new ArrayList<>();
+        for (String line : spec.split("\n")) {
+            if (line.isEmpty()) {
+                continue;
+            }
+            String[] f = line.split("\t", -1);
+            long[] shape = f[2].isEmpty() ? new long[0]
+                    : java.util.Arrays.stream(f[2].split(",")).mapToLong(Long::parseLong).toArray();
+            out.add(new Entry(f[0], Integer.parseInt(f[1]), shape));
+        }
+        return out;
+    }
+
+    /** Consecutive entries of one dtype, each run under {@link World#BUCKET_ELEMENTS}: the same split on every rank. */
+    private static List<List<Entry>> buckets(List<Entry> entries) {
+        List<List<Entry>> out = new ArrayList<>();
+        List<Entry> current = new ArrayList<>();
+        long elements = 0;
+        for (Entry e : entries) {
+            if (!current.isEmpty() && (current.get(0).dtype() != e.dtype() || elements + e.numel() > World.BUCKET_ELEMENTS)) {
+                out.add(current);
+                current = new ArrayList<>();
+                elements = 0;
+            }
+            current.add(e);
+            elements += e.numel();
+        }
+        if (!current.isEmpty()) {
+            out.add(current);
+        }
+        return out;
+    }
+
+    /** By kind of state in order of first appearance, then by the parameter's place in trainable order. */
+    private Map<String, Tensor> ordered(Map<String, Tensor> gathered) {
+        List<String> kinds = new ArrayList<>(new LinkedHashSet<>(gathered.keySet().stream().map(Sharding::kindOf).toList()));
+        List<String> keys = new ArrayList<>(gathered.keySet());
+        keys.sort(Comparator.comparingInt((String k) -> kinds.indexOf(kindOf(k)))
+                .thenComparingInt(k -> {
+                    int i = names.indexOf(paramOf(k));
+                    return i < 0 ? Integer.MAX_VALUE : i;
+                }));
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        keys.forEach(k -> out.put(k, gathered.get(k)));
+        return out;
+    }
+
+    /** "model.layers.0.mlp.up_proj.weight" of "model.layers.0.mlp.up_proj.weight.exp_avg". */
+    private static String paramOf(String key) {
+        int dot = key.lastIndexOf('.');
+        return dot < 0 ? key : key.substring(0, dot);
+    }
+
+    private static String kindOf(String key) {
+        return key.substring(key.lastIndexOf('.') + 1);
+    }
+}

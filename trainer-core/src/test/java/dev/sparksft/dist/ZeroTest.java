@@ -1,0 +1,265 @@
+package dev.sparksft.dist;
+
+import static dev.sparksft.train.ModelComparison.floats;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.sparksft.config.SftConfig;
+import dev.sparksft.data.SyntheticTasks;
+import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.model.CausalLm;
+import dev.sparksft.model.Safetensors;
+import dev.sparksft.model.TinyModel;
+import dev.sparksft.run.RunData;
+import dev.sparksft.runtime.Torch;
+import dev.sparksft.tokenizer.Tokenizer;
+import dev.sparksft.train.Checkpoints;
+import dev.sparksft.train.Models;
+import dev.sparksft.train.Outputs;
+import dev.sparksft.train.Trainer;
+import dev.sparksft.train.TrainingSetup;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * ZeRO stages 1 and 2 (deepspeed: LLaMA-Factory's ds_z*_config.json, stage rewritten) on Gloo
+ * ranks as threads against one process on the same global batch (world_size ranks x 4 examples
+ * against 4 x world_size accumulation steps), 4 steps: per-step losses within 1e-5, trained
+ * tensors within 1e-4 of how far training moved them (DistributedMethodsTest's float32
+ * tolerance), and every rank holding the same model after the owners' broadcasts. A stage-2
+ * checkpoint written by 2 ranks resumes exactly on 2 ranks and on 1.
+ */
+class ZeroTest {
+    static final Device CPU = new Device(torch.DeviceType.CPU);
+    static final Duration TIMEOUT = Duration.ofSeconds(60);
+    @TempDir
+    static Path shared;
+    static Path model;
+    static Path data;
+    static final Map<String, Run> SINGLE = new LinkedHashMap<>();   // one-process references, by method and world_size
+
+    /** A run's trained tensors and per-step losses (rank 0's; the other ranks' tensors in {@code replicas}). */
+    record Run(Map<String, float[]> weights, List<Double> losses, List<Map<String, float[]>> replicas) {}
+
+    @BeforeAll
+    static void tinyModelAndData() throws Exception {
+        Torch.load(1);
+        model = shared.resolve("model");
+        TinyModel.write(new TinyModel.Options("llama", model, 0, 32, 2, 4, 2, 64, null, 0, 0));
+        data = shared.resolve("data");
+        SyntheticTasks.write(SyntheticTasks.Task.SORT, data.resolve("train.jsonl"), 40, 6, 1);
+    }
+
+    /** LLaMA-Factory's DeepSpeed file {@code name} (a copy in test resources), with its stage set to {@code stage}. */
+    static Path deepspeed(Path dir, String name, int stage) throws Exception {
+        String json;
+        try (InputStream in = ZeroTest.class.getResourceAsStream("/deepspeed/" + name)) {
+            json = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        }
+        Path f = dir.resolve("stage" + stage + "-" + name);
+        Files.writeString(f, json.replaceFirst("\"stage\": \\d", "\"stage\": " + stage));
+        return f;
+    }
+
+    static SftConfig config(Path dir, String tag, String method, int gradAccum, String extra) throws Exception {
+        Path f = dir.resolve(tag + ".yaml");
+        Files.writeString(f, "model_name_or_path: " + model + "\ntemplate: qwen3_nothink\ndataset: train.jsonl\n"
+                + "dataset_dir: " + data + "\ncutoff_len: 32\ndo_train: true\noutput_dir: " + dir.resolve("out-" + tag)
+                + "\noverwrite_output_dir: true\nper_device_train_batch_size: 4\ngradient_accumulation_steps: " + gradAccum
+                + "\nmax_steps: 4\nlearning_rate: 1.0e-2\nlogging_steps: 1\nnum_threads: 1\ndisable_shuffling: true\n"
+                + method.replace(";", "\n") + "\n" + extra);
+        return SftConfig.load(f, List.of());
+    }
+
+    /** Trains {@code config} on {@code world} (from {@code resume} when not null); the trained tensors and losses. */
+    static Run train(SftConfig config, World world, Path outDir, Path resume) {
+        try (Tokenizer raw = Tokenizer.load(model)) {
+            RunData d = RunData.load(config, raw);
+            List<TokenizedExample> train = d.trainExamples();
+            CausalLm m = Models.forTraining(config, model, resume, null, d.tokenizer().vocabSize(), CPU);
+            Outputs outputs = world.isMain() ? Outputs.prepare(outDir, model, true, false) : Outputs.open(outDir, model);
+            TrainingSetup setup = TrainingSetup.of(config.training(), config.finetuning(), m, train.size(), world);
+            Trainer trainer = new Trainer(config.training(), m, setup, train, List.of(), world, d.tokenizer().padId(),
+                    outputs);
+            trainer.train(resume == null ? null : Checkpoints.load(resume));
+            Map<String, float[]> out = new LinkedHashMap<>();
+            (m.lora() != null ? m.lora().tensors() : m.weights().tensors())
+                    .forEach((n, t) -> out.put(n, floats(t.to(torch.ScalarType.Float).contiguous())));
+            List<Double> losses = new ArrayList<>();
+            for (JsonNode h : trainer.log().history()) {
+                if (h.has("loss")) {
+                    losses.add(h.get("loss").asDouble());
+                }
+            }
+            return new Run(out, losses, List.of());
+        } catch (Exception e) {
+            throw new RuntimeException(e);
+        }
+    }
+
+    static Run onRanks(int size, SftConfig config, Path dir, Path resume) throws Exception {
+        if (size == 1) {
+            return train(config, World.single(), dir.resolve("rank0"), resume);
+        }
+        List<Run> runs = WorldTest.onRanks(size, TIMEOUT, w -> train(config, w, dir.resolve("rank" + w.rank()), resume));
+        List<Map<String, float[]>> replicas = new ArrayList<>();
+        runs.forEach(r -> replicas.add(r.weights()));
+        return new Run(runs.get(0).weights(), runs.get(0).losses(), replicas);
+    }
+
+    static Run single(Path dir, String method, int worldSize) throws Exception {
+        String key = method + "@" + worldSize;
+        if (!SINGLE.containsKey(key)) {
+            Path d = Files.createDirectories(shared.resolve("single-" + SINGLE.size()));
+            SINGLE.put(key, onRanks(1, config(d, "single", method, worldSize, ""), d, null));
+        }
+        return SINGLE.get(key);
+    }
+
+    static Map<String, float[]> initial(SftConfig config) throws Exception {
+        try (Tokenizer raw = Tokenizer.load(model)) {
+            CausalLm m = Models.forTraining(config, model, null, null, raw.vocabSize(), CPU);
+            Map<String, float[]> out = new LinkedHashMap<>();
+            (m.lora() != null ? m.lora().tensors() : m.weights().tensors())
+                    .forEach((n, t) -> out.put(n, floats(t.to(torch.ScalarType.Float).contiguous())));
+            return out;
+        }
+    }
+
+    /** Asserts equal losses (1e-5) and weights (1e-4 of the update), and identical replicas; returns the relative difference. */
+    static double assertSame(String what, Run reference, Run got, Map<String, float[]> start) {
+        assertEquals(reference.losses().size(), got.losses().size(), what + ": logged steps");
+        double lossDiff = 0;
+        for (int i = 0; i < got.losses().size(); i++) {
+            lossDiff = Math.max(lossDiff, Math.abs(reference.losses().get(i) - got.losses().get(i)));
+        }
+        double diff = 0;
+        double update = 0;
+        double apart = 0;
+        for (String name : reference.weights().keySet()) {
+            float[] a = reference.weights().get(name);
+            float[] b = got.weights().get(name);
+            float[] x0 = start.get(name);
+            for (int i = 0; i < a.length; i++) {
+                diff = Math.max(diff, Math.abs(a[i] - b[i]));
+                update = Math.max(update, Math.abs(a[i] - x0[i]));
+                for (Map<String, float[]> replica : got.replicas()) {
+                    apart = Math.max(apart, Math.abs(b[i] - replica.get(name)[i]));
+                }
+            }
+        }
+        System.out.printf("%-28s max |loss diff| = %.2e, max |weights diff| / max update = %.2e (update %.3g)%n", what,
+                lossDiff, diff / update, update);
+        assertTrue(update > 1e-4, what + ": training must move the weights, moved " + update);
+        assertTrue(lossDiff < 1e-5, what + ": losses differ by " + lossDiff + ": " + reference.losses() + " vs "
+                + got.losses());
+        assertEquals(0, apart, 0, what + ": every rank must hold the same model after the broadcasts, apart by " + apart);
+        assertTrue(diff / update < 1e-4, what + ": weights differ by " + diff / update + " of the update");
+        return diff / update;
+    }
+
+    @ParameterizedTest(name = "AdamW, ZeRO {0}, world_size {1}")
+    @CsvSource({"1, 2", "2, 2", "1, 4", "2, 4"})
+    void adamwShardedEqualsOneProcess(int stage, int worldSize, @TempDir Path dir) throws Exception {
+        String method = "finetuning_type: full";
+        Run reference = single(dir, method, worldSize);
+        SftConfig zero = config(dir, "zero", method, 1, "deepspeed: " + deepspeed(dir, "ds_z2_config.json", stage) + "\n");
+        Run got = onRanks(worldSize, zero, dir, null);
+        assertSame("AdamW ZeRO-" + stage + " x" + worldSize, reference, got, initial(zero));
+    }
+
+    @ParameterizedTest(name = "{0}, ZeRO 2, world_size 2")
+    @CsvSource(delimiter = '|', value = {
+            "lora+        | finetuning_type: lora;lora_rank: 4;loraplus_lr_ratio: 4",
+            "apollo       | finetuning_type: full;use_apollo: true;apollo_rank: 4;apollo_update_interval: 2",
+            "galore       | finetuning_type: full;use_galore: true;galore_rank: 4;galore_update_interval: 2",
+            "adam-mini    | finetuning_type: full;use_adam_mini: true",
+            "badam ratio  | finetuning_type: full;use_badam: true;badam_mode: ratio;badam_update_ratio: 0.3"})
+    void methodsShardedAtStageTwoEqualOneProcess(String name, String method, @TempDir Path dir) throws Exception {
+        Run reference = single(dir, method, 2);
+        // the offload file: on a CPU run the optimizer is already on the host, so it trains the same
+        SftConfig zero = config(dir, "zero", method, 1, "deepspeed: " + deepspeed(dir, "ds_z2_offload_config.json", 2) + "\n");
+        Run got = onRanks(2, zero, dir, null);
+        assertSame(name + " ZeRO-2 x2", reference, got, initial(zero));
+    }
+
+    /**
+     * A ZeRO-2 run on 2 ranks saves checkpoint-2 (rank 0 gathers the optimizer state into one
+     * file, the same names and values as one process writes); resuming it on 2 ranks and on 1
+     * gives the uninterrupted run's steps 3 and 4.
+     */
+    @Test
+    void aStageTwoCheckpointResumesExactlyOnTwoRanksAndOnOne(@TempDir Path dir) throws Exception {
+        String method = "finetuning_type: full";
+        Path ds = deepspeed(dir, "ds_z2_config.json", 2);
+        String save = "save_strategy: steps\nsave_steps: 2\n";
+        Path one = Files.createDirectories(dir.resolve("one"));
+        SftConfig reference = config(one, "ref", method, 2, save);
+        Run uninterrupted = onRanks(1, reference, one, null);
+        Path two = Files.createDirectories(dir.resolve("two"));
+        Run sharded = onRanks(2, config(two, "zero", method, 1, save + "deepspeed: " + ds + "\n"), two, null);
+        Map<String, float[]> start = initial(reference);
+        assertSame("ZeRO-2 x2 with checkpoints", uninterrupted, sharded, start);
+
+        Path written = two.resolve("rank0/checkpoint-2");
+        Map<String, Tensor> gathered = optimizerState(written);
+        Map<String, Tensor> replicated = optimizerState(one.resolve("rank0/checkpoint-2"));
+        assertEquals(List.copyOf(replicated.keySet()), List.copyOf(gathered.keySet()),
+                "the gathered optimizer.safetensors must hold the replicated names in the replicated order");
+        double stateDiff = 0;
+        for (String k : replicated.keySet()) {
+            float[] a = floats(replicated.get(k));
+            float[] b = floats(gathered.get(k));
+            for (int i = 0; i < a.length; i++) {
+                stateDiff = Math.max(stateDiff, Math.abs(a[i] - b[i]) / (Math.abs(a[i]) + 1e-6));
+            }
+        }
+        System.out.printf("gathered optimizer state: max relative difference %.2e over %d tensors%n", stateDiff,
+                gathered.size());
+        assertTrue(stateDiff < 1e-3, "the gathered optimizer state differs from one process's by " + stateDiff);
+
+        Path again = Files.createDirectories(dir.resolve("again2"));
+        Run resumed2 = onRanks(2, config(again, "zero", method, 1, save + "deepspeed: " + ds + "\n"), again, written);
+        assertSame("resumed ZeRO-2 x2 -> x2", uninterrupted, resumed2, start);
+        Path single = Files.createDirectories(dir.resolve("again1"));
+        Run resumed1 = onRanks(1, config(single, "zero", method, 2, save + "deepspeed: " + ds + "\n"), single, written);
+        assertSame("resumed ZeRO-2 x2 -> x1", uninterrupted, resumed1, start);
+    }
+
+    static Map<String, Tensor> optimizerState(Path checkpoint) throws Exception {
+        Safetensors.Header header = Safetensors.readHeader(checkpoint.resolve(Checkpoints.OPTIMIZER_FILE));
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (Safetensors.Entry e : header.entries().values()) {
+            out.put(e.name(), Safetensors.readTensor(header, e));
+        }
+        return out;
+    }
+
+    @Test
+    void badamLayerModeIsRefusedUnderZero(@TempDir Path dir) throws Exception {
+        SftConfig config = config(dir, "badam", "finetuning_type: full;use_badam: true", 1,
+                "deepspeed: " + deepspeed(dir, "ds_z2_config.json", 1) + "\n");
+        try (Tokenizer raw = Tokenizer.load(model)) {
+            CausalLm m = Models.forTraining(config, model, null, null, raw.vocabSize(), CPU);
+            dev.sparksft.UserError e = org.junit.jupiter.api.Assertions.assertThrows(dev.sparksft.UserError.class,
+                    () -> TrainingSetup.of(config.training(), config.finetuning(), m, 40, World.single()));
+            assertTrue(e.getMessage().contains("badam_mode: layer cannot run under deepspeed ZeRO stage 1")
+                    && e.getMessage().contains("use badam_mode: ratio"), e.getMessage());
+        }
+    }
+}
