@@ -4,6 +4,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -104,25 +105,28 @@ public final class ProjectedAdamW implements Optimizer {
         long before = t - 1;
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
-                String name = e.getKey();
-                Tensor p = e.getValue();
-                Tensor g = p.grad();
-                if (!g.defined()) {
-                    continue;
-                }
-                Projector proj = projectors.get(name);
-                Tensor r = proj == null ? g : proj.project(g, before);
-                AdamMoments mo = moments.get(name);
-                mo.update(r);
-                Tensor update = mo.hfDirection(eps);
-                if (proj != null) {
-                    update = settings.kind() == Kind.GALORE
-                            ? proj.projectBack(update).mul_(new Scalar(settings.scale()))
-                            : apolloUpdate(name, g, r, update, t);
-                }
-                p.add_(update, new Scalar(-mo.hfStepSize(lr, t)));
-                if (weightDecay > 0 && !noDecay.contains(name)) {
-                    p.add_(p, new Scalar(-lr * weightDecay));
+                // temporaries of the parameter's size (projections, SVDs, masked moments) are freed per parameter
+                try (PointerScope perParameter = new PointerScope()) {
+                    String name = e.getKey();
+                    Tensor p = e.getValue();
+                    Tensor g = p.grad();
+                    if (!g.defined()) {
+                        continue;
+                    }
+                    Projector proj = projectors.get(name);
+                    Tensor r = proj == null ? g : proj.project(g, before);
+                    AdamMoments mo = moments.get(name);
+                    mo.update(r);
+                    Tensor update = mo.hfDirection(eps);
+                    if (proj != null) {
+                        update = settings.kind() == Kind.GALORE
+                                ? proj.projectBack(update).mul_(new Scalar(settings.scale()))
+                                : apolloUpdate(name, g, r, update, t);
+                    }
+                    p.add_(update, new Scalar(-mo.hfStepSize(lr, t)));
+                    if (weightDecay > 0 && !noDecay.contains(name)) {
+                        p.add_(p, new Scalar(-lr * weightDecay));
+                    }
                 }
             }
         }

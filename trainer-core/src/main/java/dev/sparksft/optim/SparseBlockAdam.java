@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -146,17 +147,20 @@ public final class SparseBlockAdam implements Optimizer {
         state.advance();
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : params.entrySet()) {
-                Tensor p = e.getValue();
-                Tensor grad = p.grad();
-                if (!grad.defined()) {
-                    continue;
+                // temporaries of the parameter's size (projections, SVDs, masked moments) are freed per parameter
+                try (PointerScope perParameter = new PointerScope()) {
+                    Tensor p = e.getValue();
+                    Tensor grad = p.grad();
+                    if (!grad.defined()) {
+                        continue;
+                    }
+                    Tensor idx = mask(p, block);
+                    Tensor g = grad.reshape(-1).index_select(0, idx);           // (k)
+                    AdamMoments mo = moments.get(e.getKey());
+                    mo.update(g);
+                    Tensor update = mo.hfDirection(eps).mul_(new Scalar(-mo.hfStepSize(lr, s)));
+                    p.view(-1).index_add_(0, idx, update);
                 }
-                Tensor idx = mask(p, block);
-                Tensor g = grad.reshape(-1).index_select(0, idx);           // (k)
-                AdamMoments mo = moments.get(e.getKey());
-                mo.update(g);
-                Tensor update = mo.hfDirection(eps).mul_(new Scalar(-mo.hfStepSize(lr, s)));
-                p.view(-1).index_add_(0, idx, update);
             }
         }
     }

@@ -51,22 +51,26 @@ final class ActivationCheckpointing {
         CausalLm.Context ctx;
         Tensor top;
         Tensor sum;
+        // one autocast region per piece, not one for the whole forward: leaving a region drops
+        // autocast's cache of bf16 weight copies, which would otherwise hold every layer's at once
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
             embedded = model.embed(b.inputIds());
             ctx = model.context(b.attentionMask(), b.positionIds(), null);
-            try (NoGradGuard noGrad = new NoGradGuard()) {
-                Tensor x = embedded.detach();
-                inputs.add(x);
-                for (int i = 0; i < numLayers; i++) {
-                    dropoutStates.add(dropout == null ? null : dropout.get_state());
-                    // the layer's intermediates are freed with its own scope; only its output is kept
-                    try (PointerScope layer = new PointerScope()) {
-                        x = keep(model.layer(i, x, ctx), layer, step);
-                    }
-                    inputs.add(x);
+        }
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            Tensor x = embedded.detach();
+            inputs.add(x);
+            for (int i = 0; i < numLayers; i++) {
+                dropoutStates.add(dropout == null ? null : dropout.get_state());
+                // the layer's intermediates are freed with its own scope; only its output is kept
+                try (PointerScope layer = new PointerScope(); Autocast autocast = Autocast.bf16(model.device(), bf16)) {
+                    x = keep(model.layer(i, x, ctx), layer, step);
                 }
+                inputs.add(x);
             }
-            top = inputs.get(numLayers).detach().requires_grad_(true);
+        }
+        top = inputs.get(numLayers).detach().requires_grad_(true);
+        try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
             sum = loss.sum(model.head(top), b.labels());
         }
         Tensor afterForward = dropout == null ? null : dropout.get_state();
