@@ -25,3 +25,6 @@ jvm_flags=(-XX:+IgnoreUnrecognizedVMOptions --add-modules=jdk.incubator.vector
   "-Dlog4j2.configurationFile=${SPARK_SFT_LOG4J:-$root/conf/log4j2.properties}")
 # libtorch's OpenMP threads must not spin-wait on small machines (see NOTES-stack.md).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+# glibc raises its mmap threshold after large frees, then keeps freed tensors in the heap: pin it
+# so tensors over 128 KiB are always mapped and returned (about 1.2 bytes/param of peak RSS)
+export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-131072}"

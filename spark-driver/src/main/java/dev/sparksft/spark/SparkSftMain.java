@@ -50,6 +50,8 @@ public final class SparkSftMain {
         // a dead rank must fail the barrier stage within ddp_timeout, not after Spark's default 365 days
         conf.setIfMissing("spark.barrier.sync.timeout", config.distributed().ddpTimeout() + "s");
         conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "passive");
+        // glibc keeps freed tensors in its heap once its mmap threshold has risen: pin it (executor JVMs)
+        conf.setIfMissing("spark.executorEnv.MALLOC_MMAP_THRESHOLD_", "131072");
         SparkSession spark = SparkSession.builder().config(conf).getOrCreate();
         try {
             if (config.training().doTrain()) {

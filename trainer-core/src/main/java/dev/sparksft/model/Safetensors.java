@@ -197,18 +197,31 @@ public final class Safetensors {
      * written (a model is never held twice to be saved), in the given order.
      */
     public static void write(Path file, Map<String, Tensor> tensors, Map<String, Dtype> dtypes) throws IOException {
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        tensors.forEach((n, t) -> shapes.put(n, t.sizes().vec().get()));
+        write(file, shapes, dtypes, tensors::get);
+    }
+
+    /**
+     * Writes the tensors named in {@code shapes}, in that order, each made by {@code produce} only
+     * when its turn comes and converted to its dtype in {@code dtypes}: what is written never has to
+     * be in memory at once (a random 8B model, a model saved from its training copy).
+     */
+    public static void write(Path file, Map<String, long[]> shapes, Map<String, Dtype> dtypes,
+                             java.util.function.Function<String, Tensor> produce) throws IOException {
         ObjectNode header = JSON.createObjectNode();
         long offset = 0;
-        for (Map.Entry<String, Tensor> en : tensors.entrySet()) {
-            Tensor t = en.getValue();
+        for (Map.Entry<String, long[]> en : shapes.entrySet()) {
             Dtype dtype = dtypes.get(en.getKey());
             ObjectNode node = header.putObject(en.getKey());
             node.put("dtype", dtype.name());
             ArrayNode shape = node.putArray("shape");
-            for (int d = 0; d < t.dim(); d++) {
-                shape.add(t.size(d));
+            long numel = 1;
+            for (long d : en.getValue()) {
+                shape.add(d);
+                numel *= d;
             }
-            long n = t.numel() * dtype.numBytes;
+            long n = numel * dtype.numBytes;
             node.putArray("data_offsets").add(offset).add(offset + n);
             offset += n;
         }
@@ -223,10 +236,10 @@ public final class Safetensors {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
             writeFully(ch, head.flip());
-            for (Map.Entry<String, Tensor> en : tensors.entrySet()) {
+            for (String name : shapes.keySet()) {
                 try (PointerScope scope = new PointerScope()) {   // the converted copy lives for this tensor only
                     // bytes are read from host memory, in the stored dtype
-                    Tensor t = en.getValue().to(dtypes.get(en.getKey()).scalarType).cpu().contiguous();
+                    Tensor t = produce.apply(name).to(dtypes.get(name).scalarType).cpu().contiguous();
                     long numBytes = t.nbytes();
                     BytePointer src = new BytePointer(t.data_ptr()).capacity(numBytes);
                     for (long off = 0; off < numBytes; off += IO_CHUNK) {

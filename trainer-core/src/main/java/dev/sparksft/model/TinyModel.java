@@ -83,11 +83,21 @@ public final class TinyModel {
 
     /** {@link #write(Options)} with the weights stored in {@code dtype} (F32, BF16 or F16), as real checkpoints are. */
     public static void write(Options o, Dtype dtype) throws IOException {
+        write(o, dtype, 0);
+    }
+
+    /**
+     * {@link #write(Options, Dtype)} with a vocabulary of at least {@code vocabSize} rows (a real
+     * model's shape: Llama 3's 128256) over the project's small tokenizer. The weights are drawn
+     * and written one tensor at a time, so a model larger than memory can be written.
+     */
+    public static void write(Options o, Dtype dtype, int vocabSize) throws IOException {
         Files.createDirectories(o.out());
         Tokenizer tok = o.tokenizer() == null ? writeOwnTokenizer(o.out(), o.merges()) : copyTokenizer(o.tokenizer(), o.out());
         try (tok) {
             ObjectNode config = config(o, tok);
             config.put("torch_dtype", dtype.torchName);
+            config.put("vocab_size", Math.max(vocabSize, tok.vocabSize()));
             ModelConfig cfg = ModelConfig.load(writeJson(o.out().resolve("config.json"), config).getParent());
             writeRandomWeights(cfg, o.seed(), dtype, o.out());
             ObjectNode gen = JSON.createObjectNode();
@@ -155,40 +165,28 @@ public final class TinyModel {
         return c;
     }
 
-    static ModelWeights randomWeights(ModelConfig cfg, long seed) {
-        return randomWeights(cfg, seed, Dtype.F32);
-    }
 
-    /** The random weights, each tensor drawn in float32 and held in {@code dtype} (one float32 tensor at a time). */
-    static ModelWeights randomWeights(ModelConfig cfg, long seed, Dtype dtype) {
-        Random rng = new Random(seed);
-        Map<String, Tensor> tensors = new LinkedHashMap<>();
-        Map<String, Dtype> dtypes = new LinkedHashMap<>();
-        for (Map.Entry<String, long[]> e : new ModelLayout(cfg).expectedShapes().entrySet()) {
-            long[] shape = e.getValue();
-            int n = (int) java.util.Arrays.stream(shape).reduce(1, Math::multiplyExact);
-            float[] values = new float[n];
-            String name = e.getKey();
-            if (name.endsWith("norm.weight")) {
-                java.util.Arrays.fill(values, 1f);
-            } else if (!name.endsWith(".bias")) {
-                for (int i = 0; i < n; i++) {
-                    values[i] = (float) (rng.nextGaussian() * INITIALIZER_RANGE);
-                }
+    /** transformers' _init_weights for one tensor, float32: ones for norms, zeros for biases, else N(0, 0.02). */
+    private static Tensor draw(String name, long[] shape, Random rng) {
+        int n = (int) java.util.Arrays.stream(shape).reduce(1, Math::multiplyExact);
+        float[] values = new float[n];
+        if (name.endsWith("norm.weight")) {
+            java.util.Arrays.fill(values, 1f);
+        } else if (!name.endsWith(".bias")) {
+            for (int i = 0; i < n; i++) {
+                values[i] = (float) (rng.nextGaussian() * INITIALIZER_RANGE);
             }
-            try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
-                Tensor t = Tensor.create(values, shape).to(dtype.scalarType);
-                t.retainReference();   // kept; the float32 original goes with the scope
-                scope.detach(t);
-                tensors.put(name, t);
-            }
-            dtypes.put(name, dtype);
         }
-        return new ModelWeights(tensors, dtypes, Map.of());
+        return Tensor.create(values, shape);
     }
 
+    /** model.safetensors of random weights in HF order from {@code seed}, each tensor drawn when it is written. */
     private static void writeRandomWeights(ModelConfig cfg, long seed, Dtype dtype, Path out) throws IOException {
-        randomWeights(cfg, seed, dtype).save(out, dtype);
+        Random rng = new Random(seed);
+        Map<String, long[]> shapes = new ModelLayout(cfg).expectedShapes();
+        Map<String, Dtype> dtypes = new LinkedHashMap<>();
+        shapes.keySet().forEach(n -> dtypes.put(n, dtype));
+        Safetensors.write(out.resolve(ModelWeights.SINGLE_FILE), shapes, dtypes, name -> draw(name, shapes.get(name), rng));
     }
 
     private static void putId(ObjectNode n, String key, Integer id) {
