@@ -25,6 +25,7 @@ public final class SftMain {
               train CONFIG.yaml [key=value ...]
               export CONFIG.yaml [key=value ...]       (merge adapter_name_or_path into model_name_or_path, to export_dir)
               score CONFIG.yaml [key=value ...]        (exact match of greedy answers on the eval set)
+              estimate CONFIG.yaml [key=value ...]     (bytes per rank: weights, gradients, optimizer, activations)
             """;
 
     private SftMain() {}
@@ -99,6 +100,14 @@ public final class SftMain {
                     throw new UserError("score needs CONFIG.yaml\n" + USAGE);
                 }
                 ScoreCommand.run(config(rest), 32);
+            }
+            case "estimate" -> {
+                if (rest.isEmpty()) {
+                    throw new UserError("estimate needs CONFIG.yaml\n" + USAGE);
+                }
+                SftConfig config = config(rest);
+                var model = dev.sparksft.model.ModelConfig.load(Path.of(config.model().modelNameOrPath()));
+                System.out.print(dev.sparksft.run.MemoryEstimate.of(config, model).table());
             }
             default -> throw new UserError("unknown command '" + args[0] + "'\n" + USAGE);
         }

@@ -23,6 +23,12 @@ public final class Torch {
         if (loaded) {
             return;
         }
+        // JavaCPP refuses allocations once the process's RSS passes a multiple of the Java heap
+        // (-Xmx1g: 4 GB), which a model's weights pass at once: libtorch's memory is the model's, not
+        // the heap's. Read when JavaCPP's Pointer class initialises, so set before the first tensor.
+        if (System.getProperty("org.bytedeco.javacpp.maxPhysicalBytes") == null) {
+            System.setProperty("org.bytedeco.javacpp.maxPhysicalBytes", "0");
+        }
         try {
             Loader.cacheResources(torch.class, "/org/bytedeco/pytorch/" + Loader.getPlatform() + "/");
         } catch (java.io.IOException e) {

@@ -90,7 +90,7 @@ public final class Models {
      * loads the model in the compute dtype and casts only the trainable parameters to float32);
      * otherwise float32.
      */
-    static java.util.function.BiFunction<String, ModelConfig, Dtype> heldDtype(SftConfig config) {
+    public static java.util.function.BiFunction<String, ModelConfig, Dtype> heldDtype(SftConfig config) {
         if (config.finetuning().pureBf16()) {
             return (name, cfg) -> Dtype.BF16;
         }

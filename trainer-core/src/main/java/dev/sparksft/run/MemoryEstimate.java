@@ -1,0 +1,162 @@
+package dev.sparksft.run;
+
+import dev.sparksft.config.DeepSpeedConfig;
+import dev.sparksft.config.FinetuningArguments;
+import dev.sparksft.config.SftConfig;
+import dev.sparksft.config.TrainingArguments;
+import dev.sparksft.dist.Partition;
+import dev.sparksft.model.Dtype;
+import dev.sparksft.model.ModelConfig;
+import dev.sparksft.model.ModelLayout;
+import dev.sparksft.train.Models;
+import dev.sparksft.train.TrainableParameters;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.BiFunction;
+
+/**
+ * What one rank of a run holds, in bytes, before it starts: weights (each in the dtype it is
+ * held in: {@link Models#heldDtype}), gradients (of what trains, float32 masters or bf16 with
+ * pure_bf16), optimizer state (by method; sharded by ZeRO stage 1 and gradients by stage 2, by
+ * the same whole-tensor {@link Partition} the run uses) and activations at
+ * per_device_train_batch_size x cutoff_len tokens, with and without activation checkpointing:
+ * <pre>
+ *   stored layer inputs  = L x T x H x 4                   (checkpointing only)
+ *   one layer's graph    = T x (A_H x H + A_I x I) x 4     (every layer without checkpointing)
+ *   logits and their grad = T x V x 4 x 3
+ * </pre>
+ * with T tokens, H hidden, I intermediate, V vocabulary, L layers; A_H and A_I count the
+ * activations a decoder layer's autograd graph keeps per token (calibrated against measured
+ * peaks: scripts/bench-memory). {@link #RUNTIME} is the JVM, libtorch and the tokenizer.
+ */
+public record MemoryEstimate(long weights, long gradients, long optimizer, long activations, long activationsWithout,
+                             boolean checkpointing, int worldSize, int zeroStage) {
+    /** The process itself: JVM heap in use, libtorch, the tokenizer (measured: about 265 MB). */
+    public static final long RUNTIME = 270L << 20;
+    /** Activations a layer's graph keeps per token, in units of hidden_size and of intermediate_size. */
+    static final double A_H = 34;
+    static final double A_I = 6;
+
+    /** The estimate for {@code config}'s model (its config.json), method, ZeRO stage and world_size. */
+    public static MemoryEstimate of(SftConfig config, ModelConfig cfg) {
+        TrainingArguments args = config.training();
+        FinetuningArguments ft = config.finetuning();
+        int worldSize = config.distributed().worldSize();
+        int stage = args.deepspeed() == null ? 0 : DeepSpeedConfig.load(Path.of(args.deepspeed()), args, worldSize).stage();
+        Map<String, long[]> shapes = new ModelLayout(cfg).expectedShapes();
+        BiFunction<String, ModelConfig, Dtype> held = Models.heldDtype(config);
+        Set<String> trainsBase = TrainableParameters.baseWeights(shapes.keySet(), cfg, ft);
+        long weights = 0;
+        Map<String, Long> trainable = new LinkedHashMap<>();      // numel of every tensor that trains
+        Map<String, Integer> gradBytes = new LinkedHashMap<>();
+        for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+            long n = numel(e.getValue());
+            int bytes = held == null ? 4 : held.apply(e.getKey(), cfg).numBytes;
+            weights += n * bytes;
+            if (trainsBase.contains(e.getKey())) {
+                trainable.put(e.getKey(), n);
+                gradBytes.put(e.getKey(), bytes);
+            }
+        }
+        if (ft.lora()) {    // A (r, in) and B (out, r) in float32 for each adapted linear weight
+            List<String> targets = ft.loraTarget().equals(List.of("all")) ? ModelLayout.LAYER_LINEARS : ft.loraTarget();
+            for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+                String module = ModelLayout.layerLinearModule(e.getKey());
+                if (module != null && targets.contains(ModelLayout.leaf(module))) {
+                    long n = (long) ft.loraRank() * (e.getValue()[0] + e.getValue()[1]);
+                    weights += 4 * n;
+                    trainable.put(module + ".lora", n);
+                    gradBytes.put(module + ".lora", 4);
+                }
+            }
+        }
+        Partition partition = Partition.of(trainable, worldSize);
+        double optimizerShare = stage >= 1 ? share(partition, trainable, worldSize) : 1;
+        double gradientShare = stage >= 2 ? share(partition, trainable, worldSize) : 1;
+        long gradients = 0;
+        long optimizer = 0;
+        for (Map.Entry<String, Long> e : trainable.entrySet()) {
+            int bytes = gradBytes.get(e.getKey());
+            gradients += e.getValue() * bytes;
+            optimizer += stateElements(e.getKey(), shapes.get(e.getKey()), e.getValue(), ft, args, cfg) * bytes;
+        }
+        if (ft.useBadam() && ft.badamMode().equals("layer")) {   // AdamW state for one decoder layer at a time
+            optimizer = optimizer / Math.max(1, cfg.numLayers());
+        }
+        long tokens = (long) args.perDeviceTrainBatchSize() * config.data().cutoffLen();
+        long h = cfg.hiddenSize();
+        long layer = (long) (tokens * (A_H * h + A_I * cfg.intermediateSize()) * 4);
+        long head = tokens * cfg.vocabSize() * 4L * 3;
+        long stored = (long) cfg.numLayers() * tokens * h * 4;
+        boolean checkpointing = config.model().activationCheckpointing();
+        return new MemoryEstimate(weights, (long) (gradients * gradientShare), (long) (optimizer * optimizerShare),
+                stored + layer + head, (long) cfg.numLayers() * layer + head, checkpointing, worldSize, stage);
+    }
+
+    /** Optimizer state elements for one trainable tensor (its numel {@code n}). */
+    private static long stateElements(String name, long[] shape, long n, FinetuningArguments ft, TrainingArguments args,
+                                      ModelConfig cfg) {
+        if (args.optim().equals("sgd") && !ft.useGalore() && !ft.useApollo() && !ft.useBadam()) {
+            return 0;
+        }
+        boolean matrix = shape != null && shape.length == 2 && ModelLayout.layerLinearModule(name) != null;
+        if ((ft.useGalore() || ft.useApollo()) && matrix) {      // moments in the subspace, plus the projection
+            long rank = ft.useGalore() ? ft.galoreRank() : ft.apolloRank();
+            return 2 * rank * Math.max(shape[0], shape[1]) + rank * Math.min(shape[0], shape[1]);
+        }
+        if (ft.useBadam() && ft.badamMode().equals("ratio")) {
+            return ModelLayout.isEmbeddingOrHead(name) ? 0 : 2 * (long) Math.ceil(n * ft.badamUpdateRatio());
+        }
+        if (ft.useMuon() && shape != null && ModelLayout.isHiddenMatrix(name, shape.length)) {
+            return n;                                              // the momentum buffer
+        }
+        if (ft.useAdamMini() && ModelLayout.adamMiniBlocks(name) != ModelLayout.SecondMoments.PER_WEIGHT) {
+            return n;                                              // m, and a v per head or per tensor
+        }
+        return 2 * n;                                              // AdamW's m and v
+    }
+
+    /** The largest share of the trainable elements one rank owns. */
+    private static double share(Partition partition, Map<String, Long> trainable, int worldSize) {
+        long total = trainable.values().stream().mapToLong(Long::longValue).sum();
+        long most = 0;
+        for (int r = 0; r < worldSize; r++) {
+            most = Math.max(most, partition.load(r));
+        }
+        return total == 0 ? 0 : (double) most / total;
+    }
+
+    private static long numel(long[] shape) {
+        long n = 1;
+        for (long d : shape) {
+            n *= d;
+        }
+        return n;
+    }
+
+    /** Everything one rank holds at its peak (with the run's checkpointing choice). */
+    public long total() {
+        return RUNTIME + weights + gradients + optimizer + (checkpointing ? activations : activationsWithout);
+    }
+
+    /** A markdown table of the components, in MB. */
+    public String table() {
+        StringBuilder t = new StringBuilder("| per rank (world_size " + worldSize + ", ZeRO stage " + zeroStage
+                + ") | MB |\n| --- | --- |\n");
+        row(t, "weights", weights);
+        row(t, "gradients", gradients);
+        row(t, "optimizer state", optimizer);
+        row(t, "activations with checkpointing" + (checkpointing ? " (this run)" : ""), activations);
+        row(t, "activations without checkpointing" + (checkpointing ? "" : " (this run)"), activationsWithout);
+        row(t, "runtime (JVM, libtorch, tokenizer)", RUNTIME);
+        row(t, "total", total());
+        return t.toString();
+    }
+
+    private static void row(StringBuilder t, String what, long bytes) {
+        t.append("| ").append(what).append(" | ").append(String.format("%,.0f", bytes / 1048576.0)).append(" |\n");
+    }
+}
