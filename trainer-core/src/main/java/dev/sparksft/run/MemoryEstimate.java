@@ -25,7 +25,8 @@ import java.util.function.BiFunction;
  * per_device_train_batch_size x cutoff_len tokens, with and without activation checkpointing:
  * <pre>
  *   stored layer inputs  = L x T x H x 4                   (checkpointing only)
- *   one layer's graph    = T x (A_H x H + A_I x I) x 4     (every layer without checkpointing)
+ *   one layer's graph    = T x (A_H x H + A_I x I) x 4     (one layer with checkpointing, every layer without)
+ *   its backward's grads = half a layer's graph
  *   logits and their grad = T x V x 4 x 3
  * </pre>
  * with T tokens, H hidden, I intermediate, V vocabulary, L layers; A_H and A_I count the
@@ -83,8 +84,18 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
             gradients += e.getValue() * bytes;
             optimizer += stateElements(e.getKey(), shapes.get(e.getKey()), e.getValue(), ft, args, cfg) * bytes;
         }
-        if (ft.useBadam() && ft.badamMode().equals("layer")) {   // AdamW state for one decoder layer at a time
-            optimizer = optimizer / Math.max(1, cfg.numLayers());
+        if (ft.useBadam() && ft.badamMode().equals("layer")) {
+            // one decoder layer trains at a time: only it has gradients and AdamW state (the rest none)
+            long block = 0;
+            long blockState = 0;
+            for (Map.Entry<String, Long> e : trainable.entrySet()) {
+                if (ModelLayout.layerIndex(e.getKey()) == 0) {
+                    block += e.getValue() * gradBytes.get(e.getKey());
+                    blockState += 2 * e.getValue() * gradBytes.get(e.getKey());
+                }
+            }
+            gradients = block;
+            optimizer = blockState;
         }
         long tokens = (long) args.perDeviceTrainBatchSize() * config.data().cutoffLen();
         long h = cfg.hiddenSize();
@@ -92,8 +103,11 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
         long head = tokens * cfg.vocabSize() * 4L * 3;
         long stored = (long) cfg.numLayers() * tokens * h * 4;
         boolean checkpointing = config.model().activationCheckpointing();
+        // the backward of one layer adds gradients of about half its graph's size while that graph is alive
+        long backward = layer / 2;
         return new MemoryEstimate(weights, (long) (gradients * gradientShare), (long) (optimizer * optimizerShare),
-                stored + layer + head, (long) cfg.numLayers() * layer + head, checkpointing, worldSize, stage);
+                stored + layer + backward + head, (long) cfg.numLayers() * layer + backward + head, checkpointing,
+                worldSize, stage);
     }
 
     /** Optimizer state elements for one trainable tensor (its numel {@code n}). */
