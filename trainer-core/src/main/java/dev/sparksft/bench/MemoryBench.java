@@ -34,7 +34,7 @@ import java.util.Random;
  * <p>{@code write8b} then {@code lora8b}: one LoRA step (bf16, 1 x 8 tokens) of a Llama-3-8B-shaped
  * model, to show that it fits this 24 GB machine.
  * Usage: MemoryBench MODE (base, fp32, full, pure_bf16, lora, freeze, galore, badam, act_short,
- * act_on, act_off, write8b, lora8b); prints one markdown row.
+ * act_on, act_off, write8b, lora8b; largest prints its own table); prints one markdown row.
  */
 public final class MemoryBench {
     private static final Path ROOT = Path.of(System.getProperty("java.io.tmpdir"), "spark-sft-bench-memory");
@@ -44,6 +44,10 @@ public final class MemoryBench {
     public static void main(String[] args) throws Exception {
         String mode = args[0];
         Torch.load(2, 1);
+        if (mode.equals("largest")) {
+            largest();
+            return;
+        }
         if (mode.equals("write8b")) {   // its own JVM: drawing a 525M-row embedding takes a 2 GB Java array
             long start = System.nanoTime();
             Path dir = eightB();
@@ -90,6 +94,56 @@ public final class MemoryBench {
                     : new TinyModel.Options("llama", dir, 0, 1024, 15, 16, 16, 2816, null, 256, 0), Dtype.BF16);
         }
         return dir;
+    }
+
+    /** Public Llama shapes: name, hidden, layers, heads, kv heads, intermediate, vocabulary. */
+    private static final Object[][] SHAPES = {
+            {"Llama-3.2-1B", 2048, 16, 32, 8, 8192, 128256}, {"Llama-3.2-3B", 3072, 28, 24, 8, 8192, 128256},
+            {"Llama-3-8B", 4096, 32, 32, 8, 14336, 128256}, {"Llama-2-13B", 5120, 40, 40, 40, 13824, 32000},
+            {"Code-Llama-34B", 8192, 48, 64, 8, 22016, 32000}, {"Llama-3-70B", 8192, 80, 64, 8, 28672, 128256}};
+
+    /**
+     * For each method, the estimate of one rank at 1 x 512 tokens with checkpointing for public
+     * Llama shapes, and the largest that fits 24 GB (this machine): the estimator is within 15% of
+     * measured peaks (the method rows), so this is what would run here.
+     */
+    static void largest() throws Exception {
+        String[][] methods = {{"full AdamW, bf16", "finetuning_type: full\nbf16: true"},
+                {"full, pure_bf16", "finetuning_type: full\npure_bf16: true"},
+                {"LoRA r 8, bf16 base", "finetuning_type: lora\nbf16: true"},
+                {"freeze 2 layers, bf16", "finetuning_type: freeze\nbf16: true"},
+                {"GaLore r 16, bf16", "finetuning_type: full\nuse_galore: true\nbf16: true"},
+                {"BAdam layer, bf16", "finetuning_type: full\nuse_badam: true\nbf16: true"}};
+        StringBuilder head = new StringBuilder("| method (1 x 512 tokens, checkpointing) |");
+        StringBuilder rule = new StringBuilder("| --- |");
+        for (Object[] shape : SHAPES) {
+            head.append(' ').append(shape[0]).append(" GB |");
+            rule.append(" --- |");
+        }
+        System.out.println(head.append(" largest that fits 24 GB |"));
+        System.out.println(rule.append(" --- |"));
+        for (String[] m : methods) {
+            StringBuilder row = new StringBuilder("| " + m[0] + " |");
+            String fits = "none";
+            for (Object[] shape : SHAPES) {
+                Path dir = ROOT.resolve("shape-" + shape[0]);
+                Files.createDirectories(dir);
+                Files.writeString(dir.resolve("config.json"), String.format("{\"model_type\": \"llama\", "
+                        + "\"hidden_size\": %d, \"num_hidden_layers\": %d, \"num_attention_heads\": %d, "
+                        + "\"num_key_value_heads\": %d, \"intermediate_size\": %d, \"vocab_size\": %d, "
+                        + "\"rope_theta\": 500000.0, \"torch_dtype\": \"bfloat16\"}", shape[1], shape[2], shape[3],
+                        shape[4], shape[5], shape[6]));
+                Path yaml = dir.resolve("estimate.yaml");
+                Files.writeString(yaml, "model_name_or_path: " + dir + "\ntemplate: empty\ndataset: x\noutput_dir: o\n"
+                        + "do_train: true\ncutoff_len: 512\nper_device_train_batch_size: 1\n" + m[1] + "\n");
+                long bytes = MemoryEstimate.of(SftConfig.load(yaml, List.of()), ModelConfig.load(dir)).total();
+                row.append(String.format(" %.1f |", bytes / 1073741824.0));
+                if (bytes <= 24L << 30) {
+                    fits = (String) shape[0];
+                }
+            }
+            System.out.println(row.append(' ').append(fits).append(" |"));
+        }
     }
 
     /**
