@@ -19,12 +19,12 @@ import org.slf4j.LoggerFactory;
 
 /**
  * What spark-sft takes from a DeepSpeed JSON ({@code deepspeed: path}, as Hugging Face and
- * LLaMA-Factory pass it): the ZeRO stage (0, 1 or 2) and whether the optimizer is offloaded to the
- * host. The batch, clipping and precision fields must be "auto" or agree with our own keys, which
+ * LLaMA-Factory pass it): the ZeRO stage (0 to 3) and whether the optimizer or the parameters are
+ * offloaded to the host. The batch, clipping and precision fields must be "auto" or agree with our own keys, which
  * stay the one source of those values; tuning fields that only shape DeepSpeed's own buffers are
  * accepted without effect (logged once); anything else we cannot honour is refused by name.
  */
-public record DeepSpeedConfig(Path file, int stage, boolean offloadOptimizer) {
+public record DeepSpeedConfig(Path file, int stage, boolean offloadOptimizer, boolean offloadParam) {
     private static final Logger LOG = LoggerFactory.getLogger(DeepSpeedConfig.class);
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -90,7 +90,7 @@ public record DeepSpeedConfig(Path file, int stage, boolean offloadOptimizer) {
                     if (NO_EFFECT.contains(key) || key.startsWith("_")) {   // "_comment": JSON has no comments
                         ignored.add(key);
                     } else {
-                        problems.add(where + key + " is not supported by spark-sft (it trains with ZeRO stages 0-2 "
+                        problems.add(where + key + " is not supported by spark-sft (it trains with ZeRO stages 0-3 "
                                 + "over its own optimizers and keys); remove " + key);
                     }
                 }
@@ -98,15 +98,17 @@ public record DeepSpeedConfig(Path file, int stage, boolean offloadOptimizer) {
         }
         ConfigProblems.throwIfAny(problems);
         boolean offload = zero.path("offload_optimizer").path("device").asText("none").equals("cpu");
+        boolean offloadParam = zero.path("offload_param").path("device").asText("none").equals("cpu");
         if (!ignored.isEmpty()) {
             LOG.info("deepspeed: {} have no effect in spark-sft (they tune DeepSpeed's own buffers, logging or fp16)",
                     ignored);
         }
-        LOG.info("deepspeed: ZeRO stage {}{} from {}", stage, offload ? ", optimizer offloaded to the host" : "", file);
-        return new DeepSpeedConfig(file, stage, offload);
+        LOG.info("deepspeed: ZeRO stage {}{}{} from {}", stage, offload ? ", optimizer offloaded to the host" : "",
+                offloadParam ? ", parameters offloaded to the host" : "", file);
+        return new DeepSpeedConfig(file, stage, offload, offloadParam);
     }
 
-    /** zero_optimization.stage: 0 when absent; 3 is refused before any other field is looked at. */
+    /** zero_optimization.stage: 0 when absent. */
     private static int stage(Path file, JsonNode zero) {
         if (!zero.isMissingNode() && !zero.isObject()) {
             throw new UserError("deepspeed (" + file + "): zero_optimization must be an object, got " + zero);
@@ -117,10 +119,6 @@ public record DeepSpeedConfig(Path file, int stage, boolean offloadOptimizer) {
         }
         if (!s.isIntegralNumber() || s.asInt() < 0 || s.asInt() > 3) {
             throw new UserError("deepspeed (" + file + "): zero_optimization.stage must be 0, 1, 2 or 3, got " + s);
-        }
-        if (s.asInt() == 3) {
-            throw new UserError("deepspeed (" + file + "): ZeRO stage 3 is not implemented yet; use stage 2 "
-                    + "(zero_optimization.stage: 2 shards gradients and optimizer state)");
         }
         return s.asInt();
     }
@@ -195,10 +193,22 @@ public record DeepSpeedConfig(Path file, int stage, boolean offloadOptimizer) {
                     }
                 });
             } else if (key.equals("offload_param")) {
-                if (!v.path("device").asText("none").equals("none")) {
+                String device = v.path("device").asText("none");
+                if (stage != 3 && !device.equals("none")) {
                     problems.add(where + "zero_optimization.offload_param offloads parameters, which only ZeRO stage 3 "
                             + "does; this file asks for stage " + stage + ": remove offload_param");
+                } else if (!device.equals("cpu") && !device.equals("none")) {
+                    problems.add(where + "zero_optimization.offload_param.device is '" + device
+                            + "'; spark-sft offloads to cpu (or none) only");
                 }
+                v.fieldNames().forEachRemaining(k -> {
+                    if (k.equals("pin_memory") || k.equals("buffer_count") || k.equals("buffer_size")
+                            || k.equals("max_in_cpu")) {
+                        ignored.add("zero_optimization.offload_param." + k);
+                    } else if (!k.equals("device")) {
+                        problems.add(where + "zero_optimization.offload_param." + k + " is not supported; remove it");
+                    }
+                });
             } else if (ZERO_TUNING.contains(key) || key.startsWith("stage3_")) {
                 ignored.add("zero_optimization." + key);
             } else {

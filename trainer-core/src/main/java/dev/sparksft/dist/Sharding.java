@@ -1,13 +1,19 @@
 package dev.sparksft.dist;
 
+import dev.sparksft.model.ModelLayout;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.MemoryFormatOptional;
+import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
@@ -20,28 +26,52 @@ import org.bytedeco.pytorch.global.torch;
  *   <li>1: gradients are all-reduced as in 0, but each rank's optimizer holds only the tensors the
  *       {@link Partition} gives it; after the step each owner broadcasts its tensors.</li>
  *   <li>2: as 1, and each gradient is reduced to its owner only; the other ranks drop it at once.</li>
+ *   <li>3: as 2, and a rank holds the data of the trainable tensors it owns only: the others are
+ *       released (the same Tensor object, which the model's layers reference, keeps its name,
+ *       shape and requires_grad, but its data is an empty (0,) tensor). The trainer
+ *       {@link #gather gathers} a group of tensors (one decoder layer's, the embedding's, the
+ *       head's) from their owners right before it is used and {@link #release releases} it
+ *       after; gradients are reduced to their owners group by group in the backward pass
+ *       ({@link #reduceToOwners}), so nothing is broadcast after the step. Frozen tensors (LoRA's
+ *       base, freeze's frozen layers) stay replicated.</li>
  * </ul>
  * Every rank makes the same collectives in the same order (invariant 3): the lists passed depend
- * only on the partition, on requires_grad (the same on every rank) and, for stage 2, on which
- * gradients any rank holds, which is itself all-reduced first.
+ * only on the partition, on requires_grad (the same on every rank), for stage 2 on which
+ * gradients any rank holds, which is itself all-reduced first, and for stage 3 on which tensors
+ * are released, which every rank tracks alike (the owner too, though it keeps its data).
  */
 public final class Sharding {
     private final World world;
     private final int stage;
     private final Partition partition;
     private final List<String> names;   // trainable order
+    private final Map<String, Tensor> tensors;
+    private final Map<String, long[]> shapes;   // whole shapes: a released tensor's own is (0,)
+    private final Map<Integer, List<String>> byLayer = new HashMap<>();   // decoder layer (-1: none) -> names
+    private final Set<String> released = new HashSet<>();   // stage 3: the same set on every rank
 
-    /** @param trainable the parameters that train, in the order every rank iterates them */
+    /** @param trainable the parameters that train, in the order every rank iterates them (whole) */
     public Sharding(World world, int stage, Map<String, Tensor> trainable) {
-        if (stage < 0 || stage > 2) {
-            throw new IllegalStateException("ZeRO stage " + stage + " reached the trainer; only 0, 1 and 2 exist here");
+        if (stage < 0 || stage > 3) {
+            throw new IllegalStateException("ZeRO stage " + stage + " reached the trainer; only 0 to 3 exist here");
         }
         this.world = world;
         this.stage = stage;
         this.names = List.copyOf(trainable.keySet());
+        this.tensors = new LinkedHashMap<>(trainable);
+        this.shapes = new LinkedHashMap<>();
         Map<String, Long> numels = new LinkedHashMap<>();
-        trainable.forEach((n, p) -> numels.put(n, p.numel()));
+        trainable.forEach((n, p) -> {
+            numels.put(n, p.numel());
+            shapes.put(n, p.sizes().vec().get());
+            byLayer.computeIfAbsent(ModelLayout.layerIndex(n), k -> new ArrayList<>()).add(n);
+        });
         this.partition = Partition.of(numels, world.size());
+    }
+
+    /** No sharding at all, for a forward and backward outside a trainer (one rank, nothing trains). */
+    public static Sharding none() {
+        return new Sharding(World.single(), 0, Map.of());
     }
 
     public int stage() {
@@ -52,9 +82,14 @@ public final class Sharding {
         return partition;
     }
 
-    /** Whether gradients live on their owner only after {@link #reduceGradients} (stage 2, several ranks). */
+    /** Whether gradients live on their owner only after {@link #reduceGradients} (stages 2 and 3, several ranks). */
     public boolean shardsGradients() {
         return stage >= 2 && world.size() > 1;
+    }
+
+    /** Whether a rank holds only its own trainable tensors' data between uses (stage 3, several ranks). */
+    public boolean shardsParameters() {
+        return stage == 3 && world.size() > 1;
     }
 
     /** The parameters this rank's optimizer steps: all of them at stage 0, its own from stage 1. */
@@ -75,8 +110,12 @@ public final class Sharding {
     /**
      * Sums the gradients over the ranks (SUM, invariant 2): into every rank at stages 0 and 1,
      * into the owner only at stage 2, where the other ranks then drop theirs (param.grad = None).
+     * At stage 3 (several ranks) the backward pass already reduced every group: nothing is left.
      */
     public void reduceGradients(Map<String, Tensor> trainable) {
+        if (shardsParameters()) {
+            return;
+        }
         if (!shardsGradients()) {
             List<Tensor> grads = new ArrayList<>();
             for (Tensor p : trainable.values()) {
@@ -88,28 +127,53 @@ public final class Sharding {
             world.allReduceSumInPlace(grads);
             return;
         }
+        reduceToOwners(names, trainable);
+    }
+
+    /**
+     * Stage 3 (a no-op otherwise): the gradients of {@code group} (trainable names; others are
+     * skipped) summed into their owners, the other ranks dropping theirs: one group's share of a
+     * micro-batch, as soon as its backward is done. An owner's gradient accumulates over the
+     * micro-batches of a step, since each reduce adds into what it holds.
+     */
+    public void reduceToOwners(Collection<String> group) {
+        if (!shardsParameters()) {
+            return;
+        }
+        List<String> ordered = new ArrayList<>();
+        for (String n : names) {
+            if (group.contains(n)) {
+                ordered.add(n);
+            }
+        }
+        reduceToOwners(ordered, tensors);
+    }
+
+    /** Stage 2's reduce of {@code group} (trainable order), owner by owner; the non-owners drop theirs. */
+    private void reduceToOwners(List<String> group, Map<String, Tensor> trainable) {
         // a rank that dropped a gradient it does not own (or had no data this step) still sends zeros
         // wherever another rank has a gradient, so every rank reduces the same list
-        long[] held = new long[names.size()];
-        for (int i = 0; i < names.size(); i++) {
-            held[i] = trainable.get(names.get(i)).grad().defined() ? 1 : 0;
+        long[] held = new long[group.size()];
+        for (int i = 0; i < group.size(); i++) {
+            held[i] = trainable.get(group.get(i)).grad().defined() ? 1 : 0;
         }
         long[] anyRank = world.allReduceSum(held);
         for (int r = 0; r < world.size(); r++) {
             List<Tensor> grads = new ArrayList<>();
-            for (int i = 0; i < names.size(); i++) {
-                Tensor p = trainable.get(names.get(i));
-                if (anyRank[i] == 0 || partition.owner(names.get(i)) != r) {
+            for (int i = 0; i < group.size(); i++) {
+                String n = group.get(i);
+                Tensor p = trainable.get(n);
+                if (anyRank[i] == 0 || partition.owner(n) != r) {
                     continue;
                 }
-                if (held[i] == 0) {
-                    p.mutable_grad().put(torch.zeros_like(p));
+                if (held[i] == 0) {   // the whole shape: at stage 3 the data itself may be released
+                    p.mutable_grad().put(torch.zeros(shapes.get(n), p.options()));
                 }
                 grads.add(p.grad());
             }
             world.reduceSumInPlace(grads, r);
         }
-        for (String n : names) {
+        for (String n : group) {
             Tensor p = trainable.get(n);
             if (partition.owner(n) != world.rank() && p.grad().defined()) {
                 p.mutable_grad().put(new Tensor());   // not ours: no memory for it until the next backward
@@ -117,9 +181,89 @@ public final class Sharding {
         }
     }
 
-    /** From stage 1: each owner broadcasts the tensors it just stepped, so every rank holds the whole model again. */
+    /**
+     * Stage 3 (a no-op otherwise): the whole data of the released tensors among {@code group} on
+     * every rank, owner by owner, each owner broadcasting its tensors in buckets. {@code group}
+     * must list the same names in the same order on every rank; names that do not train (frozen,
+     * replicated) or are held already are skipped alike everywhere.
+     */
+    public void gather(Collection<String> group) {
+        if (!shardsParameters()) {
+            return;
+        }
+        List<String> away = new ArrayList<>();
+        for (String n : group) {
+            if (released.contains(n) && !away.contains(n)) {
+                away.add(n);
+            }
+        }
+        if (away.isEmpty()) {
+            return;
+        }
+        try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
+            for (int r = 0; r < world.size(); r++) {
+                List<Tensor> incoming = new ArrayList<>();
+                for (String n : away) {
+                    if (partition.owner(n) != r) {
+                        continue;
+                    }
+                    Tensor p = tensors.get(n);
+                    if (r != world.rank()) {   // room for the owner's values, in the same Tensor object
+                        p.__dispatch_set_data(torch.empty(shapes.get(n), p.options(), new MemoryFormatOptional()));
+                    }
+                    incoming.add(p);
+                }
+                world.broadcast(incoming, r);
+            }
+        }
+        released.removeAll(away);
+    }
+
+    /**
+     * Stage 3 (a no-op otherwise): frees this rank's copy of the tensors of {@code group} it does
+     * not own (their data becomes an empty (0,) tensor; the owner keeps its own). No collective.
+     */
+    public void release(Collection<String> group) {
+        if (!shardsParameters()) {
+            return;
+        }
+        try (PointerScope scope = new PointerScope()) {
+            for (String n : group) {
+                Tensor p = tensors.get(n);
+                if (p == null || released.contains(n)) {
+                    continue;
+                }
+                if (partition.owner(n) != world.rank()) {
+                    p.__dispatch_set_data(torch.empty(new long[] {0}, p.options(), new MemoryFormatOptional()));
+                }
+                released.add(n);
+            }
+        }
+    }
+
+    /** Stage 3: every trainable tensor whole on every rank (the start broadcast, evaluation, saving). */
+    public void gatherAll() {
+        gather(names);
+    }
+
+    /** Stage 3: every rank back to the data of its own trainable tensors only. */
+    public void releaseAll() {
+        release(names);
+    }
+
+    /** The trainable names of decoder layer {@code layer} (its LoRA matrices included), in trainable order. */
+    public List<String> layerTensors(int layer) {
+        return byLayer.getOrDefault(layer, List.of());
+    }
+
+    /** The trainable names outside the decoder layers (embedding, final norm, LM head), in trainable order. */
+    public List<String> outsideLayers() {
+        return layerTensors(-1);
+    }
+
+    /** Stages 1 and 2: each owner broadcasts the tensors it just stepped, so every rank holds the whole model again. */
     public void broadcastUpdated(Map<String, Tensor> trainable) {
-        if (stage == 0 || world.size() == 1) {
+        if (stage == 0 || stage == 3 || world.size() == 1) {   // stage 3: gathered from the owner on use
             return;
         }
         for (int r = 0; r < world.size(); r++) {

@@ -222,6 +222,16 @@ public final class CausalLm {
         return false;
     }
 
+    /** The names of the weights {@link #embed} reads: (vocab, hidden) embed_tokens. */
+    public List<String> embeddingWeights() {
+        return List.of(ModelLayout.EMBEDDING);
+    }
+
+    /** The names of the weights {@link #head} reads: the final norm and the LM head (embed_tokens when tied). */
+    public List<String> headWeights() {
+        return List.of(ModelLayout.FINAL_NORM, cfg.tieWordEmbeddings() ? ModelLayout.EMBEDDING : ModelLayout.LM_HEAD);
+    }
+
     /** Whether the token embedding trains now (with tied embeddings the head trains through it). */
     public boolean embeddingTrains() {
         return embedTokens.requires_grad();

@@ -1,6 +1,7 @@
 package dev.sparksft.train;
 
 import dev.sparksft.data.Batch;
+import dev.sparksft.dist.Sharding;
 import dev.sparksft.loss.SftLoss;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.runtime.Autocast;
@@ -33,16 +34,26 @@ import org.bytedeco.pytorch.global.torch;
  * so gradients equal the run without checkpointing. Layers below the lowest one that trains are
  * neither recomputed nor backpropagated through (LoRA on the upper layers, freeze, BAdam).
  * Returns sum(token losses) for the log.
+ *
+ * <p>Under ZeRO stage 3 this loop is where a rank holds other ranks' trainable tensors: each
+ * piece's (the embedding's, layer i's, the head's) are {@link Sharding#gather gathered} right
+ * before its forward and released after; in the backward pass layer i is gathered again for its
+ * recomputation, and once it has backpropagated its gradients are reduced to their owners and
+ * its weights released. The embedding, final norm and head's gradients are reduced at the end of
+ * the micro-batch (a tied embedding gets gradients from both ends). A rank without data for the
+ * micro-step makes the same calls in {@link #idle}. Without stage 3 every one of these calls is a no-op.
  */
 final class ActivationCheckpointing {
     private ActivationCheckpointing() {}
 
     static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16) {
+        return forwardBackward(model, b, loss, numTargets, bf16, Sharding.none());
+    }
+
+    /** {@link #forwardBackward(CausalLm, Batch, SftLoss, long, boolean)}, gathering and reducing as {@code shards}' stage asks. */
+    static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16, Sharding shards) {
         int numLayers = model.numLayers();
-        int lowest = 0;                       // the lowest layer whose input gradient is needed
-        while (lowest < numLayers && !model.embeddingTrains() && !model.layerTrains(lowest)) {
-            lowest++;
-        }
+        int lowest = lowest(model);           // the lowest layer whose input gradient is needed
         Generator dropout = model.lora() == null ? null : model.lora().dropoutGenerator();
         PointerScope step = PointerScope.getInnerScope();   // the micro-batch's scope: what outlives a layer goes there
         List<Tensor> inputs = new ArrayList<>(numLayers + 1);   // x_0 .. x_L, (batch, seq, hidden) each
@@ -53,28 +64,34 @@ final class ActivationCheckpointing {
         Tensor sum;
         // one autocast region per piece, not one for the whole forward: leaving a region drops
         // autocast's cache of bf16 weight copies, which would otherwise hold every layer's at once
+        shards.gather(model.embeddingWeights());
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
             embedded = model.embed(b.inputIds());
             ctx = model.context(b.attentionMask(), b.positionIds(), null);
         }
+        shards.release(model.embeddingWeights());   // its backward needs the ids and the vocabulary size only
         try (NoGradGuard noGrad = new NoGradGuard()) {
             Tensor x = embedded.detach();
             inputs.add(x);
             for (int i = 0; i < numLayers; i++) {
                 dropoutStates.add(dropout == null ? null : dropout.get_state());
+                shards.gather(shards.layerTensors(i));
                 // the layer's intermediates are freed with its own scope; only its output is kept
                 try (PointerScope layer = new PointerScope(); Autocast autocast = Autocast.bf16(model.device(), bf16)) {
                     x = keep(model.layer(i, x, ctx), layer, step);
                 }
+                shards.release(shards.layerTensors(i));
                 inputs.add(x);
             }
         }
         top = inputs.get(numLayers).detach().requires_grad_(true);
+        shards.gather(model.headWeights());
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
             sum = loss.sum(model.head(top), b.labels());
         }
         Tensor afterForward = dropout == null ? null : dropout.get_state();
         sum.div(new Scalar((double) numTargets)).backward();
+        shards.release(model.headWeights());         // the head's graph is gone: its gradients stay until the end
         // grad() is a reference into the leaf's autograd state: detach() gives an owned handle to the same storage
         Tensor grad = top.grad().detach();                               // dloss/dx_L
         for (int i = numLayers - 1; i >= lowest && grad.defined(); i--) {
@@ -82,6 +99,7 @@ final class ActivationCheckpointing {
             if (dropout != null) {
                 dropout.set_state(dropoutStates.get(i));
             }
+            shards.gather(shards.layerTensors(i));
             try (PointerScope layer = new PointerScope()) {
                 Tensor x = inputs.get(i).detach().requires_grad_(needInputGrad);
                 Tensor y;
@@ -91,14 +109,59 @@ final class ActivationCheckpointing {
                 backward(y, grad);
                 grad = needInputGrad ? keep(x.grad().detach(), layer, step) : new Tensor();
             }
+            shards.reduceToOwners(shards.layerTensors(i));
+            shards.release(shards.layerTensors(i));
         }
         if (model.embeddingTrains() && lowest == 0 && grad.defined()) {
+            shards.gather(model.embeddingWeights());   // its gradient accumulates into the whole shape
             backward(embedded, grad);
+            shards.release(model.embeddingWeights());
         }
+        shards.reduceToOwners(shards.outsideLayers());
         if (dropout != null) {
             dropout.set_state(afterForward);     // the next micro-batch draws what it would draw unchecked
         }
         return sum.item_double();
+    }
+
+    /**
+     * ZeRO stage 3, a rank without data for this micro-step: the gathers, reductions and releases
+     * of {@link #forwardBackward} in the same order, computing nothing, so every rank makes the
+     * same collectives (invariant 3). It contributes zero gradients: where another rank holds one,
+     * the reduction sends zeros. In the backward loop of forwardBackward the gradient is defined
+     * down to the lowest layer and, when the embedding trains, below it, so the conditions here
+     * are the same ones.
+     */
+    static void idle(CausalLm model, Sharding shards) {
+        int numLayers = model.numLayers();
+        int lowest = lowest(model);
+        shards.gather(model.embeddingWeights());
+        shards.release(model.embeddingWeights());
+        for (int i = 0; i < numLayers; i++) {
+            shards.gather(shards.layerTensors(i));
+            shards.release(shards.layerTensors(i));
+        }
+        shards.gather(model.headWeights());
+        shards.release(model.headWeights());
+        for (int i = numLayers - 1; i >= lowest; i--) {
+            shards.gather(shards.layerTensors(i));
+            shards.reduceToOwners(shards.layerTensors(i));
+            shards.release(shards.layerTensors(i));
+        }
+        if (model.embeddingTrains() && lowest == 0) {
+            shards.gather(model.embeddingWeights());
+            shards.release(model.embeddingWeights());
+        }
+        shards.reduceToOwners(shards.outsideLayers());
+    }
+
+    /** The lowest layer whose input gradient is needed: 0 when the embedding trains, else the lowest that trains. */
+    private static int lowest(CausalLm model) {
+        int lowest = 0;
+        while (lowest < model.numLayers() && !model.embeddingTrains() && !model.layerTrains(lowest)) {
+            lowest++;
+        }
+        return lowest;
     }
 
     /** Backpropagates {@code grad}, the loss's gradient with respect to {@code output}, into every leaf. */

@@ -34,7 +34,10 @@ import org.slf4j.LoggerFactory;
  * micro-batch backpropagates sum(token losses) / N; gradients are summed over ranks (all-reduced,
  * or under ZeRO stage 2 reduced to each tensor's owner), clipped to max_grad_norm and applied with
  * the scheduled learning rate (under ZeRO stages 1 and 2 by each tensor's owner, which then
- * broadcasts it). The logged loss is the exact
+ * broadcasts it). Under ZeRO stage 3 a rank holds only its own trainable tensors between uses:
+ * the checkpointed forward and backward gather each piece from its owners and reduce its
+ * gradients to them ({@link ActivationCheckpointing}), and evaluation, saving and the start
+ * broadcast gather the whole model around them. The logged loss is the exact
  * per-step mean sum / N.
  */
 public final class Trainer {
@@ -94,6 +97,10 @@ public final class Trainer {
         this.world = world;
         this.padId = padId;
         this.outputs = outputs;
+        if (setup.sharding().stage() == 3 && !setup.activationCheckpointing()) {
+            throw new IllegalStateException("ZeRO stage 3 gathers weights in the checkpointed loop, but the setup "
+                    + "turns activation checkpointing off (TrainingSetup.of refuses this)");
+        }
         long numParams = trainable.values().stream().mapToLong(Tensor::numel).sum();
         LOG.info("{}training {} examples, {} steps ({} per epoch, global batch {} = {} x {} x {} ranks), {} trainable "
                         + "parameters, {} warmup steps", rankPrefix(world), numExamples, totalSteps, plan.stepsPerEpoch(),
@@ -123,6 +130,7 @@ public final class Trainer {
             replicated.addAll(model.lora().tensors().values());
         }
         world.broadcastFromMain(replicated);
+        setup.sharding().releaseAll();   // ZeRO 3: from here on a rank holds its own trainable tensors only
         long startStep = 0;
         ArrayNode history = JSON.createArrayNode();
         if (resume != null) {
@@ -160,8 +168,16 @@ public final class Trainer {
                 long numTargets = world.allReduceSum(localTargets);        // N of the whole step
                 double localLossSum = 0;
                 for (List<TokenizedExample> batch : micros) {
-                    if (batch.isEmpty() || numTargets == 0) {
-                        continue; // no data on this rank for this micro-step: zero loss, zero gradient
+                    if (numTargets == 0) {
+                        continue; // no rank has a target this step: nobody computes or communicates
+                    }
+                    if (batch.isEmpty()) {
+                        // no data on this rank for this micro-step: zero loss, zero gradient; under
+                        // ZeRO 3 it still takes part in the others' gathers and reductions
+                        if (setup.sharding().shardsParameters()) {
+                            ActivationCheckpointing.idle(model, setup.sharding());
+                        }
+                        continue;
                     }
                     try (PointerScope microScope = new PointerScope()) {
                         Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
@@ -169,13 +185,13 @@ public final class Trainer {
                     }
                 }
                 Sharding sharding = setup.sharding();
-                sharding.reduceGradients(trainable);   // SUM over ranks: into every rank, or (ZeRO 2) into each owner
+                sharding.reduceGradients(trainable);   // SUM over ranks: into every rank, or (ZeRO 2) into each owner; ZeRO 3: done
                 stepLoss = numTargets == 0 ? 0.0 : world.allReduceSum(localLossSum) / numTargets;
                 gradNorm = sharding.shardsGradients()   // each rank holds its own gradients only: norm over shards
                         ? GradClip.clip(sharding.owned(trainable).values(), args.maxGradNorm(), world::allReduceSum)
                         : GradClip.clip(trainable.values(), args.maxGradNorm());
                 optimizer.step(lr);                     // this rank's share (ZeRO 1, 2) or everything
-                sharding.broadcastUpdated(trainable);   // ZeRO 1, 2: each owner's stepped tensors to every rank
+                sharding.broadcastUpdated(trainable);   // ZeRO 1, 2: each owner's stepped tensors to every rank (not 3)
                 zeroGrads();
             }
             long done = step + 1;
@@ -223,8 +239,12 @@ public final class Trainer {
      */
     public Result trainAndSave(Checkpoints.Loaded resume) throws IOException {
         Result result = train(resume);
+        setup.sharding().gatherAll();          // ZeRO 3: rank 0 writes whole tensors
         if (world.isMain()) {
             outputs.saveModel(model);
+        }
+        setup.sharding().releaseAll();
+        if (world.isMain()) {
             Map<String, Object> r = new LinkedHashMap<>();
             r.put("epoch", result.epoch());
             r.put("train_loss", result.trainLoss());
@@ -265,9 +285,11 @@ public final class Trainer {
             mine.add(eval.get(i));
         }
         Evaluator.Sums s;
+        setup.sharding().gatherAll();          // ZeRO 3: the whole model for the plain forward
         try (Autocast autocast = Autocast.bf16(model.device(), args.bf16())) {
             s = Evaluator.sums(model, mine, args.perDeviceEvalBatchSize(), padId, setup.computeAccuracy());
         }
+        setup.sharding().releaseAll();
         return Evaluator.metrics(new Evaluator.Sums(world.allReduceSum(s.lossSum()), world.allReduceSum(s.numTargets()),
                 world.allReduceSum(s.accuracySum()), world.allReduceSum(s.accuracyCount())), setup.computeAccuracy());
     }
@@ -279,7 +301,7 @@ public final class Trainer {
     private double forwardBackward(Batch b, long numTargets) {
         try (Training training = new Training(model)) {
             return setup.activationCheckpointing()
-                    ? ActivationCheckpointing.forwardBackward(model, b, loss, numTargets, args.bf16())
+                    ? ActivationCheckpointing.forwardBackward(model, b, loss, numTargets, args.bf16(), setup.sharding())
                     : plainForwardBackward(model, b, loss, numTargets, args.bf16());
         }
     }
@@ -324,6 +346,7 @@ public final class Trainer {
         // every rank takes part: under ZeRO the optimizer's shards meet on rank 0 (freed with this scope)
         try (PointerScope scope = new PointerScope()) {
             Map<String, Tensor> optimizerState = setup.sharding().gatherState(optimizer.state());
+            setup.sharding().gatherAll();      // ZeRO 3: the checkpoint's model is whole, as at any stage
             if (world.isMain()) {
                 Path dir = Checkpoints.save(outputs, step, model, optimizerState, state(step, epoch, history));
                 LOG.info("saved {}", dir);
@@ -331,6 +354,7 @@ public final class Trainer {
                     Checkpoints.rotate(outputs, args.saveTotalLimit());
                 }
             }
+            setup.sharding().releaseAll();
         }
     }
 

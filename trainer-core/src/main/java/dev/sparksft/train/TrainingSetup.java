@@ -48,7 +48,7 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
         if (model.lora() != null) {   // LoRA dropout draws from this rank's own generator
             model.lora().seedDropout(Torch.generator(args.seed(), world.rank()));
         }
-        Sharding sharding = sharding(args, ft, model, trainable, world);
+        Sharding sharding = sharding(args, ft, model, trainable, world, activationCheckpointing);
         Optimizer optimizer = Optimizers.create(trainable, sharding.owned(trainable).keySet(), model.config(), args, ft,
                 args.seed());
         SftLoss loss = new SftLoss(ft.useDftLoss() ? SftLoss.Kind.DFT : ft.useEaftLoss() ? SftLoss.Kind.EAFT
@@ -67,7 +67,7 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
      * the file itself, so a rank that cannot see it fails with the path.
      */
     private static Sharding sharding(TrainingArguments args, FinetuningArguments ft, CausalLm model,
-                                     Map<String, Tensor> trainable, World world) {
+                                     Map<String, Tensor> trainable, World world, boolean activationCheckpointing) {
         if (args.deepspeed() == null) {
             return new Sharding(world, 0, trainable);
         }
@@ -85,10 +85,24 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
             LOG.info("deepspeed: offload_optimizer.device cpu: on a CPU run the optimizer state and step are "
                     + "already in host memory");
         }
+        if (ds.stage() == 3 && !activationCheckpointing) {
+            throw new UserError("deepspeed (" + ds.file() + "): zero_optimization.stage: 3 gathers each decoder layer's "
+                    + "weights around its recomputation, so it needs activation checkpointing, but "
+                    + "disable_gradient_checkpointing is true (or gradient_checkpointing: false); remove "
+                    + "disable_gradient_checkpointing, or use a DeepSpeed file with stage 2");
+        }
+        if (ds.offloadParam()) {
+            if (model.device().type().value == torch.DeviceType.CUDA.value) {
+                throw new UserError("deepspeed (" + ds.file() + "): zero_optimization.offload_param.device: cpu "
+                        + "is not implemented for GPU runs yet; remove offload_param (or set its device to none)");
+            }
+            LOG.info("deepspeed: offload_param.device cpu: on a CPU run the parameters are already in host memory");
+        }
         Sharding sharding = new Sharding(world, ds.stage(), trainable);
         if (ds.stage() >= 1) {
             Map<String, Tensor> mine = sharding.owned(trainable);
-            LOG.info("{}ZeRO stage {}: this rank steps {} of {} trainable tensors ({} of {} elements)",
+            LOG.info("{}ZeRO stage {}: this rank steps {} of {} trainable tensors ({} of {} elements)"
+                            + (ds.stage() == 3 ? "; it holds only these between uses" : ""),
                     world.size() == 1 ? "" : "rank " + world.rank() + ": ", ds.stage(), mine.size(), trainable.size(),
                     sharding.partition().load(world.rank()),
                     trainable.values().stream().mapToLong(Tensor::numel).sum());

@@ -37,12 +37,14 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * ZeRO stages 1 and 2 (deepspeed: LLaMA-Factory's ds_z*_config.json, stage rewritten) on Gloo
+ * ZeRO stages 1, 2 and 3 (deepspeed: LLaMA-Factory's ds_z*_config.json, stage rewritten) on Gloo
  * ranks as threads against one process on the same global batch (world_size ranks x 4 examples
  * against 4 x world_size accumulation steps), 4 steps: per-step losses within 1e-5, trained
  * tensors within 1e-4 of how far training moved them (DistributedMethodsTest's float32
  * tolerance), and every rank holding the same model after the owners' broadcasts. A stage-2
- * checkpoint written by 2 ranks resumes exactly on 2 ranks and on 1.
+ * checkpoint written by 2 ranks resumes exactly on 2 ranks and on 1. Stage 3 the same (AdamW at 2
+ * and 4 ranks, LoRA, a step where one rank has no data for a micro-step, a checkpoint resumed on 2
+ * and on 1), and after training every rank holds the data of its own trainable tensors only.
  */
 class ZeroTest {
     static final Device CPU = new Device(torch.DeviceType.CPU);
@@ -53,8 +55,12 @@ class ZeroTest {
     static Path data;
     static final Map<String, Run> SINGLE = new LinkedHashMap<>();   // one-process references, by method and world_size
 
-    /** A run's trained tensors and per-step losses (rank 0's; the other ranks' tensors in {@code replicas}). */
-    record Run(Map<String, float[]> weights, List<Double> losses, List<Map<String, float[]>> replicas) {}
+    /**
+     * A run's trained tensors and per-step losses (rank 0's; the other ranks' tensors in
+     * {@code replicas}), and its logged eval losses (with val_size and eval_strategy: steps).
+     */
+    record Run(Map<String, float[]> weights, List<Double> losses, List<Map<String, float[]>> replicas,
+               List<Double> evalLosses) {}
 
     @BeforeAll
     static void tinyModelAndData() throws Exception {
@@ -77,10 +83,16 @@ class ZeroTest {
     }
 
     static SftConfig config(Path dir, String tag, String method, int gradAccum, String extra) throws Exception {
+        return config(dir, tag, method, 4, gradAccum, extra);
+    }
+
+    static SftConfig config(Path dir, String tag, String method, int perDevice, int gradAccum, String extra)
+            throws Exception {
         Path f = dir.resolve(tag + ".yaml");
         Files.writeString(f, "model_name_or_path: " + model + "\ntemplate: qwen3_nothink\ndataset: train.jsonl\n"
                 + "dataset_dir: " + data + "\ncutoff_len: 32\ndo_train: true\noutput_dir: " + dir.resolve("out-" + tag)
-                + "\noverwrite_output_dir: true\nper_device_train_batch_size: 4\ngradient_accumulation_steps: " + gradAccum
+                + "\noverwrite_output_dir: true\nper_device_train_batch_size: " + perDevice
+                + "\ngradient_accumulation_steps: " + gradAccum
                 + "\nmax_steps: 4\nlearning_rate: 1.0e-2\nlogging_steps: 1\nnum_threads: 1\ndisable_shuffling: true\n"
                 + method.replace(";", "\n") + "\n" + extra);
         return SftConfig.load(f, List.of());
@@ -94,22 +106,68 @@ class ZeroTest {
             CausalLm m = Models.forTraining(config, model, resume, null, d.tokenizer().vocabSize(), CPU);
             Outputs outputs = world.isMain() ? Outputs.prepare(outDir, model, true, false) : Outputs.open(outDir, model);
             TrainingSetup setup = TrainingSetup.of(config.training(), config.finetuning(), m, train.size(), world);
-            Trainer trainer = new Trainer(config.training(), m, setup, train, List.of(), world, d.tokenizer().padId(),
+            List<TokenizedExample> eval = d.eval().isEmpty() ? List.of() : d.encode(d.eval());
+            Trainer trainer = new Trainer(config.training(), m, setup, train, eval, world, d.tokenizer().padId(),
                     outputs);
             trainer.train(resume == null ? null : Checkpoints.load(resume));
+            String notReleased = "";
+            if (setup.sharding().shardsParameters()) {
+                notReleased = heldBetweenUses(setup, m, world);
+                setup.sharding().gatherAll();   // every rank, before any of them can fail: the whole model to compare
+            }
+            assertEquals("", notReleased, "rank " + world.rank() + " after training under ZeRO 3");
             Map<String, float[]> out = new LinkedHashMap<>();
             (m.lora() != null ? m.lora().tensors() : m.weights().tensors())
                     .forEach((n, t) -> out.put(n, floats(t.to(torch.ScalarType.Float).contiguous())));
             List<Double> losses = new ArrayList<>();
+            List<Double> evalLosses = new ArrayList<>();
             for (JsonNode h : trainer.log().history()) {
                 if (h.has("loss")) {
                     losses.add(h.get("loss").asDouble());
                 }
+                if (h.has("eval_loss")) {
+                    evalLosses.add(h.get("eval_loss").asDouble());
+                }
             }
-            return new Run(out, losses, List.of());
+            return new Run(out, losses, List.of(), evalLosses);
         } catch (Exception e) {
             throw new RuntimeException(e);
         }
+    }
+
+    /**
+     * Under ZeRO 3 between uses: "" when this rank holds the whole data of the trainable tensors it
+     * owns and of every frozen tensor, and a (0,) tensor without gradient for each trainable one
+     * another rank owns; else what is wrong. Prints the count.
+     */
+    static String heldBetweenUses(TrainingSetup setup, CausalLm m, World world) {
+        StringBuilder wrong = new StringBuilder();
+        long heldElements = 0;
+        long released = 0;
+        for (Map.Entry<String, Tensor> e : setup.trainable().entrySet()) {
+            Tensor t = e.getValue();
+            boolean mine = setup.sharding().partition().owner(e.getKey()) == world.rank();
+            if (mine) {
+                heldElements += t.numel();
+                if (t.numel() == 0) {
+                    wrong.append(e.getKey()).append(" is its own but empty; ");
+                }
+            } else if (t.numel() != 0 || t.grad().defined()) {
+                wrong.append(e.getKey()).append(" is another rank's but holds ").append(t.numel())
+                        .append(" elements").append(t.grad().defined() ? " and a gradient" : "").append("; ");
+            } else {
+                released++;
+            }
+        }
+        for (Map.Entry<String, Tensor> e : m.weights().tensors().entrySet()) {
+            if (!setup.trainable().containsKey(e.getKey()) && e.getValue().numel() == 0) {
+                wrong.append(e.getKey()).append(" is frozen (replicated) but empty; ");
+            }
+        }
+        System.out.printf("ZeRO-3 rank %d between uses: holds %d elements of its own %d trainable tensors, %d other "
+                        + "ranks' tensors with numel 0 (of %d trainable)%n", world.rank(), heldElements,
+                setup.sharding().partition().owned(world.rank()).size(), released, setup.trainable().size());
+        return wrong.toString();
     }
 
     static Run onRanks(int size, SftConfig config, Path dir, Path resume) throws Exception {
@@ -119,7 +177,7 @@ class ZeroTest {
         List<Run> runs = WorldTest.onRanks(size, TIMEOUT, w -> train(config, w, dir.resolve("rank" + w.rank()), resume));
         List<Map<String, float[]>> replicas = new ArrayList<>();
         runs.forEach(r -> replicas.add(r.weights()));
-        return new Run(runs.get(0).weights(), runs.get(0).losses(), replicas);
+        return new Run(runs.get(0).weights(), runs.get(0).losses(), replicas, runs.get(0).evalLosses());
     }
 
     static Run single(Path dir, String method, int worldSize) throws Exception {
@@ -248,6 +306,120 @@ class ZeroTest {
             out.put(e.name(), Safetensors.readTensor(header, e));
         }
         return out;
+    }
+
+    @ParameterizedTest(name = "AdamW, ZeRO 3, world_size {0}")
+    @CsvSource({"2", "4"})
+    void adamwAtStageThreeEqualsOneProcess(int worldSize, @TempDir Path dir) throws Exception {
+        String method = "finetuning_type: full";
+        Run reference = single(dir, method, worldSize);
+        // LLaMA-Factory's ds_z3_config.json unchanged
+        SftConfig zero = config(dir, "zero", method, 1, "deepspeed: " + deepspeed(dir, "ds_z3_config.json", 3) + "\n");
+        Run got = onRanks(worldSize, zero, dir, null);
+        assertSame("AdamW ZeRO-3 x" + worldSize, reference, got, initial(zero));
+    }
+
+    @Test
+    void loraAtStageThreeEqualsOneProcess(@TempDir Path dir) throws Exception {
+        String method = "finetuning_type: lora;lora_rank: 4;loraplus_lr_ratio: 4";
+        Run reference = single(dir, method, 2);
+        // the offload file: on a CPU run parameters and optimizer are already on the host
+        SftConfig zero = config(dir, "zero", method, 1, "deepspeed: " + deepspeed(dir, "ds_z3_offload_config.json", 3)
+                + "\n");
+        Run got = onRanks(2, zero, dir, null);
+        assertSame("LoRA+ ZeRO-3 x2", reference, got, initial(zero));
+    }
+
+    /**
+     * 5 examples, 2 ranks x 2 per device x 2 accumulation steps (global batch 8): some rank has no
+     * data for a micro-step, yet takes part in every gather and reduction of it (a mismatch would
+     * hang the others until the timeout); the result equals one process with 4 accumulation steps.
+     */
+    @Test
+    void aRankWithoutDataForAMicroStepStillTakesPartAtStageThree(@TempDir Path dir) throws Exception {
+        String method = "finetuning_type: full";
+        String five = "max_samples: 5\n";
+        Path one = Files.createDirectories(dir.resolve("one"));
+        SftConfig reference = config(one, "ref", method, 2, 4, five);
+        Path two = Files.createDirectories(dir.resolve("two"));
+        SftConfig zero = config(two, "zero", method, 2, 2, five + "deepspeed: " + deepspeed(dir, "ds_z3_config.json", 3)
+                + "\n");
+        int empty = 0;
+        try (Tokenizer raw = Tokenizer.load(model)) {
+            List<TokenizedExample> train = RunData.load(zero, raw).trainExamples();
+            assertEquals(5, train.size());
+            var plan = TrainingSetup.plan(train.size(), zero.training(), zero.finetuning(), 2);
+            for (int rank = 0; rank < 2; rank++) {
+                for (List<TokenizedExample> micro : new dev.sparksft.train.PlannedBatches(train, plan, rank, 2, 2, 2)
+                        .step(0)) {
+                    empty += micro.isEmpty() ? 1 : 0;
+                }
+            }
+        }
+        System.out.printf("partial step: %d of 4 (rank, micro-step) slots without data%n", empty);
+        assertTrue(empty >= 1, "the plan must leave a rank without data for a micro-step");
+        Run uninterrupted = onRanks(1, reference, one, null);
+        Run got = onRanks(2, zero, two, null);
+        assertSame("ZeRO-3 x2, partial step", uninterrupted, got, initial(reference));
+    }
+
+    @Test
+    void aStageThreeCheckpointResumesExactlyOnTwoRanksAndOnOne(@TempDir Path dir) throws Exception {
+        String method = "finetuning_type: full";
+        Path ds = deepspeed(dir, "ds_z3_config.json", 3);
+        String save = "save_strategy: steps\nsave_steps: 2\n";
+        Path one = Files.createDirectories(dir.resolve("one"));
+        SftConfig reference = config(one, "ref", method, 2, save);
+        Run uninterrupted = onRanks(1, reference, one, null);
+        Path two = Files.createDirectories(dir.resolve("two"));
+        Run sharded = onRanks(2, config(two, "zero", method, 1, save + "deepspeed: " + ds + "\n"), two, null);
+        Map<String, float[]> start = initial(reference);
+        assertSame("ZeRO-3 x2 with checkpoints", uninterrupted, sharded, start);
+        Path written = two.resolve("rank0/checkpoint-2");
+        Path again = Files.createDirectories(dir.resolve("again2"));
+        Run resumed2 = onRanks(2, config(again, "zero", method, 1, save + "deepspeed: " + ds + "\n"), again, written);
+        assertSame("resumed ZeRO-3 x2 -> x2", uninterrupted, resumed2, start);
+        Path single = Files.createDirectories(dir.resolve("again1"));
+        Run resumed1 = onRanks(1, config(single, "zero", method, 2, save + "deepspeed: " + ds + "\n"), single, written);
+        assertSame("resumed ZeRO-3 x2 -> x1", uninterrupted, resumed1, start);
+    }
+
+    /** Evaluation every 2 steps under ZeRO 3 gathers the whole model: 2 ranks score the eval set as one process does. */
+    @Test
+    void evaluationAtStageThreeScoresTheWholeModel(@TempDir Path dir) throws Exception {
+        String method = "finetuning_type: full";
+        String eval = "val_size: 8\neval_strategy: steps\neval_steps: 2\n";
+        Path one = Files.createDirectories(dir.resolve("one"));
+        SftConfig reference = config(one, "ref", method, 2, eval);
+        Run uninterrupted = onRanks(1, reference, one, null);
+        Path two = Files.createDirectories(dir.resolve("two"));
+        Run sharded = onRanks(2, config(two, "zero", method, 1, eval + "deepspeed: "
+                + deepspeed(dir, "ds_z3_config.json", 3) + "\n"), two, null);
+        assertSame("ZeRO-3 x2 with evaluation", uninterrupted, sharded, initial(reference));
+        assertEquals(2, uninterrupted.evalLosses().size(), "evaluations logged");
+        assertEquals(uninterrupted.evalLosses().size(), sharded.evalLosses().size(), "evaluations logged at ZeRO 3");
+        double diff = 0;
+        for (int i = 0; i < sharded.evalLosses().size(); i++) {
+            diff = Math.max(diff, Math.abs(uninterrupted.evalLosses().get(i) - sharded.evalLosses().get(i)));
+        }
+        System.out.printf("ZeRO-3 x2 eval_loss: max |diff| = %.2e over %d evaluations%n", diff,
+                sharded.evalLosses().size());
+        assertTrue(diff < 1e-5, "eval losses differ by " + diff + ": " + uninterrupted.evalLosses() + " vs "
+                + sharded.evalLosses());
+    }
+
+    @Test
+    void stageThreeWithoutActivationCheckpointingIsRefused(@TempDir Path dir) throws Exception {
+        SftConfig config = config(dir, "nockpt", "finetuning_type: full", 1, "disable_gradient_checkpointing: true\n"
+                + "deepspeed: " + deepspeed(dir, "ds_z3_config.json", 3) + "\n");
+        try (Tokenizer raw = Tokenizer.load(model)) {
+            CausalLm m = Models.forTraining(config, model, null, null, raw.vocabSize(), CPU);
+            dev.sparksft.UserError e = org.junit.jupiter.api.Assertions.assertThrows(dev.sparksft.UserError.class,
+                    () -> TrainingSetup.of(config.training(), config.finetuning(), m, 40, World.single(),
+                            config.model().activationCheckpointing()));
+            assertTrue(e.getMessage().contains("zero_optimization.stage: 3")
+                    && e.getMessage().contains("disable_gradient_checkpointing is true"), e.getMessage());
+        }
     }
 
     @Test
