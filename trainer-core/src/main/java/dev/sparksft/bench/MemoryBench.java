@@ -48,6 +48,10 @@ public final class MemoryBench {
             largest();
             return;
         }
+        if (mode.startsWith("zero")) {   // zero{stage}x{world_size}: ranks as threads of this JVM
+            zero(Integer.parseInt(mode.substring(4, 5)), Integer.parseInt(mode.substring(6)));
+            return;
+        }
         if (mode.equals("write8b")) {   // its own JVM: drawing a 525M-row embedding takes a 2 GB Java array
             long start = System.nanoTime();
             Path dir = eightB();
@@ -94,6 +98,63 @@ public final class MemoryBench {
                     : new TinyModel.Options("llama", dir, 0, 1024, 15, 16, 16, 2816, null, 256, 0), Dtype.BF16);
         }
         return dir;
+    }
+
+    /**
+     * The whole job's peak of {@code worldSize} ranks as threads of this JVM (Gloo over loopback),
+     * full AdamW in float32 on the bench model, ZeRO stage {@code stage} (0: replicated), one step
+     * of 1 x 8 tokens per rank: prints | zero{stage}x{world} | params | peak MB | estimate MB per rank | seconds |.
+     */
+    static void zero(int stage, int worldSize) throws Exception {
+        Path model = model(false);
+        Path data = dataset(1, worldSize);
+        Path ds = ROOT.resolve("ds_z" + stage + ".json");
+        Files.writeString(ds, "{\"train_micro_batch_size_per_gpu\": \"auto\", \"gradient_accumulation_steps\": \"auto\", "
+                + "\"zero_optimization\": {\"stage\": " + stage + "}}");
+        Path yaml = ROOT.resolve("zero" + stage + "x" + worldSize + ".yaml");
+        Files.writeString(yaml, "model_name_or_path: " + model + "\ntemplate: empty\ndataset: " + data
+                + "\ncutoff_len: 64\ndo_train: true\nper_device_train_batch_size: 1\nmax_steps: 1\nlogging_steps: 1\n"
+                + "save_strategy: \"no\"\noverwrite_output_dir: true\nnum_threads: 1\nfinetuning_type: full\n"
+                + "world_size: " + worldSize + "\n" + (stage > 0 ? "deepspeed: " + ds + "\n" : "") + "output_dir: "
+                + ROOT.resolve("out-zero" + stage + "x" + worldSize) + "\n");
+        SftConfig config = SftConfig.load(yaml, List.of());
+        long estimate = MemoryEstimate.of(config, ModelConfig.load(model)).total() >> 20;
+        long start = System.nanoTime();
+        java.time.Duration timeout = java.time.Duration.ofSeconds(600);
+        org.bytedeco.pytorch.Device cpu = new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU);
+        try (dev.sparksft.tokenizer.Tokenizer raw = dev.sparksft.tokenizer.Tokenizer.load(model);
+             dev.sparksft.dist.Rendezvous rv = dev.sparksft.dist.Rendezvous.host("127.0.0.1", worldSize, timeout)) {
+            dev.sparksft.run.RunData runData = dev.sparksft.run.RunData.load(config, raw);
+            List<dev.sparksft.data.TokenizedExample> train = runData.trainExamples();
+            var plan = dev.sparksft.train.TrainingSetup.plan(train.size(), config.training(), config.finetuning(), worldSize);
+            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(worldSize);
+            List<java.util.concurrent.Future<?>> ranks = new java.util.ArrayList<>();
+            for (int r = 0; r < worldSize; r++) {
+                int rank = r;
+                ranks.add(pool.submit(() -> {
+                    try (dev.sparksft.dist.World w = dev.sparksft.dist.World.join(rank, worldSize, rv.address(), "127.0.0.1",
+                            cpu, timeout)) {
+                        var m = dev.sparksft.train.Models.forTraining(config, model, null, null, 0, cpu);
+                        Path out = Path.of(config.training().outputDir());
+                        var outputs = rank == 0 ? dev.sparksft.train.Outputs.prepare(out, model, true, false)
+                                : dev.sparksft.train.Outputs.open(out, model);
+                        dev.sparksft.run.RankRun.trainAndEvaluate(config, m, train.size(),
+                                new dev.sparksft.train.PlannedBatches(train, plan, rank, worldSize, 1, 1), List.of(), w,
+                                runData.tokenizer().padId(), outputs, null, t -> { });
+                        w.allReduceSum(0L);
+                        return null;
+                    }
+                }));
+            }
+            for (var f : ranks) {
+                f.get();
+            }
+            pool.shutdownNow();
+        }
+        long params = new ModelLayout(ModelConfig.load(model)).expectedShapes().values().stream()
+                .mapToLong(sh -> java.util.Arrays.stream(sh).reduce(1, (a, b) -> a * b)).sum();
+        System.out.printf("| zero%dx%d | %d | %d | %d | %.1f |%n", stage, worldSize, params, MethodsBench.peakRssMb(),
+                estimate, (System.nanoTime() - start) / 1e9);
     }
 
     /** Public Llama shapes: name, hidden, layers, heads, kv heads, intermediate, vocabulary. */

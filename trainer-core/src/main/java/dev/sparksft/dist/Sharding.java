@@ -117,11 +117,19 @@ public final class Sharding {
             return;
         }
         if (!shardsGradients()) {
+            // every rank passes the same list: the tensors that train now (requires_grad is the same on
+            // every rank); one that had no data this step contributes zeros, since gradients are
+            // released after each step
             List<Tensor> grads = new ArrayList<>();
             for (Tensor p : trainable.values()) {
-                Tensor g = p.grad();
-                if (g.defined()) {
-                    grads.add(g);
+                if (!p.requires_grad()) {
+                    continue;
+                }
+                if (!p.grad().defined() && world.size() > 1) {
+                    p.mutable_grad().put(torch.zeros_like(p));
+                }
+                if (p.grad().defined()) {
+                    grads.add(p.grad());
                 }
             }
             world.allReduceSumInPlace(grads);

@@ -20,8 +20,9 @@ import java.util.function.BiFunction;
 /**
  * What one rank of a run holds, in bytes, before it starts: weights (each in the dtype it is
  * held in: {@link Models#heldDtype}), gradients (of what trains, float32 masters or bf16 with
- * pure_bf16), optimizer state (by method; sharded by ZeRO stage 1 and gradients by stage 2, by
- * the same whole-tensor {@link Partition} the run uses) and activations at
+ * pure_bf16), optimizer state (by method; sharded by ZeRO stage 1, gradients by stage 2 and the
+ * trainable weights by stage 3 (plus one gathered layer), by the same whole-tensor
+ * {@link Partition} the run uses) and activations at
  * per_device_train_batch_size x cutoff_len tokens, with and without activation checkpointing:
  * <pre>
  *   stored layer inputs  = L x T x H x 4                   (checkpointing only)
@@ -77,6 +78,20 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
         Partition partition = Partition.of(trainable, worldSize);
         double optimizerShare = stage >= 1 ? share(partition, trainable, worldSize) : 1;
         double gradientShare = stage >= 2 ? share(partition, trainable, worldSize) : 1;
+        if (stage >= 3 && worldSize > 1) {
+            // trainable weights live with their owner; one group (a layer, or the embedding and head) is
+            // gathered whole while it computes
+            long trainableBytes = 0;
+            Map<Integer, Long> groups = new LinkedHashMap<>();
+            for (Map.Entry<String, Long> e : trainable.entrySet()) {
+                long bytes = e.getValue() * gradBytes.get(e.getKey());
+                trainableBytes += bytes;
+                groups.merge(ModelLayout.layerIndex(e.getKey()), bytes, Long::sum);
+            }
+            long largestGroup = groups.values().stream().mapToLong(Long::longValue).max().orElse(0);
+            weights = weights - trainableBytes + (long) (trainableBytes * share(partition, trainable, worldSize))
+                    + largestGroup;
+        }
         long gradients = 0;
         long optimizer = 0;
         for (Map.Entry<String, Long> e : trainable.entrySet()) {

@@ -333,11 +333,11 @@ public final class Trainer {
         }
     }
 
+    /** param.grad = None after the step (HF's zero_grad(set_to_none=True)): no gradient memory between steps. */
     private void zeroGrads() {
         for (Tensor p : trainable.values()) {
-            Tensor g = p.grad();
-            if (g.defined()) {
-                g.zero_();
+            if (p.grad().defined()) {
+                p.mutable_grad().put(new Tensor());
             }
         }
     }

@@ -363,6 +363,26 @@ class ZeroTest {
         assertSame("ZeRO-3 x2, partial step", uninterrupted, got, initial(reference));
     }
 
+    /**
+     * Gradients are released after every step, so a rank with no example in a whole step has none:
+     * replicated (stage 0) and stage 1 still all-reduce the same tensors on every rank, its share
+     * zeros. 5 examples, 2 ranks x 2 per device: the second step's only example is rank 0's.
+     */
+    @ParameterizedTest(name = "stage {0}")
+    @CsvSource({"0", "1"})
+    void aRankWithoutDataForAWholeStepContributesZeroGradients(int stage, @TempDir Path dir) throws Exception {
+        String method = "finetuning_type: full";
+        String five = "max_samples: 5\nmax_steps: 2\n";
+        Path one = Files.createDirectories(dir.resolve("one"));
+        SftConfig reference = config(one, "ref", method, 2, 2, five);   // the same micro-batches, in one process
+        Path two = Files.createDirectories(dir.resolve("two"));
+        SftConfig split = config(two, "split", method, 2, 1, five + (stage == 0 ? ""
+                : "deepspeed: " + deepspeed(dir, "ds_z2_config.json", stage) + "\n"));
+        Run uninterrupted = onRanks(1, reference, one, null);
+        Run got = onRanks(2, split, two, null);
+        assertSame("stage " + stage + " x2, a rank without data for step 2", uninterrupted, got, initial(reference));
+    }
+
     @Test
     void aStageThreeCheckpointResumesExactlyOnTwoRanksAndOnOne(@TempDir Path dir) throws Exception {
         String method = "finetuning_type: full";

@@ -89,6 +89,11 @@ class MemoryEstimateTest {
         double o = (double) two.optimizer() / one.optimizer();
         assertTrue(g >= 0.5 && g < 0.65 && o >= 0.5 && o < 0.65, "shares " + g + ", " + o + " of the replicated");
         assertTrue(one.activations() < one.activationsWithout(), one.activations() + " vs " + one.activationsWithout());
+        Path ds3 = Files.writeString(dir.resolve("ds_z3.json"), "{\"zero_optimization\": {\"stage\": 3}}");
+        MemoryEstimate three = estimate("finetuning_type: full;world_size: 2;deepspeed: " + ds3);
+        // half the weights with one rank, plus the largest group gathered whole (here the embedding and head)
+        double w = (double) three.weights() / one.weights();
+        assertTrue(w > 0.5 && w < 1, "stage 3 shards the weights (plus one gathered group): " + w);
         assertTrue(one.table().contains("| total |"), one.table());
     }
 }
