@@ -9,6 +9,8 @@ import dev.sparksft.train.BatchPlan;
 import dev.sparksft.train.Checkpoints;
 import dev.sparksft.train.Outputs;
 import dev.sparksft.train.TrainingSetup;
+import dev.sparksft.model.ModelConfig;
+import dev.sparksft.run.MemoryEstimate;
 import dev.sparksft.run.RunChecks;
 import org.apache.spark.api.java.JavaSparkContext;
 import java.io.IOException;
@@ -80,6 +82,10 @@ public final class TrainingJob {
         }
         requireGpuScheduling(spark, config.distributed().cuda());
         Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
+        Double gpuGb = config.distributed().deviceMemoryGb();
+        if (config.distributed().cuda() && gpuGb != null) {   // before any GPU is taken or data read
+            MemoryEstimate.of(config, ModelConfig.load(modelDir)).requireFits((long) (gpuGb * 1073741824.0));
+        }
         OutputMirror output = OutputMirror.of(args.outputDir(), spark.sparkContext().hadoopConfiguration());
         String resume = resumePoint(args.resumeFromCheckpoint(), output);
         if (output.isRemote()) {

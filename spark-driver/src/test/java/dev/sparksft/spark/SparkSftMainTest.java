@@ -47,6 +47,11 @@ class SparkSftMainTest {
         o = main(config(dir, "fp8: true\n").toString());
         assertEquals(2, o.code());
         assertTrue(o.stderr().contains("fp8: true needs a CUDA GPU with compute capability >= 8.9"), o.stderr());
+        // a GPU run whose estimate cannot fit the GPUs is refused on the driver, naming the largest part and a fix
+        o = main(config(dir, "device: cuda\ndevice_memory_gb: 0.001\n").toString());
+        assertEquals(2, o.code(), o.stderr());
+        assertTrue(o.stderr().contains("per rank but device_memory_gb is 0.0") && o.stderr().contains("the largest part is"),
+                o.stderr());
     }
 
     @Test

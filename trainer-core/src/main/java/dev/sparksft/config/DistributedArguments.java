@@ -8,14 +8,16 @@ import java.util.Set;
 /**
  * How the Spark driver spreads training (spark-sft's own keys, plus Hugging Face's ddp_timeout):
  * the number of ranks, their device, how long a collective may wait for a silent rank, and
- * whether malformed dataset rows are skipped or refuse the run. The single-process CLI uses none
- * of these except the timeout's validation.
+ * whether malformed dataset rows are skipped or refuse the run, and the memory of each rank's GPU
+ * (device_memory_gb: with it the driver refuses a run whose estimate cannot fit, before any GPU is
+ * taken). The single-process CLI uses none of these except the timeout's validation.
  */
 public record DistributedArguments(
         @JsonProperty("world_size") Integer worldSize,
         @JsonProperty("device") String device,
         @JsonProperty("ddp_timeout") Integer ddpTimeout,
-        @JsonProperty("skip_bad_rows") Boolean skipBadRows) {
+        @JsonProperty("skip_bad_rows") Boolean skipBadRows,
+        @JsonProperty("device_memory_gb") Double deviceMemoryGb) {
     public DistributedArguments {
         worldSize = worldSize == null ? 1 : worldSize;
         device = device == null ? "cpu" : device;
@@ -31,6 +33,10 @@ public record DistributedArguments(
         if (ddpTimeout < 1) {
             problems.add("ddp_timeout must be >= 1 second (how long a collective waits for a silent rank), got "
                     + ddpTimeout);
+        }
+        if (deviceMemoryGb != null && !(deviceMemoryGb > 0 && Double.isFinite(deviceMemoryGb))) {
+            problems.add("device_memory_gb must be a positive number of GB (each rank's GPU memory, e.g. 80), got "
+                    + deviceMemoryGb);
         }
         ConfigProblems.throwIfAny(problems);
     }

@@ -171,6 +171,37 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
         return RUNTIME + weights + gradients + optimizer + (checkpointing ? activations : activationsWithout);
     }
 
+    /**
+     * Refuses a run whose estimate exceeds {@code deviceBytes} (each rank's device memory), naming
+     * the largest component and what would shrink it.
+     */
+    public void requireFits(long deviceBytes) {
+        if (total() <= deviceBytes) {
+            return;
+        }
+        long acts = checkpointing ? activations : activationsWithout;
+        String[][] parts = {
+                {"weights", String.valueOf(weights), zeroStage < 3 ? "ZeRO-3 (a deepspeed file with stage 3) shards what "
+                        + "trains, LoRA (finetuning_type: lora) or pure_bf16 halves or drops the float32 copies" : "LoRA "
+                        + "(finetuning_type: lora) or pure_bf16: true"},
+                {"gradients", String.valueOf(gradients), zeroStage < 2 ? "ZeRO-2 or 3 shards them; LoRA trains far fewer"
+                        : "more ranks, or LoRA"},
+                {"optimizer state", String.valueOf(optimizer), zeroStage < 1 ? "ZeRO-1, 2 or 3 shards it; LoRA, GaLore "
+                        + "or Adam-mini hold less" : "more ranks, LoRA, GaLore or Adam-mini"},
+                {"activations", String.valueOf(acts), (checkpointing ? "" : "activation checkpointing (remove "
+                        + "disable_gradient_checkpointing), ") + "a smaller per_device_train_batch_size or cutoff_len"}};
+        String[] largest = parts[0];
+        for (String[] p : parts) {
+            if (Long.parseLong(p[1]) > Long.parseLong(largest[1])) {
+                largest = p;
+            }
+        }
+        throw new dev.sparksft.UserError(String.format("the run needs about %.1f GB per rank but device_memory_gb is "
+                        + "%.1f: the largest part is %s (%.1f GB): %s (scripts/sft estimate CONFIG shows every part)",
+                total() / 1073741824.0, deviceBytes / 1073741824.0, largest[0], Long.parseLong(largest[1]) / 1073741824.0,
+                largest[2]));
+    }
+
     /** A markdown table of the components, in MB. */
     public String table() {
         StringBuilder t = new StringBuilder("| per rank (world_size " + worldSize + ", ZeRO stage " + zeroStage

@@ -95,5 +95,11 @@ class MemoryEstimateTest {
         double w = (double) three.weights() / one.weights();
         assertTrue(w > 0.5 && w < 1, "stage 3 shards the weights (plus one gathered group): " + w);
         assertTrue(one.table().contains("| total |"), one.table());
+        one.requireFits(one.total());   // fits exactly
+        Exception e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> one.requireFits(1 << 20));
+        String largest = one.activations() > one.optimizer() ? "activations" : "optimizer state";   // > weights, gradients
+        assertTrue(e.getMessage().contains("the largest part is " + largest) && e.getMessage().contains("device_memory_gb"),
+                e.getMessage());
     }
 }
