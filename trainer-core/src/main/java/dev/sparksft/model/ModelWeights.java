@@ -45,14 +45,18 @@ public final class ModelWeights {
      * on the GPU for CUDA training. Stored dtypes and the shard layout are kept for saving.
      */
     public ModelWeights to(org.bytedeco.pytorch.Device device) {
-        Map<String, Tensor> moved = new LinkedHashMap<>();
-        boolean same = true;
-        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
-            Tensor t = e.getValue();
-            same &= t.device().type().value == device.type().value && t.device().index() == device.index();
-            moved.put(e.getKey(), t.to(device, t.scalar_type()).detach());
+        boolean same = tensors.values().stream().allMatch(t -> t.device().type().value == device.type().value
+                && t.device().index() == device.index());
+        if (same) {
+            // no aliases: a detached alias of every weight would pin its storage until the Java GC ran,
+            // so memory that ZeRO-3 releases (or a switch of dtype frees) would stay resident
+            return this;
         }
-        return same ? this : new ModelWeights(moved, storedDtypes, shardOf);
+        Map<String, Tensor> moved = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+            moved.put(e.getKey(), e.getValue().to(device, e.getValue().scalar_type()).detach());
+        }
+        return new ModelWeights(moved, storedDtypes, shardOf);
     }
 
     public Tensor get(String name) {
