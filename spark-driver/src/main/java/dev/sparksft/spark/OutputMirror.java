@@ -78,6 +78,7 @@ final class OutputMirror {
      */
     void prepare(boolean overwrite, boolean resuming) throws IOException {
         if (remote == null) {
+            Outputs.prepare(local, local, overwrite, resuming);
             return;
         }
         FileSystem fs = fs();
@@ -88,6 +89,22 @@ final class OutputMirror {
         List<String> names = java.util.Arrays.stream(fs.listStatus(remote)).map(s -> s.getPath().getName()).toList();
         for (String name : Outputs.toReplace(outputDir, names, overwrite, resuming)) {
             fs.delete(new org.apache.hadoop.fs.Path(remote, name), true);
+        }
+    }
+
+    /** {@link #prepare}'s refusals, changing nothing: checked before the job reads its data. */
+    void check(boolean overwrite, boolean resuming) throws IOException {
+        if (remote == null) {
+            Outputs.check(local, overwrite, resuming);
+            return;
+        }
+        FileSystem fs = fs();
+        if (fs.exists(remote) && !fs.getFileStatus(remote).isDirectory()) {
+            throw Outputs.notADirectory(outputDir);
+        }
+        if (fs.exists(remote)) {
+            Outputs.toReplace(outputDir, java.util.Arrays.stream(fs.listStatus(remote)).map(s -> s.getPath().getName())
+                    .toList(), overwrite, resuming);
         }
     }
 

@@ -7,7 +7,6 @@ import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.train.BatchPlan;
 import dev.sparksft.train.Checkpoints;
-import dev.sparksft.train.Outputs;
 import dev.sparksft.train.TrainingSetup;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.run.MemoryEstimate;
@@ -88,16 +87,14 @@ public final class TrainingJob {
         }
         OutputMirror output = OutputMirror.of(args.outputDir(), spark.sparkContext().hadoopConfiguration());
         String resume = resumePoint(args.resumeFromCheckpoint(), output);
-        if (output.isRemote()) {
-            output.prepare(args.overwriteOutputDir(), resume != null);
-        } else {
-            Outputs.prepare(output.localDir(), modelDir, args.overwriteOutputDir(), resume != null);
-        }
+        output.check(args.overwriteOutputDir(), resume != null);   // refusals now, deletions after the data is read
+        ModelConfig.load(modelDir);                                  // the model's config.json, before anything changes
 
         String configJson = RunConfig.json(values);
         SparkDataset.Loaded data = new SparkDataset(JavaSparkContext.fromSparkContext(spark.sparkContext()), config.data(),
                 new ExecutorEncoders.Key(configJson), config.distributed().skipBadRows()).load(args.seed());
         RunChecks.enoughExamples(data.numTrain(), worldSize);
+        output.prepare(args.overwriteOutputDir(), resume != null);   // only now may overwrite delete the previous run
         BatchPlan plan = TrainingSetup.plan(data.numTrain(), args, config.finetuning(), worldSize);
         long totalSteps = TrainingSetup.totalSteps(args, plan);
         LOG.info("{} training examples, {} eval examples; {} steps of {} examples on {} ranks", data.numTrain(),

@@ -54,6 +54,20 @@ class SparkDataTest {
         assertEquals(3, state.get("num_examples").asInt(), "the three good rows are trained");
     }
 
+    /** overwrite_output_dir deletes the previous run only after the job's data has been read. */
+    @Test
+    void aRunRefusedForItsDataDeletesNoPreviousRun(@TempDir Path dir) throws Exception {
+        Path data = writeLines(dir, "good.jsonl", row("ab", "a"), row("cd", "c"));
+        train(SparkTests.values(dir, SMALL, "dataset=" + data));
+        Path previous = dir.resolve("out/model.safetensors");
+        assertTrue(Files.exists(previous));
+        Path empty = writeLines(dir, "empty.jsonl");
+        Exception e = assertThrows(IllegalArgumentException.class,
+                () -> train(SparkTests.values(dir, SMALL, "dataset=" + empty, "overwrite_output_dir=true")));
+        assertTrue(e.getMessage().contains("is empty"), e.getMessage());
+        assertTrue(Files.exists(previous), "the previous run's model survives");
+    }
+
     @Test
     void emptyDatasetAndFewerExamplesThanRanksAreClearErrors(@TempDir Path dir) throws Exception {
         Path empty = writeLines(dir, "empty.jsonl");

@@ -205,10 +205,11 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
             throw new IllegalArgumentException();
         }
         if (c.getType() == Double.class) { // YAML 1.1 reads 5e-5 (no dot) as a string; HF parses it anyway
-            if (v.isNumber()) {
-                return v.asDouble();
+            double d = v.isNumber() ? v.asDouble() : Double.parseDouble(v.asText());   // NumberFormatException is an IAE
+            if (!Double.isFinite(d)) {   // .inf, Infinity, NaN: no hyperparameter of a run means that
+                throw new IllegalArgumentException();
             }
-            return Double.parseDouble(v.asText()); // NumberFormatException is an IllegalArgumentException
+            return d;
         }
         if (c.getType() == java.util.Map.class) { // an object, or a JSON string as LLaMA-Factory accepts
             JsonNode obj = v;
@@ -237,7 +238,7 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
         return switch (c.getType().getSimpleName()) {
             case "Integer" -> "an integer";
             case "Boolean" -> "true or false";
-            case "Double" -> "a number";
+            case "Double" -> "a finite number";
             case "Map" -> "a mapping of key: value";
             default -> "a string";
         };

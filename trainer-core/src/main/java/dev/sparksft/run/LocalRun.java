@@ -44,8 +44,8 @@ public final class LocalRun {
         Path outputDir = Path.of(args.outputDir());
         Path resumeDir = Checkpoints.resumeDir(args.resumeFromCheckpoint(), outputDir);
         // only a training run claims output_dir; evaluation and prediction add their files to it
-        Outputs outputs = Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(),
-                resumeDir != null || !args.doTrain());
+        boolean keeps = resumeDir != null || !args.doTrain();
+        Outputs.check(outputDir, args.overwriteOutputDir(), keeps);
         try (Tokenizer raw = Tokenizer.load(modelDir)) {
             RunData data = RunData.load(config, raw);
             Path adapterDir = config.model().adapterNameOrPath() == null ? null : Path.of(config.model().adapterNameOrPath());
@@ -54,6 +54,8 @@ public final class LocalRun {
             CausalLm model = trains
                     ? Models.forTraining(config, modelDir, resumeDir, adapterDir, data.tokenizer().vocabSize(), cpu)
                     : Models.forInference(modelDir, modelDir, adapterDir, data.tokenizer().vocabSize(), cpu);
+            // the data and the model are read: only now may overwrite_output_dir delete the previous run
+            Outputs outputs = Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(), keeps);
             Trainer.Result result = null;
             if (trains) {
                 List<TokenizedExample> train = data.trainExamples();

@@ -25,6 +25,7 @@ public final class RunChecks {
                     + "run scripts/spark-sft (sft train is one process; world_size is 1 there)");
         }
         Models.requireFp8Support(config, config.distributed().cuda());
+        outputIsNotAnInput(config);
     }
 
     /**
@@ -44,6 +45,7 @@ public final class RunChecks {
         if (args.doTrain()) {
             Models.requireFp8Support(config, config.distributed().cuda());
         }
+        outputIsNotAnInput(config);
     }
 
     /** Training and evaluation need the training set (do_eval reports the epoch trained). */
@@ -60,6 +62,30 @@ public final class RunChecks {
             throw new UserError("the training set has " + numTrain + " example(s), fewer than "
                     + "world_size " + worldSize + ": some ranks would never train; lower world_size");
         }
+    }
+
+    /**
+     * A training run writes output_dir; it must not be a directory the run reads (the model or the
+     * adapter): overwrite_output_dir would delete the input it is about to load.
+     */
+    public static void outputIsNotAnInput(SftConfig config) {
+        if (!config.training().doTrain()) {
+            return;
+        }
+        String out = normalized(config.training().outputDir());
+        for (String[] input : new String[][] {{"model_name_or_path", config.model().modelNameOrPath()},
+                {"adapter_name_or_path", config.model().adapterNameOrPath()}}) {
+            if (input[1] != null && normalized(input[1]).equals(out)) {
+                throw new UserError("output_dir " + config.training().outputDir() + " is " + input[0]
+                        + ": training writes output_dir and would replace the model it reads; choose another output_dir");
+            }
+        }
+    }
+
+    private static String normalized(String pathOrUri) {
+        String s = pathOrUri.replaceAll("/+$", "");
+        return s.contains("://") || s.startsWith("file:") ? s
+                : java.nio.file.Path.of(s).toAbsolutePath().normalize().toString();
     }
 
     private static void requireOutputDir(TrainingArguments args) {

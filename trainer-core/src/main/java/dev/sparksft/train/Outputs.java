@@ -61,6 +61,22 @@ public final class Outputs {
     }
 
     /**
+     * {@link #prepare}'s refusals without its changes: called before the run reads anything, so a
+     * run that will be refused fails at once, and one that will overwrite deletes nothing until its
+     * configuration, data and model have been read (a misspelt dataset loses no previous run).
+     */
+    public static void check(Path dir, boolean overwrite, boolean resuming) throws IOException {
+        if (Files.exists(dir) && !Files.isDirectory(dir)) {
+            throw notADirectory(dir.toString());
+        }
+        if (Files.isDirectory(dir)) {
+            try (Stream<Path> s = Files.list(dir)) {
+                toReplace(dir.toString(), s.map(p -> p.getFileName().toString()).toList(), overwrite, resuming);
+            }
+        }
+    }
+
+    /**
      * The rule for an output_dir whose entries are {@code names}, wherever it lives (a local
      * folder here, a Hadoop one for the Spark driver): another run's files refuse it unless
      * {@code overwrite}, when they are the entries to delete; a resumed run keeps everything.

@@ -190,6 +190,11 @@ public final class Trainer {
                 gradNorm = sharding.shardsGradients()   // each rank holds its own gradients only: norm over shards
                         ? GradClip.clip(sharding.owned(trainable).values(), args.maxGradNorm(), world::allReduceSum)
                         : GradClip.clip(trainable.values(), args.maxGradNorm());
+                if (!Double.isFinite(stepLoss) || !Double.isFinite(gradNorm)) {
+                    // the same values on every rank (all-reduced), so every rank stops here, before the
+                    // step could write non-finite weights and before anything of this step is saved
+                    throw new DivergedException(step + 1, stepLoss, gradNorm, args.learningRate());
+                }
                 optimizer.step(lr);                     // this rank's share (ZeRO 1, 2) or everything
                 sharding.broadcastUpdated(trainable);   // ZeRO 1, 2: each owner's stepped tensors to every rank (not 3)
                 zeroGrads();

@@ -142,12 +142,43 @@ class TrainerTest {
         TrainCommand.run(config(dir, "max_steps: 1\n", "overwrite_output_dir=true"));
     }
 
+    /** Nothing is lost by starting a run: a run that fails on its data deletes no previous run, and inputs are never outputs. */
+    @Test
+    void overwriteDeletesNothingBeforeTheDataAndModelAreRead(@TempDir Path dir) throws Exception {
+        TrainCommand.run(config(dir, "max_steps: 1\n"));
+        Path previous = dir.resolve("out").resolve("model.safetensors");
+        assertTrue(Files.exists(previous));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TrainCommand.run(config(dir, "max_steps: 1\n", "overwrite_output_dir=true", "dataset=mixd.jsonl")));
+        assertTrue(e.getMessage().contains("mixd.jsonl"), e.getMessage());
+        assertTrue(Files.exists(previous), "the previous run's model survives a run that failed on its dataset");
+        e = assertThrows(IllegalArgumentException.class, () -> TrainCommand.run(config(dir, "max_steps: 1\n",
+                "overwrite_output_dir=true", "output_dir=" + model)));
+        assertTrue(e.getMessage().contains("is model_name_or_path") && e.getMessage().contains("choose another output_dir"),
+                e.getMessage());
+        assertTrue(Files.exists(model.resolve("model.safetensors")), "the input model is untouched");
+    }
+
+    /** A run whose loss becomes non-finite stops before applying the step and saves no model. */
+    @Test
+    void aDivergingRunStopsBeforeANonFiniteStepAndSavesNothing(@TempDir Path dir) throws Exception {
+        DivergedException e = assertThrows(DivergedException.class, () -> TrainCommand.run(config(dir,
+                "max_steps: 6\nlearning_rate: 1.0e+30\nmax_grad_norm: 0\n")));
+        assertTrue(e.getMessage().contains("training diverged at step") && e.getMessage().contains("Lower learning_rate"),
+                e.getMessage());
+        assertTrue(!Files.exists(dir.resolve("out").resolve("model.safetensors")), "no model is saved");
+    }
+
     @Test
     void badSettingsNameTheKey(@TempDir Path dir) throws Exception {
         String m = assertThrows(IllegalArgumentException.class,
                 () -> config(dir, "learning_rate: -1.0\nwarmup_steps: 5\nwarmup_ratio: 0.1\n")).getMessage();
         assertTrue(m.contains("learning_rate must be > 0, got -1.0"), m);
         assertTrue(m.contains("warmup_steps (5) and warmup_ratio (0.1) contradict each other"), m);
+        m = assertThrows(IllegalArgumentException.class, () -> config(dir, "learning_rate: Infinity\nweight_decay: NaN\n"))
+                .getMessage();
+        assertTrue(m.contains("learning_rate: expected a finite number") && m.contains("weight_decay: expected a finite "
+                + "number"), m);
         Path file = dir.resolve("not-a-dir");
         Files.writeString(file, "x");
         m = assertThrows(IllegalArgumentException.class,
