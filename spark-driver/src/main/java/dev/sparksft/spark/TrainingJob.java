@@ -94,6 +94,8 @@ public final class TrainingJob {
         SparkDataset.Loaded data = new SparkDataset(JavaSparkContext.fromSparkContext(spark.sparkContext()), config.data(),
                 new ExecutorEncoders.Key(configJson), config.distributed().skipBadRows()).load(args.seed());
         RunChecks.enoughExamples(data.numTrain(), worldSize);
+        RunChecks.requireLabelledTargets(data.train().map(ex -> (long) ex.numTargets()).reduce(Long::sum),
+                config.data().cutoffLen());
         output.prepare(args.overwriteOutputDir(), resume != null);   // only now may overwrite delete the previous run
         BatchPlan plan = TrainingSetup.plan(data.numTrain(), args, config.finetuning(), worldSize);
         long totalSteps = TrainingSetup.totalSteps(args, plan);

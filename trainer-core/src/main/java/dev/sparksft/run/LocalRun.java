@@ -60,6 +60,10 @@ public final class LocalRun {
             if (trains) {
                 List<TokenizedExample> train = data.trainExamples();
                 RunChecks.requireTrainingSet(train.size());
+                if (args.doTrain()) {
+                    RunChecks.requireLabelledTargets(train.stream().mapToLong(TokenizedExample::numTargets).sum(),
+                            config.data().cutoffLen());
+                }
                 World world = World.single();
                 var plan = TrainingSetup.plan(train.size(), args, config.finetuning(), world.size());
                 RankRun.Outcome outcome = RankRun.trainAndEvaluate(config, model, train.size(),

@@ -56,6 +56,18 @@ public final class RunChecks {
         }
     }
 
+    /**
+     * A training set with no labelled token left (cutoff_len cut every response) would train
+     * "loss 0.0000" and change nothing: refused.
+     */
+    public static void requireLabelledTargets(long numTargets, int cutoffLen) {
+        if (numTargets == 0) {
+            throw new UserError("no labelled token is left in the training set after cutoff_len " + cutoffLen
+                    + ": every response was cut away (or masked); raise cutoff_len, or check train_on_prompt and the "
+                    + "dataset's response column");
+        }
+    }
+
     /** Every rank must train: a training set smaller than world_size leaves some without data. */
     public static void enoughExamples(int numTrain, int worldSize) {
         if (numTrain < worldSize) {

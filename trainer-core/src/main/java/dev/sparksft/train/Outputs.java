@@ -142,7 +142,41 @@ public final class Outputs {
 
     /** The final model, loadable by the foundation loader and by transformers (PEFT for an adapter). */
     public void saveModel(CausalLm model) throws IOException {
-        writeModel(dir, model);
+        // written whole into a temporary folder, then each file renamed into place: a failure
+        // (disk full) leaves the previous files as they were, never a torn model.safetensors
+        Path tmp = dir.resolve(FINAL_TMP);
+        Checkpoints.deleteRecursively(tmp);
+        try {
+            Files.createDirectories(tmp);
+            writeModel(tmp, model);
+            try (Stream<Path> files = Files.list(tmp)) {
+                for (Path f : files.toList()) {
+                    Files.move(f, dir.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING,
+                            StandardCopyOption.ATOMIC_MOVE);
+                }
+            }
+        } catch (IOException e) {
+            throw new IOException("could not save the final model in output_dir " + dir + ": " + e
+                    + " (the files already there are unchanged)", e);
+        } finally {
+            Checkpoints.deleteRecursively(tmp);
+        }
+    }
+
+    /** The folder a final model is written into before its files are renamed into output_dir. */
+    static final String FINAL_TMP = ".final-model.tmp";
+
+    /** Temporary folders a failed or killed run left in output_dir (.checkpoint-N.tmp, the final model's). */
+    public void deleteStaleTemporaries() throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return;
+        }
+        try (Stream<Path> s = Files.list(dir)) {
+            for (Path p : s.filter(p -> p.getFileName().toString().equals(FINAL_TMP)
+                    || p.getFileName().toString().matches("\\.checkpoint-\\d+\\.tmp")).toList()) {
+                Checkpoints.deleteRecursively(p);
+            }
+        }
     }
 
     /**

@@ -142,6 +142,9 @@ public final class Trainer {
             history = (ArrayNode) resume.trainerState().get("log_history");
             LOG.info("resuming from {} at step {}", resume.dir(), startStep);
         }
+        if (world.isMain()) {
+            outputs.deleteStaleTemporaries();   // what an earlier, killed attempt left half-written
+        }
         log = new TrainerLog(world.isMain() ? outputs.dir() : null, rankPrefix(world), totalSteps, startStep, history,
                 outputs::published);
         long start = System.nanoTime();

@@ -159,6 +159,29 @@ class TrainerTest {
         assertTrue(Files.exists(model.resolve("model.safetensors")), "the input model is untouched");
     }
 
+    /** cutoff_len that cuts every response away is refused instead of training "loss 0.0000". */
+    @Test
+    void aTrainingSetWithoutLabelledTokensIsRefused(@TempDir Path dir) throws Exception {
+        Path data2 = Files.createDirectories(dir.resolve("data"));
+        Files.writeString(data2.resolve("long-prompts.jsonl"), JSON.writeValueAsString(Map.of("instruction",
+                "abcdefghij".repeat(10), "input", "", "output", "a")) + "\n");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TrainCommand.run(config(dir,
+                "max_steps: 1\n", "dataset=long-prompts.jsonl", "dataset_dir=" + data2, "cutoff_len=4")));
+        assertTrue(e.getMessage().contains("no labelled token is left in the training set after cutoff_len 4"),
+                e.getMessage());
+    }
+
+    /** The final model appears whole (temporary folder, then renamed); what a killed run left behind is removed. */
+    @Test
+    void theFinalSaveLeavesNoTemporaryAndStaleOnesAreRemoved(@TempDir Path dir) throws Exception {
+        Path stale = Files.createDirectories(dir.resolve("out").resolve(".checkpoint-7.tmp"));
+        Files.writeString(stale.resolve("model.safetensors"), "torn");
+        TrainCommand.run(config(dir, "max_steps: 1\n"));
+        assertTrue(!Files.exists(stale), "a killed run's temporary checkpoint is removed");
+        assertTrue(!Files.exists(dir.resolve("out").resolve(".final-model.tmp")));
+        assertEquals(weights(model).keySet(), weights(dir.resolve("out")).keySet());
+    }
+
     /** A run whose loss becomes non-finite stops before applying the step and saves no model. */
     @Test
     void aDivergingRunStopsBeforeANonFiniteStepAndSavesNothing(@TempDir Path dir) throws Exception {
