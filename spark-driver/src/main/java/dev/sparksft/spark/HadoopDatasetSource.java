@@ -46,7 +46,7 @@ final class HadoopDatasetSource implements DatasetSource {
 
     @Override
     public JsonNode datasetInfo() throws IOException {
-        org.apache.hadoop.fs.Path info = new org.apache.hadoop.fs.Path(join(dirUri, DatasetInfo.FILE));
+        org.apache.hadoop.fs.Path info = new org.apache.hadoop.fs.Path(DatasetInfo.join(dirUri, DatasetInfo.FILE));
         FileSystem fs = info.getFileSystem(conf);
         if (!fs.exists(info)) {
             return null;
@@ -63,7 +63,7 @@ final class HadoopDatasetSource implements DatasetSource {
         if (Locations.hasScheme(name) || Path.of(name).isAbsolute()) {
             return exists(uri(name)) ? uri(name) : null;
         }
-        String under = join(dirUri, name);
+        String under = DatasetInfo.join(dirUri, name);
         if (exists(under)) {
             return under;
         }
@@ -72,7 +72,7 @@ final class HadoopDatasetSource implements DatasetSource {
 
     @Override
     public String resolveFileName(String fileName) {
-        return Locations.hasScheme(fileName) || Path.of(fileName).isAbsolute() ? uri(fileName) : join(dirUri, fileName);
+        return Locations.hasScheme(fileName) || Path.of(fileName).isAbsolute() ? uri(fileName) : DatasetInfo.join(dirUri, fileName);
     }
 
     @Override
@@ -97,7 +97,4 @@ final class HadoopDatasetSource implements DatasetSource {
         return p.getFileSystem(conf).exists(p);
     }
 
-    static String join(String uri, String child) {
-        return uri.endsWith("/") ? uri + child : uri + "/" + child;
-    }
 }

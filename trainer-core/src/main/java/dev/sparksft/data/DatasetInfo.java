@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.config.Suggest;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -59,7 +58,8 @@ public final class DatasetInfo {
         return specs;
     }
 
-    private static String join(String dir, String child) {
+    /** {@code child} under the folder (path or URI) {@code dir}. */
+    public static String join(String dir, String child) {
         return dir.endsWith("/") ? dir + child : dir + "/" + child;
     }
 

@@ -2,7 +2,6 @@ package dev.sparksft.template;
 
 import dev.sparksft.UserError;
 import dev.sparksft.data.Message;
-import dev.sparksft.data.Role;
 import dev.sparksft.tokenizer.Tokenizer;
 import java.util.ArrayList;
 import java.util.List;

@@ -5,7 +5,6 @@ import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelLayout;
-import dev.sparksft.model.ModelWeights;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.LinkedHashMap;
