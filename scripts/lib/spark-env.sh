@@ -11,6 +11,8 @@ if [[ ! -f "$jar" || ! -f "$classpath_file" ]] \
   echo "spark-sft: building spark-driver (mvn package) ..." >&2
   (cd "$root" && mvn -q -B -ntp -pl spark-driver -am -DskipTests package dependency:build-classpath \
       -Dmdep.outputFile=target/classpath.txt) >&2
+  # Maven leaves an unchanged jar or classpath file with its old time: mark both as up to date
+  touch "$jar" "$classpath_file"
 fi
 classpath="$jar:$root/trainer-core/target/trainer-core-0.1.0-SNAPSHOT.jar:$(cat "$classpath_file")"
 jvm_flags=(-XX:+IgnoreUnrecognizedVMOptions --add-modules=jdk.incubator.vector
