@@ -1,7 +1,7 @@
 package dev.sparksft.spark;
 
+import dev.sparksft.JsonFiles;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.UserError;
 import dev.sparksft.data.DataFiles;
 import dev.sparksft.data.DatasetInfo;
@@ -23,7 +23,6 @@ import org.apache.hadoop.fs.FileSystem;
  * system does not claim them) or URIs (hdfs:, s3a:, ...). Executors read the rows themselves.
  */
 final class HadoopDatasetSource implements DatasetSource {
-    private static final ObjectMapper JSON = new ObjectMapper();
     private final String datasetDir;
     private final String dirUri;
     private final Configuration conf;
@@ -51,11 +50,7 @@ final class HadoopDatasetSource implements DatasetSource {
         if (!fs.exists(info)) {
             return null;
         }
-        try (InputStream in = fs.open(info)) {
-            return JSON.readTree(in);
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new UserError(info + " is not valid JSON: " + e.getOriginalMessage());
-        }
+        return JsonFiles.parse(info.toString(), fs.open(info));
     }
 
     @Override

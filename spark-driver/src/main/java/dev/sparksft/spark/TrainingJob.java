@@ -94,8 +94,9 @@ public final class TrainingJob {
         SparkDataset.Loaded data = new SparkDataset(JavaSparkContext.fromSparkContext(spark.sparkContext()), config.data(),
                 new ExecutorEncoders.Key(configJson), config.distributed().skipBadRows()).load(args.seed());
         RunChecks.enoughExamples(data.numTrain(), worldSize);
-        RunChecks.requireLabelledTargets(data.train().map(ex -> (long) ex.numTargets()).reduce(Long::sum),
-                config.data().cutoffLen());
+        long[] labelled = data.train().map(ex -> new long[] {ex.numTargets(), ex.numTargets() == 0 ? 1 : 0})
+                .reduce((a, b) -> new long[] {a[0] + b[0], a[1] + b[1]});   // labelled tokens, examples without
+        RunChecks.requireLabelledTargets(labelled[0], labelled[1], data.numTrain(), config.data().cutoffLen());
         output.prepare(args.overwriteOutputDir(), resume != null);   // only now may overwrite delete the previous run
         BatchPlan plan = TrainingSetup.plan(data.numTrain(), args, config.finetuning(), worldSize);
         long totalSteps = TrainingSetup.totalSteps(args, plan);

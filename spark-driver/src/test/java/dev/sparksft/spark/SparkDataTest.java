@@ -54,6 +54,18 @@ class SparkDataTest {
         assertEquals(3, state.get("num_examples").asInt(), "the three good rows are trained");
     }
 
+    /** Executors read the bytes the local loader reads: an invalid UTF-8 line is named the same way, never decoded as U+FFFD. */
+    @Test
+    void invalidUtf8IsRefusedByFileAndLineAsInOneProcess(@TempDir Path dir) throws Exception {
+        Path data = dir.resolve("latin1.jsonl");
+        Files.write(data, (row("ab", "a") + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        Files.write(data, new byte[] {'{', '"', 'o', 'u', 't', 'p', 'u', 't', '"', ':', '"', (byte) 0xe9, '"', '}', '\n'},
+                java.nio.file.StandardOpenOption.APPEND);
+        Exception e = assertThrows(IllegalArgumentException.class,
+                () -> train(SparkTests.values(dir, SMALL, "dataset=" + data)));
+        assertTrue(e.getMessage().contains("latin1.jsonl is not UTF-8 text at line 2 (byte offset "), e.getMessage());
+    }
+
     /** overwrite_output_dir deletes the previous run only after the job's data has been read. */
     @Test
     void aRunRefusedForItsDataDeletesNoPreviousRun(@TempDir Path dir) throws Exception {

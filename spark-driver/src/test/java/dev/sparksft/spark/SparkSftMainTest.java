@@ -32,7 +32,7 @@ class SparkSftMainTest {
 
     static Path config(Path dir, String extra) throws Exception {
         Path f = dir.resolve("run.yaml");
-        Files.writeString(f, SparkTests.baseYaml(dir.resolve("out")) + extra);
+        Files.writeString(f, dev.sparksft.TestYaml.withExtra(SparkTests.baseYaml(dir.resolve("out")), extra));
         return f;
     }
 

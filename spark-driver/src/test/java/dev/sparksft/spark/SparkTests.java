@@ -79,7 +79,7 @@ final class SparkTests {
     /** Config values from {@link #baseYaml} plus {@code extra} YAML lines and key=value overrides. */
     static ObjectNode values(Path dir, String extra, String... overrides) throws IOException {
         Path f = Files.createTempFile(dir, "run", ".yaml");
-        Files.writeString(f, baseYaml(dir.resolve("out")) + extra);
+        Files.writeString(f, dev.sparksft.TestYaml.withExtra(baseYaml(dir.resolve("out")), extra));
         return SftConfig.loadValues(f, List.of(overrides));
     }
 

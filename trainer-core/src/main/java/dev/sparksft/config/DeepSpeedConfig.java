@@ -1,5 +1,6 @@
 package dev.sparksft.config;
 
+import dev.sparksft.JsonFiles;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -52,7 +53,7 @@ public record DeepSpeedConfig(Path file, int stage, boolean offloadOptimizer, bo
             throw new UserError("deepspeed: " + file + " does not exist; give the path of a DeepSpeed JSON file "
                     + "(on a cluster: a path every executor sees)");
         } catch (JsonProcessingException e) {
-            throw new UserError("deepspeed: " + file + " is not valid JSON: " + e.getOriginalMessage());
+            throw new UserError("deepspeed: " + JsonFiles.malformed(file.toString(), e).getMessage());
         } catch (IOException e) {
             throw new UserError("deepspeed: cannot read " + file + " (" + e.getClass().getSimpleName() + ": "
                     + e.getMessage() + "); give a DeepSpeed JSON file this process can read (on a cluster: a path "

@@ -53,30 +53,24 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
 
     /** The flat key/values of {@code yamlFile} with {@code overrides} applied, before binding. */
     public static ObjectNode loadValues(Path yamlFile, List<String> overrides) throws IOException {
-        JsonNode root;
+        String text;
         try {
-            root = YAML.readTree(Files.readString(yamlFile));
+            text = Files.readString(yamlFile);
         } catch (NoSuchFileException e) {
             throw new UserError("config file " + yamlFile + " does not exist");
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new UserError("config file " + yamlFile + " is not valid YAML: " + e.getOriginalMessage());
+        } catch (java.nio.charset.MalformedInputException e) {
+            throw new UserError("config file " + yamlFile + " is not UTF-8 text; save it as UTF-8");
         }
-        if (root != null && !root.isNull() && !root.isObject()) {
-            throw new UserError("config file " + yamlFile + " must be a mapping of key: value");
-        }
-        ObjectNode values = root == null || root.isNull() ? YAML.createObjectNode() : (ObjectNode) root;
-        return applyOverrides(values, overrides);
+        return applyOverrides(YamlValues.mapping("config file " + yamlFile, text), overrides);
     }
 
-    static ObjectNode applyOverrides(ObjectNode values, List<String> overrides) throws IOException {
+    static ObjectNode applyOverrides(ObjectNode values, List<String> overrides) {
         for (String o : overrides) {
             int eq = o.indexOf('=');
             if (eq <= 0) {
                 throw new UserError("override '" + o + "' is not key=value (for example cutoff_len=1024)");
             }
-            String value = o.substring(eq + 1);
-            JsonNode parsed = value.isEmpty() ? YAML.nullNode() : YAML.readTree(value);
-            values.set(o.substring(0, eq).strip(), parsed == null ? YAML.nullNode() : parsed);
+            values.set(o.substring(0, eq).strip(), YamlValues.value(o, o.substring(eq + 1)));
         }
         return values;
     }

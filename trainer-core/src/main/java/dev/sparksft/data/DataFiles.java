@@ -3,7 +3,9 @@ package dev.sparksft.data;
 import dev.sparksft.UserError;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -17,7 +19,8 @@ import java.util.stream.Stream;
  * Parquet, told apart by the file name. Both readers call {@link #rows}: the local one on the
  * bytes of each file, Spark's executors on the bytes {@code binaryFiles} gives them, so a file
  * yields the same rows (and the same malformed-row reports) in one process and under Spark.
- * Text must be UTF-8; a file that is not is reported as malformed, naming it.
+ * Text must be UTF-8; a line that is not is reported as malformed, naming the file, the line and
+ * the byte offset (in a JSON array file, the whole file is malformed).
  */
 public final class DataFiles {
     private DataFiles() {}
@@ -43,15 +46,14 @@ public final class DataFiles {
         if (isParquet(name)) {
             return ParquetRows.rows(dataset, file, name, bytes);
         }
-        String text;
-        try {
-            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes)).toString();
-        } catch (CharacterCodingException e) {
-            return List.of(DatasetRow.malformed(dataset, file, "dataset file " + file + " is not UTF-8 text ("
-                    + e.getMessage() + "); save it as UTF-8"));
+        List<String> notUtf8 = new ArrayList<>();
+        String text = decodeLines(bytes, notUtf8);
+        if (!notUtf8.isEmpty() && JsonRecords.startsWithArray(text)) {   // one array: no row can be skipped alone
+            return List.of(DatasetRow.malformed(dataset, file, "dataset file " + file + " is not UTF-8 text at "
+                    + notUtf8.get(0) + "; save it as UTF-8"));
         }
         List<String> malformed = new ArrayList<>();
+        notUtf8.forEach(at -> malformed.add("dataset file " + file + " is not UTF-8 text at " + at + "; save it as UTF-8"));
         List<JsonRecords.Row> parsed = JsonRecords.parse(name, file, text, malformed);
         List<DatasetRow> out = new ArrayList<>(parsed.size() + malformed.size());
         for (int i = 0; i < parsed.size(); i++) {
@@ -59,6 +61,38 @@ public final class DataFiles {
         }
         malformed.forEach(m -> out.add(DatasetRow.malformed(dataset, file, m)));
         return out;
+    }
+
+    /**
+     * The UTF-8 text of {@code bytes}, decoded line by line so that an invalid byte is reported
+     * where it is: each line that is not UTF-8 is left blank and described in {@code notUtf8} as
+     * "line 3 (byte offset 812)". Splitting the bytes at '\n' is safe: no multi-byte UTF-8
+     * sequence contains the byte 0x0A.
+     */
+    static String decodeLines(byte[] bytes, List<String> notUtf8) {
+        StringBuilder text = new StringBuilder(bytes.length);
+        CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        int start = 0;
+        for (int line = 1; start <= bytes.length; line++) {
+            int end = start;
+            while (end < bytes.length && bytes[end] != '\n') {
+                end++;
+            }
+            ByteBuffer in = ByteBuffer.wrap(bytes, start, end - start);
+            CharBuffer out = CharBuffer.allocate(end - start);
+            CoderResult result = utf8.reset().decode(in, out, true);
+            if (result.isError()) {
+                notUtf8.add("line " + line + " (byte offset " + in.position() + ")");
+            } else {
+                text.append(out.flip());
+            }
+            if (end < bytes.length) {
+                text.append('\n');
+            }
+            start = end + 1;
+        }
+        return text.toString();
     }
 
     /** The data files of a local file or folder, in path order (a folder's other files are ignored). */

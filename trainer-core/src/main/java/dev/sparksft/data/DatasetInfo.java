@@ -10,6 +10,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Resolves dataset names to {@link DatasetSpec}s: through {@code dataset_dir/dataset_info.json}
@@ -17,6 +19,7 @@ import java.util.Map;
  * .json/.jsonl file, by reading the formatting off the first row's keys.
  */
 public final class DatasetInfo {
+    private static final Logger LOG = LoggerFactory.getLogger(DatasetInfo.class);
     public static final String FILE = "dataset_info.json";
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -58,6 +61,15 @@ public final class DatasetInfo {
         return specs;
     }
 
+    /** An absolute path, a URI, or a relative path that climbs out of its folder ("../x.json"). */
+    static boolean isOutsideDatasetDir(String fileName) {
+        if (fileName.matches("[A-Za-z][A-Za-z0-9+.-]*:.*")) {
+            return true;
+        }
+        Path p = Path.of(fileName);
+        return p.isAbsolute() || p.normalize().startsWith("..");
+    }
+
     /** {@code child} under the folder (path or URI) {@code dir}. */
     public static String join(String dir, String child) {
         return dir.endsWith("/") ? dir + child : dir + "/" + child;
@@ -85,7 +97,11 @@ public final class DatasetInfo {
             throw new UserError(infoFile + ": dataset '" + name + "' has formatting '" + formattingText
                     + "'; expected alpaca, sharegpt or openai");
         }
-        String path = source.resolveFileName(e.get("file_name").asText());
+        String fileName = e.get("file_name").asText();
+        String path = source.resolveFileName(fileName);
+        if (isOutsideDatasetDir(fileName)) {   // LLaMA-Factory reads it too; say where it really is
+            LOG.info("{}: dataset '{}' has file_name '{}', outside dataset_dir: reading {}", infoFile, name, fileName, path);
+        }
         DatasetSpec d = DatasetSpec.defaults(name, path, formatting);
         JsonNode c = e.path("columns");
         JsonNode t = e.path("tags");

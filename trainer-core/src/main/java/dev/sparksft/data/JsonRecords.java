@@ -80,7 +80,7 @@ public final class JsonRecords {
         return true;
     }
 
-    private static boolean startsWithArray(String text) {
+    static boolean startsWithArray(String text) {
         for (int i = 0; i < text.length(); i++) {
             char c = text.charAt(i);
             if (!Character.isWhitespace(c) && c != '\uFEFF') {

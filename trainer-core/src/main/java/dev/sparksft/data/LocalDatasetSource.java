@@ -1,7 +1,7 @@
 package dev.sparksft.data;
 
+import dev.sparksft.JsonFiles;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.UserError;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -10,7 +10,6 @@ import java.util.List;
 
 /** Datasets on the local disk: dataset_dir and dataset paths are plain paths. */
 public final class LocalDatasetSource implements DatasetSource {
-    private static final ObjectMapper JSON = new ObjectMapper();
     private final Path dir;
 
     public LocalDatasetSource(Path datasetDir) {
@@ -28,11 +27,7 @@ public final class LocalDatasetSource implements DatasetSource {
         if (!Files.isRegularFile(info)) {
             return null;
         }
-        try {
-            return JSON.readTree(info.toFile());
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-            throw new UserError(info + " is not valid JSON: " + e.getOriginalMessage());
-        }
+        return JsonFiles.read(info);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.JsonFiles;
 import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -233,7 +234,7 @@ public final class LoraAdapter {
         if (!Files.isRegularFile(configFile)) {
             throw new UserError("adapter directory " + dir + " has no " + CONFIG_FILE);
         }
-        JsonNode c = JSON.readTree(configFile.toFile());
+        JsonNode c = JsonFiles.read(configFile);
         if (!c.path("peft_type").asText("").equals("LORA")) {
             throw new UserError(configFile + ": peft_type is '" + c.path("peft_type").asText()
                     + "'; only LORA adapters are supported");

@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.JsonFiles;
 import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -81,7 +82,7 @@ public record ModelConfig(
         Path file = dir.resolve("config.json");
         JsonNode root;
         try {
-            root = JSON.readTree(Files.readString(file));
+            root = JsonFiles.read(file);
         } catch (NoSuchFileException e) {
             throw new UserError("model directory " + dir + " has no config.json: point "
                     + "model_name_or_path at a Hugging Face model directory");

@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.JsonFiles;
 import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -103,7 +104,7 @@ public final class ModelWeights {
         List<String> files = new ArrayList<>();
         Path index = dir.resolve(INDEX_FILE);
         if (Files.exists(index)) {
-            JsonNode map = JSON.readTree(index.toFile()).get("weight_map");
+            JsonNode map = JsonFiles.read(index).get("weight_map");
             if (map == null || !map.isObject()) {
                 throw new UserError(index + " has no 'weight_map' object");
             }

@@ -51,6 +51,15 @@ public final class LocalRun {
             Path adapterDir = config.model().adapterNameOrPath() == null ? null : Path.of(config.model().adapterNameOrPath());
             Device cpu = new Device(torch.DeviceType.CPU);
             boolean trains = args.doTrain() || args.doEval();
+            List<TokenizedExample> train = trains ? data.trainExamples() : List.of();
+            if (trains) {   // refusals of the data come before the model is read and output_dir touched
+                RunChecks.requireTrainingSet(train.size());
+                if (args.doTrain()) {
+                    RunChecks.requireLabelledTargets(train.stream().mapToLong(TokenizedExample::numTargets).sum(),
+                            train.stream().filter(ex -> ex.numTargets() == 0).count(), train.size(),
+                            config.data().cutoffLen());
+                }
+            }
             CausalLm model = trains
                     ? Models.forTraining(config, modelDir, resumeDir, adapterDir, data.tokenizer().vocabSize(), cpu)
                     : Models.forInference(modelDir, modelDir, adapterDir, data.tokenizer().vocabSize(), cpu);
@@ -58,12 +67,6 @@ public final class LocalRun {
             Outputs outputs = Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(), keeps);
             Trainer.Result result = null;
             if (trains) {
-                List<TokenizedExample> train = data.trainExamples();
-                RunChecks.requireTrainingSet(train.size());
-                if (args.doTrain()) {
-                    RunChecks.requireLabelledTargets(train.stream().mapToLong(TokenizedExample::numTargets).sum(),
-                            config.data().cutoffLen());
-                }
                 World world = World.single();
                 var plan = TrainingSetup.plan(train.size(), args, config.finetuning(), world.size());
                 RankRun.Outcome outcome = RankRun.trainAndEvaluate(config, model, train.size(),

@@ -4,6 +4,8 @@ import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.train.Models;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * What a run must satisfy before anything is read, loaded or written, for each shell: one set
@@ -11,6 +13,8 @@ import dev.sparksft.train.Models;
  * the same way (exit 2, one line) in both.
  */
 public final class RunChecks {
+    private static final Logger LOG = LoggerFactory.getLogger(RunChecks.class);
+
     private RunChecks() {}
 
     /** {@code sft train}: one process, so world_size 1. */
@@ -58,13 +62,22 @@ public final class RunChecks {
 
     /**
      * A training set with no labelled token left (cutoff_len cut every response) would train
-     * "loss 0.0000" and change nothing: refused.
+     * "loss 0.0000" and change nothing: refused. Examples that lost all of theirs add nothing to
+     * the loss; they are counted in a warning.
+     *
+     * @param numTargets       labelled tokens of the training set
+     * @param withoutTargets   examples with none
      */
-    public static void requireLabelledTargets(long numTargets, int cutoffLen) {
+    public static void requireLabelledTargets(long numTargets, long withoutTargets, long numExamples, int cutoffLen) {
         if (numTargets == 0) {
             throw new UserError("no labelled token is left in the training set after cutoff_len " + cutoffLen
                     + ": every response was cut away (or masked); raise cutoff_len, or check train_on_prompt and the "
                     + "dataset's response column");
+        }
+        if (withoutTargets > 0) {
+            LOG.warn("{} of {} training examples keep no labelled token after cutoff_len {} (the response was cut "
+                    + "away or masked): they add nothing to the loss; raise cutoff_len to train on them",
+                    withoutTargets, numExamples, cutoffLen);
         }
     }
 

@@ -1,9 +1,9 @@
 package dev.sparksft.tokenizer;
 
+import dev.sparksft.JsonFiles;
 import dev.sparksft.UserError;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -19,7 +19,6 @@ import java.util.Optional;
  * themselves. Copies made by {@link #withSpecialTokens} share the native tokenizer.
  */
 public final class Tokenizer implements AutoCloseable {
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     private final HuggingFaceTokenizer hf;
     private final Map<String, Integer> tokenToId;
@@ -49,7 +48,7 @@ public final class Tokenizer implements AutoCloseable {
             throw new UserError("tokenizer directory " + dir + " has no tokenizer_config.json, which "
                     + "names the bos/eos/pad tokens: copy it from the model's original repository");
         }
-        JsonNode tok = JSON.readTree(json.toFile());
+        JsonNode tok = JsonFiles.read(json);
         Map<String, Integer> ids = new HashMap<>();
         JsonNode vocab = tok.path("model").path("vocab");
         if (vocab.isObject()) { // BPE, WordPiece, WordLevel
@@ -62,7 +61,7 @@ public final class Tokenizer implements AutoCloseable {
         for (JsonNode added : tok.path("added_tokens")) {
             ids.put(added.get("content").asText(), added.get("id").asInt());
         }
-        JsonNode cfg = JSON.readTree(config.toFile());
+        JsonNode cfg = JsonFiles.read(config);
         cfg.path("added_tokens_decoder").fields().forEachRemaining(
                 e -> ids.putIfAbsent(e.getValue().path("content").asText(), Integer.parseInt(e.getKey())));
         int vocabSize = ids.values().stream().mapToInt(Integer::intValue).max().orElse(-1) + 1;

@@ -61,10 +61,11 @@ class FineTuningMethodsTest {
 
     static SftConfig config(Path dir, String extra, String... overrides) throws Exception {
         Path f = dir.resolve("run.yaml");
-        Files.writeString(f, "model_name_or_path: " + model + "\ntemplate: qwen3_nothink\ndataset: train.jsonl\n"
+        Files.writeString(f, dev.sparksft.TestYaml.withExtra("model_name_or_path: " + model
+                + "\ntemplate: qwen3_nothink\ndataset: train.jsonl\n"
                 + "dataset_dir: " + data + "\ncutoff_len: 64\nstage: sft\ndo_train: true\noutput_dir: " + dir.resolve("out")
                 + "\nper_device_train_batch_size: 16\nlr_scheduler_type: constant\nlogging_steps: 5\nsave_strategy: \"no\"\n"
-                + "num_threads: 1\n" + extra);
+                + "num_threads: 1\n", extra));
         return SftConfig.load(f, List.of(overrides));
     }
 

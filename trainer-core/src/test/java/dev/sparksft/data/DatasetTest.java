@@ -110,6 +110,35 @@ class DatasetTest {
     }
 
     @Test
+    void invalidUtf8IsNamedByLineAndByteOffsetAndOnlyItsLineIsSkipped(@TempDir Path dir) throws Exception {
+        byte[] good = "{\"instruction\": \"i\", \"output\": \"o\"}\n".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] bad = {'{', '"', 'i', 'n', 's', 't', 'r', 'u', 'c', 't', 'i', 'o', 'n', '"', ':', '"', (byte) 0xff, '"', '}', '\n'};
+        java.io.ByteArrayOutputStream file = new java.io.ByteArrayOutputStream();
+        file.write(good);
+        file.write(bad);
+        file.write(good);
+        Files.write(dir.resolve("u.jsonl"), file.toByteArray());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> load(dir, "u.jsonl"));
+        assertTrue(e.getMessage().contains("dataset file " + dir.resolve("u.jsonl") + " is not UTF-8 text at line 2 "
+                + "(byte offset " + (good.length + 16) + "); save it as UTF-8"), e.getMessage());
+        assertEquals(2, LocalDatasets.load(List.of("u.jsonl"), new LocalDatasetSource(dir), "dataset", null, true).size(),
+                "skip_bad_rows drops the one bad line and keeps the rest");
+
+        Files.write(dir.resolve("a.json"), new byte[] {'[', '\n', '{', '"', 'x', '"', ':', '"', (byte) 0xc3, '"', '}', ']'});
+        IllegalArgumentException array = assertThrows(IllegalArgumentException.class, () -> load(dir, "a.json"));
+        assertTrue(array.getMessage().contains("a.json is not UTF-8 text at line 2 (byte offset 8)"), array.getMessage());
+    }
+
+    @Test
+    void fileNamesOutsideDatasetDirAreRecognised() {
+        assertTrue(DatasetInfo.isOutsideDatasetDir("../other/data.json"));
+        assertTrue(DatasetInfo.isOutsideDatasetDir("/abs/data.json"));
+        assertTrue(DatasetInfo.isOutsideDatasetDir("hdfs://nn/data.json"));
+        assertTrue(!DatasetInfo.isOutsideDatasetDir("sub/../data.json"));
+        assertTrue(!DatasetInfo.isOutsideDatasetDir("alpaca_en_demo.json"));
+    }
+
+    @Test
     void missingColumnNamesTheColumnAndTheFix(@TempDir Path dir) throws Exception {
         Files.writeString(dir.resolve("q.json"), "[{\"question\": \"q\", \"answer\": \"a\"}]");
         Files.writeString(dir.resolve(DatasetInfo.FILE), "{\"qa\": {\"file_name\": \"q.json\", \"columns\": {\"prompt\": \"question\", \"response\": \"output\"}}}");

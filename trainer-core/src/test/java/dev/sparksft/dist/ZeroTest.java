@@ -89,12 +89,12 @@ class ZeroTest {
     static SftConfig config(Path dir, String tag, String method, int perDevice, int gradAccum, String extra)
             throws Exception {
         Path f = dir.resolve(tag + ".yaml");
-        Files.writeString(f, "model_name_or_path: " + model + "\ntemplate: qwen3_nothink\ndataset: train.jsonl\n"
+        Files.writeString(f, dev.sparksft.TestYaml.withExtra("model_name_or_path: " + model + "\ntemplate: qwen3_nothink\ndataset: train.jsonl\n"
                 + "dataset_dir: " + data + "\ncutoff_len: 32\ndo_train: true\noutput_dir: " + dir.resolve("out-" + tag)
                 + "\noverwrite_output_dir: true\nper_device_train_batch_size: " + perDevice
                 + "\ngradient_accumulation_steps: " + gradAccum
                 + "\nmax_steps: 4\nlearning_rate: 1.0e-2\nlogging_steps: 1\nnum_threads: 1\ndisable_shuffling: true\n"
-                + method.replace(";", "\n") + "\n" + extra);
+                + method.replace(";", "\n") + "\n", extra));
         return SftConfig.load(f, List.of());
     }
 

@@ -54,9 +54,9 @@ class TrainerTest {
     }
 
     static String yaml(Path out, String extra) {
-        return "model_name_or_path: " + model + "\ntemplate: chatml\ndataset: mixed.jsonl\ndataset_dir: " + data
-                + "\ncutoff_len: 256\nstage: sft\ndo_train: true\nfinetuning_type: full\noutput_dir: " + out
-                + "\nlogging_steps: 1\nsave_steps: 1000\nnum_threads: 1\n" + extra;
+        return dev.sparksft.TestYaml.withExtra("model_name_or_path: " + model + "\ntemplate: chatml\ndataset: mixed.jsonl"
+                + "\ndataset_dir: " + data + "\ncutoff_len: 256\nstage: sft\ndo_train: true\nfinetuning_type: full\noutput_dir: "
+                + out + "\nlogging_steps: 1\nsave_steps: 1000\nnum_threads: 1\n", extra);
     }
 
     static SftConfig config(Path dir, String extra, String... overrides) throws Exception {
