@@ -33,6 +33,7 @@ import org.slf4j.LoggerFactory;
 public record SftConfig(ModelArguments model, DataArguments data, TrainingArguments training,
                         FinetuningArguments finetuning, GeneratingArguments generating, DistributedArguments distributed) {
     private static final Logger LOG = LoggerFactory.getLogger(SftConfig.class);
+    private static final Set<String> LOGGED = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
     private static final List<Class<? extends Record>> SECTIONS = List.of(ModelArguments.class, DataArguments.class,
             TrainingArguments.class, FinetuningArguments.class, GeneratingArguments.class, DistributedArguments.class);
@@ -89,19 +90,21 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
         Set<String> owned = new LinkedHashSet<>();
         SECTIONS.forEach(s -> owned.addAll(keysOf(s)));
         Set<String> known = new LinkedHashSet<>(owned);
-        known.addAll(ConfigKeys.NOT_IMPLEMENTED);
-        known.addAll(ConfigKeys.NO_EFFECT.keySet());
+        known.addAll(ConfigKeys.all().keySet());
         for (Iterator<String> it = values.fieldNames(); it.hasNext(); ) {
             String key = it.next();
             if (owned.contains(key)) {
                 continue;
             }
-            if (ConfigKeys.NO_EFFECT.containsKey(key)) {
-                LOG.info("{} has no effect here: {}", key, ConfigKeys.NO_EFFECT.get(key));
-            } else if (ConfigKeys.NOT_IMPLEMENTED.contains(key)) {
-                problems.add(key + ": this LLaMA-Factory option is not implemented in spark-sft yet; remove it");
-            } else {
+            ConfigKeys.Decision d = ConfigKeys.of(key);
+            if (d == null) {
                 problems.add(key + ": unknown key" + Suggest.didYouMean(key, known));
+            } else if (d.kind() == ConfigKeys.Kind.NO_EFFECT) {
+                logOnce(key + " has no effect here: " + d.reason());
+            } else if (d.isDefault(values.get(key))) {
+                logOnce(key + ": " + values.get(key) + " is LLaMA-Factory's default, which asks for nothing here");
+            } else {
+                problems.add(key + ": " + values.get(key) + " is not supported: " + d.reason());
             }
         }
         Map<Class<?>, Object> bound = new LinkedHashMap<>();
@@ -124,6 +127,13 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
                 (FinetuningArguments) bound.get(FinetuningArguments.class),
                 (GeneratingArguments) bound.get(GeneratingArguments.class),
                 (DistributedArguments) bound.get(DistributedArguments.class));
+    }
+
+    /** Each key's note once per process: executors bind the same configuration many times. */
+    private static void logOnce(String note) {
+        if (LOGGED.add(note)) {
+            LOG.info(note);
+        }
     }
 
     private static void checkTemplate(JsonNode template, Collection<String> names, List<String> problems) {

@@ -17,7 +17,8 @@ public final class Suggest {
                 bestDistance = d;
             }
         }
-        return best != null && bestDistance <= Math.max(2, word.length() / 2) ? best : null;
+        // a near spelling only: a transposition or two typos (three in a long name), never a different word
+        return best != null && bestDistance <= Math.min(3, Math.max(2, word.length() / 4)) ? best : null;
     }
 
     /** ": did you mean 'x'?" or "" when nothing is close. */

@@ -49,11 +49,23 @@ class SftConfigTest {
     }
 
     @Test
-    void knownButUnimplementedKeySaysSo(@TempDir Path dir) throws Exception {
+    void aRefusedKeyNamesTheMissingCapabilityUnlessItIsTheDefault(@TempDir Path dir) throws Exception {
         ConfigProblems e = assertThrows(ConfigProblems.class,
-                () -> SftConfig.load(yaml(dir, MINIMAL + "use_dora: true\n"), List.of()));
-        assertTrue(e.getMessage().contains("use_dora: this LLaMA-Factory option is not implemented in spark-sft yet"),
-                e.getMessage());
+                () -> SftConfig.load(yaml(dir, MINIMAL + "use_dora: true\nquantization_bit: 4\n"), List.of()));
+        assertEquals(List.of("use_dora: true is not supported: DoRA adapters are not supported: use finetuning_type: "
+                        + "lora (use_rslora and loraplus_lr_ratio are)",
+                "quantization_bit: 4 is not supported: " + ConfigKeys.QUANTIZATION), e.problems());
+        // LLaMA-Factory's example YAMLs write defaults out: those ask for nothing and pass
+        SftConfig.load(yaml(dir, MINIMAL + "use_dora: false\nquantization_bit: null\nsave_only_model: false\n"
+                + "freeze_vision_tower: true\ntensor_model_parallel_size: 1\nfsdp: ''\nflash_attn: fa2\n"), List.of());
+    }
+
+    @Test
+    void suggestionsAreForNearSpellingsOnly(@TempDir Path dir) throws Exception {
+        ConfigProblems e = assertThrows(ConfigProblems.class,
+                () -> SftConfig.load(yaml(dir, MINIMAL + "learnign_rate: 1.0\nmax_new_token_count: 3\n"), List.of()));
+        assertEquals(List.of("learnign_rate: unknown key (did you mean 'learning_rate'?)",
+                "max_new_token_count: unknown key"), e.problems());
     }
 
     @Test
