@@ -122,9 +122,10 @@ public final class Rendezvous implements AutoCloseable {
         }
         // From here on the socket is libtorch's: Socket::listenFromFd wraps the fd in a SocketImpl,
         // whose destructor closes it when the server stops (or when the constructor below fails
-        // after the hand-over). Java must never close it, so `listener` is dropped unclosed: JDK 17's
-        // ServerSocketChannelImpl and its FileDescriptor register no Cleaner, and a collected channel
-        // leaves the fd open (RendezvousTest collects it and connects afterwards).
+        // after the hand-over). Java must never close it (tried: the store's thread then polls a dead fd,
+        // throws, and the JVM aborts), so `listener` is dropped unclosed: JDK 17's ServerSocketChannelImpl
+        // and its FileDescriptor register no Cleaner, and a collected channel leaves the fd open
+        // (RendezvousTest collects it and connects afterwards).
         TCPStoreOptions options = new TCPStoreOptions();
         options.port((short) port).isServer(true).waitWorkers(false).useLibUV(false)
                 .numWorkers(new SizeTPointer(1).put(worldSize))

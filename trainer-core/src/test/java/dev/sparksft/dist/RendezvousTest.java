@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import dev.sparksft.runtime.Torch;
 import java.io.IOException;
 import java.net.ConnectException;
+import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.NetworkInterface;
@@ -36,14 +37,17 @@ class RendezvousTest {
         Torch.load(1);
     }
 
-    /** A non-loopback address of this machine, if it has one. */
+    /**
+     * A non-loopback IPv4 address of this machine, if it has one: the family of 127.0.0.1, so a
+     * wildcard listener of either family would accept there.
+     */
     private static Optional<InetAddress> otherLocalAddress() throws SocketException {
         for (NetworkInterface nic : Collections.list(NetworkInterface.getNetworkInterfaces())) {
             if (!nic.isUp() || nic.isLoopback()) {
                 continue;
             }
             for (InetAddress ip : Collections.list(nic.getInetAddresses())) {
-                if (!ip.isLoopbackAddress() && !ip.isLinkLocalAddress()) {
+                if (ip instanceof Inet4Address && !ip.isLoopbackAddress() && !ip.isLinkLocalAddress()) {
                     return Optional.of(ip);
                 }
             }
@@ -66,7 +70,7 @@ class RendezvousTest {
             int port = rv.address().port();
             assertTrue(accepts(InetAddress.getByName("127.0.0.1"), port), "the store must accept on 127.0.0.1");
             Optional<InetAddress> other = otherLocalAddress();
-            assumeTrue(other.isPresent(), "this machine has only loopback addresses: nothing to check the binding against");
+            assumeTrue(other.isPresent(), "this machine has no IPv4 address besides loopback: nothing to check the binding against");
             assertFalse(accepts(other.get(), port), "the store bound to 127.0.0.1 accepted a connection on "
                     + other.get().getHostAddress() + ": it listens on every interface");
             // libtorch's own client reaches it on the address it was given
