@@ -118,7 +118,8 @@ public final class Rendezvous implements AutoCloseable {
             if (e instanceof UserError u) {
                 throw u;
             }
-            throw new DistributedException("could not listen for the rendezvous on " + host + ": " + e, e);
+            throw new DistributedException("could not listen for the rendezvous on " + host
+                    + " (it must be an address of this machine that the other ranks reach): " + e, e);
         }
         // From here on the socket is libtorch's: Socket::listenFromFd wraps the fd in a SocketImpl,
         // whose destructor closes it when the server stops (or when the constructor below fails
