@@ -91,17 +91,21 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
         OutputMirror output = OutputMirror.of(args.outputDir(), ModelFiles.hadoopConf()).forRank(rank);
         output.resetStaging();
         Path outputDir = output.localDir();
-        String host = SparkEnv.get().blockManager().blockManagerId().host();
+        // the address the other ranks reach this executor at; the store and Gloo listen there only. On a
+        // local master every rank is a thread of this JVM, and loopback keeps both off the network.
+        String host = localMaster ? "127.0.0.1" : SparkEnv.get().blockManager().blockManagerId().host();
         Rendezvous rendezvous = null;
         try {
             String offer = "";
             if (rank == 0) {
                 rendezvous = Rendezvous.host(host, size, timeout);
-                offer = rendezvous.address() + "\n" + resumePoint(output);
+                offer = rendezvous.address().encoded() + "\n" + resumePoint(output);
             }
-            // rank 0's store address, and the checkpoint every rank resumes from: a name in output_dir or a path
+            // rank 0's store address with this attempt's key namespace (over Spark RPC, which spark.authenticate
+            // and spark.network.crypto.enabled protect), and the checkpoint every rank resumes from: a name in
+            // output_dir or a path
             String[] gathered = ctx.allGather(offer)[0].split("\n", -1);
-            String address = gathered[0];
+            Rendezvous.Address address = Rendezvous.Address.parse(gathered[0]);
             Path resume = gathered[1].isEmpty() ? null
                     : gathered[1].startsWith("checkpoint-") ? output.fetchCheckpoint(gathered[1]) : Path.of(gathered[1]);
             if (rank == 0 && resume != null) {

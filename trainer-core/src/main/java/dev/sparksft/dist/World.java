@@ -64,37 +64,56 @@ public final class World implements AutoCloseable {
 
     /**
      * Joins the process group of {@code size} ranks as {@code rank}. Blocks until every rank has
-     * joined, or fails after {@code timeout}.
+     * joined, or fails after {@code timeout}. The group's keys live in the address's namespace;
+     * a rank refuses to go on when, once the group has formed, the store holds keys outside it
+     * (someone that is not a rank of this attempt connected and wrote there, see {@link Rendezvous}).
      *
-     * @param address  rank 0's {@link Rendezvous#address()} ("host:port")
+     * @param address  rank 0's {@link Rendezvous#address()}
      * @param hostname this rank's own address that the other ranks can reach (Gloo connects to it)
      * @param device   this rank's device: NCCL for a CUDA device, Gloo over TCP for the CPU
      */
-    public static World join(int rank, int size, String address, String hostname, Device device, Duration timeout) {
+    public static World join(int rank, int size, Rendezvous.Address address, String hostname, Device device,
+            Duration timeout) {
         boolean cuda = device.type().value == torch.DeviceType.CUDA.value;
         if (rank < 0 || rank >= size) {
             throw new UserError("rank " + rank + " is outside a world of " + size);
         }
-        Store store = Rendezvous.connect(address, rank, timeout);
-        store.set(JOINED_KEY + rank, "1");
+        Store client = Rendezvous.connect(address, rank, timeout);
+        try {
+            Store store = Rendezvous.scoped(client, address.namespace());
+            store.set(JOINED_KEY + rank, "1");
+            Backend group = group(rank, size, address, hostname, cuda, store, timeout);
+            int foreign = Rendezvous.foreignKeys(client, address.namespace());
+            if (foreign > 0) {
+                group.shutdown();
+                throw new DistributedException("rank " + rank + ": rank 0's rendezvous store at " + address + " holds "
+                        + foreign + " key(s) that no rank of this job wrote: a process outside the job connected to it."
+                        + " Refusing to train; make the executors' addresses reachable from the cluster only"
+                        + " (README, Security)");
+            }
+            return new World(rank, size, group, store, timeout, device);
+        } finally {
+            client.close();
+        }
+    }
+
+    private static Backend group(int rank, int size, Rendezvous.Address address, String hostname, boolean cuda,
+            Store store, Duration timeout) {
         Milliseconds ms = new Milliseconds(timeout.toMillis());
-        Backend group;
         try {
             if (cuda) {
                 ProcessGroupNCCL.Options options = ProcessGroupNCCL.Options.create();
                 options.timeout(ms);
-                group = new ProcessGroupNCCL(store, rank, size, options);
-            } else {
-                ProcessGroupGloo.Options options = ProcessGroupGloo.Options.create(ms);
-                options.devices().push_back(ProcessGroupGloo.createDeviceForHostname(hostname));
-                group = new ProcessGroupGloo(store, rank, size, options);
+                return new ProcessGroupNCCL(store, rank, size, options);
             }
+            ProcessGroupGloo.Options options = ProcessGroupGloo.Options.create(ms);
+            options.devices().push_back(ProcessGroupGloo.createDeviceForHostname(hostname));
+            return new ProcessGroupGloo(store, rank, size, options);
         } catch (RuntimeException e) {
             throw new DistributedException("rank " + rank + " could not join the " + (cuda ? "NCCL" : "Gloo")
                     + " group of " + size + " ranks at " + address + " within " + timeout.toSeconds() + " s (ddp_timeout)"
                     + missing(store, size) + ": " + firstLine(e.getMessage()), e);
         }
-        return new World(rank, size, group, store, timeout, device);
     }
 
     /** ", ranks [1, 3] never joined" from the ranks' join marks in the store ("" when all came). */
