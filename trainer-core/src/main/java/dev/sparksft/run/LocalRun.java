@@ -1,5 +1,6 @@
 package dev.sparksft.run;
 
+import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.data.DatasetRules;
@@ -7,9 +8,11 @@ import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.dist.World;
 import dev.sparksft.generate.Predictor;
 import dev.sparksft.model.CausalLm;
+import dev.sparksft.runtime.Autocast;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.tokenizer.Tokenizer;
 import dev.sparksft.train.Checkpoints;
+import dev.sparksft.train.Evaluator;
 import dev.sparksft.train.Models;
 import dev.sparksft.train.Outputs;
 import dev.sparksft.train.PlannedBatches;
@@ -50,15 +53,16 @@ public final class LocalRun {
             RunData data = RunData.load(config, raw);
             Path adapterDir = config.model().adapterNameOrPath() == null ? null : Path.of(config.model().adapterNameOrPath());
             Device cpu = new Device(torch.DeviceType.CPU);
-            boolean trains = args.doTrain() || args.doEval();
+            boolean trains = args.doTrain();
             List<TokenizedExample> train = trains ? data.trainExamples() : List.of();
             if (trains) {   // refusals of the data come before the model is read and output_dir touched
                 RunChecks.requireTrainingSet(train.size());
-                if (args.doTrain()) {
-                    RunChecks.requireLabelledTargets(train.stream().mapToLong(TokenizedExample::numTargets).sum(),
-                            train.stream().filter(ex -> ex.numTargets() == 0).count(), train.size(),
-                            config.data().cutoffLen());
-                }
+                RunChecks.requireLabelledTargets(train.stream().mapToLong(TokenizedExample::numTargets).sum(),
+                        train.stream().filter(ex -> ex.numTargets() == 0).count(), train.size(),
+                        config.data().cutoffLen());
+            }
+            if (args.doEval() && data.eval().isEmpty()) {
+                throw new UserError("do_eval needs an eval set: set eval_dataset or val_size");
             }
             CausalLm model = trains
                     ? Models.forTraining(config, modelDir, resumeDir, adapterDir, data.tokenizer().vocabSize(), cpu)
@@ -79,6 +83,8 @@ public final class LocalRun {
                     metrics.putAll(Predictor.metrics(predictor(config, model, data).predict(data.eval()), "eval_"));
                     outputs.writeResults("eval", metrics);
                 }
+            } else if (args.doEval()) {
+                evaluate(config, model, data, outputs);
             }
             if (args.doPredict()) {
                 predict(config, model, data, outputs);
@@ -90,6 +96,32 @@ public final class LocalRun {
     private static Predictor predictor(SftConfig config, CausalLm model, RunData data) {
         return new Predictor(model, data.encoder(), config.generating(), config.training().perDeviceEvalBatchSize(),
                 config.training().seed());
+    }
+
+    /**
+     * An evaluation-only run (do_train: false, do_eval: true), as Hugging Face's Trainer.evaluate
+     * reports it: eval_loss (and eval_accuracy) over eval_dataset, no epoch; with
+     * predict_with_generate also the generation metrics, as Seq2SeqTrainer's evaluation does.
+     */
+    private static void evaluate(SftConfig config, CausalLm model, RunData data, Outputs outputs) throws IOException {
+        TrainingArguments args = config.training();
+        List<TokenizedExample> eval = data.encode(data.eval());
+        long start = System.nanoTime();
+        Map<String, Double> loss;
+        try (Autocast autocast = Autocast.bf16(model.device(), args.bf16())) {
+            loss = Evaluator.evaluate(model, eval, args.perDeviceEvalBatchSize(), data.tokenizer().padId(),
+                    config.finetuning().computeAccuracy());
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        Map<String, Object> metrics = new java.util.LinkedHashMap<>();
+        loss.forEach((k, v) -> metrics.put("eval_" + k, v));
+        metrics.put("eval_runtime", seconds);
+        metrics.put("eval_samples_per_second", eval.size() / seconds);
+        if (args.predictWithGenerate()) {
+            metrics.putAll(Predictor.metrics(predictor(config, model, data).predict(data.eval()), "eval_"));
+        }
+        outputs.writeResults("eval", metrics);
+        LOG.info("eval: {}", metrics);
     }
 
     /** Generates for the predict set and writes generated_predictions.jsonl and predict_results.json. */

@@ -52,11 +52,11 @@ public final class RunChecks {
         outputIsNotAnInput(config);
     }
 
-    /** Training and evaluation need the training set (do_eval reports the epoch trained). */
+    /** Training needs the training set. */
     public static void requireTrainingSet(int numTrain) {
         if (numTrain == 0) {
-            throw new UserError("do_train and do_eval need dataset: the training set (do_eval "
-                    + "reports the epoch trained); to generate predictions only, set do_predict alone");
+            throw new UserError("do_train needs dataset, the training set; to evaluate or predict a model without "
+                    + "training, set do_train: false and eval_dataset");
         }
     }
 
