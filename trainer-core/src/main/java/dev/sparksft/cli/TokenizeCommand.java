@@ -38,6 +38,7 @@ public final class TokenizeCommand {
             throw new UserError("tokenized_path is required for `tokenize`: the folder to write train.jsonl "
                     + "into (set it in the YAML or pass tokenized_path=DIR)");
         }
+        data.requireDataset();
         Path out = Path.of(data.tokenizedPath());
         try (Tokenizer raw = Tokenizer.load(Path.of(config.model().modelNameOrPath()))) {
             RunData prepared = RunData.load(config, raw);

@@ -42,10 +42,6 @@ public record DataArguments(
         if (valSize > 0 && !evalDataset.isEmpty()) {
             problems.add("val_size and eval_dataset contradict each other: set only one");
         }
-        if (dataset.isEmpty() && evalDataset.isEmpty()) {
-            problems.add("dataset is required (or eval_dataset alone, to predict): a name from dataset_dir/dataset_info.json "
-                    + "or a path to a .json/.jsonl file");
-        }
         if (cutoffLen < 2) {
             problems.add("cutoff_len must be >= 2, got " + cutoffLen);
         }
@@ -56,6 +52,14 @@ public record DataArguments(
             problems.add("mask_history is incompatible with train_on_prompt: set one of them to false");
         }
         ConfigProblems.throwIfAny(problems);
+    }
+
+    /** Training, evaluation, prediction and tokenization read data (an export does not). */
+    public void requireDataset() {
+        if (dataset.isEmpty() && evalDataset.isEmpty()) {
+            throw new dev.sparksft.UserError("dataset is required (or eval_dataset alone, to evaluate or predict): a "
+                    + "name from dataset_dir/dataset_info.json or a path to a .json/.jsonl/.parquet file");
+        }
     }
 
     /**

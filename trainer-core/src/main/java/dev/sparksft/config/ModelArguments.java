@@ -8,15 +8,21 @@ import java.util.List;
  * Which model to start from (LLaMA-Factory's ModelArguments): a Hugging Face model directory and,
  * for LoRA, an optional PEFT adapter directory to continue training or to predict with; and
  * activation checkpointing, which LLaMA-Factory turns on unless disable_gradient_checkpointing
- * ({@code gradient_checkpointing}, Hugging Face's spelling, is accepted too).
+ * ({@code gradient_checkpointing}, Hugging Face's spelling, is accepted too); where and in what
+ * shard size (GB, as Hugging Face counts: 10^9 bytes) {@code sft export} writes.
  */
 public record ModelArguments(@JsonProperty("model_name_or_path") String modelNameOrPath,
                              @JsonProperty("adapter_name_or_path") String adapterNameOrPath,
                              @JsonProperty("export_dir") String exportDir,
+                             @JsonProperty("export_size") Integer exportSize,
                              @JsonProperty("disable_gradient_checkpointing") Boolean disableGradientCheckpointing,
                              @JsonProperty("gradient_checkpointing") Boolean gradientCheckpointing) {
     public ModelArguments {
+        exportSize = exportSize == null ? 5 : exportSize;   // GB per shard of an export, LLaMA-Factory's default
         List<String> problems = new ArrayList<>();
+        if (exportSize < 1) {
+            problems.add("export_size must be >= 1 (GB per file of the exported model), got " + exportSize);
+        }
         if (disableGradientCheckpointing != null && gradientCheckpointing != null
                 && disableGradientCheckpointing == gradientCheckpointing) {
             problems.add("disable_gradient_checkpointing: " + disableGradientCheckpointing + " contradicts "

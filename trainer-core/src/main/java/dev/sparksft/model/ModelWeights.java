@@ -178,6 +178,39 @@ public final class ModelWeights {
 
     /** Writes the weights to {@code dir} in the layout and dtypes they were loaded with. */
     public void save(Path dir, Dtype defaultDtype) throws IOException {
+        write(dir, defaultDtype, shardOf);
+    }
+
+    /**
+     * Writes the weights in shards of at most {@code maxShardBytes} (a tensor larger than that is
+     * a shard of its own), as Hugging Face's save_pretrained(max_shard_size) splits them: tensors
+     * in order, a new shard whenever the next would overflow the current one. One shard is
+     * {@value #SINGLE_FILE}; more are model-00001-of-0000N.safetensors with {@value #INDEX_FILE}.
+     */
+    public void saveSharded(Path dir, Dtype defaultDtype, long maxShardBytes) throws IOException {
+        List<List<String>> shards = new ArrayList<>();
+        long current = 0;
+        for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
+            long bytes = e.getValue().numel() * storedDtypes.getOrDefault(e.getKey(), defaultDtype).numBytes;
+            if (shards.isEmpty() || (current + bytes > maxShardBytes && current > 0)) {
+                shards.add(new ArrayList<>());
+                current = 0;
+            }
+            shards.get(shards.size() - 1).add(e.getKey());
+            current += bytes;
+        }
+        Map<String, String> layout = new LinkedHashMap<>();
+        if (shards.size() > 1) {
+            for (int i = 0; i < shards.size(); i++) {
+                String file = String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
+                shards.get(i).forEach(name -> layout.put(name, file));
+            }
+        }
+        write(dir, defaultDtype, layout);
+    }
+
+    /** @param layout shard file per tensor; empty for one {@value #SINGLE_FILE} */
+    private void write(Path dir, Dtype defaultDtype, Map<String, String> layout) throws IOException {
         Files.createDirectories(dir);
         Map<String, Map<String, Tensor>> byFile = new TreeMap<>();
         Map<String, Dtype> dtypes = new LinkedHashMap<>();
@@ -186,17 +219,17 @@ public final class ModelWeights {
             Dtype dtype = storedDtypes.getOrDefault(e.getKey(), defaultDtype);
             dtypes.put(e.getKey(), dtype);
             totalBytes += e.getValue().numel() * dtype.numBytes;
-            String file = shardOf.isEmpty() ? SINGLE_FILE : shardOf.get(e.getKey());
+            String file = layout.isEmpty() ? SINGLE_FILE : layout.get(e.getKey());
             byFile.computeIfAbsent(file, f -> new TreeMap<>()).put(e.getKey(), e.getValue());
         }
         for (Map.Entry<String, Map<String, Tensor>> f : byFile.entrySet()) {
             Safetensors.write(dir.resolve(f.getKey()), f.getValue(), dtypes);   // converted tensor by tensor
         }
-        if (!shardOf.isEmpty()) {
+        if (!layout.isEmpty()) {
             ObjectNode index = JSON.createObjectNode();
             index.putObject("metadata").put("total_size", totalBytes);
             ObjectNode map = index.putObject("weight_map");
-            new TreeMap<>(shardOf).forEach(map::put);
+            new TreeMap<>(layout).forEach(map::put);
             Files.writeString(dir.resolve(INDEX_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(index));
         }
     }
