@@ -80,6 +80,7 @@ public final class TrainingJob {
             throw new IllegalStateException("the training job runs with do_train: true only (SparkSftMain chooses the stages)");
         }
         requireGpuScheduling(spark, config.distributed().cuda());
+        TaskSlots.require(spark.sparkContext(), worldSize, config.distributed().cuda());
         Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
         Double gpuGb = config.distributed().deviceMemoryGb();
         if (config.distributed().cuda() && gpuGb != null) {   // before any GPU is taken or data read
