@@ -37,8 +37,9 @@ import scala.runtime.AbstractFunction1;
  * One training rank: the body of a barrier task. Rank 0 opens the rendezvous store and publishes
  * its address and the checkpoint every rank resumes from through {@code allGather}; every rank
  * starts its {@link Heartbeat} there, loads the model (from that checkpoint after a retry), joins
- * one process group (Gloo on cpu, NCCL on cuda), and runs the trainer on the rank's sorted slots. Rank 0 writes checkpoints, the final
- * model and the results. A rank that fails reports its rank, step and last log lines.
+ * one process group (Gloo on cpu, NCCL on cuda), and runs the trainer on the rank's sorted slots.
+ * Rank 0 writes checkpoints, the final model and the results. A rank that fails reports its rank,
+ * step and last log lines.
  */
 final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, TokenizedExample>>, Iterator<String>>
         implements Serializable {
