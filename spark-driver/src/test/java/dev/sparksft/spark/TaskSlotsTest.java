@@ -89,7 +89,7 @@ class TaskSlotsTest {
         assertEquals(8, slots("yarn", true, "spark.executor.instances", "2", "spark.executor.cores", "8",
                 "spark.executor.resource.gpu.amount", "1", "spark.task.resource.gpu.amount", "0.25"));
         // standalone: executors of spark.executor.cores up to spark.cores.max; without them, only the registered executors tell
-        assertEquals(4, slots("spark://host:7077", false, "spark.cores.max", "8", "spark.executor.cores", "2"));
+        assertEquals(8, slots("spark://host:7077", false, "spark.cores.max", "8", "spark.executor.cores", "2"));
         assertEquals(Optional.empty(), TaskSlots.fromSettings(conf(), "spark://host:7077", false));
     }
 
