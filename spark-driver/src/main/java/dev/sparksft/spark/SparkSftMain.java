@@ -47,8 +47,10 @@ public final class SparkSftMain {
         SparkConf conf = new SparkConf().setAppName("spark-sft");
         // without spark-submit or --master: one JVM, one thread per rank
         conf.setIfMissing("spark.master", "local[" + config.distributed().worldSize() + "]");
-        // a dead rank must fail the barrier stage within ddp_timeout, not after Spark's default 365 days
-        conf.setIfMissing("spark.barrier.sync.timeout", config.distributed().ddpTimeout() + "s");
+        // the training stage's one Spark barrier call is the meeting where the ranks learn rank 0's store address,
+        // before their heartbeats start: a rank that does not come fails the stage after rank_silence_timeout,
+        // not after Spark's default of 365 days (nor after ddp_timeout, which examples set to years)
+        conf.setIfMissing("spark.barrier.sync.timeout", config.distributed().rankSilenceTimeout() + "s");
         conf.setIfMissing("spark.executorEnv.OMP_WAIT_POLICY", "passive");
         // glibc keeps freed tensors in its heap once its mmap threshold has risen: pin it (executor JVMs)
         conf.setIfMissing("spark.executorEnv.MALLOC_MMAP_THRESHOLD_", "131072");

@@ -34,6 +34,8 @@ import scala.reflect.ClassTag$;
  */
 public final class TrainingJob {
     private static final Logger LOG = LoggerFactory.getLogger(TrainingJob.class);
+    /** SparkContext.SPARK_JOB_INTERRUPT_ON_CANCEL: kill a job's tasks with Thread.interrupt, not only a flag. */
+    private static final String INTERRUPT_ON_CANCEL = "spark.job.interruptOnCancel";
 
     private TrainingJob() {}
 
@@ -80,6 +82,7 @@ public final class TrainingJob {
             throw new IllegalStateException("the training job runs with do_train: true only (SparkSftMain chooses the stages)");
         }
         requireGpuScheduling(spark, config.distributed().cuda());
+        TaskSlots.require(spark.sparkContext(), worldSize, config.distributed().cuda());
         Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
         Double gpuGb = config.distributed().deviceMemoryGb();
         if (config.distributed().cuda() && gpuGb != null) {   // before any GPU is taken or data read
@@ -102,6 +105,8 @@ public final class TrainingJob {
         long totalSteps = TrainingSetup.totalSteps(args, plan);
         LOG.info("{} training examples, {} eval examples; {} steps of {} examples on {} ranks", data.numTrain(),
                 data.eval().size(), totalSteps, plan.globalBatch(), worldSize);
+        LOG.info("a rank that sends no heartbeat for {} s (rank_silence_timeout) fails the stage naming it; a collective"
+                + " waits at most {} s (ddp_timeout)", config.distributed().rankSilenceTimeout(), config.distributed().ddpTimeout());
         JavaPairRDD<Slot, TokenizedExample> slots = new SlotAssigner(plan, totalSteps, worldSize,
                 args.perDeviceTrainBatchSize()).assign(data.train());
 
@@ -110,11 +115,15 @@ public final class TrainingJob {
         ClassTag<String> tag = ClassTag$.MODULE$.apply(String.class);
         RDD<String> trained = slots.rdd().barrier().mapPartitions(stage, false, tag);
         spark.sparkContext().setJobDescription("spark-sft: train " + totalSteps + " steps on " + worldSize + " ranks");
+        // when a rank fails, Spark kills the stage's other tasks; interrupted, their waits for that rank end at once
+        String interrupt = spark.sparkContext().getLocalProperty(INTERRUPT_ON_CANCEL);
+        spark.sparkContext().setLocalProperty(INTERRUPT_ON_CANCEL, "true");
         try (ProgressReporter reporter = new ProgressReporter(output::readLog, progress)) {
             // the shuffle makes the barrier stage a ShuffleMapStage, which Spark retries after a failure
             List<String> summaries = JavaRDD.fromRDD(trained, tag).repartition(1).collect();
             return summaries.stream().sorted().toList();
         } finally {
+            spark.sparkContext().setLocalProperty(INTERRUPT_ON_CANCEL, interrupt);
             data.train().unpersist(false);
         }
     }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.dist.Heartbeat;
 import dev.sparksft.dist.Rendezvous;
 import dev.sparksft.dist.World;
 import dev.sparksft.model.CausalLm;
@@ -34,10 +35,11 @@ import scala.runtime.AbstractFunction1;
 
 /**
  * One training rank: the body of a barrier task. Rank 0 opens the rendezvous store and publishes
- * its address and the checkpoint every rank resumes from through {@code allGather}; the ranks
- * join one process group (Gloo on cpu, NCCL on cuda), load the model (from that checkpoint after
- * a retry), and run the trainer on the rank's sorted slots. Rank 0 writes checkpoints, the final
- * model and the results. A rank that fails reports its rank, step and last log lines.
+ * its address and the checkpoint every rank resumes from through {@code allGather}; every rank
+ * starts its {@link Heartbeat} there, loads the model (from that checkpoint after a retry), joins
+ * one process group (Gloo on cpu, NCCL on cuda), and runs the trainer on the rank's sorted slots.
+ * Rank 0 writes checkpoints, the final model and the results. A rank that fails reports its rank,
+ * step and last log lines.
  */
 final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, TokenizedExample>>, Iterator<String>>
         implements Serializable {
@@ -95,6 +97,7 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
         // local master every rank is a thread of this JVM, and loopback keeps both off the network.
         String host = localMaster ? "127.0.0.1" : SparkEnv.get().blockManager().blockManagerId().host();
         Rendezvous rendezvous = null;
+        Heartbeat heartbeat = null;
         try {
             String offer = "";
             if (rank == 0) {
@@ -106,24 +109,25 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
             // output_dir or a path
             String[] gathered = ctx.allGather(offer)[0].split("\n", -1);
             Rendezvous.Address address = Rendezvous.Address.parse(gathered[0]);
+            // from here on every wait for another rank is bounded by its heartbeat, not by ddp_timeout alone
+            heartbeat = Heartbeat.start(address, rank, size, Duration.ofSeconds(config.distributed().rankSilenceTimeout()));
             Path resume = gathered[1].isEmpty() ? null
                     : gathered[1].startsWith("checkpoint-") ? output.fetchCheckpoint(gathered[1]) : Path.of(gathered[1]);
             if (rank == 0 && resume != null) {
                 output.fetchLog();
             }
-            FaultInjection faults = FaultInjection.ofTask();
-            // everything that can fail on one rank happens before the process group forms: a rank that
-            // fails here fails the Spark barrier below at once, instead of leaving the others waiting in
-            // the group's rendezvous for ddp_timeout
+            FaultInjection faults = FaultInjection.ofTask(heartbeat::stopBeating);
+            // everything that can fail on one rank happens before the process group forms: a rank that fails
+            // here fails its task, Spark interrupts the others (TrainingJob asks it to), and their wait in
+            // World.join for the ranks still loading ends at once instead of after ddp_timeout
             faults.beforeLoad(rank);
             SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
             Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
             String adapter = config.model().adapterNameOrPath();
             CausalLm model = Models.forTraining(config, modelDir, resume, adapter == null ? null : ModelFiles.local(adapter),
                     encoder.tokenizer().vocabSize(), device);
-            ctx.barrier();
             faults.beforeJoin(rank);
-            try (World world = World.join(rank, size, address, host, device, timeout)) {
+            try (World world = World.join(rank, size, address, host, device, timeout, heartbeat)) {
                 Outputs outputs = Outputs.open(outputDir, modelDir).mirroredBy(output::push, output::remove);
                 Trainer.Result result = RankRun.trainAndEvaluate(config, model, numExamples,
                         new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), faults), eval, world,
@@ -142,6 +146,9 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
                 return JSON.writeValueAsString(summary);
             }
         } finally {
+            if (heartbeat != null) {
+                heartbeat.close();
+            }
             if (rendezvous != null) {
                 rendezvous.close();
             }

@@ -18,7 +18,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * docs/ARCHITECTURE.md invariants 5 and 6 through Spark: a rank that fails is retried with its stage and
  * resumes from the newest checkpoint to the same weights; a rank that stops answering or never
- * joins fails the stage within ddp_timeout, and the error names it.
+ * joins fails the stage within ddp_timeout, or within rank_silence_timeout when its heartbeat stops
+ * (whatever ddp_timeout says), and the error names it; a rank that is slow but alive is waited for.
  */
 class FaultToleranceTest {
     static final String COMMON = "world_size: 2\nper_device_train_batch_size: 1\ngradient_accumulation_steps: 1\n"
@@ -30,6 +31,7 @@ class FaultToleranceTest {
         SparkContext sc = SparkTests.spark().sparkContext();
         sc.setLocalProperty(FaultInjection.FAIL, null);
         sc.setLocalProperty(FaultInjection.STALL, null);
+        sc.setLocalProperty(FaultInjection.SLOW, null);
     }
 
     static List<String> train(Path dir, String extra, String... overrides) throws Exception {
@@ -83,6 +85,32 @@ class FaultToleranceTest {
         assertTrue(m.contains("did not complete within 4 s") && m.contains("rank 1 last reported step 2"), m);
         assertTrue(Failures.oneLine(e).startsWith("spark-sft rank 0 of 2 failed at step 2"), Failures.oneLine(e));
         assertTrue(seconds < 60, "two attempts of 4 s each took " + seconds + " s");
+    }
+
+    /** LLaMA-Factory's examples' ddp_timeout: 5.7 years. */
+    static final String YEARS = "ddp_timeout=180000000";
+
+    @Test
+    void aHungRankFailsTheStageAfterItsSilenceWhateverDdpTimeoutSays(@TempDir Path dir) throws Exception {
+        SparkTests.spark().sparkContext().setLocalProperty(FaultInjection.STALL, "1:2");
+        long start = System.nanoTime();
+        Exception e = assertThrows(Exception.class, () -> train(dir, "", YEARS, "rank_silence_timeout=3"));
+        double seconds = (System.nanoTime() - start) / 1e9;
+        System.out.printf("hung rank: two attempts failed in %.1f s%n", seconds);
+        String m = e.getMessage();
+        assertTrue(Failures.oneLine(e).startsWith("spark-sft rank 0 of 2 failed at step 2: DistributedException: rank 0:"
+                + " gave up the collective on a count: rank 1 has sent no heartbeat for"), Failures.oneLine(e));
+        assertTrue(m.contains("(rank_silence_timeout 3 s)") && m.contains("it last reported step 2"), m);
+        assertTrue(seconds < 60, "two attempts of about 3 s each took " + seconds + " s");
+    }
+
+    @Test
+    void aSlowRankThatBeatsIsWaitedFor(@TempDir Path dir) throws Exception {
+        // rank 1 spends 3 times the silence timeout before step 2 (a long save or evaluation); rank 0 waits for it
+        SparkTests.spark().sparkContext().setLocalProperty(FaultInjection.SLOW, "1:2:6");
+        List<String> ranks = train(dir, "", YEARS, "rank_silence_timeout=2");
+        assertEquals(6, SparkTests.JSON.readTree(ranks.get(0)).get("global_step").asInt());
+        assertTrue(SparkTests.JSON.readTree(ranks.get(0)).get("resumed_from").isNull(), "no attempt failed: " + ranks.get(0));
     }
 
     @Test

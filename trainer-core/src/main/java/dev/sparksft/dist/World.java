@@ -5,6 +5,8 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.locks.LockSupport;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.javacpp.chrono.Milliseconds;
@@ -32,13 +34,16 @@ import org.bytedeco.pytorch.nccl.ProcessGroupNCCL;
  *
  * <p>One rank ({@link #single()}) needs no communication: a sum over ranks is the value itself.
  * Several ranks ({@link #join}) talk through a libtorch process group: Gloo on CPU, NCCL on GPU,
- * both rendezvousing through rank 0's {@link Rendezvous} store. Every collective has the group's
- * timeout, so a rank that stops answering fails the others instead of hanging them
- * (invariant 6).
+ * both rendezvousing through rank 0's {@link Rendezvous} store. Every wait (for the group to
+ * form, for a collective) ends after the group's timeout (ddp_timeout), sooner when the
+ * {@link Heartbeat} says a rank went silent or when this thread is interrupted, so a rank that
+ * stops answering fails the others instead of hanging them (invariant 6).
  */
 public final class World implements AutoCloseable {
     /** Gradients are all-reduced in flat buckets of at most this many float32 elements (64 MiB). */
     static final long BUCKET_ELEMENTS = 16L << 20;
+    /** How long a Gloo wait blocks before it looks at the heartbeat and the thread's interrupt again. */
+    private static final Milliseconds SLICE = new Milliseconds(1000);
     private static final String STATUS_KEY = "spark-sft/status/rank-";
     private static final String JOINED_KEY = "spark-sft/joined/rank-";
 
@@ -48,18 +53,27 @@ public final class World implements AutoCloseable {
     private final Store store;           // null for a single rank
     private final Duration timeout;
     private final Device device;         // where collective buffers live: NCCL reduces CUDA tensors only
+    private final Heartbeat heartbeat;   // null: waits end after the timeout alone
+    private boolean abandoned;           // a collective was given up: the group is left in an unknown state
 
-    private World(int rank, int size, Backend group, Store store, Duration timeout, Device device) {
+    private World(int rank, int size, Backend group, Store store, Duration timeout, Device device, Heartbeat heartbeat) {
         this.rank = rank;
         this.size = size;
         this.group = group;
         this.store = store;
         this.timeout = timeout;
         this.device = device;
+        this.heartbeat = heartbeat;
     }
 
     public static World single() {
-        return new World(0, 1, null, null, Duration.ZERO, new Device(torch.DeviceType.CPU));
+        return new World(0, 1, null, null, Duration.ZERO, new Device(torch.DeviceType.CPU), null);
+    }
+
+    /** {@link #join(int, int, Rendezvous.Address, String, Device, Duration, Heartbeat)} without a heartbeat: waits end after {@code timeout}. */
+    public static World join(int rank, int size, Rendezvous.Address address, String hostname, Device device,
+            Duration timeout) {
+        return join(rank, size, address, hostname, device, timeout, null);
     }
 
     /**
@@ -71,18 +85,24 @@ public final class World implements AutoCloseable {
      * @param address  rank 0's {@link Rendezvous#address()}
      * @param hostname this rank's own address that the other ranks can reach (Gloo connects to it)
      * @param device   this rank's device: NCCL for a CUDA device, Gloo over TCP for the CPU
+     * @param heartbeat this rank's {@link Heartbeat}: a wait for a rank it finds silent gives up then (null: none)
      */
     public static World join(int rank, int size, Rendezvous.Address address, String hostname, Device device,
-            Duration timeout) {
+            Duration timeout, Heartbeat heartbeat) {
         boolean cuda = device.type().value == torch.DeviceType.CUDA.value;
         if (rank < 0 || rank >= size) {
             throw new UserError("rank " + rank + " is outside a world of " + size);
         }
-        Store client = Rendezvous.connect(address, rank, timeout);
+        // with a heartbeat, a store call ends after the silence timeout too: a frozen rank 0 (its store) cannot hold this
+        // thread past the heartbeat's verdict; the group's own rendezvous starts once every rank is here (awaitJoined)
+        Duration storeTimeout = heartbeat == null || heartbeat.timeout().compareTo(timeout) > 0 ? timeout : heartbeat.timeout();
+        Store client = Rendezvous.connect(address, rank, storeTimeout);
         try {
             Store store = Rendezvous.scoped(client, address.namespace());
             store.set(JOINED_KEY + rank, "1");
-            Backend group = group(rank, size, address, hostname, cuda, store, timeout);
+            String groupName = (cuda ? "NCCL" : "Gloo") + " group of " + size + " ranks at " + address;
+            awaitJoined(store, rank, size, groupName, timeout, heartbeat);
+            Backend group = group(rank, size, groupName, hostname, cuda, store, timeout);
             int foreign = Rendezvous.foreignKeys(client, address.namespace());
             if (foreign > 0) {
                 group.shutdown();
@@ -91,14 +111,14 @@ public final class World implements AutoCloseable {
                         + " Refusing to train; make the executors' addresses reachable from the cluster only"
                         + " (README, Security)");
             }
-            return new World(rank, size, group, store, timeout, device);
+            return new World(rank, size, group, store, timeout, device, heartbeat);
         } finally {
             client.close();
         }
     }
 
-    private static Backend group(int rank, int size, Rendezvous.Address address, String hostname, boolean cuda,
-            Store store, Duration timeout) {
+    private static Backend group(int rank, int size, String groupName, String hostname, boolean cuda, Store store,
+            Duration timeout) {
         Milliseconds ms = new Milliseconds(timeout.toMillis());
         try {
             if (cuda) {
@@ -110,9 +130,40 @@ public final class World implements AutoCloseable {
             options.devices().push_back(ProcessGroupGloo.createDeviceForHostname(hostname));
             return new ProcessGroupGloo(store, rank, size, options);
         } catch (RuntimeException e) {
-            throw new DistributedException("rank " + rank + " could not join the " + (cuda ? "NCCL" : "Gloo")
-                    + " group of " + size + " ranks at " + address + " within " + timeout.toSeconds() + " s (ddp_timeout)"
-                    + missing(store, size) + ": " + firstLine(e.getMessage()), e);
+            throw new DistributedException("rank " + rank + " could not join the " + groupName + " within "
+                    + timeout.toSeconds() + " s (ddp_timeout)" + missing(store, size) + ": " + firstLine(e.getMessage()), e);
+        }
+    }
+
+    /**
+     * Waits until every rank has marked itself joined, so that the group's own rendezvous (a
+     * native call nothing interrupts) starts only when nobody is missing: a rank still loading
+     * its model keeps the others here, where a silent rank, an interrupt or ddp_timeout ends
+     * the wait.
+     */
+    private static void awaitJoined(Store store, int rank, int size, String group, Duration timeout, Heartbeat heartbeat) {
+        StringVector keys = new StringVector();
+        for (int r = 0; r < size; r++) {
+            keys.push_back(JOINED_KEY + r);
+        }
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!store.check(keys)) {
+            Optional<String> silent = heartbeat == null ? Optional.empty() : heartbeat.silence();
+            if (silent.isPresent()) {
+                throw new DistributedException("rank " + rank + " could not join the " + group + ": " + silent.get());
+            }
+            if (System.nanoTime() > deadline) {
+                throw new DistributedException("rank " + rank + " could not join the " + group + " within "
+                        + timeout.toSeconds() + " s (ddp_timeout)" + missing(store, size));
+            }
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new DistributedException("rank " + rank + " stopped waiting to join the " + group
+                        + ": its thread was interrupted (Spark kills the other tasks of a barrier stage when one fails)"
+                        + missing(store, size));
+            }
         }
     }
 
@@ -337,15 +388,22 @@ public final class World implements AutoCloseable {
                 continue;
             }
             String status;
-            try (PointerScope scope = new PointerScope()) {
-                StringVector key = new StringVector(STATUS_KEY + r);
-                status = store.check(key) ? store.get_to_str(STATUS_KEY + r) : "no report yet (it never started training)";
+            try {
+                status = lastReport(store, r);
             } catch (RuntimeException e) {
                 status = "unknown: the store on rank 0 is unreachable (" + e.getMessage() + ")";
             }
             out.append("\n  rank ").append(r).append(" last reported ").append(status);
         }
         return out.toString();
+    }
+
+    /** What rank {@code r} last {@link #report reported} in {@code store} ("step 3; its last log lines: ..."). */
+    static String lastReport(Store store, int r) {
+        try (PointerScope scope = new PointerScope()) {
+            StringVector key = new StringVector(STATUS_KEY + r);
+            return store.check(key) ? store.get_to_str(STATUS_KEY + r) : "no report yet (it never started training)";
+        }
     }
 
     private void allReduce(TensorVector tensors, String what) {
@@ -356,21 +414,58 @@ public final class World implements AutoCloseable {
     }
 
     private void await(Work work, String what) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!finished(work)) {
+            giveUpIfHopeless(what, deadline);
+        }
         RuntimeException failure = null;
         try {
-            if (work._wait(new Milliseconds(timeout.toMillis()))) {
+            if (work._wait(new Milliseconds(timeout.toMillis()))) {   // finished: returns, or throws its failure, at once
                 return;
             }
         } catch (RuntimeException e) {
             failure = e;
         }
-        if (failure != null && !String.valueOf(failure.getMessage()).contains("timed out")) {
+        if (failure != null && !String.valueOf(failure.getMessage()).toLowerCase(java.util.Locale.ROOT).contains("timed out")) {
             // a peer's process died or closed its group: the transport fails at once
             throw new DistributedException("rank " + rank + ": the collective on " + what + " failed: "
                     + firstLine(failure.getMessage()) + " (another rank died or left the group)" + peerReports(), failure);
         }
         throw new DistributedException("rank " + rank + ": the collective on " + what + " did not complete within "
                 + timeout.toSeconds() + " s (ddp_timeout): another rank stopped answering." + peerReports(), failure);
+    }
+
+    /** Waits for {@code work} a little; whether it finished (completed or failed). */
+    private boolean finished(Work work) {
+        if (device.type().value == torch.DeviceType.CUDA.value) {
+            // an NCCL wait whose timeout passes aborts the communicator: poll, as that wait itself does (1 ms)
+            if (work.isCompleted()) {
+                return true;
+            }
+            LockSupport.parkNanos(1_000_000L);
+            return work.isCompleted();
+        }
+        try {
+            return work._wait(SLICE);   // a Gloo wait returns as soon as the work completes
+        } catch (RuntimeException e) {
+            return work.isCompleted();   // "Operation timed out!" after the slice leaves the work running
+        }
+    }
+
+    /** Ends a wait for a collective that cannot complete: a rank went silent, the thread was interrupted, ddp_timeout passed. */
+    private void giveUpIfHopeless(String what, long deadline) {
+        Optional<String> silent = heartbeat == null ? Optional.empty() : heartbeat.silence();
+        String why = silent.map(s -> "gave up the collective on " + what + ": " + s)
+                .orElse(Thread.currentThread().isInterrupted()
+                        ? "stopped waiting for the collective on " + what + ": its thread was interrupted (Spark kills the"
+                                + " other tasks of a barrier stage when one fails)"
+                        : System.nanoTime() > deadline ? "the collective on " + what + " did not complete within "
+                                + timeout.toSeconds() + " s (ddp_timeout): another rank stopped answering." + peerReports()
+                        : null);
+        if (why != null) {
+            abandoned = true;
+            throw new DistributedException("rank " + rank + ": " + why);
+        }
     }
 
     /** Consecutive runs of tensors with one dtype and device, each under {@link #BUCKET_ELEMENTS}. */
@@ -416,12 +511,25 @@ public final class World implements AutoCloseable {
 
     @Override
     public void close() {
-        if (group != null) {
-            try {
+        if (group == null) {
+            return;
+        }
+        try {
+            if (abandoned) {
+                group.abort();      // NCCL: stops the kernels still waiting for the silent rank
+            } else {
                 group.shutdown();
-            } catch (RuntimeException e) {
-                // already broken (a peer died); nothing left to release cleanly
             }
+        } catch (RuntimeException e) {
+            // already broken (a peer died); nothing left to release cleanly
+        }
+        if (abandoned) {
+            // freeing a group waits for its pending collectives, which wait for the silent rank until its connections
+            // close (its process ends) or ddp_timeout passes: free it in a thread of its own, not in the one that
+            // frees every collected native object
+            Thread free = new Thread(group::close, "spark-sft-free-abandoned-group-rank-" + rank);
+            free.setDaemon(true);
+            free.start();
         }
     }
 }

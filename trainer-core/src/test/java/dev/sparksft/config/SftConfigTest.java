@@ -81,6 +81,18 @@ class SftConfigTest {
     }
 
     @Test
+    void theRankSilenceTimeoutIsItsOwnKeyWhateverDdpTimeoutSays(@TempDir Path dir) throws Exception {
+        SftConfig c = SftConfig.load(yaml(dir, MINIMAL + "ddp_timeout: 180000000\n"), List.of());
+        assertEquals(180000000, c.distributed().ddpTimeout());
+        assertEquals(900, c.distributed().rankSilenceTimeout(), "the default does not follow ddp_timeout");
+        ConfigProblems e = assertThrows(ConfigProblems.class,
+                () -> SftConfig.load(yaml(dir, MINIMAL + "rank_silence_timeout: 0\nddp_timeout: 0\n"), List.of()));
+        assertTrue(e.getMessage().contains("rank_silence_timeout must be >= 1 second (how long a rank may send no heartbeat"),
+                e.getMessage());
+        assertEquals(2, e.problems().size(), e.getMessage());
+    }
+
+    @Test
     void semanticProblemsOfOneSectionAreCollected(@TempDir Path dir) throws Exception {
         ConfigProblems e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir,
                 "model_name_or_path: m\ntemplate: qwen5\nmask_history: true\ntrain_on_prompt: true\n"), List.of(),
