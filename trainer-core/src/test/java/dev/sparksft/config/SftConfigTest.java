@@ -80,6 +80,14 @@ class SftConfigTest {
     }
 
     @Test
+    void aMultimodalTemplateIsNamedAsMultimodal(@TempDir Path dir) throws Exception {
+        ConfigProblems e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir,
+                "model_name_or_path: m\ntemplate: qwen2_vl\ndataset: d\n"), List.of(), Templates::problem));
+        assertEquals(List.of("template: 'qwen2_vl' is LLaMA-Factory's template for a multimodal (image, video or "
+                + "audio) model, and spark-sft trains text only: use a text model and its template"), e.problems());
+    }
+
+    @Test
     void badOverrideAndMissingFileAreClear(@TempDir Path dir) throws Exception {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> SftConfig.load(yaml(dir, MINIMAL), List.of("cutoff_len")));
