@@ -35,7 +35,7 @@ public final class SparkSftMain {
         try {
             List<String> overrides = new ArrayList<>(List.of(argv).subList(1, argv.length));
             values = SftConfig.loadValues(Path.of(argv[0]), overrides);
-            config = SftConfig.fromValues(values, Templates.names());
+            config = SftConfig.fromValues(values, Templates::problem);
             RunChecks.sparkJob(config);
         } catch (UserError e) {
             System.err.println("spark-sft: " + e.getMessage());

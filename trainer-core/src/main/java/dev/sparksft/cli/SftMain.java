@@ -115,7 +115,7 @@ public final class SftMain {
 
     /** CONFIG.yaml [key=value ...], with the template name checked against the built-in templates. */
     private static SftConfig config(List<String> rest) throws java.io.IOException {
-        return SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size()), Templates.names());
+        return SftConfig.load(Path.of(rest.get(0)), rest.subList(1, rest.size()), Templates::problem);
     }
 
     /** make-tiny-model's --dtype: the stored dtype of the weights (float32 unless given). */

@@ -15,13 +15,14 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collection;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
+import java.util.function.Function;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -44,12 +45,13 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
     }
 
     /**
-     * {@link #load(Path, List)} that also checks {@code template} against {@code templateNames}
-     * (the template layer's built-in names, which the shells pass in), collected with the rest.
+     * {@link #load(Path, List)} that also checks {@code template} with {@code templateCheck} (the
+     * template layer's {@code Templates::problem}, which the shells pass in: the problem with a
+     * name, empty when it is a built-in template), collected with the rest.
      */
-    public static SftConfig load(Path yamlFile, List<String> overrides, Collection<String> templateNames)
-            throws IOException {
-        return fromValues(loadValues(yamlFile, overrides), templateNames);
+    public static SftConfig load(Path yamlFile, List<String> overrides,
+                                 Function<String, Optional<String>> templateCheck) throws IOException {
+        return fromValues(loadValues(yamlFile, overrides), templateCheck);
     }
 
     /** The flat key/values of {@code yamlFile} with {@code overrides} applied, before binding. */
@@ -82,10 +84,10 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
     }
 
     /**
-     * Binds flat key/values onto the argument records; {@code templateNames} (null: not checked
-     * here) are the templates {@code template} may name.
+     * Binds flat key/values onto the argument records; {@code templateCheck} (null: not checked
+     * here) says what is wrong with the name {@code template} gives, if anything.
      */
-    public static SftConfig fromValues(ObjectNode values, Collection<String> templateNames) {
+    public static SftConfig fromValues(ObjectNode values, Function<String, Optional<String>> templateCheck) {
         List<String> problems = new ArrayList<>();
         Set<String> owned = new LinkedHashSet<>();
         SECTIONS.forEach(s -> owned.addAll(keysOf(s)));
@@ -117,8 +119,10 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
             } catch (ConfigProblems e) {
                 problems.addAll(e.problems());
             }
-            if (section == DataArguments.class && templateNames != null && typed) {
-                checkTemplate(values.get("template"), templateNames, problems);
+            if (section == DataArguments.class && templateCheck != null && typed) {
+                JsonNode template = values.get("template");
+                templateCheck.apply(template == null || template.isNull() ? null : template.asText())
+                        .ifPresent(problems::add);
             }
         }
         ConfigProblems.throwIfAny(problems);
@@ -133,15 +137,6 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
     private static void logOnce(String note) {
         if (LOGGED.add(note)) {
             LOG.info(note);
-        }
-    }
-
-    private static void checkTemplate(JsonNode template, Collection<String> names, List<String> problems) {
-        if (template == null || template.isNull()) {
-            problems.add("template is required; built-in templates: " + String.join(", ", names));
-        } else if (!names.contains(template.asText())) {
-            problems.add("template: unknown template '" + template.asText() + "'"
-                    + Suggest.didYouMean(template.asText(), names) + "; built-in templates: " + String.join(", ", names));
         }
     }
 

@@ -20,6 +20,13 @@ import java.util.regex.Pattern;
  * @param foldSystem  Llama2Template: the system text is prepended to the first user message
  * @param reasoning   ReasoningTemplate: manages the {@code <think>} block (qwen3)
  * @param replaceEos  the tokenizer's eos becomes {@code stopWords[0]} (chatml, qwen, llama3)
+ * @param efficientEos the assistant formatter has no eos: one eos ends the whole example, and
+ *                    the first prompt token of every later turn is labelled with eos (glm4,
+ *                    gemma2, falcon, gpt_oss)
+ * @param emptyThought reasoning templates: the text of an empty thought block, LLaMA-Factory's
+ *                    {@code add_thought()} (open + close; GLM-4.7 writes the close word alone)
+ * @param toolFormat  the {@code tool_format} LLaMA-Factory's template formats tools and calls with
+ *                    by default (kept as data; used by tool formatting)
  */
 public record ChatTemplate(
         String name,
@@ -34,7 +41,10 @@ public record ChatTemplate(
         String thoughtClose,
         boolean replaceEos,
         boolean foldSystem,
-        boolean reasoning) {
+        boolean reasoning,
+        boolean efficientEos,
+        String emptyThought,
+        String toolFormat) {
 
     /** (prompt ids, response ids) of one turn. */
     public record Turn(int[] source, int[] target) {}
@@ -60,6 +70,12 @@ public record ChatTemplate(
                         + "qwen for ChatML tokenizers, llama3 for Llama 3)");
             }
         }
+        for (String token : namedTokens()) {
+            if (tok.tokenId(token).isEmpty()) {
+                throw new UserError("template '" + name + "' needs the token '" + token + "', which the tokenizer "
+                        + "does not have: use the template that matches the model");
+            }
+        }
         if (tok.tokenId(eos).isEmpty()) {
             throw new UserError("the tokenizer has no eos token and no '" + eos + "' token: set eos_token in "
                     + "tokenizer_config.json");
@@ -71,7 +87,16 @@ public record ChatTemplate(
     /** The same template with another default system prompt (the {@code default_system} key). */
     public ChatTemplate withDefaultSystem(String system) {
         return new ChatTemplate(name, user, assistant, this.system, observation, prefix, system, stopWords, thoughtOpen,
-                thoughtClose, replaceEos, foldSystem, reasoning);
+                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, toolFormat);
+    }
+
+    /** The tokens the formatters name one by one ({@link Slot.Token}). */
+    private List<String> namedTokens() {
+        List<String> out = new ArrayList<>();
+        for (Formatter f : List.of(user, assistant, system, observation, prefix)) {
+            f.slots().stream().filter(s -> s instanceof Slot.Token).map(s -> ((Slot.Token) s).token()).forEach(out::add);
+        }
+        return out;
     }
 
     /** Token ids that end generation: eos and every stop word. */
@@ -107,7 +132,7 @@ public record ChatTemplate(
         }
         List<int[]> encoded = encode(tok, msgs, systemPrompt);
         if (reasoning) {
-            int[] emptyThought = tok.encode(thoughtOpen + thoughtClose);
+            int[] emptyThought = tok.encode(this.emptyThought);
             int first = discardingHistoryCot ? msgs.size() - 2 : 0;
             for (int i = first; i < msgs.size(); i += 2) {
                 String reply = msgs.get(i + 1).content();
@@ -151,7 +176,7 @@ public record ChatTemplate(
         int[] response = encoded.get(encoded.size() - 1);
         String reply = msgs.get(msgs.size() - 1).content();
         if (reasoning && !reply.contains(thoughtOpen.strip()) && !reply.contains(thoughtClose.strip())) {
-            int[] emptyThought = tok.encode(thoughtOpen + thoughtClose);
+            int[] emptyThought = tok.encode(this.emptyThought);
             if (enableThinking) {
                 response = concat(emptyThought, response);
             } else {
@@ -173,16 +198,17 @@ public record ChatTemplate(
                 elements.addAll(prefix.apply());
                 if (!sys.isEmpty()) {
                     if (foldSystem) {
-                        foldedSystem = ((Slot.Text) system.apply(sys, 0).get(0)).text();
+                        foldedSystem = ((Slot.Text) system.apply(sys).get(0)).text();
                     } else {
-                        elements.addAll(system.apply(sys, 0));
+                        elements.addAll(system.apply(sys));
                     }
                 }
             }
             elements.addAll(switch (m.role()) {
-                case USER -> user.apply(foldedSystem + m.content(), i / 2);
-                case ASSISTANT -> assistant.apply(m.content(), i / 2);
-                case OBSERVATION -> observation.apply(m.content(), i / 2);
+                // Llama2Template formats the user without {{idx}}
+                case USER -> foldSystem ? user.apply(foldedSystem + m.content()) : user.apply(m.content(), i / 2);
+                case ASSISTANT -> assistant.apply(m.content());
+                case OBSERVATION -> observation.apply(m.content());
                 case FUNCTION, SYSTEM -> throw new UserError("template '" + name + "': "
                         + m.role().value + " messages inside a conversation are not supported yet");
             });
@@ -200,6 +226,8 @@ public record ChatTemplate(
                 parts.add(new int[] {tok.bosId()});
             } else if (s instanceof Slot.Eos && tok.eosId() != null) {
                 parts.add(new int[] {tok.eosId()});
+            } else if (s instanceof Slot.Token t) { // present: prepare() checked
+                parts.add(new int[] {tok.tokenId(t.token()).orElseThrow()});
             }
         }
         return concat(parts.toArray(new int[0][]));

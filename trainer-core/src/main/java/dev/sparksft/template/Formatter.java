@@ -19,6 +19,15 @@ public record Formatter(List<Slot> slots) {
                 : s).toList();
     }
 
+    /**
+     * Only {{content}} filled: LLaMA-Factory passes {@code idx} to the user formatter alone, so an
+     * assistant or observation message keeps a literal {{idx}}.
+     */
+    public List<Slot> apply(String content) {
+        return slots.stream().map(s -> s instanceof Slot.Text t ? Slot.text(replaceOnce(t.text(), "{{content}}", content))
+                : s).toList();
+    }
+
     private static String replaceOnce(String s, String placeholder, String value) {
         int at = s.indexOf(placeholder);
         return at < 0 ? s : s.substring(0, at) + value + s.substring(at + placeholder.length());

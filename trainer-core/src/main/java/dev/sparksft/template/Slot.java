@@ -13,8 +13,15 @@ public sealed interface Slot {
     /** The tokenizer's eos token (after the template replaced it, where it does). */
     record Eos() implements Slot {}
 
+    /** One token by name, LLaMA-Factory's {@code {"token": ...}} slot (chatglm3, yuan). */
+    record Token(String token) implements Slot {}
+
     static Slot text(String s) {
         return new Text(s);
+    }
+
+    static Slot token(String name) {
+        return new Token(name);
     }
 
     Slot BOS = new Bos();

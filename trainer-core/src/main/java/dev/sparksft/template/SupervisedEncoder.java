@@ -39,6 +39,10 @@ public final class SupervisedEncoder {
 
     /** @param tokenizer the tokenizer after {@link ChatTemplate#prepare} */
     public SupervisedEncoder(ChatTemplate template, Tokenizer tokenizer, Options options) {
+        if (options.trainOnPrompt() && template.efficientEos()) {
+            throw new UserError("train_on_prompt: template '" + template.name() + "' ends a conversation with one "
+                    + "eos (efficient_eos), which LLaMA-Factory does not train prompts with: set train_on_prompt: false");
+        }
         this.template = template;
         this.tokenizer = tokenizer;
         this.options = options;
@@ -76,7 +80,8 @@ public final class SupervisedEncoder {
         }
         List<int[]> inputParts = new ArrayList<>();
         List<int[]> labelParts = new ArrayList<>();
-        int total = 0;
+        // efficient_eos: one eos closes the example; it counts against the cutoff from the start
+        int total = template.efficientEos() ? 1 : 0;
         for (int turn = 0; turn < turns.size(); turn++) {
             if (total >= options.cutoffLen()) {
                 break;
@@ -87,6 +92,9 @@ public final class SupervisedEncoder {
             int[] target = Arrays.copyOf(turns.get(turn).target(), lens[1]);
             total += lens[0] + lens[1];
             int[] sourceLabel = options.trainOnPrompt() ? source : masked(source.length);
+            if (template.efficientEos() && turn != 0 && source.length > 0) {
+                sourceLabel[0] = tokenizer.eosId(); // the reply before this prompt had no eos of its own
+            }
             int[] targetLabel = options.maskHistory() && turn != 0 ? masked(target.length) : target;
             if (options.maskHistory()) { // turns were reversed: put this one in front
                 inputParts.add(0, ChatTemplate.concat(source, target));
@@ -96,6 +104,10 @@ public final class SupervisedEncoder {
                 labelParts.add(ChatTemplate.concat(sourceLabel, targetLabel));
             }
         }
+        if (template.efficientEos()) {
+            inputParts.add(new int[] {tokenizer.eosId()});
+            labelParts.add(new int[] {tokenizer.eosId()});
+        }
         return new TokenizedExample(c.index(), ChatTemplate.concat(inputParts.toArray(new int[0][])),
                 ChatTemplate.concat(labelParts.toArray(new int[0][])));
     }
@@ -103,13 +115,16 @@ public final class SupervisedEncoder {
     /**
      * A prediction example as LLaMA-Factory's UnsupervisedDatasetProcessor builds it: the prompt
      * (every message but the response, with the assistant header) to generate from, and the
-     * response ids as the label, both cut to cutoff_len by {@link #inferSeqlen}.
+     * response ids as the label (with the closing eos of efficient_eos templates), both cut to
+     * cutoff_len by {@link #inferSeqlen}.
      */
     public ChatTemplate.Turn encodeForGeneration(Conversation c) {
         ChatTemplate.Turn turn = template.encodeOneturn(tokenizer, c.messages(), c.system(), options.enableThinking(),
                 options.preserveThinking());
-        int[] lens = inferSeqlen(turn.source().length, turn.target().length, options.cutoffLen());
-        return new ChatTemplate.Turn(Arrays.copyOf(turn.source(), lens[0]), Arrays.copyOf(turn.target(), lens[1]));
+        int[] label = template.efficientEos() ? ChatTemplate.concat(turn.target(), new int[] {tokenizer.eosId()})
+                : turn.target();
+        int[] lens = inferSeqlen(turn.source().length, label.length, options.cutoffLen());
+        return new ChatTemplate.Turn(Arrays.copyOf(turn.source(), lens[0]), Arrays.copyOf(label, lens[1]));
     }
 
     private static int[] masked(int n) {

@@ -72,7 +72,7 @@ class SftConfigTest {
     void allProblemsAreReportedAtOnce(@TempDir Path dir) throws Exception {
         ConfigProblems e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir,
                 "template: qwen5\ncutoff_len: many\nmask_history: true\ntrain_on_prompt: true\nlearnig_rate: 1e-4\n"),
-                List.of(), Templates.names()));
+                List.of(), Templates::problem));
         String m = e.getMessage();
         assertTrue(m.contains("learnig_rate: unknown key (did you mean 'learning_rate'?)"), m);
         assertTrue(m.contains("cutoff_len: expected an integer, got \"many\""), m);
@@ -96,11 +96,19 @@ class SftConfigTest {
     void semanticProblemsOfOneSectionAreCollected(@TempDir Path dir) throws Exception {
         ConfigProblems e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir,
                 "model_name_or_path: m\ntemplate: qwen5\nmask_history: true\ntrain_on_prompt: true\n"), List.of(),
-                Templates.names()));
+                Templates::problem));
         String m = e.getMessage();
         assertTrue(m.contains("template: unknown template 'qwen5' (did you mean 'qwen'?)"), m);
         assertTrue(!m.contains("dataset is required"), "whether a dataset is needed depends on the command (RunChecks)");
         assertTrue(m.contains("mask_history is incompatible with train_on_prompt"), m);
+    }
+
+    @Test
+    void aMultimodalTemplateIsNamedAsMultimodal(@TempDir Path dir) throws Exception {
+        ConfigProblems e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir,
+                "model_name_or_path: m\ntemplate: qwen2_vl\ndataset: d\n"), List.of(), Templates::problem));
+        assertEquals(List.of("template: 'qwen2_vl' is LLaMA-Factory's template for a multimodal (image, video or "
+                + "audio) model, and spark-sft trains text only: use a text model and its template"), e.problems());
     }
 
     @Test

@@ -22,13 +22,13 @@ class ShippedConfigsTest {
         }
         assertTrue(yamls.size() >= 3, "conf/ holds " + yamls);
         for (Path yaml : yamls) {
-            SftConfig.load(yaml, List.of(), Templates.names());
+            SftConfig.load(yaml, List.of(), Templates::problem);
         }
     }
 
     @Test
     void theEightBillionConfigShardsWithZeroTwoInBf16() throws Exception {
-        SftConfig c = SftConfig.load(CONF.resolve("llama3-8b-sft.yaml"), List.of(), Templates.names());
+        SftConfig c = SftConfig.load(CONF.resolve("llama3-8b-sft.yaml"), List.of(), Templates::problem);
         assertTrue(c.training().bf16());
         assertTrue(c.model().activationCheckpointing());
         DeepSpeedConfig ds = DeepSpeedConfig.load(CONF.resolve(c.training().deepspeed()), c.training(),
