@@ -14,7 +14,7 @@ public record DataArguments(
         @JsonProperty("cutoff_len") Integer cutoffLen,
         @JsonProperty("train_on_prompt") Boolean trainOnPrompt,
         @JsonProperty("mask_history") Boolean maskHistory,
-        @JsonProperty("enable_thinking") Boolean enableThinking,
+        @JsonProperty("enable_thinking") Thinking enableThinking,
         @JsonProperty("preserve_thinking") Boolean preserveThinking,
         @JsonProperty("max_samples") Integer maxSamples,
         @JsonProperty("tokenized_path") String tokenizedPath,
@@ -23,6 +23,20 @@ public record DataArguments(
         @JsonProperty("packing") Boolean packing,
         @JsonProperty("neat_packing") Boolean neatPacking) {
 
+    /**
+     * enable_thinking as LLaMA-Factory reads it: true, false, or null (Python's None). Reasoning
+     * templates train on the think block with true; with false or null the empty think block
+     * closes the prompt instead, and only false also strips every thought from the replies.
+     */
+    public enum Thinking {
+        TRUE, FALSE, NULL;
+
+        /** true, false, or null for None. */
+        public Boolean value() {
+            return this == NULL ? null : this == TRUE;
+        }
+    }
+
     public DataArguments {
         dataset = dataset == null ? List.of() : List.copyOf(dataset);
         evalDataset = evalDataset == null ? List.of() : List.copyOf(evalDataset);
@@ -30,7 +44,7 @@ public record DataArguments(
         cutoffLen = cutoffLen == null ? 2048 : cutoffLen;
         trainOnPrompt = trainOnPrompt != null && trainOnPrompt;
         maskHistory = maskHistory != null && maskHistory;
-        enableThinking = enableThinking == null || enableThinking;
+        enableThinking = enableThinking == null ? Thinking.TRUE : enableThinking;   // LLaMA-Factory's default
         preserveThinking = preserveThinking != null && preserveThinking;
         valSize = valSize == null ? 0.0 : valSize;
         neatPacking = neatPacking != null && neatPacking;

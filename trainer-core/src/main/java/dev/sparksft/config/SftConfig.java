@@ -156,7 +156,8 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
         boolean typeErrors = false;
         for (int i = 0; i < comps.length; i++) {
             JsonNode v = values.get(keys.get(i));
-            if (v == null || v.isNull()) {
+            // an explicit null is a value of its own for enable_thinking (Python's None), a default for the rest
+            if (v == null || (v.isNull() && comps[i].getType() != DataArguments.Thinking.class)) {
                 continue;
             }
             try {
@@ -183,6 +184,13 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
     }
 
     private static Object convert(JsonNode v, RecordComponent c) {
+        if (c.getType() == DataArguments.Thinking.class) {
+            if (!v.isNull() && !v.isBoolean()) {
+                throw new IllegalArgumentException();
+            }
+            return v.isNull() ? DataArguments.Thinking.NULL : v.asBoolean() ? DataArguments.Thinking.TRUE
+                    : DataArguments.Thinking.FALSE;
+        }
         if (c.getType() == List.class) { // LLaMA-Factory writes lists as "a,b" strings
             if (v.isTextual()) {
                 return Arrays.stream(v.asText().split(",")).map(String::strip).filter(s -> !s.isEmpty()).toList();
@@ -233,6 +241,9 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
     private static String describe(RecordComponent c) {
         if (c.getType() == List.class && c.getGenericType() instanceof ParameterizedType) {
             return "a list or a comma-separated string";
+        }
+        if (c.getType() == DataArguments.Thinking.class) {
+            return "true, false or null";
         }
         return switch (c.getType().getSimpleName()) {
             case "Integer" -> "an integer";

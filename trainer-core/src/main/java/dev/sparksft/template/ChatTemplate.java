@@ -113,14 +113,16 @@ public record ChatTemplate(
      * Encodes the messages (user, assistant, user, assistant, ...) into one (prompt, response)
      * pair per turn.
      *
-     * @param enableThinking        reasoning templates: train on the think block (true) or put an
-     *                              empty one into the prompt and strip all thoughts (false)
+     * @param enableThinking        reasoning templates: train on the think block (true), or put an
+     *                              empty one into the prompt (false and null) and strip all thoughts
+     *                              (false only: LLaMA-Factory's {@code enable_thinking is False})
      * @param discardingHistoryCot  reasoning templates: drop the thoughts of all but the last turn
      */
     public List<Turn> encodeMultiturn(Tokenizer tok, List<Message> messages, String systemPrompt,
-                                      boolean enableThinking, boolean discardingHistoryCot) {
+                                      Boolean enableThinking, boolean discardingHistoryCot) {
         List<Message> msgs = new ArrayList<>(messages);
-        if (reasoning && !enableThinking) {
+        boolean trainsThought = Boolean.TRUE.equals(enableThinking);
+        if (reasoning && Boolean.FALSE.equals(enableThinking)) {
             for (int i = 1; i < msgs.size(); i += 2) {
                 msgs.set(i, msgs.get(i).withContent(removeThought(msgs.get(i).content())));
             }
@@ -137,7 +139,7 @@ public record ChatTemplate(
             for (int i = first; i < msgs.size(); i += 2) {
                 String reply = msgs.get(i + 1).content();
                 if (!reply.contains(thoughtOpen.strip()) && !reply.contains(thoughtClose.strip())) {
-                    if (enableThinking) { // the empty thought is part of the trained response
+                    if (trainsThought) { // the empty thought is part of the trained response
                         encoded.set(i + 1, concat(emptyThought, encoded.get(i + 1)));
                     } else {              // the empty thought closes the prompt
                         encoded.set(i, concat(encoded.get(i), emptyThought));
@@ -157,7 +159,7 @@ public record ChatTemplate(
      * is the prompt, the last one the response. Reasoning templates drop the thoughts of earlier
      * replies (unless {@code preserveThinking}) and handle the empty think block as in training.
      */
-    public Turn encodeOneturn(Tokenizer tok, List<Message> messages, String systemPrompt, boolean enableThinking,
+    public Turn encodeOneturn(Tokenizer tok, List<Message> messages, String systemPrompt, Boolean enableThinking,
                               boolean preserveThinking) {
         List<Message> msgs = new ArrayList<>(messages);
         if (reasoning) {
@@ -166,7 +168,7 @@ public record ChatTemplate(
                     msgs.set(i, msgs.get(i).withContent(removeThought(msgs.get(i).content())));
                 }
             }
-            if (!enableThinking) {
+            if (Boolean.FALSE.equals(enableThinking)) {
                 int last = msgs.size() - 1;
                 msgs.set(last, msgs.get(last).withContent(removeThought(msgs.get(last).content())));
             }
@@ -177,7 +179,7 @@ public record ChatTemplate(
         String reply = msgs.get(msgs.size() - 1).content();
         if (reasoning && !reply.contains(thoughtOpen.strip()) && !reply.contains(thoughtClose.strip())) {
             int[] emptyThought = tok.encode(this.emptyThought);
-            if (enableThinking) {
+            if (Boolean.TRUE.equals(enableThinking)) {
                 response = concat(emptyThought, response);
             } else {
                 prompt = concat(prompt, emptyThought);

@@ -25,7 +25,8 @@ public final class SupervisedEncoder {
     private final Options options;
 
     /** The data arguments that shape an example (LLaMA-Factory names in the config). */
-    public record Options(int cutoffLen, boolean trainOnPrompt, boolean maskHistory, boolean enableThinking,
+    /** @param enableThinking true, false, or null for LLaMA-Factory's None (see DataArguments.Thinking) */
+    public record Options(int cutoffLen, boolean trainOnPrompt, boolean maskHistory, Boolean enableThinking,
                           boolean preserveThinking) {
         public Options {
             if (cutoffLen < 1) {
@@ -58,7 +59,7 @@ public final class SupervisedEncoder {
         ChatTemplate base = Templates.get(data.template());
         ChatTemplate template = data.defaultSystem() == null ? base : base.withDefaultSystem(data.defaultSystem());
         return new SupervisedEncoder(template, template.prepare(raw), new Options(data.cutoffLen(),
-                data.trainOnPrompt(), data.maskHistory(), data.enableThinking(), data.preserveThinking()));
+                data.trainOnPrompt(), data.maskHistory(), data.enableThinking().value(), data.preserveThinking()));
     }
 
     public ChatTemplate template() {

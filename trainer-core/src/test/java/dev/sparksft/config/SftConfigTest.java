@@ -28,7 +28,7 @@ class SftConfigTest {
         assertEquals(List.of("alpaca_en", "identity"), c.data().dataset(), "comma-separated names");
         assertEquals(1024, c.data().cutoffLen());
         assertEquals("data", c.data().datasetDir());
-        assertTrue(c.data().enableThinking());
+        assertEquals(DataArguments.Thinking.TRUE, c.data().enableThinking());
         assertFalse(c.data().trainOnPrompt());
     }
 
@@ -58,6 +58,18 @@ class SftConfigTest {
         // LLaMA-Factory's example YAMLs write defaults out: those ask for nothing and pass
         SftConfig.load(yaml(dir, MINIMAL + "use_dora: false\nquantization_bit: null\nsave_only_model: false\n"
                 + "freeze_vision_tower: true\ntensor_model_parallel_size: 1\nfsdp: ''\nflash_attn: fa2\n"), List.of());
+    }
+
+    @Test
+    void enableThinkingNullIsPythonsNoneNotTheDefault(@TempDir Path dir) throws Exception {
+        assertEquals(DataArguments.Thinking.TRUE, SftConfig.load(yaml(dir, MINIMAL), List.of()).data().enableThinking());
+        assertEquals(DataArguments.Thinking.NULL,
+                SftConfig.load(yaml(dir, MINIMAL + "enable_thinking: null\n"), List.of()).data().enableThinking());
+        assertEquals(DataArguments.Thinking.FALSE,
+                SftConfig.load(yaml(dir, MINIMAL), List.of("enable_thinking=false")).data().enableThinking());
+        ConfigProblems e = assertThrows(ConfigProblems.class,
+                () -> SftConfig.load(yaml(dir, MINIMAL + "enable_thinking: maybe\n"), List.of()));
+        assertEquals(List.of("enable_thinking: expected true, false or null, got \"maybe\""), e.problems());
     }
 
     @Test

@@ -47,7 +47,7 @@ class TemplateTest {
             List.of(new Message(Role.ASSISTANT, "4")), "Be brief.", "");
 
     static TokenizedExample encode(String template, Conversation c, boolean trainOnPrompt, boolean maskHistory,
-                                   boolean enableThinking, int cutoff) {
+                                   Boolean enableThinking, int cutoff) {
         ChatTemplate t = Templates.get(template);
         return new SupervisedEncoder(t, t.prepare(raw),
                 new SupervisedEncoder.Options(cutoff, trainOnPrompt, maskHistory, enableThinking, false)).encode(c);
@@ -147,6 +147,23 @@ class TemplateTest {
         TokenizedExample stripped = encode("qwen3", thought, false, false, false, 1024);
         assertArrayEquals(ids(IM_START, "user\nHi", IM_END, "\n", IM_START, "assistant\n",
                 "<think>\n\n</think>\n\n", "Yo", IM_END, "\n"), stripped.inputIds(), "enable_thinking=false strips thoughts");
+    }
+
+    /**
+     * enable_thinking: null is Python's None in LLaMA-Factory: the empty thought closes the prompt
+     * (not trained), as with false, but the thoughts of replies are kept (only `is False` strips them).
+     */
+    @Test
+    void qwen3WithEnableThinkingNullMasksTheEmptyThoughtAndKeepsThoughts() {
+        Conversation c = new Conversation(0, "t", List.of(new Message(Role.USER, "Hi"),
+                new Message(Role.ASSISTANT, "<think>\nhmm\n</think>\n\nYo"), new Message(Role.USER, "2+2?")),
+                List.of(new Message(Role.ASSISTANT, "4")), "", "");
+        TokenizedExample ex = encode("qwen3", c, false, false, null, 1024);
+        int[] s0 = ids(IM_START, "user\nHi", IM_END, "\n", IM_START, "assistant\n");
+        int[] t0 = ids("<think>\nhmm\n</think>\n\nYo", IM_END, "\n");
+        int[] s1 = ids(IM_START, "user\n2+2?", IM_END, "\n", IM_START, "assistant\n", "<think>\n\n</think>\n\n");
+        int[] t1 = ids("4", IM_END, "\n");
+        assertTurns(ex, s0, t0, s1, t1);
     }
 
     @Test
