@@ -115,18 +115,24 @@ final class OutputMirror {
 
     /** The newest complete checkpoint of output_dir ("checkpoint-N"), if any. */
     Optional<String> latestCheckpoint() throws IOException {
+        List<String> all = checkpoints();
+        return all.isEmpty() ? Optional.empty() : Optional.of(all.get(all.size() - 1));
+    }
+
+    /** The complete checkpoints of output_dir ("checkpoint-N"), by step. */
+    List<String> checkpoints() throws IOException {
         if (remote == null) {
-            return Checkpoints.latest(local).map(p -> p.getFileName().toString());
+            return Checkpoints.list(local).stream().map(p -> p.getFileName().toString()).toList();
         }
         FileSystem fs = fs();
         if (!fs.exists(remote)) {
-            return Optional.empty();
+            return List.of();
         }
         return java.util.Arrays.stream(fs.listStatus(remote))
                 .filter(s -> s.isDirectory() && CHECKPOINT.matcher(s.getPath().getName()).matches())
                 .filter(s -> exists(new org.apache.hadoop.fs.Path(s.getPath(), Checkpoints.STATE_FILE)))
                 .map(s -> s.getPath().getName())
-                .max(Comparator.comparingLong(Checkpoints::stepOf));
+                .sorted(Comparator.comparingLong(Checkpoints::stepOf)).toList();
     }
 
     /** The local copy of checkpoint {@code name} of output_dir (downloaded when remote). */

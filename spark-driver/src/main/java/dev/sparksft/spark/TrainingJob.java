@@ -54,14 +54,16 @@ public final class TrainingJob {
     }
 
     /**
-     * resume_from_checkpoint as the ranks take it: "checkpoint-N" of output_dir for true (the
-     * newest), a local checkpoint path as given, or null.
+     * resume_from_checkpoint as the ranks take it: for true on a Hadoop output_dir "checkpoint-N",
+     * the newest (rank 0 verifies its download and falls back to an older one if it is corrupt), a
+     * local checkpoint path (verified here: as given, or the newest intact one of a local
+     * output_dir), or null.
      */
     private static String resumePoint(String resume, OutputMirror output) throws IOException {
         if (!Checkpoints.resumes(resume)) {
             return null;
         }
-        if (Checkpoints.resumesLatest(resume)) {
+        if (Checkpoints.resumesLatest(resume) && output.isRemote()) {
             return output.latestCheckpoint().orElseThrow(() -> Checkpoints.noCheckpoint(output.describe()));
         }
         return Checkpoints.resumeDir(resume, output.localDir()).toAbsolutePath().toString();

@@ -5,8 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.LoraAdapter;
-import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelWeights;
+import dev.sparksft.runtime.DiskWrites;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -155,7 +155,7 @@ public final class Outputs {
                 }
             }
         } catch (IOException e) {
-            throw new IOException("could not save the final model in output_dir " + dir + ": " + e
+            throw new IOException("could not save the final model in output_dir " + dir + ": " + e.getMessage()
                     + " (the files already there are unchanged)", e);
         } finally {
             Checkpoints.deleteRecursively(tmp);
@@ -182,23 +182,24 @@ public final class Outputs {
      * A complete HF model directory in {@code target}: config, weights, tokenizer and generation
      * files; for a LoRA model the PEFT adapter (adapter_model.safetensors, adapter_config.json)
      * instead of the full weights, as LLaMA-Factory saves it.
+     *
+     * @return the CRC32C of each safetensors file written, by file name
      */
-    void writeModel(Path target, CausalLm model) throws IOException {
+    Map<String, Long> writeModel(Path target, CausalLm model) throws IOException {
+        Map<String, Long> checksums;
         if (model.lora() != null) {
-            model.lora().save(target, model.weights(), modelDir.toString());
-            copySideFiles(target);
-            return;
+            checksums = model.lora().save(target, model.weights(), modelDir.toString());
+        } else {
+            model.config().save(target);
+            checksums = model.weights().save(target, model.config().torchDtype());
         }
-        ModelConfig cfg = model.config();
-        ModelWeights weights = model.weights();
-        cfg.save(target);
-        weights.save(target, cfg.torchDtype());
         copySideFiles(target);
+        return checksums;
     }
 
     private void copySideFiles(Path target) throws IOException {
         for (Path f : modelSideFiles()) {
-            Files.copy(f, target.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+            DiskWrites.copy(f, target.resolve(f.getFileName()));
         }
     }
 
@@ -227,7 +228,7 @@ public final class Outputs {
 
     private void writeJson(String name, Object node) throws IOException {
         Path tmp = dir.resolve(name + ".tmp");
-        Files.writeString(tmp, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node));
+        DiskWrites.writeString(tmp, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node));
         Files.move(tmp, dir.resolve(name), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 }
