@@ -9,6 +9,7 @@ import dev.sparksft.train.BatchPlan;
 import dev.sparksft.train.Checkpoints;
 import dev.sparksft.train.TrainingSetup;
 import dev.sparksft.model.ModelConfig;
+import dev.sparksft.run.DiskEstimate;
 import dev.sparksft.run.MemoryEstimate;
 import dev.sparksft.run.RunChecks;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -102,6 +103,9 @@ public final class TrainingJob {
         long[] labelled = data.train().map(ex -> new long[] {ex.numTargets(), ex.numTargets() == 0 ? 1 : 0})
                 .reduce((a, b) -> new long[] {a[0] + b[0], a[1] + b[1]});   // labelled tokens, examples without
         RunChecks.requireLabelledTargets(labelled[0], labelled[1], data.numTrain(), config.data().cutoffLen());
+        output.requireSpace(DiskEstimate.of(config, ModelConfig.load(modelDir), modelDir, data.numTrain(), resume == null ? 0
+                : resume.startsWith("checkpoint-") ? Checkpoints.stepOf(resume) : Checkpoints.step(Path.of(resume))),
+                args.overwriteOutputDir(), resume != null);
         output.prepare(args.overwriteOutputDir(), resume != null);   // only now may overwrite delete the previous run
         BatchPlan plan = TrainingSetup.plan(data.numTrain(), args, config.finetuning(), worldSize);
         long totalSteps = TrainingSetup.totalSteps(args, plan);

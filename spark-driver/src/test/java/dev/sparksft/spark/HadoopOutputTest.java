@@ -4,7 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.sparksft.UserError;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.io.RandomAccessFile;
@@ -90,5 +92,17 @@ class HadoopOutputTest {
         double rel = DistributedTrainingTest.relativeDifference(DistributedTrainingTest.weights(plain.resolve("out")),
                 DistributedTrainingTest.weights(remote), DistributedTrainingTest.weights(SparkTests.root().resolve("model")));
         assertTrue(rel < 1e-6, "weights differ by " + rel);
+    }
+
+    /** An output_dir the Hadoop client cannot create files in (sysfs, for root too) is refused before the data is read. */
+    @Test
+    void anOutputDirThatCannotBeWrittenIsRefusedBeforeTheDataIsRead(@TempDir Path dir) throws Exception {
+        assumeTrue(Files.isDirectory(Path.of("/sys/kernel")), "needs Linux's sysfs");
+        String uri = "testfs:///sys/kernel/spark-sft-out";
+        Exception e = assertThrows(UserError.class, () -> TrainingJob.run(SparkTests.spark(), SparkTests.values(dir,
+                FaultToleranceTest.COMMON, "output_dir=" + uri, "dataset=missing.jsonl"),
+                new PrintStream(new ByteArrayOutputStream(), true)));
+        assertTrue(e.getMessage().startsWith("output_dir " + uri + " is not writable: creating a file in ")
+                && e.getMessage().contains("/sys/kernel failed ("), e.getMessage());
     }
 }

@@ -4,6 +4,7 @@ import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.Safetensors;
 import dev.sparksft.runtime.DiskWrites;
@@ -160,6 +161,26 @@ public final class Checkpoints {
             return Optional.empty();
         }
         return Checksums.problem(dir, shownAs);
+    }
+
+    /**
+     * Whether the trainer saves a checkpoint after step {@code done} (1-based) before the last: every
+     * save_steps (save_strategy: steps) or at each epoch's end (epoch). The last step is always
+     * saved unless save_strategy is no.
+     */
+    public static boolean savesBeforeTheEnd(TrainingArguments args, long done, long stepsPerEpoch) {
+        return args.saveStrategy().equals("steps") && done % args.saveSteps() == 0
+                || args.saveStrategy().equals("epoch") && done % stepsPerEpoch == 0;
+    }
+
+    /** How many checkpoints a run that trains steps {@code fromStep}+1 .. {@code totalSteps} saves. */
+    public static long numSaves(TrainingArguments args, long fromStep, long totalSteps, long stepsPerEpoch) {
+        if (args.saveStrategy().equals("no")) {
+            return 0;
+        }
+        long every = args.saveStrategy().equals("steps") ? args.saveSteps() : stepsPerEpoch;
+        // the multiples of every in (fromStep, totalSteps), and the last step (saved even when resumed there)
+        return Math.max(0, (totalSteps - 1) / every - fromStep / every) + 1;
     }
 
     /** Whether resume_from_checkpoint asks for a resume at all (unset and "false" do not). */

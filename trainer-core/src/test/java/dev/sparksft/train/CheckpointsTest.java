@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.sparksft.UserError;
 import dev.sparksft.cli.TrainCommand;
 import dev.sparksft.config.SftConfig;
+import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.model.TinyModel;
 import dev.sparksft.runtime.Torch;
 import java.io.ByteArrayOutputStream;
@@ -18,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -27,7 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
  * Checkpoint integrity (checksums.json): a damaged newest checkpoint is named and skipped for the
  * newest intact one, which gives exactly the weights of a run resumed from it; none intact, or a
  * damaged checkpoint asked for by path, is refused naming it; a checkpoint without checksums (an
- * older version's) still resumes.
+ * older version's) still resumes. And the save rule's closed form against the trainer's.
  */
 class CheckpointsTest {
     static final String COMMON = "per_device_train_batch_size: 2\nlearning_rate: 1.0e-3\nmax_steps: 6\nsave_steps: 2\n"
@@ -183,5 +185,25 @@ class CheckpointsTest {
             }
         }
         assertTrue(Checkpoints.verify(checkpoint, checkpoint.toString()).isEmpty());
+    }
+
+    /** numSaves, which sizes the disk a run needs, counts exactly the steps the trainer saves after. */
+    @Test
+    void theNumberOfSavesFollowsTheTrainersRule() throws Exception {
+        for (String strategy : List.of("steps", "epoch", "no")) {
+            TrainingArguments args = config(shared.resolve("saves-" + strategy), "save_strategy=" + strategy,
+                    "save_steps=3").training();
+            for (long total : new long[] {1, 5, 6, 7, 12}) {
+                for (long from = 0; from <= total; from++) {
+                    long stepsPerEpoch = 4;
+                    long counted = strategy.equals("no") ? 0 : 1;    // the last step
+                    for (long done = from + 1; done < total; done++) {
+                        counted += Checkpoints.savesBeforeTheEnd(args, done, stepsPerEpoch) ? 1 : 0;
+                    }
+                    assertEquals(counted, Checkpoints.numSaves(args, from, total, stepsPerEpoch),
+                            Map.of("strategy", strategy, "total", total, "from", from).toString());
+                }
+            }
+        }
     }
 }
