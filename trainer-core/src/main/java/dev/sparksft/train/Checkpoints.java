@@ -198,11 +198,6 @@ public final class Checkpoints {
         return new UserError("resume_from_checkpoint: true, but output_dir " + outputDir + " holds no checkpoint-N directory");
     }
 
-    /** The checkpoint with the highest step in {@code outputDir}, if any. */
-    public static Optional<Path> latest(Path outputDir) throws IOException {
-        return list(outputDir).stream().reduce((a, b) -> b);
-    }
-
     /** Complete checkpoints, by step. */
     public static List<Path> list(Path outputDir) throws IOException {
         if (!Files.isDirectory(outputDir)) {
