@@ -85,7 +85,8 @@ public final class Outputs {
         try {
             Files.delete(Files.createTempFile(existing, ".spark-sft-probe-", ".tmp"));
         } catch (IOException e) {
-            String reason = e instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason()
+            String reason = e instanceof java.nio.file.AccessDeniedException ? "access denied"
+                    : e instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason()
                     : e.toString();
             throw new UserError("output_dir " + dir + " is not writable: creating a file in " + existing + " failed ("
                     + reason + "); choose another output_dir or make " + existing + " writable");

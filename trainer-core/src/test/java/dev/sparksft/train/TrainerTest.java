@@ -196,9 +196,8 @@ class TrainerTest {
         Path out = sys.resolve("spark-sft-out");
         UserError e = assertThrows(UserError.class, () -> TrainCommand.run(config(dir, "max_steps: 1\n",
                 "output_dir=" + out, "dataset=missing.jsonl")));
-        assertTrue(e.getMessage().startsWith("output_dir " + out + " is not writable: creating a file in " + sys
-                + " failed (") && e.getMessage().endsWith("choose another output_dir or make " + sys + " writable"),
-                e.getMessage());
+        assertEquals("output_dir " + out + " is not writable: creating a file in " + sys + " failed (access denied); "
+                + "choose another output_dir or make " + sys + " writable", e.getMessage());
     }
 
     /**
