@@ -1,5 +1,7 @@
 package dev.sparksft.spark;
 
+import dev.sparksft.UserError;
+import dev.sparksft.run.DiskEstimate;
 import dev.sparksft.train.Checkpoints;
 import dev.sparksft.train.Outputs;
 import dev.sparksft.train.TrainerLog;
@@ -17,6 +19,8 @@ import java.util.stream.Stream;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FileSystem;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * output_dir on any Hadoop file system. The trainer writes plain files, so every rank works in a
@@ -28,6 +32,7 @@ import org.apache.hadoop.fs.FileSystem;
  */
 final class OutputMirror {
     private static final Pattern CHECKPOINT = Pattern.compile("checkpoint-(\\d+)");
+    private static final Logger LOG = LoggerFactory.getLogger(OutputMirror.class);
 
     private final String outputDir;
     private final org.apache.hadoop.fs.Path remote;   // null: output_dir is local
@@ -89,7 +94,11 @@ final class OutputMirror {
         }
     }
 
-    /** {@link #prepare}'s refusals, changing nothing: checked before the job reads its data. */
+    /**
+     * {@link #prepare}'s refusals, changing nothing: checked before the job reads its data. A remote
+     * output_dir is probed by creating and deleting a file in it (or in the nearest folder above it
+     * that exists): permissions and read-only stores refuse it now, not at the first checkpoint.
+     */
     void check(boolean overwrite, boolean resuming) throws IOException {
         if (remote == null) {
             Outputs.check(local, overwrite, resuming);
@@ -103,6 +112,31 @@ final class OutputMirror {
             Outputs.toReplace(outputDir, java.util.Arrays.stream(fs.listStatus(remote)).map(s -> s.getPath().getName())
                     .toList(), overwrite, resuming);
         }
+        org.apache.hadoop.fs.Path existing = remote;
+        while (existing.getParent() != null && !fs.exists(existing)) {
+            existing = existing.getParent();
+        }
+        org.apache.hadoop.fs.Path probe = new org.apache.hadoop.fs.Path(existing, ".spark-sft-probe-" + java.util.UUID.randomUUID());
+        try {
+            fs.create(probe, false).close();
+            fs.delete(probe, false);
+        } catch (IOException e) {
+            throw new UserError("output_dir " + outputDir + " is not writable: creating a file in " + existing
+                    + " failed (" + e + "); choose another output_dir or make " + existing + " writable");
+        }
+    }
+
+    /**
+     * Driver: refuses a run that will not fit in output_dir (local: its file system's free space). A
+     * Hadoop file system's free space for this user is unknown (quotas, object stores): not checked.
+     */
+    void requireSpace(DiskEstimate need, boolean overwrite, boolean resuming) throws IOException {
+        if (remote == null) {
+            need.requireFits(outputDir, Outputs.freeSpace(local, overwrite, resuming));
+        } else {
+            LOG.info("output_dir {} is on a Hadoop file system, whose free space is not checked; the run writes at "
+                    + "least {} MB there (and stages checkpoints in {} on rank 0)", outputDir, need.total() >> 20, local);
+        }
     }
 
     /** A fresh staging folder for this attempt (remote), so only uploaded state is ever resumed from. */
@@ -115,18 +149,24 @@ final class OutputMirror {
 
     /** The newest complete checkpoint of output_dir ("checkpoint-N"), if any. */
     Optional<String> latestCheckpoint() throws IOException {
+        List<String> all = checkpoints();
+        return all.isEmpty() ? Optional.empty() : Optional.of(all.get(all.size() - 1));
+    }
+
+    /** The complete checkpoints of output_dir ("checkpoint-N"), by step. */
+    List<String> checkpoints() throws IOException {
         if (remote == null) {
-            return Checkpoints.latest(local).map(p -> p.getFileName().toString());
+            return Checkpoints.list(local).stream().map(p -> p.getFileName().toString()).toList();
         }
         FileSystem fs = fs();
         if (!fs.exists(remote)) {
-            return Optional.empty();
+            return List.of();
         }
         return java.util.Arrays.stream(fs.listStatus(remote))
                 .filter(s -> s.isDirectory() && CHECKPOINT.matcher(s.getPath().getName()).matches())
                 .filter(s -> exists(new org.apache.hadoop.fs.Path(s.getPath(), Checkpoints.STATE_FILE)))
                 .map(s -> s.getPath().getName())
-                .max(Comparator.comparingLong(Checkpoints::stepOf));
+                .sorted(Comparator.comparingLong(Checkpoints::stepOf)).toList();
     }
 
     /** The local copy of checkpoint {@code name} of output_dir (downloaded when remote). */

@@ -9,6 +9,7 @@ import dev.sparksft.train.BatchPlan;
 import dev.sparksft.train.Checkpoints;
 import dev.sparksft.train.TrainingSetup;
 import dev.sparksft.model.ModelConfig;
+import dev.sparksft.run.DiskEstimate;
 import dev.sparksft.run.MemoryEstimate;
 import dev.sparksft.run.RunChecks;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -54,14 +55,16 @@ public final class TrainingJob {
     }
 
     /**
-     * resume_from_checkpoint as the ranks take it: "checkpoint-N" of output_dir for true (the
-     * newest), a local checkpoint path as given, or null.
+     * resume_from_checkpoint as the ranks take it: for true on a Hadoop output_dir "checkpoint-N",
+     * the newest (rank 0 verifies its download and falls back to an older one if it is corrupt), a
+     * local checkpoint path (verified here: as given, or the newest intact one of a local
+     * output_dir), or null.
      */
     private static String resumePoint(String resume, OutputMirror output) throws IOException {
         if (!Checkpoints.resumes(resume)) {
             return null;
         }
-        if (Checkpoints.resumesLatest(resume)) {
+        if (Checkpoints.resumesLatest(resume) && output.isRemote()) {
             return output.latestCheckpoint().orElseThrow(() -> Checkpoints.noCheckpoint(output.describe()));
         }
         return Checkpoints.resumeDir(resume, output.localDir()).toAbsolutePath().toString();
@@ -100,6 +103,9 @@ public final class TrainingJob {
         long[] labelled = data.train().map(ex -> new long[] {ex.numTargets(), ex.numTargets() == 0 ? 1 : 0})
                 .reduce((a, b) -> new long[] {a[0] + b[0], a[1] + b[1]});   // labelled tokens, examples without
         RunChecks.requireLabelledTargets(labelled[0], labelled[1], data.numTrain(), config.data().cutoffLen());
+        output.requireSpace(DiskEstimate.of(config, ModelConfig.load(modelDir), modelDir, data.numTrain(), resume == null ? 0
+                : resume.startsWith("checkpoint-") ? Checkpoints.stepOf(resume) : Checkpoints.step(Path.of(resume))),
+                args.overwriteOutputDir(), resume != null);
         output.prepare(args.overwriteOutputDir(), resume != null);   // only now may overwrite delete the previous run
         BatchPlan plan = TrainingSetup.plan(data.numTrain(), args, config.finetuning(), worldSize);
         long totalSteps = TrainingSetup.totalSteps(args, plan);

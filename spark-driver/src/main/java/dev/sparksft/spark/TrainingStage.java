@@ -156,21 +156,21 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
     }
 
     /**
-     * Where the ranks start: the newest complete checkpoint among resume_from_checkpoint and
-     * output_dir's checkpoints (an earlier attempt of this stage writes them there), as a name in
-     * output_dir ("checkpoint-N"), a path, or "" for the model itself.
+     * Where the ranks start: the newest intact checkpoint among resume_from_checkpoint and output_dir's
+     * checkpoints (an earlier attempt of this stage writes them there), as a name in output_dir
+     * ("checkpoint-N"), a path, or "" for the model itself. Checkpoints.newestIntact reads each
+     * candidate's files (rank 0's download of a remote one) and skips corrupt ones.
      */
     private String resumePoint(OutputMirror output) throws IOException {
-        Optional<String> latest = output.latestCheckpoint();
-        if (resumeFrom == null) {
-            return latest.orElse("");
+        List<String> names = output.checkpoints();
+        // the driver chose the newest of output_dir: below it only older ones, all candidates
+        boolean chosenInOutputDir = resumeFrom != null && resumeFrom.startsWith("checkpoint-");
+        if (resumeFrom != null && !chosenInOutputDir) {   // a path the driver verified: newer checkpoints supersede it
+            long from = Checkpoints.step(Path.of(resumeFrom));
+            names = names.stream().filter(n -> Checkpoints.stepOf(n) > from).toList();
         }
-        if (resumeFrom.startsWith("checkpoint-")) {     // a checkpoint of output_dir the driver chose
-            return latest.filter(l -> Checkpoints.stepOf(l) > Checkpoints.stepOf(resumeFrom)).orElse(resumeFrom);
-        }
-        Path explicit = Path.of(resumeFrom);
-        return latest.isPresent() && Checkpoints.step(output.fetchCheckpoint(latest.get())) > Checkpoints.step(explicit)
-                ? latest.get() : explicit.toString();
+        Optional<Path> intact = Checkpoints.newestIntact(names, output::fetchCheckpoint, output.describe(), chosenInOutputDir);
+        return intact.map(p -> p.getFileName().toString()).orElse(resumeFrom == null ? "" : resumeFrom);
     }
 
     /**

@@ -2,6 +2,7 @@ package dev.sparksft.model;
 
 import dev.sparksft.JsonFiles;
 import dev.sparksft.UserError;
+import dev.sparksft.runtime.DiskWrites;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -191,15 +192,19 @@ public final class LoraAdapter {
         }
     }
 
-    /** Writes adapter_model.safetensors (float32) and adapter_config.json to {@code dir}. */
-    public void save(Path dir, ModelWeights weights, String baseModel) throws IOException {
+    /**
+     * Writes adapter_model.safetensors (float32) and adapter_config.json to {@code dir}.
+     *
+     * @return the CRC32C of adapter_model.safetensors, by file name
+     */
+    public Map<String, Long> save(Path dir, ModelWeights weights, String baseModel) throws IOException {
         Files.createDirectories(dir);
         Map<String, Tensor> out = new TreeMap<>();
         tensors().forEach((n, t) -> out.put(PREFIX + n, t.to(torch.ScalarType.Float)));
         for (String n : savedModules(weights)) {
             out.put(PREFIX + n, weights.get(n).to(torch.ScalarType.Float));
         }
-        Safetensors.write(dir.resolve(WEIGHTS_FILE), out);
+        long checksum = Safetensors.write(dir.resolve(WEIGHTS_FILE), out);
         ObjectNode c = JSON.createObjectNode();
         c.putObject("alpha_pattern");
         c.put("base_model_name_or_path", baseModel).put("bias", "none").put("fan_in_fan_out", false)
@@ -217,7 +222,8 @@ public final class LoraAdapter {
         ArrayNode t = c.putArray("target_modules");
         targetModules.forEach(t::add);
         c.put("task_type", "CAUSAL_LM").put("use_dora", false).put("use_rslora", rslora);
-        Files.writeString(dir.resolve(CONFIG_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(c));
+        DiskWrites.writeString(dir.resolve(CONFIG_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(c));
+        return Map.of(WEIGHTS_FILE, checksum);
     }
 
     /** True when {@code dir} holds a PEFT adapter rather than a full model. */

@@ -2,6 +2,7 @@ package dev.sparksft.model;
 
 import dev.sparksft.JsonFiles;
 import dev.sparksft.UserError;
+import dev.sparksft.runtime.DiskWrites;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -168,6 +169,6 @@ public record ModelConfig(
 
     /** Writes {@code dir/config.json} (the file as read, so unknown HF keys survive). */
     public void save(Path dir) throws IOException {
-        Files.writeString(dir.resolve("config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(raw));
+        DiskWrites.writeString(dir.resolve("config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(raw));
     }
 }

@@ -2,6 +2,7 @@ package dev.sparksft.model;
 
 import dev.sparksft.JsonFiles;
 import dev.sparksft.UserError;
+import dev.sparksft.runtime.DiskWrites;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -176,9 +177,13 @@ public final class ModelWeights {
         }
     }
 
-    /** Writes the weights to {@code dir} in the layout and dtypes they were loaded with. */
-    public void save(Path dir, Dtype defaultDtype) throws IOException {
-        write(dir, defaultDtype, shardOf);
+    /**
+     * Writes the weights to {@code dir} in the layout and dtypes they were loaded with.
+     *
+     * @return the CRC32C of each safetensors file written, by file name
+     */
+    public Map<String, Long> save(Path dir, Dtype defaultDtype) throws IOException {
+        return write(dir, defaultDtype, shardOf);
     }
 
     /**
@@ -209,8 +214,11 @@ public final class ModelWeights {
         write(dir, defaultDtype, layout);
     }
 
-    /** @param layout shard file per tensor; empty for one {@value #SINGLE_FILE} */
-    private void write(Path dir, Dtype defaultDtype, Map<String, String> layout) throws IOException {
+    /**
+     * @param layout shard file per tensor; empty for one {@value #SINGLE_FILE}
+     * @return the CRC32C of each safetensors file written, by file name
+     */
+    private Map<String, Long> write(Path dir, Dtype defaultDtype, Map<String, String> layout) throws IOException {
         Files.createDirectories(dir);
         Map<String, Map<String, Tensor>> byFile = new TreeMap<>();
         Map<String, Dtype> dtypes = new LinkedHashMap<>();
@@ -222,15 +230,17 @@ public final class ModelWeights {
             String file = layout.isEmpty() ? SINGLE_FILE : layout.get(e.getKey());
             byFile.computeIfAbsent(file, f -> new TreeMap<>()).put(e.getKey(), e.getValue());
         }
-        for (Map.Entry<String, Map<String, Tensor>> f : byFile.entrySet()) {
-            Safetensors.write(dir.resolve(f.getKey()), f.getValue(), dtypes);   // converted tensor by tensor
+        Map<String, Long> checksums = new TreeMap<>();
+        for (Map.Entry<String, Map<String, Tensor>> f : byFile.entrySet()) {   // converted tensor by tensor
+            checksums.put(f.getKey(), Safetensors.write(dir.resolve(f.getKey()), f.getValue(), dtypes));
         }
         if (!layout.isEmpty()) {
             ObjectNode index = JSON.createObjectNode();
             index.putObject("metadata").put("total_size", totalBytes);
             ObjectNode map = index.putObject("weight_map");
             new TreeMap<>(layout).forEach(map::put);
-            Files.writeString(dir.resolve(INDEX_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(index));
+            DiskWrites.writeString(dir.resolve(INDEX_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(index));
         }
+        return checksums;
     }
 }

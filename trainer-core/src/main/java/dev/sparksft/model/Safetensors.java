@@ -19,6 +19,8 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.zip.CRC32C;
+import dev.sparksft.runtime.DiskWrites;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.MemoryFormatOptional;
@@ -185,21 +187,23 @@ public final class Safetensors {
     /**
      * Writes {@code tensors} (each already in the dtype it should be stored in) to {@code file},
      * in the given order, with {@code __metadata__ = {"format": "pt"}} like transformers.
+     *
+     * @return the CRC32C of the file's bytes (a checkpoint's checksums.json), computed as they are written
      */
-    public static void write(Path file, Map<String, Tensor> tensors) throws IOException {
+    public static long write(Path file, Map<String, Tensor> tensors) throws IOException {
         Map<String, Dtype> dtypes = new LinkedHashMap<>();
         tensors.forEach((n, t) -> dtypes.put(n, Dtype.of(t.scalar_type())));
-        write(file, tensors, dtypes);
+        return write(file, tensors, dtypes);
     }
 
     /**
      * Writes {@code tensors}, each converted to its dtype in {@code dtypes} one at a time as it is
      * written (a model is never held twice to be saved), in the given order.
      */
-    public static void write(Path file, Map<String, Tensor> tensors, Map<String, Dtype> dtypes) throws IOException {
+    public static long write(Path file, Map<String, Tensor> tensors, Map<String, Dtype> dtypes) throws IOException {
         Map<String, long[]> shapes = new LinkedHashMap<>();
         tensors.forEach((n, t) -> shapes.put(n, t.sizes().vec().get()));
-        write(file, shapes, dtypes, tensors::get);
+        return write(file, shapes, dtypes, tensors::get);
     }
 
     /**
@@ -207,7 +211,7 @@ public final class Safetensors {
      * when its turn comes and converted to its dtype in {@code dtypes}: what is written never has to
      * be in memory at once (a random 8B model, a model saved from its training copy).
      */
-    public static void write(Path file, Map<String, long[]> shapes, Map<String, Dtype> dtypes,
+    public static long write(Path file, Map<String, long[]> shapes, Map<String, Dtype> dtypes,
                              java.util.function.Function<String, Tensor> produce) throws IOException {
         ObjectNode header = JSON.createObjectNode();
         long offset = 0;
@@ -233,9 +237,12 @@ public final class Safetensors {
         while (head.hasRemaining()) {
             head.put((byte) ' ');
         }
+        // the bytes are in memory once, here: checksumming them costs a quarter of reading the file back
+        CRC32C crc = new CRC32C();
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
-            writeFully(ch, head.flip());
+            crc.update(head.flip().duplicate());
+            writeFully(ch, head);
             for (String name : shapes.keySet()) {
                 try (PointerScope scope = new PointerScope()) {   // the converted copy lives for this tensor only
                     // bytes are read from host memory, in the stored dtype
@@ -244,11 +251,16 @@ public final class Safetensors {
                     BytePointer src = new BytePointer(t.data_ptr()).capacity(numBytes);
                     for (long off = 0; off < numBytes; off += IO_CHUNK) {
                         long len = Math.min(IO_CHUNK, numBytes - off);
-                        writeFully(ch, src.position(off).limit(off + len).asByteBuffer());
+                        ByteBuffer chunk = src.position(off).limit(off + len).asByteBuffer();
+                        crc.update(chunk.duplicate());
+                        writeFully(ch, chunk);
                     }
                 }
             }
+        } catch (IOException e) {
+            throw DiskWrites.failed(file, e);   // a full disk says "No space left on device", not which file
         }
+        return crc.getValue();
     }
 
     private static void readFully(FileChannel ch, ByteBuffer buf, long position) throws IOException {

@@ -9,6 +9,7 @@ import dev.sparksft.dist.World;
 import dev.sparksft.generate.Predictor;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.runtime.Autocast;
+import dev.sparksft.model.ModelConfig;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.tokenizer.Tokenizer;
 import dev.sparksft.train.Checkpoints;
@@ -60,6 +61,10 @@ public final class LocalRun {
                 RunChecks.requireLabelledTargets(train.stream().mapToLong(TokenizedExample::numTargets).sum(),
                         train.stream().filter(ex -> ex.numTargets() == 0).count(), train.size(),
                         config.data().cutoffLen());
+                // the number of steps, and so of checkpoints, is known: is there room for them, before the model loads?
+                DiskEstimate.of(config, ModelConfig.load(modelDir), modelDir, train.size(),
+                        resumeDir == null ? 0 : Checkpoints.step(resumeDir)).requireFits(outputDir.toString(),
+                        Outputs.freeSpace(outputDir, args.overwriteOutputDir(), keeps));
             }
             if (args.doEval() && data.eval().isEmpty()) {
                 throw new UserError("do_eval needs an eval set: set eval_dataset or val_size");

@@ -33,9 +33,14 @@ import java.util.function.BiFunction;
  * with T tokens, H hidden, I intermediate, V vocabulary, L layers; A_H and A_I count the
  * activations a decoder layer's autograd graph keeps per token (calibrated against measured
  * peaks: scripts/bench-memory). {@link #RUNTIME} is the JVM, libtorch and the tokenizer.
+ *
+ * <p>{@code numTrainable} (elements, all ranks together) and {@code checkpointOptimizer} (the whole
+ * optimizer state, as a checkpoint holds it after gathering every rank's share) size what a run
+ * writes to disk ({@link DiskEstimate}).
  */
 public record MemoryEstimate(long weights, long gradients, long optimizer, long activations, long activationsWithout,
-                             boolean checkpointing, int worldSize, int zeroStage) {
+                             boolean checkpointing, int worldSize, int zeroStage, long numTrainable,
+                             long checkpointOptimizer) {
     /** The process itself: JVM heap in use, libtorch, the tokenizer (measured: about 265 MB). */
     public static final long RUNTIME = 270L << 20;
     /** Activations a layer's graph keeps per token, in units of hidden_size and of intermediate_size. */
@@ -45,9 +50,16 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
     /** The estimate for {@code config}'s model (its config.json), method, ZeRO stage and world_size. */
     public static MemoryEstimate of(SftConfig config, ModelConfig cfg) {
         TrainingArguments args = config.training();
+        int worldSize = config.distributed().worldSize();
+        return of(config, cfg, args.deepspeed() == null ? 0
+                : DeepSpeedConfig.load(Path.of(args.deepspeed()), args, worldSize).stage());
+    }
+
+    /** The estimate under ZeRO stage {@code stage} (what the deepspeed file asks for). */
+    static MemoryEstimate of(SftConfig config, ModelConfig cfg, int stage) {
+        TrainingArguments args = config.training();
         FinetuningArguments ft = config.finetuning();
         int worldSize = config.distributed().worldSize();
-        int stage = args.deepspeed() == null ? 0 : DeepSpeedConfig.load(Path.of(args.deepspeed()), args, worldSize).stage();
         Map<String, long[]> shapes = new ModelLayout(cfg).expectedShapes();
         BiFunction<String, ModelConfig, Dtype> held = Models.heldDtype(config);
         Set<String> trainsBase = TrainableParameters.baseWeights(shapes.keySet(), cfg, ft);
@@ -122,7 +134,7 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
         long backward = layer / 2;
         return new MemoryEstimate(weights, (long) (gradients * gradientShare), (long) (optimizer * optimizerShare),
                 stored + layer + backward + head, (long) cfg.numLayers() * layer + backward + head, checkpointing,
-                worldSize, stage);
+                worldSize, stage, trainable.values().stream().mapToLong(Long::longValue).sum(), optimizer);
     }
 
     /** Optimizer state elements for one trainable tensor (its numel {@code n}). */

@@ -5,8 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.LoraAdapter;
-import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelWeights;
+import dev.sparksft.runtime.DiskWrites;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -63,15 +63,65 @@ public final class Outputs {
      * {@link #prepare}'s refusals without its changes: called before the run reads anything, so a
      * run that will be refused fails at once, and one that will overwrite deletes nothing until its
      * configuration, data and model have been read (a misspelt dataset loses no previous run).
+     * output_dir must be writable: found now, not after the model is loaded and a step trained.
      */
     public static void check(Path dir, boolean overwrite, boolean resuming) throws IOException {
         if (Files.exists(dir) && !Files.isDirectory(dir)) {
             throw notADirectory(dir.toString());
         }
         if (Files.isDirectory(dir)) {
-            try (Stream<Path> s = Files.list(dir)) {
-                toReplace(dir.toString(), s.map(p -> p.getFileName().toString()).toList(), overwrite, resuming);
+            toReplace(dir.toString(), names(dir), overwrite, resuming);
+        }
+        requireWritable(dir);
+    }
+
+    /**
+     * Creates and deletes a file in {@code dir}, or in the nearest folder above it that exists (where
+     * it will be created). Files.isWritable is not enough: it asks the permission bits, which root
+     * passes, not the file system (a read-only mount, sysfs, a full quota).
+     */
+    static void requireWritable(Path dir) {
+        Path existing = nearestExisting(dir);
+        try {
+            Files.delete(Files.createTempFile(existing, ".spark-sft-probe-", ".tmp"));
+        } catch (IOException e) {
+            String reason = e instanceof java.nio.file.AccessDeniedException ? "access denied"
+                    : e instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason()
+                    : e.toString();
+            throw new UserError("output_dir " + dir + " is not writable: creating a file in " + existing + " failed ("
+                    + reason + "); choose another output_dir or make " + existing + " writable");
+        }
+    }
+
+    /**
+     * The bytes a run can write in output_dir: what its file system has free for this user, plus the
+     * previous run's files that overwrite_output_dir deletes before training.
+     */
+    public static long freeSpace(Path dir, boolean overwrite, boolean resuming) throws IOException {
+        long free = Files.getFileStore(nearestExisting(dir)).getUsableSpace();
+        if (Files.isDirectory(dir)) {
+            for (String name : toReplace(dir.toString(), names(dir), overwrite, resuming)) {
+                try (Stream<Path> s = Files.walk(dir.resolve(name))) {
+                    for (Path f : s.filter(Files::isRegularFile).toList()) {
+                        free += Files.size(f);
+                    }
+                }
             }
+        }
+        return free;
+    }
+
+    private static Path nearestExisting(Path dir) {
+        Path p = dir.toAbsolutePath();
+        while (p.getParent() != null && !Files.exists(p)) {
+            p = p.getParent();
+        }
+        return p;
+    }
+
+    private static List<String> names(Path dir) throws IOException {
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.map(p -> p.getFileName().toString()).toList();
         }
     }
 
@@ -136,6 +186,11 @@ public final class Outputs {
 
     /** Tokenizer and generation files of the source model, copied next to every saved model. */
     public List<Path> modelSideFiles() {
+        return sideFiles(modelDir);
+    }
+
+    /** The tokenizer and generation files of the model in {@code modelDir} that a saved model gets a copy of. */
+    public static List<Path> sideFiles(Path modelDir) {
         return SIDE_FILES.stream().map(modelDir::resolve).filter(Files::isRegularFile).toList();
     }
 
@@ -155,7 +210,7 @@ public final class Outputs {
                 }
             }
         } catch (IOException e) {
-            throw new IOException("could not save the final model in output_dir " + dir + ": " + e
+            throw new IOException("could not save the final model in output_dir " + dir + ": " + e.getMessage()
                     + " (the files already there are unchanged)", e);
         } finally {
             Checkpoints.deleteRecursively(tmp);
@@ -182,23 +237,24 @@ public final class Outputs {
      * A complete HF model directory in {@code target}: config, weights, tokenizer and generation
      * files; for a LoRA model the PEFT adapter (adapter_model.safetensors, adapter_config.json)
      * instead of the full weights, as LLaMA-Factory saves it.
+     *
+     * @return the CRC32C of each safetensors file written, by file name
      */
-    void writeModel(Path target, CausalLm model) throws IOException {
+    Map<String, Long> writeModel(Path target, CausalLm model) throws IOException {
+        Map<String, Long> checksums;
         if (model.lora() != null) {
-            model.lora().save(target, model.weights(), modelDir.toString());
-            copySideFiles(target);
-            return;
+            checksums = model.lora().save(target, model.weights(), modelDir.toString());
+        } else {
+            model.config().save(target);
+            checksums = model.weights().save(target, model.config().torchDtype());
         }
-        ModelConfig cfg = model.config();
-        ModelWeights weights = model.weights();
-        cfg.save(target);
-        weights.save(target, cfg.torchDtype());
         copySideFiles(target);
+        return checksums;
     }
 
     private void copySideFiles(Path target) throws IOException {
         for (Path f : modelSideFiles()) {
-            Files.copy(f, target.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+            DiskWrites.copy(f, target.resolve(f.getFileName()));
         }
     }
 
@@ -227,7 +283,7 @@ public final class Outputs {
 
     private void writeJson(String name, Object node) throws IOException {
         Path tmp = dir.resolve(name + ".tmp");
-        Files.writeString(tmp, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node));
+        DiskWrites.writeString(tmp, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node));
         Files.move(tmp, dir.resolve(name), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 }

@@ -221,8 +221,7 @@ public final class Trainer {
                     || args.evalStrategy().equals("epoch") && epochEnd)) {
                 log.eval(done, epoch, evaluate());
             }
-            if (done < totalSteps && (args.saveStrategy().equals("steps") && done % args.saveSteps() == 0
-                    || args.saveStrategy().equals("epoch") && epochEnd)) {
+            if (done < totalSteps && Checkpoints.savesBeforeTheEnd(args, done, plan.stepsPerEpoch())) {
                 saveCheckpoint(done, epoch, log.history());
             }
         }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.runtime.DiskWrites;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -131,7 +132,7 @@ public final class TrainerLog {
         if (file == null) {
             return;
         }
-        Files.writeString(file, JSON.writeValueAsString(row) + "\n", StandardCharsets.UTF_8, StandardOpenOption.APPEND);
+        DiskWrites.writeString(file, JSON.writeValueAsString(row) + "\n", StandardOpenOption.APPEND);
         onWrite.accept(file);
     }
 

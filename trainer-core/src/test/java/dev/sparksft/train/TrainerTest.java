@@ -6,9 +6,11 @@ import static dev.sparksft.train.ModelComparison.weights;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.sparksft.UserError;
 import dev.sparksft.model.TinyModel;
 import dev.sparksft.cli.TrainCommand;
 import dev.sparksft.config.SftConfig;
@@ -180,6 +182,45 @@ class TrainerTest {
         assertTrue(!Files.exists(stale), "a killed run's temporary checkpoint is removed");
         assertTrue(!Files.exists(dir.resolve("out").resolve(".final-model.tmp")));
         assertEquals(weights(model).keySet(), weights(dir.resolve("out")).keySet());
+    }
+
+    /**
+     * An output_dir whose file system refuses new files is found before the data or the model is
+     * read. sysfs refuses them to everyone, root included, whom permission bits (Files.isWritable)
+     * would let through.
+     */
+    @Test
+    void anOutputDirThatCannotBeWrittenIsRefusedBeforeAnythingIsRead(@TempDir Path dir) throws Exception {
+        Path sys = Path.of("/sys/kernel");
+        assumeTrue(Files.isDirectory(sys), "needs Linux's sysfs");
+        Path out = sys.resolve("spark-sft-out");
+        UserError e = assertThrows(UserError.class, () -> TrainCommand.run(config(dir, "max_steps: 1\n",
+                "output_dir=" + out, "dataset=missing.jsonl")));
+        assertEquals("output_dir " + out + " is not writable: creating a file in " + sys + " failed (access denied); "
+                + "choose another output_dir or make " + sys + " writable", e.getMessage());
+    }
+
+    /**
+     * A run whose checkpoints cannot fit in output_dir's free space is refused before the model is
+     * read (this model's weights are torn: loading them would fail differently).
+     */
+    @Test
+    void aRunThatCannotFitInOutputDirIsRefusedBeforeTheModelIsLoaded(@TempDir Path dir) throws Exception {
+        Path torn = Files.createDirectories(dir.resolve("torn-model"));
+        try (var files = Files.list(model)) {
+            for (Path f : files.toList()) {
+                Files.copy(f, torn.resolve(f.getFileName()));
+            }
+        }
+        Path weights = torn.resolve("model.safetensors");
+        Files.write(weights, Arrays.copyOf(Files.readAllBytes(weights), (int) Files.size(weights) / 2));
+        // 100 million checkpoints of about 100 KB: some 10 TB
+        UserError e = assertThrows(UserError.class, () -> TrainCommand.run(config(dir,
+                "max_steps: 100000000\nsave_steps: 1\n", "model_name_or_path=" + torn)));
+        assertTrue(e.getMessage().startsWith("output_dir " + dir.resolve("out") + " has ")
+                && e.getMessage().contains(" free, but this run writes at least ")
+                && e.getMessage().contains("and 100000000 checkpoint(s) of ") && e.getMessage().contains("save_total_limit"),
+                e.getMessage());
     }
 
     /** A run whose loss becomes non-finite stops before applying the step and saves no model. */
