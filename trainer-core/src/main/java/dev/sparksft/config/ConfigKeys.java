@@ -12,7 +12,7 @@ import java.util.Map;
  * record owns (the records' keys are implemented). A key here is either accepted without effect,
  * with the reason logged once, or refused with the capability spark-sft lacks and what to do
  * instead; a refused key set to LLaMA-Factory's default is accepted, since that asks for nothing
- * (LLaMA-Factory's example YAMLs write out many defaults, e.g. {@code save_only_model: false}).
+ * (LLaMA-Factory's example YAMLs write out many defaults, e.g. {@code use_kt: false}).
  * No LLaMA-Factory key is ever "unknown". The README's key table lists the same groups; a test
  * keeps the two in step.
  */
@@ -219,7 +219,6 @@ final class ConfigKeys {
         refuse("libtorch from Java has no torch.compile", "torch_compile: false");
         refuse("NEFTune embedding noise is not implemented", "neftune_noise_alpha: null");
         refuse("columns are chosen by dataset_info.json", "remove_unused_columns: true");
-        refuse("checkpoints always hold the optimizer state, so a resume is exact", "save_only_model: false");
         refuse("LLaMA-Factory's tool formats are not implemented yet: remove tool_format", "tool_format: null");
         refuse("the loss is always averaged over every rank's labelled tokens, which makes it exact",
                 "average_tokens_across_devices: true");

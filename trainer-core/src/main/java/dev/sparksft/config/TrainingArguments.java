@@ -39,6 +39,7 @@ public record TrainingArguments(
         @JsonProperty("save_strategy") String saveStrategy,
         @JsonProperty("save_steps") Integer saveSteps,
         @JsonProperty("save_total_limit") Integer saveTotalLimit,
+        @JsonProperty("save_only_model") Boolean saveOnlyModel,
         @JsonProperty("eval_strategy") String evalStrategy,
         @JsonProperty("eval_steps") Integer evalSteps,
         @JsonProperty("seed") Integer seed,
@@ -56,6 +57,7 @@ public record TrainingArguments(
     public static final Set<String> OPTIMIZERS = Set.of("adamw_torch", "sgd");
 
     public TrainingArguments {
+        saveOnlyModel = saveOnlyModel != null && saveOnlyModel;   // true: checkpoints without optimizer state
         overwriteOutputDir = overwriteOutputDir != null && overwriteOutputDir;
         doTrain = doTrain != null && doTrain;
         doEval = doEval != null && doEval;

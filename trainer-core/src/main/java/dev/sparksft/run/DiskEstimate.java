@@ -42,7 +42,8 @@ public record DiskEstimate(long model, long checkpoint, long numCheckpoints) {
         BatchPlan plan = TrainingSetup.plan(numExamples, args, config.finetuning(), config.distributed().worldSize());
         long saves = Checkpoints.numSaves(args, fromStep, TrainingSetup.totalSteps(args, plan), plan.stepsPerEpoch());
         long kept = args.saveTotalLimit() == null ? saves : Math.min(saves, args.saveTotalLimit());
-        return new DiskEstimate(model, model + memory.checkpointOptimizer(), kept);
+        long optimizer = config.training().saveOnlyModel() ? 0 : memory.checkpointOptimizer();
+        return new DiskEstimate(model, model + optimizer, kept);
     }
 
     public long total() {

@@ -50,7 +50,10 @@ public final class Checkpoints {
         }
     }
 
-    /** @param optimizerState the whole optimizer state (under ZeRO: gathered from every rank's share) */
+    /**
+     * @param optimizerState the whole optimizer state (under ZeRO: gathered from every rank's share), or null for
+     *                       a checkpoint without it (save_only_model)
+     */
     public static Path save(Outputs outputs, long step, CausalLm model, Map<String, Tensor> optimizerState,
                             ObjectNode trainerState) throws IOException {
         Path target = outputs.dir().resolve("checkpoint-" + step);
@@ -59,7 +62,9 @@ public final class Checkpoints {
             deleteRecursively(tmp);
             Files.createDirectories(tmp);
             Map<String, Long> checksums = new LinkedHashMap<>(outputs.writeModel(tmp, model));
-            checksums.put(OPTIMIZER_FILE, Safetensors.write(tmp.resolve(OPTIMIZER_FILE), optimizerState));
+            if (optimizerState != null) {
+                checksums.put(OPTIMIZER_FILE, Safetensors.write(tmp.resolve(OPTIMIZER_FILE), optimizerState));
+            }
             DiskWrites.writeString(tmp.resolve(STATE_FILE),
                     JSON.writerWithDefaultPrettyPrinter().writeValueAsString(trainerState));
             Checksums.write(tmp, checksums);
@@ -223,15 +228,17 @@ public final class Checkpoints {
     public static Loaded load(Path dir) throws IOException {
         Path state = dir.resolve(STATE_FILE);
         Path optimizer = dir.resolve(OPTIMIZER_FILE);
-        if (!Files.isRegularFile(state) || !Files.isRegularFile(optimizer)) {
+        if (!Files.isRegularFile(state)) {
             throw new UserError("resume_from_checkpoint: " + dir + " is not a spark-sft checkpoint (it needs "
-                    + STATE_FILE + " and " + OPTIMIZER_FILE + ")");
+                    + STATE_FILE + ", and " + OPTIMIZER_FILE + " unless it was saved with save_only_model)");
         }
         JsonNode s = JSON.readTree(state.toFile());
-        Safetensors.Header header = Safetensors.readHeader(optimizer);
-        Map<String, Tensor> tensors = new LinkedHashMap<>();
-        for (Safetensors.Entry e : header.entries().values()) {
-            tensors.put(e.name(), Safetensors.readTensor(header, e));
+        Map<String, Tensor> tensors = new LinkedHashMap<>();   // empty: saved with save_only_model
+        if (Files.isRegularFile(optimizer)) {
+            Safetensors.Header header = Safetensors.readHeader(optimizer);
+            for (Safetensors.Entry e : header.entries().values()) {
+                tensors.put(e.name(), Safetensors.readTensor(header, e));
+            }
         }
         return new Loaded(dir, tensors, (ObjectNode) s);
     }

@@ -136,8 +136,14 @@ public final class Trainer {
         if (resume != null) {
             checkCompatible(resume.trainerState());
             // the file holds the whole state (whatever world_size wrote it); this rank keeps its share
-            optimizer.load(setup.sharding().ownedState(resume.optimizerState()),
-                    resume.trainerState().get("optimizer_steps").asLong());
+            if (resume.optimizerState().isEmpty()) {
+                LOG.warn("{} holds no optimizer state (saved with save_only_model: true): the optimizer starts afresh "
+                        + "at step {}, so this resume is not exact (the weights, schedule and data position are)",
+                        resume.dir(), resume.step());
+            } else {
+                optimizer.load(setup.sharding().ownedState(resume.optimizerState()),
+                        resume.trainerState().get("optimizer_steps").asLong());
+            }
             startStep = resume.step();
             history = (ArrayNode) resume.trainerState().get("log_history");
             LOG.info("resuming from {} at step {}", resume.dir(), startStep);
@@ -352,7 +358,8 @@ public final class Trainer {
     private void saveCheckpoint(long step, double epoch, ArrayNode history) throws IOException {
         // every rank takes part: under ZeRO the optimizer's shards meet on rank 0 (freed with this scope)
         try (PointerScope scope = new PointerScope()) {
-            Map<String, Tensor> optimizerState = setup.sharding().gatherState(optimizer.state());
+            // save_only_model: the model and trainer state only; a resume from it restarts the optimizer
+            Map<String, Tensor> optimizerState = args.saveOnlyModel() ? null : setup.sharding().gatherState(optimizer.state());
             setup.sharding().gatherAll();      // ZeRO 3: the checkpoint's model is whole, as at any stage
             if (world.isMain()) {
                 Path dir = Checkpoints.save(outputs, step, model, optimizerState, state(step, epoch, history));

@@ -69,6 +69,29 @@ class CheckpointsTest {
         return SftConfig.load(f, List.of(overrides));
     }
 
+    /**
+     * save_only_model: true writes checkpoints without optimizer.safetensors (about a third of the
+     * bytes of an AdamW checkpoint); a resume from one trains to the end with fresh optimizer
+     * moments, so its weights differ from the exact resume's.
+     */
+    @Test
+    void saveOnlyModelCheckpointsHoldNoOptimizerStateAndResumeInexactly(@TempDir Path dir) throws Exception {
+        Path out = dir.resolve("only-model");
+        TrainCommand.run(config(out, "save_only_model=true"));
+        assertFalse(Files.exists(out.resolve("checkpoint-2/" + Checkpoints.OPTIMIZER_FILE)));
+        assertTrue(Files.exists(out.resolve("checkpoint-2/model.safetensors")));
+        assertTrue(Files.size(first.resolve("checkpoint-2/" + Checkpoints.OPTIMIZER_FILE))
+                > Files.size(out.resolve("checkpoint-2/model.safetensors")), "AdamW's state is twice the weights");
+        assertArrayEquals(Files.readAllBytes(first.resolve("model.safetensors")),
+                Files.readAllBytes(out.resolve("model.safetensors")), "not saving the optimizer changes no weight");
+
+        Path resumed = dir.resolve("resumed");
+        TrainCommand.run(config(resumed, "resume_from_checkpoint=" + out.resolve("checkpoint-2")));
+        assertTrue(Files.exists(resumed.resolve("model.safetensors")));
+        assertFalse(java.util.Arrays.equals(resumedFrom2, Files.readAllBytes(resumed.resolve("model.safetensors"))),
+                "fresh moments from step 2: not the exact resume's weights");
+    }
+
     /** output_dir as a killed run left it: checkpoint-2 and checkpoint-4 of the first run, nothing else. */
     static Path killedAfterStep4(Path dir) throws Exception {
         Path out = Files.createDirectories(dir.resolve("out"));
