@@ -26,7 +26,7 @@ final class ConfigKeys {
             "video_fps", "video_maxlen", "audio_sampling_rate", "vllm_maxlen", "vllm_gpu_util", "vllm_enforce_eager",
             // data
             "media_dir", "streaming", "buffer_size", "mix_strategy", "interleave_probs", "preprocessing_batch_size",
-            "eval_num_beams", "ignore_pad_token_for_loss", "eval_on_each_dataset", "tool_format", "data_shared_file_system",
+            "eval_num_beams", "ignore_pad_token_for_loss", "eval_on_each_dataset", "data_shared_file_system",
             // finetuning
             "use_dora", "pissa_init", "pissa_iter", "pissa_convert",
             "create_new_adapter", "use_llama_pro", "use_asft_loss", "asft_alpha",

@@ -53,7 +53,8 @@ public final class Converters {
         JsonNode output = spec.response() == null ? null : r.get(spec.response());
         List<Message> response = output != null && output.isTextual()
                 ? List.of(new Message(Role.ASSISTANT, output.asText())) : List.of();
-        return new Conversation(index, row.source(), prompt, response, column(spec.system(), row), column(spec.tools(), row));
+        String tools = spec.tools() == null ? "" : toolsText(r.get(spec.tools()));
+        return new Conversation(index, row.source(), prompt, response, column(spec.system(), row), tools);
     }
 
     /** sharegpt ({@code from}/{@code value}) and openai ({@code role}/{@code content}) conversations. */
@@ -158,6 +159,10 @@ public final class Converters {
         return column == null ? "" : java.util.Objects.requireNonNullElse(text(row.value().get(column), column, row), "");
     }
 
+    /**
+     * The tools column as JSON text: LLaMA-Factory's demo sets hold a string; a list or object
+     * (as openai rows have) is written out, and the template reads either back the same way.
+     */
     private static String toolsText(JsonNode tools) {
         if (tools == null || tools.isNull()) {
             return "";

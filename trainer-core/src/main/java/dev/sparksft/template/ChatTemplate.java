@@ -20,6 +20,8 @@ import java.util.regex.Pattern;
  * @param foldSystem  Llama2Template: the system text is prepended to the first user message
  * @param reasoning   ReasoningTemplate: manages the {@code <think>} block (qwen3)
  * @param replaceEos  the tokenizer's eos becomes {@code stopWords[0]} (chatml, qwen, llama3)
+ * @param toolCalling how the tools column enters the first system prompt and how function messages
+ *                    are written
  */
 public record ChatTemplate(
         String name,
@@ -34,7 +36,8 @@ public record ChatTemplate(
         String thoughtClose,
         boolean replaceEos,
         boolean foldSystem,
-        boolean reasoning) {
+        boolean reasoning,
+        ToolCalling toolCalling) {
 
     /** (prompt ids, response ids) of one turn. */
     public record Turn(int[] source, int[] target) {}
@@ -71,7 +74,13 @@ public record ChatTemplate(
     /** The same template with another default system prompt (the {@code default_system} key). */
     public ChatTemplate withDefaultSystem(String system) {
         return new ChatTemplate(name, user, assistant, this.system, observation, prefix, system, stopWords, thoughtOpen,
-                thoughtClose, replaceEos, foldSystem, reasoning);
+                thoughtClose, replaceEos, foldSystem, reasoning, toolCalling);
+    }
+
+    /** The same template with other tool calling (the {@code tool_format} key: {@link ToolCalling#withFormat}). */
+    public ChatTemplate withToolCalling(ToolCalling calling) {
+        return new ChatTemplate(name, user, assistant, system, observation, prefix, defaultSystem, stopWords, thoughtOpen,
+                thoughtClose, replaceEos, foldSystem, reasoning, calling);
     }
 
     /** Token ids that end generation: eos and every stop word. */
@@ -85,14 +94,15 @@ public record ChatTemplate(
     }
 
     /**
-     * Encodes the messages (user, assistant, user, assistant, ...) into one (prompt, response)
-     * pair per turn.
+     * Encodes the messages (user or observation, assistant or function, ...) into one (prompt,
+     * response) pair per turn.
      *
+     * @param tools                 the tools column's JSON ("" for none), described after the system prompt
      * @param enableThinking        reasoning templates: train on the think block (true) or put an
      *                              empty one into the prompt and strip all thoughts (false)
      * @param discardingHistoryCot  reasoning templates: drop the thoughts of all but the last turn
      */
-    public List<Turn> encodeMultiturn(Tokenizer tok, List<Message> messages, String systemPrompt,
+    public List<Turn> encodeMultiturn(Tokenizer tok, List<Message> messages, String systemPrompt, String tools,
                                       boolean enableThinking, boolean discardingHistoryCot) {
         List<Message> msgs = new ArrayList<>(messages);
         if (reasoning && !enableThinking) {
@@ -105,7 +115,7 @@ public record ChatTemplate(
                 msgs.set(i, msgs.get(i).withContent(removeThought(msgs.get(i).content())));
             }
         }
-        List<int[]> encoded = encode(tok, msgs, systemPrompt);
+        List<int[]> encoded = encode(tok, msgs, systemPrompt, tools);
         if (reasoning) {
             int[] emptyThought = tok.encode(thoughtOpen + thoughtClose);
             int first = discardingHistoryCot ? msgs.size() - 2 : 0;
@@ -132,8 +142,8 @@ public record ChatTemplate(
      * is the prompt, the last one the response. Reasoning templates drop the thoughts of earlier
      * replies (unless {@code preserveThinking}) and handle the empty think block as in training.
      */
-    public Turn encodeOneturn(Tokenizer tok, List<Message> messages, String systemPrompt, boolean enableThinking,
-                              boolean preserveThinking) {
+    public Turn encodeOneturn(Tokenizer tok, List<Message> messages, String systemPrompt, String tools,
+                              boolean enableThinking, boolean preserveThinking) {
         List<Message> msgs = new ArrayList<>(messages);
         if (reasoning) {
             if (!preserveThinking) {
@@ -146,7 +156,7 @@ public record ChatTemplate(
                 msgs.set(last, msgs.get(last).withContent(removeThought(msgs.get(last).content())));
             }
         }
-        List<int[]> encoded = encode(tok, msgs, systemPrompt);
+        List<int[]> encoded = encode(tok, msgs, systemPrompt, tools);
         int[] prompt = concat(encoded.subList(0, encoded.size() - 1).toArray(new int[0][]));
         int[] response = encoded.get(encoded.size() - 1);
         String reply = msgs.get(msgs.size() - 1).content();
@@ -161,8 +171,8 @@ public record ChatTemplate(
         return new Turn(prompt, response);
     }
 
-    /** One token list per message. */
-    private List<int[]> encode(Tokenizer tok, List<Message> messages, String systemPrompt) {
+    /** One token list per message; the first turn's system prompt is followed by the tools' description. */
+    private List<int[]> encode(Tokenizer tok, List<Message> messages, String systemPrompt, String tools) {
         String sys = systemPrompt == null || systemPrompt.isEmpty() ? defaultSystem : systemPrompt;
         List<int[]> out = new ArrayList<>();
         for (int i = 0; i < messages.size(); i++) {
@@ -171,19 +181,22 @@ public record ChatTemplate(
             String foldedSystem = "";
             if (i == 0) {
                 elements.addAll(prefix.apply());
-                if (!sys.isEmpty()) {
+                if (!sys.isEmpty() || !tools.isEmpty()) {
+                    String toolText = tools.isEmpty() ? "" : toolCalling.describeTools(tools);
                     if (foldSystem) {
-                        foldedSystem = ((Slot.Text) system.apply(sys, 0).get(0)).text();
+                        foldedSystem = ((Slot.Text) system.apply(sys + toolText).get(0)).text();
                     } else {
-                        elements.addAll(system.apply(sys, 0));
+                        elements.addAll(system.apply(sys + toolText));
                     }
                 }
             }
             elements.addAll(switch (m.role()) {
                 case USER -> user.apply(foldedSystem + m.content(), i / 2);
-                case ASSISTANT -> assistant.apply(m.content(), i / 2);
-                case OBSERVATION -> observation.apply(m.content(), i / 2);
-                case FUNCTION, SYSTEM -> throw new UserError("template '" + name + "': "
+                case ASSISTANT -> assistant.apply(m.content());
+                case OBSERVATION -> observation.apply(m.content());
+                // LLaMA-Factory's Llama2Template (foldSystem) passes no thought or tool-call words
+                case FUNCTION -> toolCalling.functionSlots(m.content(), !foldSystem, thoughtOpen, thoughtClose);
+                case SYSTEM -> throw new UserError("template '" + name + "': "
                         + m.role().value + " messages inside a conversation are not supported yet");
             });
             out.add(toIds(tok, elements));

@@ -19,6 +19,12 @@ public record Formatter(List<Slot> slots) {
                 : s).toList();
     }
 
+    /** Only {@code {{content}}} replaced, as LLaMA-Factory formats every message but the user's. */
+    public List<Slot> apply(String content) {
+        return slots.stream().map(s -> s instanceof Slot.Text t ? Slot.text(replaceOnce(t.text(), "{{content}}", content))
+                : s).toList();
+    }
+
     private static String replaceOnce(String s, String placeholder, String value) {
         int at = s.indexOf(placeholder);
         return at < 0 ? s : s.substring(0, at) + value + s.substring(at + placeholder.length());

@@ -9,7 +9,8 @@ import java.util.Map;
 /**
  * The built-in templates, with exactly LLaMA-Factory's strings ({@code register_template} in
  * data/template.py). Defaults as there: user and system are "{{content}}", assistant is
- * "{{content}}" + eos, observation falls back to the user formatter, no prefix.
+ * "{{content}}" + eos, observation falls back to the user formatter, no prefix; function
+ * messages and tools as {@link ToolCalling#forTemplate} says.
  */
 public final class Templates {
     private static final String THINK_OPEN = "<think>\n";
@@ -73,12 +74,13 @@ public final class Templates {
                                  boolean replaceEos, boolean foldSystem, boolean reasoning) {
         Formatter plain = Formatter.of("{{content}}");
         Formatter userOrDefault = user != null ? user : plain;
-        BUILT_IN.put(name, new ChatTemplate(name, userOrDefault,
-                assistant != null ? assistant : Formatter.of(Slot.text("{{content}}"), Slot.EOS),
+        Formatter assistantOrDefault = assistant != null ? assistant : Formatter.of(Slot.text("{{content}}"), Slot.EOS);
+        BUILT_IN.put(name, new ChatTemplate(name, userOrDefault, assistantOrDefault,
                 system != null ? system : plain,
                 observation != null ? observation : userOrDefault,
                 prefix != null ? prefix : new Formatter(List.of()),
-                defaultSystem, stopWords, THINK_OPEN, THINK_CLOSE, replaceEos, foldSystem, reasoning));
+                defaultSystem, stopWords, THINK_OPEN, THINK_CLOSE, replaceEos, foldSystem, reasoning,
+                ToolCalling.forTemplate(name, assistantOrDefault)));
     }
 
     public static List<String> names() {
