@@ -5,7 +5,8 @@ Re-creates, from LLaMA-Factory's Python source (commit ff6d4d1, Apache-2.0), how
 with a `tools` column and function_call / observation turns becomes token ids:
 
   * data/converter.py   SharegptDatasetConverter (role alignment: user/observation at even
-                        positions, assistant/function at odd ones)
+                        positions, assistant/function at odd ones) and OpenAIDatasetConverter
+                        (tool_calls, merged tool results, its "detailed thinking off" system rule)
   * data/tool_utils.py  every ToolUtils' tool_formatter and function_formatter, copied verbatim
                         (the extractors left out); llama3's datetime.now() is the fixed TODAY
   * data/formatter.py   StringFormatter, EmptyFormatter, FunctionFormatter, ToolFormatter, copied
@@ -19,7 +20,8 @@ id, the special tokens are 256.. in its order, bos <s>, eos </s>), so the fixtur
 tokenizer. It writes into trainer-core/src/test/resources/tools/:
 
   glaive_toolcall_{en,zh}_demo.json  a subset of LLaMA-Factory's demo sets (rows picked below)
-  dataset_info.json                  their entries, as in LLaMA-Factory's data/dataset_info.json
+  openai_tools_demo.json             some of those rows in openai form (tool_calls, tool results)
+  dataset_info.json                  their entries, the glaive ones as in LLaMA-Factory's data/dataset_info.json
   expected.json                      tool texts, function texts, per-row hashes of input_ids and
                                      labels for every template (and tool_format override), and a
                                      few examples written out in full
@@ -1117,6 +1119,84 @@ def convert_sharegpt(example, attr):
             "_tools": example[attr["tools"]] if attr["tools"] else ""}
 
 
+def convert_openai(example, attr):
+    tag_mapping = {
+        attr["user_tag"]: "user",
+        attr["assistant_tag"]: "assistant",
+        attr["observation_tag"]: "observation",
+        attr["function_tag"]: "function",
+        attr["system_tag"]: "system",
+    }
+
+    messages = example[attr["messages"]]
+    if attr["system_tag"] and len(messages) != 0 and messages[0][attr["role_tag"]] == attr["system_tag"]:
+        system = messages[0][attr["content_tag"]]
+        messages = messages[1:]
+    else:
+        system = example.get(attr["system"], "") if attr["system"] else ""
+
+    aligned_messages = []
+    tool_responses = []
+    broken_data = False
+    for turn_idx, message in enumerate(messages):
+        role = message[attr["role_tag"]]
+        content = message[attr["content_tag"]]
+
+        if role in [attr["assistant_tag"], attr["function_tag"]]:
+            if tool_calls := message.get("tool_calls"):
+                tool_calls_list = [tool["function"] for tool in tool_calls]
+                content = json.dumps(tool_calls_list, ensure_ascii=False)
+                role = attr["function_tag"]
+
+        if role == attr["observation_tag"]:
+            tool_responses.append(content)
+            continue
+        elif len(tool_responses) > 0:
+            _content = "\n</tool_response>\n<tool_response>\n".join(tool_responses)
+            aligned_messages.append({"role": "observation", "content": _content})
+            tool_responses = []
+
+        aligned_messages.append({"role": tag_mapping[role], "content": content})
+
+    odd_tags = ("user", "observation")
+    even_tags = ("assistant", "function")
+    accept_tags = (odd_tags, even_tags)
+    for turn_idx, message in enumerate(aligned_messages):
+        if message["role"] not in accept_tags[turn_idx % 2]:
+            broken_data = True
+            break
+
+    if len(aligned_messages) % 2 != 0:
+        broken_data = True
+
+    if broken_data:
+        prompt, response = [], []
+    else:
+        prompt = aligned_messages[:-1]
+        response = aligned_messages[-1:]
+
+    tools = example.get(attr["tools"], "") if attr["tools"] else ""
+    if isinstance(tools, dict) or isinstance(tools, list):
+        tools = json.dumps(tools, ensure_ascii=False)
+
+    short_system_prompt = "detailed thinking off"
+    if not system:
+        if not tools:
+            system = short_system_prompt
+        else:
+            pass
+    else:
+        if not tools:
+            if "detailed thinking on" in system or "detailed thinking off" in system:
+                pass
+            else:
+                system += "\n" + short_system_prompt
+        else:
+            system += "\n"
+
+    return {"_prompt": prompt, "_response": response, "_system": system, "_tools": tools}
+
+
 def dataset_attr(entry):
     """parser.py's DatasetAttr defaults joined with a dataset_info.json entry (sharegpt)."""
     attr = {"system": None, "tools": None, "messages": "conversations", "role_tag": "from", "content_tag": "value",
@@ -1190,12 +1270,17 @@ def unsupervised(template, tokenizer, ex, cutoff_len=CUTOFF_LEN):
 
 # ------------------------------------------------------------------ fixtures
 
-DATASETS = ["glaive_toolcall_en_demo", "glaive_toolcall_zh_demo"]
+DATASETS = ["glaive_toolcall_en_demo", "glaive_toolcall_zh_demo", "openai_tools_demo"]
+OPENAI_INFO = {"file_name": "openai_tools_demo.json", "formatting": "openai",
+               "columns": {"messages": "messages", "tools": "tools"},
+               "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+                        "observation_tag": "tool", "function_tag": "function_call", "system_tag": "system"}}
+OPENAI_SYSTEMS = [None, "You are a helpful assistant.", "Reason first. detailed thinking on", ""]
 FORMATS = list(TOOLS)
 TEMPLATE_NAMES = ["default", "empty", "alpaca", "chatml", "qwen", "qwen3", "qwen3_nothink", "llama3", "mistral"]
 NUM_FIRST_ROWS = 12
-NUM_FULL_CHARS = 60_000  # examples written out in full: the first row with tools of each set, a few templates
-FULL_TEMPLATES = ["default", "qwen3", "llama3", "mistral"]
+FULL_TEMPLATES = {"glaive_toolcall_en_demo": ["qwen3", "llama3", "mistral"],
+                  "glaive_toolcall_zh_demo": ["qwen3", "llama3", "mistral"], "openai_tools_demo": ["qwen3"]}
 
 # Tools and function-call messages beyond the demo sets: type-wrapped tools, a list type, enums,
 # items, numbers Python writes its own way, thoughts and <tool_call> words, parallel calls.
@@ -1272,6 +1357,40 @@ def pick_rows(rows):
     return sorted(picked)
 
 
+def to_openai(row, system):
+    """A glaive row as openai messages: calls as an assistant's tool_calls, results as tool messages."""
+    messages = [] if system is None else [{"role": "system", "content": system}]
+    for m in row["conversations"]:
+        if m["from"] == "function_call":
+            call = {"type": "function", "function": json.loads(m["value"])}
+            messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        else:
+            role = {"human": "user", "gpt": "assistant", "observation": "tool"}[m["from"]]
+            messages.append({"role": role, "content": m["value"]})
+    out = {"messages": messages}
+    if row["tools"]:
+        out["tools"] = json.loads(row["tools"])
+    return out
+
+
+def openai_rows(glaive_rows):
+    rows = [to_openai(r, OPENAI_SYSTEMS[i % len(OPENAI_SYSTEMS)]) for i, r in enumerate(glaive_rows)]
+    # two calls in one message, their results as two tool messages in a row
+    rows.append({"messages": [
+        {"role": "user", "content": "Weather in Paris and 北京?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+            {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "北京", "days": 2.0}}}]},
+        {"role": "tool", "content": "{\"temp\": 21}"},
+        {"role": "tool", "content": "{\"temp\": 18.5}"},
+        {"role": "assistant", "content": "Paris 21, 北京 18.5."}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                                                    "parameters": {"type": "object", "properties": {
+                                                        "city": {"type": "string"}, "days": {"type": "number"}},
+                                                        "required": ["city"]}}}]})
+    return rows
+
+
 def render(elements_ids, tokenizer):
     inverse = {v: k for k, v in tokenizer.vocab.items()}
     out, pending = [], bytearray()
@@ -1303,15 +1422,21 @@ def main():
                 "extra_tools": EXTRA_TOOLS, "extra_calls": EXTRA_CALLS, "supervised": [], "generation": [],
                 "examples": []}
     converted = {}
+    info["openai_tools_demo"] = OPENAI_INFO
     for name in DATASETS:
-        rows = json.load(open(os.path.join(args.data_dir, info[name]["file_name"]), encoding="utf-8"))
-        picked = list(range(len(rows))) if args.all_rows else pick_rows(rows)
-        rows = [rows[i] for i in picked]
+        if name == "openai_tools_demo":
+            rows = openai_rows(json.load(open(os.path.join(args.out, info[DATASETS[0]]["file_name"]), encoding="utf-8"))[:8])
+            picked = None
+        else:
+            rows = json.load(open(os.path.join(args.data_dir, info[name]["file_name"]), encoding="utf-8"))
+            picked = list(range(len(rows))) if args.all_rows else pick_rows(rows)
+            rows = [rows[i] for i in picked]
         with open(os.path.join(args.out, info[name]["file_name"]), "w", encoding="utf-8") as f:
             json.dump(rows, f, ensure_ascii=False, indent=2)
-        expected["datasets"][name] = {"source_rows": picked}
+        expected["datasets"][name] = {"source_rows": picked, "num_rows": len(rows)}
         attr = dataset_attr(info[name])
-        converted[name] = [convert_sharegpt(r, attr) for r in rows]
+        convert = convert_openai if info[name]["formatting"] == "openai" else convert_sharegpt
+        converted[name] = [convert(r, attr) for r in rows]
         assert all(c["_prompt"] for c in converted[name]), "a demo row LLaMA-Factory drops"
     with open(os.path.join(args.out, "dataset_info.json"), "w", encoding="utf-8") as f:
         json.dump({n: info[n] for n in DATASETS}, f, ensure_ascii=False, indent=2)
@@ -1337,10 +1462,14 @@ def main():
             template, tokenizer = get_template_and_fix_tokenizer(template_name, tool_format)
             train, generate = [], []
             for i, c in enumerate(converted[name]):
-                input_ids, labels, pairs = supervised(template, tokenizer, c)
+                try:
+                    input_ids, labels, pairs = supervised(template, tokenizer, c)
+                except ValueError:   # glm4's format refuses parallel calls: so must the Java side
+                    train.append(None), generate.append(None)
+                    continue
                 train.append(ids_hash(input_ids, labels))
                 generate.append(ids_hash(*unsupervised(template, tokenizer, c)))
-                if tool_format is None and template_name in FULL_TEMPLATES and c["_tools"] and not any(
+                if tool_format is None and template_name in FULL_TEMPLATES[name] and c["_tools"] and not any(
                         e["dataset"] == name and e["template"] == template_name for e in expected["examples"]):
                     expected["examples"].append({
                         "template": template_name, "dataset": name, "row": i,

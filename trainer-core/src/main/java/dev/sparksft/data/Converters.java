@@ -133,7 +133,25 @@ public final class Converters {
         List<Message> prompt = aligned.isEmpty() ? List.of() : aligned.subList(0, aligned.size() - 1);
         List<Message> response = aligned.isEmpty() ? List.of() : aligned.subList(aligned.size() - 1, aligned.size());
         String tools = spec.tools() == null ? "" : toolsText(r.get(spec.tools()));
+        if (spec.formatting() == DatasetSpec.Formatting.OPENAI) {
+            system = openaiSystem(system, tools);
+        }
         return new Conversation(index, row.source(), prompt, response, system, tools);
+    }
+
+    /**
+     * LLaMA-Factory's OpenAIDatasetConverter ends the system prompt for reasoning switches: without
+     * tools it asks for "detailed thinking off" (unless the prompt already says on or off), with
+     * tools it adds a newline before the tool text.
+     */
+    static String openaiSystem(String system, String tools) {
+        String off = "detailed thinking off";
+        if (system.isEmpty()) {
+            return tools.isEmpty() ? off : system;
+        } else if (!tools.isEmpty()) {
+            return system + "\n";
+        }
+        return system.contains("detailed thinking on") || system.contains(off) ? system : system + "\n" + off;
     }
 
     private static String tag(JsonNode m, DatasetSpec spec, JsonRecords.Row row, int i) {

@@ -30,8 +30,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * LLaMA-Factory's glaive_toolcall demo sets (tools column, function_call and observation turns)
- * loaded through dataset_info.json and tokenized by every template, with and without the
+ * LLaMA-Factory's glaive_toolcall demo sets (tools column, function_call and observation turns),
+ * and some of their rows in openai form (tool_calls, tool results, a list of tools), loaded
+ * through dataset_info.json and tokenized by every template, with and without the
  * tool_format key, against {@code src/test/python/make_tool_fixtures.py}: a re-creation of
  * LLaMA-Factory's converter, tool formats, formatters, templates and processors from its Python
  * source, with the byte-level test tokenizer. Every tool description and function call text of
@@ -41,7 +42,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ToolCallParityTest {
     static final ObjectMapper JSON = new ObjectMapper();
-    static final List<String> DATASETS = List.of("glaive_toolcall_en_demo", "glaive_toolcall_zh_demo");
+    static final List<String> DATASETS = List.of("glaive_toolcall_en_demo", "glaive_toolcall_zh_demo",
+            "openai_tools_demo");
     static Path fixtures;
     static JsonNode expected;
     static LocalDate today;
@@ -97,10 +99,10 @@ class ToolCallParityTest {
     }
 
     @Test
-    void bothDemoSetsLoadWithToolsAndToolRoles() {
+    void everySetLoadsWithToolsAndToolRoles() {
         for (String name : DATASETS) {
             List<Conversation> c = conversations.get(name);
-            assertEquals(expected.get("datasets").get(name).get("source_rows").size(), c.size(), name);
+            assertEquals(expected.get("datasets").get(name).get("num_rows").asInt(), c.size(), name);
             assertEquals(true, c.stream().anyMatch(x -> !x.tools().isEmpty()), name + " has tools");
             List<Role> roles = c.stream().flatMap(x -> x.messages().stream()).map(Message::role).distinct().toList();
             assertEquals(true, roles.containsAll(List.of(Role.USER, Role.ASSISTANT, Role.FUNCTION, Role.OBSERVATION)),
@@ -146,11 +148,17 @@ class ToolCallParityTest {
                     List<String> got = new ArrayList<>();
                     for (Message m : c.get(i).messages()) {
                         if (m.role() == Role.FUNCTION) {
-                            got.add(sha(functionText(format, m.content())));
+                            String text;
+                            try {
+                                text = sha(functionText(format, m.content()));
+                            } catch (UserError refused) {   // where LLaMA-Factory raises: glm4 and parallel calls
+                                text = null;
+                            }
+                            got.add(text);
                         }
                     }
                     List<String> want = new ArrayList<>();
-                    e.get(name).get(i).forEach(h -> want.add(h.asText()));
+                    e.get(name).get(i).forEach(h -> want.add(h.asText(null)));
                     assertEquals(want, got, format.key + " " + name + " row " + i);
                 }
             }
@@ -174,7 +182,12 @@ class ToolCallParityTest {
             SupervisedEncoder encoder = encoder(template(c));
             List<Conversation> rows = conversations.get(c.get("dataset").asText());
             for (int i = 0; i < rows.size(); i++) {
-                TokenizedExample ex = encoder.encode(rows.get(i));
+                Conversation row = rows.get(i);
+                if (c.get("hashes").get(i).isNull()) {   // LLaMA-Factory raises (glm4 and parallel calls)
+                    assertThrows(UserError.class, () -> encoder.encode(row), c + " row " + i);
+                    continue;
+                }
+                TokenizedExample ex = encoder.encode(row);
                 assertEquals(c.get("hashes").get(i).asText(), idsHash(ex.inputIds(), ex.labels()),
                         c.get("template") + " tool_format " + c.get("tool_format") + " " + c.get("dataset") + " row " + i
                                 + ": " + encoder.tokenizer().decode(ex.inputIds(), false));
@@ -188,7 +201,12 @@ class ToolCallParityTest {
             SupervisedEncoder encoder = encoder(template(c));
             List<Conversation> rows = conversations.get(c.get("dataset").asText());
             for (int i = 0; i < rows.size(); i++) {
-                ChatTemplate.Turn t = encoder.encodeForGeneration(rows.get(i));
+                Conversation row = rows.get(i);
+                if (c.get("hashes").get(i).isNull()) {
+                    assertThrows(UserError.class, () -> encoder.encodeForGeneration(row), c + " row " + i);
+                    continue;
+                }
+                ChatTemplate.Turn t = encoder.encodeForGeneration(row);
                 assertEquals(c.get("hashes").get(i).asText(), idsHash(t.source(), t.target()),
                         c.get("template") + " tool_format " + c.get("tool_format") + " " + c.get("dataset") + " row " + i);
             }
