@@ -101,11 +101,11 @@ class SparkDataTest {
         Path parquet = dir.resolve("mixed.parquet");
         df.coalesce(1).write().parquet(parquet.toString());
 
+        String batchOf4 = SMALL.replace("per_device_train_batch_size: 1", "per_device_train_batch_size: 4");
         Path fromJson = Files.createDirectories(dir.resolve("json"));
-        TrainCommand.run(SftConfig.fromValues(SparkTests.values(fromJson, SMALL + "per_device_train_batch_size: 4\n")));
+        TrainCommand.run(SftConfig.fromValues(SparkTests.values(fromJson, batchOf4)));
         Path fromParquet = Files.createDirectories(dir.resolve("parquet"));
-        train(SparkTests.values(fromParquet, SMALL + "per_device_train_batch_size: 4\n",
-                "dataset=" + parquet.toUri()));
+        train(SparkTests.values(fromParquet, batchOf4, "dataset=" + parquet.toUri()));
         assertEquals(DistributedTrainingTest.losses(fromJson.resolve("out")),
                 DistributedTrainingTest.losses(fromParquet.resolve("out")));
     }
