@@ -101,13 +101,36 @@ class SparkDataTest {
         Path parquet = dir.resolve("mixed.parquet");
         df.coalesce(1).write().parquet(parquet.toString());
 
+        String batchOf4 = SMALL.replace("per_device_train_batch_size: 1", "per_device_train_batch_size: 4");
         Path fromJson = Files.createDirectories(dir.resolve("json"));
-        TrainCommand.run(SftConfig.fromValues(SparkTests.values(fromJson, SMALL + "per_device_train_batch_size: 4\n")));
+        TrainCommand.run(SftConfig.fromValues(SparkTests.values(fromJson, batchOf4)));
         Path fromParquet = Files.createDirectories(dir.resolve("parquet"));
-        train(SparkTests.values(fromParquet, SMALL + "per_device_train_batch_size: 4\n",
-                "dataset=" + parquet.toUri()));
+        train(SparkTests.values(fromParquet, batchOf4, "dataset=" + parquet.toUri()));
         assertEquals(DistributedTrainingTest.losses(fromJson.resolve("out")),
                 DistributedTrainingTest.losses(fromParquet.resolve("out")));
+    }
+
+    @Test
+    void toolCallDatasetsTrainAsInOneProcess(@TempDir Path dir) throws Exception {
+        // LLaMA-Factory's glaive_toolcall demo sets and openai rows (trainer-core's test resources): tools
+        // column, function_call and observation turns tokenized on the executors as in one process
+        Path data = Files.createDirectories(dir.resolve("data"));
+        for (String f : List.of("dataset_info.json", "glaive_toolcall_en_demo.json", "glaive_toolcall_zh_demo.json",
+                "openai_tools_demo.json")) {
+            try (var in = SparkDataTest.class.getResourceAsStream("/tools/" + f)) {
+                Files.copy(in, data.resolve(f));
+            }
+        }
+        String glaive = SMALL.replace("per_device_train_batch_size: 1", "per_device_train_batch_size: 3")
+                + "dataset: glaive_toolcall_en_demo,glaive_toolcall_zh_demo,openai_tools_demo\n"
+                + "dataset_dir: " + data + "\nmax_samples: 3\ncutoff_len: 512\n";
+        Path local = Files.createDirectories(dir.resolve("local"));
+        TrainCommand.run(SftConfig.fromValues(SparkTests.values(local, glaive)));
+        Path spark = Files.createDirectories(dir.resolve("spark"));
+        train(SparkTests.values(spark, glaive));
+        assertEquals(DistributedTrainingTest.losses(local.resolve("out")), DistributedTrainingTest.losses(spark.resolve("out")));
+        JsonNode state = SparkTests.JSON.readTree(spark.resolve("out/trainer_state.json").toFile());
+        assertEquals(9, state.get("num_examples").asInt(), "3 rows of each set");
     }
 
     @Test

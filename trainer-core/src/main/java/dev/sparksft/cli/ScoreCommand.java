@@ -50,8 +50,8 @@ public final class ScoreCommand {
             List<int[]> prompts = new ArrayList<>();
             List<String> references = new ArrayList<>();
             for (Conversation c : data.eval()) {
-                prompts.add(template.encodeOneturn(tok, c.messages(), c.system(), config.data().enableThinking().value(),
-                        config.data().preserveThinking()).source());
+                prompts.add(template.encodeOneturn(tok, c.messages(), c.system(), c.tools(),
+                        config.data().enableThinking().value(), config.data().preserveThinking()).source());
                 references.add(c.response().get(0).content().strip());
             }
             int matches = 0;

@@ -219,7 +219,6 @@ final class ConfigKeys {
         refuse("libtorch from Java has no torch.compile", "torch_compile: false");
         refuse("NEFTune embedding noise is not implemented", "neftune_noise_alpha: null");
         refuse("columns are chosen by dataset_info.json", "remove_unused_columns: true");
-        refuse("LLaMA-Factory's tool formats are not implemented yet: remove tool_format", "tool_format: null");
         refuse("the loss is always averaged over every rank's labelled tokens, which makes it exact",
                 "average_tokens_across_devices: true");
         refuse("evaluation runs in the training's dtype policy (bf16: true autocasts it)", "bf16_full_eval: false");

@@ -19,6 +19,7 @@ public record DataArguments(
         @JsonProperty("max_samples") Integer maxSamples,
         @JsonProperty("tokenized_path") String tokenizedPath,
         @JsonProperty("default_system") String defaultSystem,
+        @JsonProperty("tool_format") String toolFormat,
         @JsonProperty("val_size") Double valSize,
         @JsonProperty("packing") Boolean packing,
         @JsonProperty("neat_packing") Boolean neatPacking) {

@@ -53,7 +53,8 @@ public final class Converters {
         JsonNode output = spec.response() == null ? null : r.get(spec.response());
         List<Message> response = output != null && output.isTextual()
                 ? List.of(new Message(Role.ASSISTANT, output.asText())) : List.of();
-        return new Conversation(index, row.source(), prompt, response, column(spec.system(), row), column(spec.tools(), row));
+        String tools = spec.tools() == null ? "" : toolsText(r.get(spec.tools()));
+        return new Conversation(index, row.source(), prompt, response, column(spec.system(), row), tools);
     }
 
     /** sharegpt ({@code from}/{@code value}) and openai ({@code role}/{@code content}) conversations. */
@@ -132,7 +133,25 @@ public final class Converters {
         List<Message> prompt = aligned.isEmpty() ? List.of() : aligned.subList(0, aligned.size() - 1);
         List<Message> response = aligned.isEmpty() ? List.of() : aligned.subList(aligned.size() - 1, aligned.size());
         String tools = spec.tools() == null ? "" : toolsText(r.get(spec.tools()));
+        if (spec.formatting() == DatasetSpec.Formatting.OPENAI) {
+            system = openaiSystem(system, tools);
+        }
         return new Conversation(index, row.source(), prompt, response, system, tools);
+    }
+
+    /**
+     * LLaMA-Factory's OpenAIDatasetConverter ends the system prompt for reasoning switches: without
+     * tools it asks for "detailed thinking off" (unless the prompt already says on or off), with
+     * tools it adds a newline before the tool text.
+     */
+    static String openaiSystem(String system, String tools) {
+        String off = "detailed thinking off";
+        if (system.isEmpty()) {
+            return tools.isEmpty() ? off : system;
+        } else if (!tools.isEmpty()) {
+            return system + "\n";
+        }
+        return system.contains("detailed thinking on") || system.contains(off) ? system : system + "\n" + off;
     }
 
     private static String tag(JsonNode m, DatasetSpec spec, JsonRecords.Row row, int i) {
@@ -158,6 +177,10 @@ public final class Converters {
         return column == null ? "" : java.util.Objects.requireNonNullElse(text(row.value().get(column), column, row), "");
     }
 
+    /**
+     * The tools column as JSON text: LLaMA-Factory's demo sets hold a string; a list or object
+     * (as openai rows have) is written out, and the template reads either back the same way.
+     */
     private static String toolsText(JsonNode tools) {
         if (tools == null || tools.isNull()) {
             return "";

@@ -84,7 +84,7 @@ public final class DatasetRules {
 
     /**
      * Rule 4 for one row: its conversation numbered {@code index}, or why it is dropped
-     * ("source: reason: row"). Tools are refused: their formatting is not implemented.
+     * ("source: reason: row").
      */
     public static Converted convert(DatasetSpec spec, DatasetRow row, long index) {
         JsonRecords.Row record = row.asRecord();
@@ -98,10 +98,6 @@ public final class DatasetRules {
         }
         if (reason != null) {
             return new Converted(null, row.source() + ": " + reason + ": " + Converters.abbreviate(row.value().toString()));
-        }
-        if (!c.tools().isEmpty()) {
-            throw new UserError(row.source() + ": the example has tools, and tool formatting is not "
-                    + "implemented yet; drop the tools column from dataset_info.json");
         }
         return new Converted(c, null);
     }

@@ -3,6 +3,7 @@ package dev.sparksft.run;
 import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.config.TrainingArguments;
+import dev.sparksft.template.ToolFormat;
 import dev.sparksft.train.Models;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -30,6 +31,7 @@ public final class RunChecks {
                     + "run scripts/spark-sft (sft train is one process; world_size is 1 there)");
         }
         Models.requireFp8Support(config, config.distributed().cuda());
+        requireKnownToolFormat(config);
         outputIsNotAnInput(config);
     }
 
@@ -51,7 +53,14 @@ public final class RunChecks {
         if (args.doTrain()) {
             Models.requireFp8Support(config, config.distributed().cuda());
         }
+        requireKnownToolFormat(config);   // on the driver, not in every executor that tokenizes
         outputIsNotAnInput(config);
+    }
+
+    private static void requireKnownToolFormat(SftConfig config) {
+        if (config.data().toolFormat() != null) {
+            ToolFormat.of(config.data().toolFormat());
+        }
     }
 
     /** Training needs the training set. */

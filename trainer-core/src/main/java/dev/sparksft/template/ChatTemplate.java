@@ -27,6 +27,8 @@ import java.util.regex.Pattern;
  *                    {@code add_thought()} (open + close; GLM-4.7 writes the close word alone)
  * @param toolFormat  the {@code tool_format} LLaMA-Factory's template formats tools and calls with
  *                    by default (kept as data; used by tool formatting)
+ * @param toolCalling how the tools column enters the first system prompt and how function messages
+ *                    are written
  */
 public record ChatTemplate(
         String name,
@@ -44,7 +46,8 @@ public record ChatTemplate(
         boolean reasoning,
         boolean efficientEos,
         String emptyThought,
-        String toolFormat) {
+        String toolFormat,
+        ToolCalling toolCalling) {
 
     /** (prompt ids, response ids) of one turn. */
     public record Turn(int[] source, int[] target) {}
@@ -87,7 +90,13 @@ public record ChatTemplate(
     /** The same template with another default system prompt (the {@code default_system} key). */
     public ChatTemplate withDefaultSystem(String system) {
         return new ChatTemplate(name, user, assistant, this.system, observation, prefix, system, stopWords, thoughtOpen,
-                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, toolFormat);
+                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, toolFormat, toolCalling);
+    }
+
+    /** The same template with other tool calling (the {@code tool_format} key: {@link ToolCalling#withFormat}). */
+    public ChatTemplate withToolCalling(ToolCalling calling) {
+        return new ChatTemplate(name, user, assistant, system, observation, prefix, defaultSystem, stopWords, thoughtOpen,
+                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, toolFormat, calling);
     }
 
     /** The tokens the formatters name one by one ({@link Slot.Token}). */
@@ -110,15 +119,16 @@ public record ChatTemplate(
     }
 
     /**
-     * Encodes the messages (user, assistant, user, assistant, ...) into one (prompt, response)
-     * pair per turn.
+     * Encodes the messages (user or observation, assistant or function, ...) into one (prompt,
+     * response) pair per turn.
      *
+     * @param tools                 the tools column's JSON ("" for none), described after the system prompt
      * @param enableThinking        reasoning templates: train on the think block (true), or put an
      *                              empty one into the prompt (false and null) and strip all thoughts
      *                              (false only: LLaMA-Factory's {@code enable_thinking is False})
      * @param discardingHistoryCot  reasoning templates: drop the thoughts of all but the last turn
      */
-    public List<Turn> encodeMultiturn(Tokenizer tok, List<Message> messages, String systemPrompt,
+    public List<Turn> encodeMultiturn(Tokenizer tok, List<Message> messages, String systemPrompt, String tools,
                                       Boolean enableThinking, boolean discardingHistoryCot) {
         List<Message> msgs = new ArrayList<>(messages);
         boolean trainsThought = Boolean.TRUE.equals(enableThinking);
@@ -132,7 +142,7 @@ public record ChatTemplate(
                 msgs.set(i, msgs.get(i).withContent(removeThought(msgs.get(i).content())));
             }
         }
-        List<int[]> encoded = encode(tok, msgs, systemPrompt);
+        List<int[]> encoded = encode(tok, msgs, systemPrompt, tools);
         if (reasoning) {
             int[] emptyThought = tok.encode(this.emptyThought);
             int first = discardingHistoryCot ? msgs.size() - 2 : 0;
@@ -159,8 +169,8 @@ public record ChatTemplate(
      * is the prompt, the last one the response. Reasoning templates drop the thoughts of earlier
      * replies (unless {@code preserveThinking}) and handle the empty think block as in training.
      */
-    public Turn encodeOneturn(Tokenizer tok, List<Message> messages, String systemPrompt, Boolean enableThinking,
-                              boolean preserveThinking) {
+    public Turn encodeOneturn(Tokenizer tok, List<Message> messages, String systemPrompt, String tools,
+                              Boolean enableThinking, boolean preserveThinking) {
         List<Message> msgs = new ArrayList<>(messages);
         if (reasoning) {
             if (!preserveThinking) {
@@ -173,7 +183,7 @@ public record ChatTemplate(
                 msgs.set(last, msgs.get(last).withContent(removeThought(msgs.get(last).content())));
             }
         }
-        List<int[]> encoded = encode(tok, msgs, systemPrompt);
+        List<int[]> encoded = encode(tok, msgs, systemPrompt, tools);
         int[] prompt = concat(encoded.subList(0, encoded.size() - 1).toArray(new int[0][]));
         int[] response = encoded.get(encoded.size() - 1);
         String reply = msgs.get(msgs.size() - 1).content();
@@ -188,8 +198,8 @@ public record ChatTemplate(
         return new Turn(prompt, response);
     }
 
-    /** One token list per message. */
-    private List<int[]> encode(Tokenizer tok, List<Message> messages, String systemPrompt) {
+    /** One token list per message; the first turn's system prompt is followed by the tools' description. */
+    private List<int[]> encode(Tokenizer tok, List<Message> messages, String systemPrompt, String tools) {
         String sys = systemPrompt == null || systemPrompt.isEmpty() ? defaultSystem : systemPrompt;
         List<int[]> out = new ArrayList<>();
         for (int i = 0; i < messages.size(); i++) {
@@ -198,11 +208,12 @@ public record ChatTemplate(
             String foldedSystem = "";
             if (i == 0) {
                 elements.addAll(prefix.apply());
-                if (!sys.isEmpty()) {
+                if (!sys.isEmpty() || !tools.isEmpty()) {
+                    String toolText = tools.isEmpty() ? "" : toolCalling.describeTools(tools);
                     if (foldSystem) {
-                        foldedSystem = ((Slot.Text) system.apply(sys).get(0)).text();
+                        foldedSystem = ((Slot.Text) system.apply(sys + toolText).get(0)).text();
                     } else {
-                        elements.addAll(system.apply(sys));
+                        elements.addAll(system.apply(sys + toolText));
                     }
                 }
             }
@@ -211,7 +222,9 @@ public record ChatTemplate(
                 case USER -> foldSystem ? user.apply(foldedSystem + m.content()) : user.apply(m.content(), i / 2);
                 case ASSISTANT -> assistant.apply(m.content());
                 case OBSERVATION -> observation.apply(m.content());
-                case FUNCTION, SYSTEM -> throw new UserError("template '" + name + "': "
+                // LLaMA-Factory's Llama2Template (foldSystem) passes no thought or tool-call words
+                case FUNCTION -> toolCalling.functionSlots(m.content(), !foldSystem, thoughtOpen, thoughtClose);
+                case SYSTEM -> throw new UserError("template '" + name + "': "
                         + m.role().value + " messages inside a conversation are not supported yet");
             });
             out.add(toIds(tok, elements));

@@ -58,6 +58,9 @@ public final class SupervisedEncoder {
     public static SupervisedEncoder of(DataArguments data, Tokenizer raw) {
         ChatTemplate base = Templates.get(data.template());
         ChatTemplate template = data.defaultSystem() == null ? base : base.withDefaultSystem(data.defaultSystem());
+        if (data.toolFormat() != null) {
+            template = template.withToolCalling(template.toolCalling().withFormat(ToolFormat.of(data.toolFormat())));
+        }
         return new SupervisedEncoder(template, template.prepare(raw), new Options(data.cutoffLen(),
                 data.trainOnPrompt(), data.maskHistory(), data.enableThinking().value(), data.preserveThinking()));
     }
@@ -71,11 +74,19 @@ public final class SupervisedEncoder {
         return tokenizer;
     }
 
-    /** Encodes a valid conversation (see {@link Conversation#invalidReason}). */
+    /**
+     * Encodes a valid conversation (see {@link Conversation#invalidReason}); a tools column or
+     * function message the template cannot write is the user's mistake, named with the example.
+     */
     public TokenizedExample encode(Conversation c) {
         boolean discardingHistoryCot = options.maskHistory() && !options.preserveThinking();
-        List<ChatTemplate.Turn> turns = new ArrayList<>(template.encodeMultiturn(tokenizer, c.messages(), c.system(),
-                options.enableThinking(), discardingHistoryCot));
+        List<ChatTemplate.Turn> turns;
+        try {
+            turns = new ArrayList<>(template.encodeMultiturn(tokenizer, c.messages(), c.system(), c.tools(),
+                    options.enableThinking(), discardingHistoryCot));
+        } catch (UserError e) {
+            throw new UserError(c.source() + ": " + e.getMessage());
+        }
         if (options.maskHistory()) {
             Collections.reverse(turns); // the last turns have priority under the cutoff
         }
@@ -120,8 +131,13 @@ public final class SupervisedEncoder {
      * cutoff_len by {@link #inferSeqlen}.
      */
     public ChatTemplate.Turn encodeForGeneration(Conversation c) {
-        ChatTemplate.Turn turn = template.encodeOneturn(tokenizer, c.messages(), c.system(), options.enableThinking(),
-                options.preserveThinking());
+        ChatTemplate.Turn turn;
+        try {
+            turn = template.encodeOneturn(tokenizer, c.messages(), c.system(), c.tools(), options.enableThinking(),
+                    options.preserveThinking());
+        } catch (UserError e) {
+            throw new UserError(c.source() + ": " + e.getMessage());
+        }
         int[] label = template.efficientEos() ? ChatTemplate.concat(turn.target(), new int[] {tokenizer.eosId()})
                 : turn.target();
         int[] lens = inferSeqlen(turn.source().length, label.length, options.cutoffLen());

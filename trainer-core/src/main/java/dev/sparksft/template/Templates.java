@@ -14,7 +14,8 @@ import java.util.Set;
  * ({@code register_template} in data/template.py; the test reads fixtures made by running it).
  * Defaults as there: user and system are "{{content}}", assistant is "{{content}}" + eos
  * ("{{content}}" alone with efficient_eos), observation falls back to the user formatter, no
- * prefix, thought words {@code <think>\n} and {@code \n</think>\n\n}, tool format "default".
+ * prefix, thought words {@code <think>\n} and {@code \n</think>\n\n}, tool format "default";
+ * function messages and tools as {@link ToolCalling#forTemplate} says.
  */
 public final class Templates {
     private static final String THINK_OPEN = "<think>\n";
@@ -423,7 +424,8 @@ public final class Templates {
                     system != null ? system : slots("{{content}}"),
                     observation != null ? observation : userOrDefault,
                     prefix, defaultSystem, stopWords, thoughtOpen, thoughtClose, replaceEos, foldSystem, reasoning,
-                    efficientEos, emptyThought != null ? emptyThought : thoughtOpen + thoughtClose, toolFormat));
+                    efficientEos, emptyThought != null ? emptyThought : thoughtOpen + thoughtClose, toolFormat,
+                    ToolCalling.forTemplate(name, assistantOrDefault)));
         }
     }
 

@@ -67,7 +67,9 @@ class DatasetTest {
                 {"messages": [{"role": "user", "content": "U"}, {"role": "assistant", "content": "call"}, {"role": "tool", "content": "r1"}, {"role": "tool", "content": "r2"}, {"role": "assistant", "content": "done"}]}
                 """);
         List<Conversation> c = load(dir, "oa.jsonl");
-        assertEquals("S", c.get(0).system());
+        // LLaMA-Factory's openai converter: "detailed thinking off" unless tools are given
+        assertEquals("S\ndetailed thinking off", c.get(0).system());
+        assertEquals("detailed thinking off", c.get(1).system());
         assertEquals(List.of(user("U")), c.get(0).prompt());
         assertEquals(new Message(Role.OBSERVATION, "r1\n</tool_response>\n<tool_response>\nr2"), c.get(1).prompt().get(2));
         assertEquals(List.of(assistant("done")), c.get(1).response());
