@@ -7,6 +7,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A chat template with LLaMA-Factory's semantics ({@code data/template.py}): every message is
@@ -48,6 +50,8 @@ public record ChatTemplate(
         String emptyThought,
         String toolFormat,
         ToolCalling toolCalling) {
+    private static final Logger LOG = LoggerFactory.getLogger(ChatTemplate.class);
+
 
     /** (prompt ids, response ids) of one turn. */
     public record Turn(int[] source, int[] target) {}
@@ -66,12 +70,21 @@ public record ChatTemplate(
         } else if (eos == null) {
             eos = "<|endoftext|>";
         }
-        for (String word : stopWords) {
-            if (tok.tokenId(word).isEmpty()) {
-                throw new UserError("template '" + name + "' needs the token '" + word + "', which the "
-                        + "tokenizer does not have: use the template that matches the model (for example chatml or "
-                        + "qwen for ChatML tokenizers, llama3 for Llama 3)");
+        for (int i = 0; i < stopWords.size(); i++) {
+            String word = stopWords.get(i);
+            if (tok.tokenId(word).isPresent()) {
+                continue;
             }
+            if ((replaceEos && i == 0) || writes(word)) {
+                throw new UserError("template '" + name + "' needs the token '" + word + "', which the "
+                        + "tokenizer does not have (LLaMA-Factory would add it and resize the embedding with "
+                        + "resize_vocab, which spark-sft does not do): use the template that matches the model (for "
+                        + "example chatml or qwen for ChatML tokenizers, llama3 for Llama 3)");
+            }
+            // a stop word the text never holds (llama3's <|eom_id|> over a Llama 3.0 tokenizer): LLaMA-Factory adds
+            // it as a token the model cannot produce, so generation stops at the other stop words alike
+            LOG.warn("template '{}': the tokenizer lacks the stop word '{}' (LLaMA-Factory adds it as a new token the "
+                    + "model never produces); generation stops at the eos and the other stop words", name, word);
         }
         for (String token : namedTokens()) {
             if (tok.tokenId(token).isEmpty()) {
@@ -97,6 +110,16 @@ public record ChatTemplate(
     public ChatTemplate withToolCalling(ToolCalling calling) {
         return new ChatTemplate(name, user, assistant, system, observation, prefix, defaultSystem, stopWords, thoughtOpen,
                 thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, toolFormat, calling);
+    }
+
+    /** Whether a formatter's text holds {@code word}, so that training text would contain it. */
+    private boolean writes(String word) {
+        for (Formatter f : List.of(user, assistant, system, observation, prefix)) {
+            if (f.slots().stream().anyMatch(s -> s instanceof Slot.Text t && t.text().contains(word))) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The tokens the formatters name one by one ({@link Slot.Token}). */
