@@ -115,7 +115,9 @@ public record FinetuningArguments(
         if (!stage.equals("sft")) {
             p.add("stage: spark-sft trains stage 'sft' only, got '" + stage + "'");
         }
-        if (!List.of("full", "freeze", "lora").contains(finetuningType)) {
+        if (finetuningType.equals("oft")) {
+            p.add("finetuning_type: oft is not supported: OFT adapters are not implemented; use finetuning_type: lora");
+        } else if (!List.of("full", "freeze", "lora").contains(finetuningType)) {
             p.add("finetuning_type must be full, freeze or lora, got '" + finetuningType + "'");
         }
         if (freezeTrainableLayers == 0) {

@@ -84,7 +84,8 @@ public record TrainingArguments(
         evalStrategy = evalStrategy == null ? "no" : strategy(evalStrategy);
         evalSteps = evalSteps == null ? loggingSteps : evalSteps;
         seed = seed == null ? 42 : seed;
-        optim = optim == null ? "adamw_torch" : optim;
+        // Hugging Face's default since torch 2.8, the same update as adamw_torch in one fused kernel
+        optim = optim == null || optim.equals("adamw_torch_fused") ? "adamw_torch" : optim;
         bf16 = bf16 != null && bf16;
         fp8 = fp8 != null && fp8;
         fp8Backend = fp8Backend == null ? "auto" : fp8Backend;
@@ -141,7 +142,10 @@ public record TrainingArguments(
             p.add("save_total_limit must be >= 1, got " + saveTotalLimit);
         }
         if (!OPTIMIZERS.contains(optim)) {
-            p.add("optim: '" + optim + "' is not implemented; supported: adamw_torch, sgd");
+            p.add("optim: '" + optim + "' is not implemented" + (optim.contains("8bit") || optim.contains("4bit")
+                    ? " (quantized optimizer states need bitsandbytes' kernels)" : "")
+                    + "; supported: adamw_torch (adamw_torch_fused), sgd, and the custom optimizers (use_galore, "
+                    + "use_apollo, use_badam, use_muon, use_adam_mini)");
         }
         if (!Set.of("auto", "torchao", "te", "msamp").contains(fp8Backend)) {
             p.add("fp8_backend must be auto, torchao, te or msamp, got '" + fp8Backend + "'");

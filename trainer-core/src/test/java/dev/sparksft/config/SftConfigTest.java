@@ -73,6 +73,18 @@ class SftConfigTest {
     }
 
     @Test
+    void optimizerAndMethodNamesOfLlamaFactoryYamls(@TempDir Path dir) throws Exception {
+        assertEquals("adamw_torch", SftConfig.load(yaml(dir, MINIMAL + "optim: adamw_torch_fused\n"), List.of())
+                .training().optim(), "Hugging Face's fused AdamW is the same update");
+        ConfigProblems e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir, MINIMAL
+                + "optim: paged_adamw_8bit\nfinetuning_type: oft\n"), List.of()));
+        assertTrue(e.getMessage().contains("optim: 'paged_adamw_8bit' is not implemented (quantized optimizer states "
+                + "need bitsandbytes' kernels)"), e.getMessage());
+        assertTrue(e.getMessage().contains("finetuning_type: oft is not supported: OFT adapters are not implemented"),
+                e.getMessage());
+    }
+
+    @Test
     void suggestionsAreForNearSpellingsOnly(@TempDir Path dir) throws Exception {
         ConfigProblems e = assertThrows(ConfigProblems.class,
                 () -> SftConfig.load(yaml(dir, MINIMAL + "learnign_rate: 1.0\nmax_new_token_count: 3\n"), List.of()));
