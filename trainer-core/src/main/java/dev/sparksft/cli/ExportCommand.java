@@ -12,36 +12,50 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.global.torch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * {@code sft export CONFIG.yaml}: LLaMA-Factory's export for LoRA: model_name_or_path plus the
- * adapter in adapter_name_or_path, merged (W += scaling B A) into a full Hugging Face model in
- * export_dir, with the base model's tokenizer and generation files.
+ * {@code sft export CONFIG.yaml}: LLaMA-Factory's export. With adapter_name_or_path, the LoRA
+ * adapter is merged into model_name_or_path (W += scaling B A); without, model_name_or_path is
+ * written as it is (a full fine-tune's output). The result is a Hugging Face model in export_dir,
+ * in safetensors shards of at most export_size GB (10^9 bytes, as Hugging Face counts), with the
+ * base model's tokenizer and generation files.
  */
 public final class ExportCommand {
+    private static final Logger LOG = LoggerFactory.getLogger(ExportCommand.class);
+
     private ExportCommand() {}
 
     public static Path run(SftConfig config) throws IOException {
         var m = config.model();
-        if (m.adapterNameOrPath() == null || m.exportDir() == null) {
-            throw new UserError("export needs adapter_name_or_path (the LoRA adapter to merge) and "
-                    + "export_dir (where the merged model goes)");
+        if (m.exportDir() == null) {
+            throw new UserError("export needs export_dir (where the exported model goes)");
         }
         Path base = Path.of(m.modelNameOrPath());
-        Path adapter = Path.of(m.adapterNameOrPath());
-        if (!LoraAdapter.isAdapterDir(adapter)) {
+        Path adapter = m.adapterNameOrPath() == null ? null : Path.of(m.adapterNameOrPath());
+        if (adapter != null && !LoraAdapter.isAdapterDir(adapter)) {
             throw new UserError("adapter_name_or_path: " + adapter + " has no "
                     + LoraAdapter.CONFIG_FILE + "; it is not a PEFT adapter directory");
         }
         Path out = Path.of(m.exportDir());
-        if (Files.isDirectory(out) && Files.list(out).findAny().isPresent()) {
-            throw new UserError("export_dir " + out + " is not empty; choose a new directory");
+        if (Files.isDirectory(out)) {
+            try (var entries = Files.list(out)) {
+                if (entries.findAny().isPresent()) {
+                    throw new UserError("export_dir " + out + " is not empty; choose a new directory");
+                }
+            }
         }
         Torch.load(config.training().numThreads(), config.training().intraOpThreads());
         CausalLm model = Models.forInference(base, base, adapter, 0, new Device(torch.DeviceType.CPU));
-        model.lora().mergeInto(model.weights());
+        if (model.lora() != null) {
+            model.lora().mergeInto(model.weights());
+        } else {
+            LOG.info("no adapter_name_or_path: exporting {} as it is", base);
+        }
         Files.createDirectories(out);
-        Outputs.open(out, base).saveModel(new CausalLm(model.config(), model.weights()));
+        Outputs.open(out, base).exportModel(new CausalLm(model.config(), model.weights()), m.exportSize() * 1_000_000_000L);
+        LOG.info("exported to {} in shards of at most {} GB", out, m.exportSize());
         return out;
     }
 }

@@ -217,6 +217,17 @@ public final class Outputs {
         }
     }
 
+    /**
+     * An exported full model (sft export) in this empty directory: config, weights in shards of at
+     * most {@code maxShardBytes} as save_pretrained(max_shard_size) splits them, tokenizer and
+     * generation files.
+     */
+    public void exportModel(CausalLm model, long maxShardBytes) throws IOException {
+        model.config().save(dir);
+        model.weights().saveSharded(dir, model.config().torchDtype(), maxShardBytes);
+        copySideFiles(dir);
+    }
+
     /** The folder a final model is written into before its files are renamed into output_dir. */
     static final String FINAL_TMP = ".final-model.tmp";
 
