@@ -39,7 +39,7 @@ public final class ScoreCommand {
         Path modelDir = Path.of(config.training().outputDir());
         try (Tokenizer raw = Tokenizer.load(modelDir)) {
             RunData data = RunData.load(config, raw);
-            if (data.eval().isEmpty()) {
+            if (data.predictSet().isEmpty()) {
                 throw new UserError("score needs an eval set: set eval_dataset or val_size");
             }
             // a LoRA output_dir holds the adapter: the base is model_name_or_path
@@ -49,7 +49,7 @@ public final class ScoreCommand {
             ChatTemplate template = data.template();
             List<int[]> prompts = new ArrayList<>();
             List<String> references = new ArrayList<>();
-            for (Conversation c : data.eval()) {
+            for (Conversation c : data.predictSet()) {
                 prompts.add(template.encodeOneturn(tok, c.messages(), c.system(), c.tools(),
                         config.data().enableThinking().value(), config.data().preserveThinking()).source());
                 references.add(c.response().get(0).content().strip());

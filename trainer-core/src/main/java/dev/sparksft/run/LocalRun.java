@@ -66,7 +66,10 @@ public final class LocalRun {
                         resumeDir == null ? 0 : Checkpoints.step(resumeDir)).requireFits(outputDir.toString(),
                         Outputs.freeSpace(outputDir, args.overwriteOutputDir(), keeps));
             }
-            if (args.doEval() && data.eval().isEmpty()) {
+            if (trains) {
+                data.saveTokenized(train);
+            }
+            if (args.doEval() && data.evalExamples().isEmpty()) {
                 throw new UserError("do_eval needs an eval set: set eval_dataset or val_size");
             }
             CausalLm model = trains
@@ -80,12 +83,12 @@ public final class LocalRun {
                 var plan = TrainingSetup.plan(train.size(), args, config.finetuning(), world.size());
                 RankRun.Outcome outcome = RankRun.trainAndEvaluate(config, model, train.size(),
                         new PlannedBatches(train, plan, 0, 1, args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps()),
-                        data.encode(data.eval()), world, data.tokenizer().padId(), outputs,
+                        data.evalExamples(), world, data.tokenizer().padId(), outputs,
                         resumeDir == null ? null : Checkpoints.load(resumeDir), trainer -> { });
                 result = outcome.result();
                 if (args.doEval() && args.predictWithGenerate()) {   // Seq2SeqTrainer: evaluation also generates
                     Map<String, Object> metrics = outcome.evalMetrics();
-                    metrics.putAll(Predictor.metrics(predictor(config, model, data).predict(data.eval()), "eval_"));
+                    metrics.putAll(Predictor.metrics(predictor(config, model, data).predict(data.predictSet()), "eval_"));
                     outputs.writeResults("eval", metrics);
                 }
             } else if (args.doEval()) {
@@ -110,7 +113,7 @@ public final class LocalRun {
      */
     private static void evaluate(SftConfig config, CausalLm model, RunData data, Outputs outputs) throws IOException {
         TrainingArguments args = config.training();
-        List<TokenizedExample> eval = data.encode(data.eval());
+        List<TokenizedExample> eval = data.evalExamples();
         long start = System.nanoTime();
         Map<String, Double> loss;
         try (Autocast autocast = Autocast.bf16(model.device(), args.bf16())) {
@@ -123,7 +126,7 @@ public final class LocalRun {
         metrics.put("eval_runtime", seconds);
         metrics.put("eval_samples_per_second", eval.size() / seconds);
         if (args.predictWithGenerate()) {
-            metrics.putAll(Predictor.metrics(predictor(config, model, data).predict(data.eval()), "eval_"));
+            metrics.putAll(Predictor.metrics(predictor(config, model, data).predict(data.predictSet()), "eval_"));
         }
         outputs.writeResults("eval", metrics);
         LOG.info("eval: {}", metrics);
@@ -131,11 +134,11 @@ public final class LocalRun {
 
     /** Generates for the predict set and writes generated_predictions.jsonl and predict_results.json. */
     private static void predict(SftConfig config, CausalLm model, RunData data, Outputs outputs) throws IOException {
-        if (data.eval().isEmpty()) {
+        if (data.predictSet().isEmpty()) {
             throw DatasetRules.noPredictSet();
         }
         long start = System.nanoTime();
-        List<Predictor.Row> rows = predictor(config, model, data).predict(data.eval());
+        List<Predictor.Row> rows = predictor(config, model, data).predict(data.predictSet());
         Path file = Predictor.write(outputs.dir(), rows);
         Map<String, Object> results = Predictor.results(rows, (System.nanoTime() - start) / 1e9);
         outputs.writeResults("predict", results);

@@ -25,7 +25,9 @@ public final class RunChecks {
         if (!args.doTrain() && !args.doEval() && !args.doPredict()) {
             throw new UserError("nothing to do: set do_train, do_eval or do_predict to true");
         }
-        config.data().requireDataset();
+        if (!RunData.hasTokenized(config.data())) {
+            config.data().requireDataset();
+        }
         if (config.distributed().worldSize() > 1) {
             throw new UserError("world_size " + config.distributed().worldSize() + " needs the Spark driver: "
                     + "run scripts/spark-sft (sft train is one process; world_size is 1 there)");
@@ -46,6 +48,10 @@ public final class RunChecks {
             throw new UserError("nothing to do: set do_train (and/or do_predict with predict_with_generate) to true");
         }
         config.data().requireDataset();
+        if (config.data().tokenizedPath() != null) {
+            LOG.warn("tokenized_path {} has no effect in the Spark job, which tokenizes on its executors from "
+                    + "dataset (scripts/sft train reads and writes it)", config.data().tokenizedPath());
+        }
         if (args.doEval() && !args.doTrain()) {
             throw new UserError("do_train: false: the Spark job trains (and evaluates after training with "
                     + "do_eval); to evaluate a saved model alone use scripts/sft train with do_train: false");

@@ -10,7 +10,9 @@ import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.template.ChatTemplate;
 import dev.sparksft.template.SupervisedEncoder;
 import dev.sparksft.tokenizer.Tokenizer;
+import dev.sparksft.data.TokenizedFiles;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,11 +25,47 @@ import org.slf4j.LoggerFactory;
  * split of the train set). Spark's reader gives the same examples from the same rules.
  */
 public record RunData(ChatTemplate template, Tokenizer tokenizer, SupervisedEncoder encoder,
-                      List<Conversation> train, List<Conversation> eval, DataArguments args) {
+                      List<Conversation> train, List<Conversation> eval, DataArguments args, Saved saved) {
     private static final Logger LOG = LoggerFactory.getLogger(RunData.class);
 
-    /** @param raw the model's tokenizer (closed by the caller) */
+    /** Examples read back from tokenized_path (null when the run tokenizes its datasets). */
+    public record Saved(List<TokenizedExample> train, List<TokenizedExample> eval) {}
+
+    /**
+     * Whether {@code tokenized_path} holds a tokenized training set, which a run then trains on
+     * instead of its datasets (LLaMA-Factory: "Loading dataset from disk will ignore other data
+     * arguments").
+     */
+    public static boolean hasTokenized(DataArguments data) {
+        return data.tokenizedPath() != null && Files.isRegularFile(Path.of(data.tokenizedPath(), TRAIN_FILE));
+    }
+
+    static final String TRAIN_FILE = "train.jsonl";
+    static final String EVAL_FILE = "eval.jsonl";
+
+    /**
+     * The run's data: the tokenized set in tokenized_path when it holds one, else its datasets.
+     *
+     * @param raw the model's tokenizer (closed by the caller)
+     */
     public static RunData load(SftConfig config, Tokenizer raw) throws IOException {
+        DataArguments data = config.data();
+        SupervisedEncoder encoder = SupervisedEncoder.of(data, raw);
+        if (hasTokenized(data)) {
+            Path dir = Path.of(data.tokenizedPath());
+            LOG.warn("loading the tokenized dataset from tokenized_path {}: the other data arguments (dataset, "
+                    + "eval_dataset, cutoff_len, template rendering, packing) are not applied again", dir);
+            Path evalFile = dir.resolve(EVAL_FILE);
+            Saved saved = new Saved(TokenizedFiles.read(dir.resolve(TRAIN_FILE)),
+                    Files.isRegularFile(evalFile) ? TokenizedFiles.read(evalFile) : List.of());
+            LOG.info("loaded {} training and {} eval examples from {}", saved.train().size(), saved.eval().size(), dir);
+            return new RunData(encoder.template(), encoder.tokenizer(), encoder, List.of(), List.of(), data, saved);
+        }
+        return fromDatasets(config, raw);
+    }
+
+    /** The run's datasets read and split, whatever tokenized_path holds (the tokenize command). */
+    public static RunData fromDatasets(SftConfig config, Tokenizer raw) throws IOException {
         DataArguments data = config.data();
         SupervisedEncoder encoder = SupervisedEncoder.of(data, raw);
         LocalDatasetSource source = new LocalDatasetSource(Path.of(data.datasetDir()));
@@ -47,7 +85,7 @@ public record RunData(ChatTemplate template, Tokenizer tokenizer, SupervisedEnco
             train = keep;
             eval = held;
         }
-        return new RunData(encoder.template(), encoder.tokenizer(), encoder, train, eval, data);
+        return new RunData(encoder.template(), encoder.tokenizer(), encoder, train, eval, data, null);
     }
 
     /** The conversations tokenized, numbered 0.. in their order. */
@@ -60,8 +98,44 @@ public record RunData(ChatTemplate template, Tokenizer tokenizer, SupervisedEnco
         return out;
     }
 
+    /** The eval examples: tokenized, or as read from tokenized_path. */
+    public List<TokenizedExample> evalExamples() {
+        return saved != null ? saved.eval() : encode(eval);
+    }
+
+    /**
+     * The predict set's conversations (generation renders prompts from them, which a tokenized set
+     * does not keep).
+     */
+    public List<Conversation> predictSet() {
+        if (saved != null) {
+            throw new dev.sparksft.UserError("do_predict generates from the eval set's conversations, which "
+                    + "tokenized_path does not keep: predict without tokenized_path (set eval_dataset)");
+        }
+        return eval;
+    }
+
+    /**
+     * Writes the tokenized train (and eval) examples to tokenized_path when it is set and holds
+     * none yet, as LLaMA-Factory saves its processed dataset there for the next run.
+     */
+    public void saveTokenized(List<TokenizedExample> trainExamples) throws IOException {
+        if (saved != null || args.tokenizedPath() == null) {
+            return;
+        }
+        Path dir = Files.createDirectories(Path.of(args.tokenizedPath()));
+        TokenizedFiles.write(dir.resolve(TRAIN_FILE), trainExamples);
+        if (!eval.isEmpty()) {
+            TokenizedFiles.write(dir.resolve(EVAL_FILE), encode(eval));
+        }
+        LOG.info("tokenized dataset saved at {}: a run with tokenized_path: {} trains on it without tokenizing", dir, dir);
+    }
+
     /** The training examples: tokenized, and packed into cutoff_len sequences with packing. */
     public List<TokenizedExample> trainExamples() {
+        if (saved != null) {
+            return saved.train();
+        }
         List<TokenizedExample> examples = encode(train);
         if (!args.packing() || examples.isEmpty()) {
             return examples;
