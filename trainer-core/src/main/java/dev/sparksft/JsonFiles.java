@@ -38,13 +38,19 @@ public final class JsonFiles {
         }
     }
 
+    /**
+     * What a Jackson parser (JSON or YAML) expected, without the source noise of its nested
+     * locations ("start marker at [Source: REDACTED (...); line: 1, ...]" keeps the line only).
+     */
+    public static String parserMessage(JsonProcessingException e) {
+        return e.getOriginalMessage().replaceAll("\\[Source: [^;\\]]*; ", "[");
+    }
+
     /** "file is not valid JSON (line L, column C): what the parser expected; ..." */
     public static UserError malformed(String file, JsonProcessingException e) {
         JsonLocation at = e.getLocation();
         String where = at == null || at.getLineNr() < 1 ? "" : " (line " + at.getLineNr() + ", column " + at.getColumnNr() + ")";
-        // Jackson's nested locations ("start marker at [Source: REDACTED (...); line: 1, ...]") keep the line only
-        String message = e.getOriginalMessage().replaceAll("\\[Source: [^;\\]]*; ", "[");
-        return new UserError(file + " is not valid JSON" + where + ": " + message
+        return new UserError(file + " is not valid JSON" + where + ": " + parserMessage(e)
                 + "; repair it or restore it from where it came from");
     }
 }

@@ -1,5 +1,6 @@
 package dev.sparksft.config;
 
+import dev.sparksft.JsonFiles;
 import dev.sparksft.UserError;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
@@ -53,8 +54,7 @@ final class YamlValues {
         } catch (JsonProcessingException e) {
             int line = e.getLocation() == null ? -1 : e.getLocation().getLineNr();
             String at = !lines || line < 1 ? "" : " line " + line;
-            // Jackson's nested locations ("start marker at [Source: REDACTED (...); line: 1, ...]") keep the line only
-            String message = e.getOriginalMessage().replaceAll("\\[Source: [^;\\]]*; ", "[");
+            String message = JsonFiles.parserMessage(e);
             if (message.startsWith("Malformed numeric value")) {
                 throw new UserError(source + at + ": " + message.substring("Malformed ".length())
                         + " is not a finite number; every number of a run must be finite (.inf and .nan are not)");
