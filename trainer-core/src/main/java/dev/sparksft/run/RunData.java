@@ -61,13 +61,16 @@ public record RunData(ChatTemplate template, Tokenizer tokenizer, SupervisedEnco
             LOG.info("loaded {} training and {} eval examples from {}", saved.train().size(), saved.eval().size(), dir);
             return new RunData(encoder.template(), encoder.tokenizer(), encoder, List.of(), List.of(), data, saved);
         }
-        return fromDatasets(config, raw);
+        return fromDatasets(config, encoder);
     }
 
     /** The run's datasets read and split, whatever tokenized_path holds (the tokenize command). */
     public static RunData fromDatasets(SftConfig config, Tokenizer raw) throws IOException {
+        return fromDatasets(config, SupervisedEncoder.of(config.data(), raw));
+    }
+
+    private static RunData fromDatasets(SftConfig config, SupervisedEncoder encoder) throws IOException {
         DataArguments data = config.data();
-        SupervisedEncoder encoder = SupervisedEncoder.of(data, raw);
         LocalDatasetSource source = new LocalDatasetSource(Path.of(data.datasetDir()));
         boolean skip = config.distributed().skipBadRows();
         List<Conversation> train = data.dataset().isEmpty() ? List.of()
