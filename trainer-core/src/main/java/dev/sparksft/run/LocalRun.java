@@ -120,11 +120,7 @@ public final class LocalRun {
             loss = Evaluator.evaluate(model, eval, args.perDeviceEvalBatchSize(), data.tokenizer().padId(),
                     config.finetuning().computeAccuracy());
         }
-        double seconds = (System.nanoTime() - start) / 1e9;
-        Map<String, Object> metrics = new java.util.LinkedHashMap<>();
-        loss.forEach((k, v) -> metrics.put("eval_" + k, v));
-        metrics.put("eval_runtime", seconds);
-        metrics.put("eval_samples_per_second", eval.size() / seconds);
+        Map<String, Object> metrics = Evaluator.results(loss, (System.nanoTime() - start) / 1e9, eval.size());
         if (args.predictWithGenerate()) {
             metrics.putAll(Predictor.metrics(predictor(config, model, data).predict(data.predictSet()), "eval_"));
         }

@@ -32,6 +32,18 @@ public final class Evaluator {
         return metrics(sums(model, examples, batchSize, padId, accuracy), accuracy);
     }
 
+    /**
+     * eval_results.json's figures as Hugging Face's Trainer.evaluate reports them: each metric
+     * with the eval_ prefix, then eval_runtime and eval_samples_per_second.
+     */
+    public static Map<String, Object> results(Map<String, Double> metrics, double seconds, int numExamples) {
+        Map<String, Object> r = new LinkedHashMap<>();
+        metrics.forEach((k, v) -> r.put("eval_" + k, v));
+        r.put("eval_runtime", seconds);
+        r.put("eval_samples_per_second", numExamples / seconds);
+        return r;
+    }
+
     /** loss (and accuracy) from sums that may come from several ranks. */
     public static Map<String, Double> metrics(Sums s, boolean accuracy) {
         Map<String, Double> metrics = new LinkedHashMap<>();

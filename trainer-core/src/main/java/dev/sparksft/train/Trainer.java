@@ -281,9 +281,7 @@ public final class Trainer {
         double seconds = (System.nanoTime() - start) / 1e9;
         Map<String, Object> r = new LinkedHashMap<>();
         r.put("epoch", epoch);
-        metrics.forEach((k, v) -> r.put("eval_" + k, v));
-        r.put("eval_runtime", seconds);
-        r.put("eval_samples_per_second", eval.size() / seconds);
+        r.putAll(Evaluator.results(metrics, seconds, eval.size()));
         if (world.isMain()) {
             outputs.writeResults("eval", r);
             LOG.info("eval: {}", r);
