@@ -25,7 +25,7 @@ final class ExecutorEncoders {
         if (cached == null) {
             SftConfig config = RunConfig.parse(key.configJson());
             Tokenizer raw = Tokenizer.load(ModelFiles.local(config.model().modelNameOrPath()));
-            cached = SupervisedEncoder.of(config.data(), raw);   // lives as long as the executor
+            cached = SupervisedEncoder.of(config.data(), config.model(), raw);   // lives as long as the executor
             CACHE.put(key, cached);
         }
         return cached;

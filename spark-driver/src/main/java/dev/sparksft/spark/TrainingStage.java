@@ -125,10 +125,11 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
             Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
             String adapter = config.model().adapterNameOrPath();
             CausalLm model = Models.forTraining(config, modelDir, resume, adapter == null ? null : ModelFiles.local(adapter),
-                    encoder.tokenizer().vocabSize(), device);
+                    encoder.newTokens(), device);
             faults.beforeJoin(rank);
             try (World world = World.join(rank, size, address, host, device, timeout, heartbeat)) {
-                Outputs outputs = Outputs.open(outputDir, modelDir).mirroredBy(output::push, output::remove);
+                Outputs outputs = Outputs.open(outputDir, modelDir).mirroredBy(output::push, output::remove)
+                        .withTokenizer(encoder.tokenizer());
                 Trainer.Result result = RankRun.trainAndEvaluate(config, model, numExamples,
                         new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), faults), eval, world,
                         encoder.tokenizer().padId(), outputs, resume == null ? null : Checkpoints.load(resume),

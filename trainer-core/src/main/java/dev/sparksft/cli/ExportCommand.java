@@ -47,14 +47,30 @@ public final class ExportCommand {
             }
         }
         Torch.load(config.training().numThreads(), config.training().intraOpThreads());
-        CausalLm model = Models.forInference(base, base, adapter, 0, new Device(torch.DeviceType.CPU));
+        // with a template, the base model grows for the tokens its training run added (the adapter's
+        // embed_tokens and lm_head have the grown shape) and the exported tokenizer holds them
+        dev.sparksft.tokenizer.Tokenizer tokenizer = null;
+        dev.sparksft.tokenizer.NewTokens tokens = dev.sparksft.tokenizer.NewTokens.none(0);
+        if (config.data().template() != null) {
+            try (dev.sparksft.tokenizer.Tokenizer raw = dev.sparksft.tokenizer.Tokenizer.load(base)) {
+                var encoder = dev.sparksft.template.SupervisedEncoder.of(config.data(), m, raw);
+                tokenizer = encoder.tokenizer();
+                tokens = encoder.newTokens();
+            }
+        }
+        CausalLm model = Models.forInference(base, base, adapter, tokens, config.training().seed(),
+                new Device(torch.DeviceType.CPU));
         if (model.lora() != null) {
             model.lora().mergeInto(model.weights());
         } else {
             LOG.info("no adapter_name_or_path: exporting {} as it is", base);
         }
         Files.createDirectories(out);
-        Outputs.open(out, base).exportModel(new CausalLm(model.config(), model.weights()), m.exportSize() * 1_000_000_000L);
+        Outputs outputs = Outputs.open(out, base);
+        if (tokenizer != null) {
+            outputs.withTokenizer(tokenizer);
+        }
+        outputs.exportModel(new CausalLm(model.config(), model.weights()), m.exportSize() * 1_000_000_000L);
         LOG.info("exported to {} in shards of at most {} GB", out, m.exportSize());
         return out;
     }

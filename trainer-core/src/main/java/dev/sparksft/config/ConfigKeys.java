@@ -65,8 +65,10 @@ final class ConfigKeys {
     static final String OFT = "OFT adapters are not supported: use finetuning_type: lora";
     static final String EVAL_COMMAND = "LLaMA-Factory's eval command (MMLU, CMMLU, C-Eval) is not part of spark-sft: "
             + "do_eval computes the loss on eval_dataset, scripts/sft score the exact match of generated answers";
-    static final String VOCABULARY = "adding tokens to the vocabulary (and resizing the embedding) is not supported "
-            + "yet: use a tokenizer that already has the tokens";
+    static final String VOCABULARY = "new tokens are initialised with LLaMA-Factory's noise_init only (the mean of "
+            + "the other rows plus noise): initialising them from descriptions (new_special_tokens_config, "
+            + "init_special_tokens: desc_init) and splitting special tokens in text are not supported; add tokens "
+            + "with add_tokens or add_special_tokens";
     static final String PROFILER = "LLaMA-Factory's torch profiler traces are not written; scripts/bench-train "
             + "measures the time of a training step";
     static final String MOE = "mixture-of-experts models are not supported yet (spark-sft trains dense Llama-family "
@@ -170,8 +172,8 @@ final class ConfigKeys {
                 "create_new_adapter: false");
         refuse(EVAL_COMMAND, "task: null", "task_dir: evaluation", "batch_size: 4", "lang: en", "n_shot: 5",
                 "save_dir: null", "download_mode: reuse_dataset_if_exists");
-        refuse(VOCABULARY, "resize_vocab: false", "add_tokens: null", "add_special_tokens: null",
-                "new_special_tokens_config: null", "init_special_tokens: noise_init", "split_special_tokens: false");
+        refuse(VOCABULARY, "new_special_tokens_config: null", "init_special_tokens: noise_init",
+                "split_special_tokens: false");
         refuse(PROFILER, "enable_torch_profiler: false", "profiler_output_dir: null", "profiler_wait_steps: 1",
                 "profiler_warmup_steps: 1", "profiler_active_steps: 1", "profiler_repeat: 1",
                 "profiler_record_shapes: true", "profiler_profile_memory: true", "profiler_with_stack: true",

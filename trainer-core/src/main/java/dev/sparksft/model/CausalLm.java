@@ -57,14 +57,32 @@ public final class CausalLm {
      */
     public static CausalLm load(java.nio.file.Path dir, int tokenizerVocabSize, org.bytedeco.pytorch.Device device,
                                 java.util.function.BiFunction<String, ModelConfig, Dtype> heldAs) throws java.io.IOException {
+        return load(dir, dev.sparksft.tokenizer.NewTokens.none(tokenizerVocabSize), 0, device, heldAs);
+    }
+
+    /**
+     * {@link #load(java.nio.file.Path, int, org.bytedeco.pytorch.Device, java.util.function.BiFunction)} for a
+     * tokenizer that tokens were added to: the embedding and the LM head resized as resize_vocab does
+     * ({@link VocabResize}, its noise drawn from {@code seed}) before the weights move to {@code device}.
+     */
+    public static CausalLm load(java.nio.file.Path dir, dev.sparksft.tokenizer.NewTokens tokens, long seed,
+                                org.bytedeco.pytorch.Device device,
+                                java.util.function.BiFunction<String, ModelConfig, Dtype> heldAs) throws java.io.IOException {
         ModelConfig cfg = ModelConfig.load(dir);
-        if (cfg.vocabSize() < tokenizerVocabSize) {
-            throw new UserError("the tokenizer has " + tokenizerVocabSize + " tokens but the model's "
-                    + "vocab_size (" + dir + "/config.json) is " + cfg.vocabSize());
+        if (!VocabResize.applies(cfg, tokens) && cfg.vocabSize() < tokens.vocabSize()) {
+            throw new UserError("the tokenizer has " + tokens.vocabSize() + " tokens but the model's "
+                    + "vocab_size (" + dir + "/config.json) is " + cfg.vocabSize() + "; set resize_vocab: true to grow "
+                    + "the embedding and the LM head");
         }
         ModelWeights weights = heldAs == null ? ModelWeights.load(dir, cfg)
                 : ModelWeights.load(dir, cfg, name -> heldAs.apply(name, cfg));
-        return new CausalLm(cfg, weights.to(device));
+        VocabResize.Resized resized = VocabResize.apply(cfg, weights, tokens, seed);
+        if (resized.config().vocabSize() < tokens.vocabSize()) {
+            throw new UserError("the tokenizer's highest token id is " + (tokens.vocabSize() - 1) + " but the resized "
+                    + "embedding of " + dir + " has " + resized.config().vocabSize() + " rows (len(tokenizer) is "
+                    + tokens.length() + "): the tokenizer's ids have gaps; use a tokenizer whose ids run 0..len-1");
+        }
+        return new CausalLm(resized.config(), resized.weights().to(device));
     }
 
     /** Where the weights (and so every batch) live. */

@@ -133,6 +133,18 @@ public record ModelConfig(
                 dtype != null && !dtype.isNull() ? Dtype.ofTorchName(dtype.asText()) : Dtype.F32, c);
     }
 
+    /** This config with another vocab_size (a resized embedding), in {@link #raw} too so that config.json says so. */
+    public ModelConfig withVocabSize(int vocabSize) {
+        ObjectNode c = raw.deepCopy();
+        c.put("vocab_size", vocabSize);
+        return fromJson(c, "config.json");
+    }
+
+    /** initializer_range, the std of transformers' normal init of new weights (PretrainedConfig's default 0.02). */
+    public double initializerRange() {
+        return raw.path("initializer_range").asDouble(0.02);
+    }
+
     /** The architecture of {@link #modelType()}. */
     public Architecture architecture() {
         return Architecture.ofModelType(modelType);

@@ -73,10 +73,11 @@ public final class LocalRun {
                 throw new UserError("do_eval needs an eval set: set eval_dataset or val_size");
             }
             CausalLm model = trains
-                    ? Models.forTraining(config, modelDir, resumeDir, adapterDir, data.tokenizer().vocabSize(), cpu)
-                    : Models.forInference(modelDir, modelDir, adapterDir, data.tokenizer().vocabSize(), cpu);
+                    ? Models.forTraining(config, modelDir, resumeDir, adapterDir, data.encoder().newTokens(), cpu)
+                    : Models.forInference(modelDir, modelDir, adapterDir, data.encoder().newTokens(), args.seed(), cpu);
             // the data and the model are read: only now may overwrite_output_dir delete the previous run
-            Outputs outputs = Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(), keeps);
+            Outputs outputs = Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(), keeps)
+                    .withTokenizer(data.tokenizer());
             Trainer.Result result = null;
             if (trains) {
                 World world = World.single();

@@ -50,7 +50,7 @@ public record RunData(ChatTemplate template, Tokenizer tokenizer, SupervisedEnco
      */
     public static RunData load(SftConfig config, Tokenizer raw) throws IOException {
         DataArguments data = config.data();
-        SupervisedEncoder encoder = SupervisedEncoder.of(data, raw);
+        SupervisedEncoder encoder = SupervisedEncoder.of(data, config.model(), raw);
         if (hasTokenized(data)) {
             Path dir = Path.of(data.tokenizedPath());
             LOG.warn("loading the tokenized dataset from tokenized_path {}: the other data arguments (dataset, "
@@ -66,7 +66,7 @@ public record RunData(ChatTemplate template, Tokenizer tokenizer, SupervisedEnco
 
     /** The run's datasets read and split, whatever tokenized_path holds (the tokenize command). */
     public static RunData fromDatasets(SftConfig config, Tokenizer raw) throws IOException {
-        return fromDatasets(config, SupervisedEncoder.of(config.data(), raw));
+        return fromDatasets(config, SupervisedEncoder.of(config.data(), config.model(), raw));
     }
 
     private static RunData fromDatasets(SftConfig config, SupervisedEncoder encoder) throws IOException {

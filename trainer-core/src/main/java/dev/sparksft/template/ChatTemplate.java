@@ -58,33 +58,31 @@ public record ChatTemplate(
 
     /**
      * The tokenizer this template trains with, LLaMA-Factory's {@code fix_special_tokens}: eos
-     * replaced by the first stop word where the template says so, pad defaulting to eos.
-     * Stop words must already be tokens of the vocabulary; adding tokens would need a resized
-     * embedding, which this project does not do behind the user's back.
+     * replaced by the first stop word where the template says so ({@code <|endoftext|>} when the
+     * tokenizer has none), pad defaulting to eos, and the other stop words added as additional
+     * special tokens. A stop word the tokenizer lacks (llama3's {@code <|eom_id|>} over a Llama 3.0
+     * tokenizer, chatml's tokens over a tokenizer without them) is added as a special token with a
+     * new id, as transformers' add_special_tokens adds it; {@link Tokenizer#addedTokens} lists it, and
+     * the model's embedding grows to cover it ({@code model/VocabResize}).
      */
     public Tokenizer prepare(Tokenizer tok) {
         Tokenizer.SpecialTokens s = tok.specialTokens();
+        List<String> rest = stopWords;
         String eos = s.eos();
         if (replaceEos) {
             eos = stopWords.get(0);
+            rest = stopWords.subList(1, stopWords.size());
         } else if (eos == null) {
             eos = "<|endoftext|>";
         }
-        for (int i = 0; i < stopWords.size(); i++) {
-            String word = stopWords.get(i);
-            if (tok.tokenId(word).isPresent()) {
-                continue;
-            }
-            if ((replaceEos && i == 0) || writes(word)) {
-                throw new UserError("template '" + name + "' needs the token '" + word + "', which the "
-                        + "tokenizer does not have (LLaMA-Factory would add it and resize the embedding with "
-                        + "resize_vocab, which spark-sft does not do): use the template that matches the model (for "
-                        + "example chatml or qwen for ChatML tokenizers, llama3 for Llama 3)");
-            }
-            // a stop word the text never holds (llama3's <|eom_id|> over a Llama 3.0 tokenizer): LLaMA-Factory adds
-            // it as a token the model cannot produce, so generation stops at the other stop words alike
-            LOG.warn("template '{}': the tokenizer lacks the stop word '{}' (LLaMA-Factory adds it as a new token the "
-                    + "model never produces); generation stops at the eos and the other stop words", name, word);
+        if (!eos.equals(s.eos())) {
+            tok = tok.withAddedTokens(List.of(eos), true);   // add_special_tokens({"eos_token": eos})
+            LOG.info("template '{}': eos token {} {}", name, s.eos() == null ? "added:" : "replaced by", eos);
+        }
+        String pad = s.pad() != null ? s.pad() : eos;
+        tok = tok.withSpecialTokens(new Tokenizer.SpecialTokens(s.bos(), eos, pad));
+        if (!rest.isEmpty()) {
+            tok = tok.withAdditionalSpecialTokens(rest);
         }
         for (String token : namedTokens()) {
             if (tok.tokenId(token).isEmpty()) {
@@ -92,12 +90,7 @@ public record ChatTemplate(
                         + "does not have: use the template that matches the model");
             }
         }
-        if (tok.tokenId(eos).isEmpty()) {
-            throw new UserError("the tokenizer has no eos token and no '" + eos + "' token: set eos_token in "
-                    + "tokenizer_config.json");
-        }
-        String pad = s.pad() != null ? s.pad() : eos;
-        return tok.withSpecialTokens(new Tokenizer.SpecialTokens(s.bos(), eos, pad));
+        return tok;
     }
 
     /** The same template with another default system prompt (the {@code default_system} key). */
@@ -110,16 +103,6 @@ public record ChatTemplate(
     public ChatTemplate withToolCalling(ToolCalling calling) {
         return new ChatTemplate(name, user, assistant, system, observation, prefix, defaultSystem, stopWords, thoughtOpen,
                 thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, toolFormat, calling);
-    }
-
-    /** Whether a formatter's text holds {@code word}, so that training text would contain it. */
-    private boolean writes(String word) {
-        for (Formatter f : List.of(user, assistant, system, observation, prefix)) {
-            if (f.slots().stream().anyMatch(s -> s instanceof Slot.Text t && t.text().contains(word))) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /** The tokens the formatters name one by one ({@link Slot.Token}). */

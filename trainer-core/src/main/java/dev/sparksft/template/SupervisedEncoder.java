@@ -4,8 +4,10 @@ import dev.sparksft.UserError;
 import static dev.sparksft.data.TokenizedExample.IGNORE_INDEX;
 
 import dev.sparksft.config.DataArguments;
+import dev.sparksft.config.ModelArguments;
 import dev.sparksft.data.Conversation;
 import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.tokenizer.NewTokens;
 import dev.sparksft.tokenizer.Tokenizer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -22,6 +24,7 @@ import java.util.List;
 public final class SupervisedEncoder {
     private final ChatTemplate template;
     private final Tokenizer tokenizer;
+    private final NewTokens newTokens;
     private final Options options;
 
     /** The data arguments that shape an example (LLaMA-Factory names in the config). */
@@ -38,31 +41,48 @@ public final class SupervisedEncoder {
         }
     }
 
-    /** @param tokenizer the tokenizer after {@link ChatTemplate#prepare} */
+    /** @param tokenizer the tokenizer after {@link ChatTemplate#prepare}, no config key having added tokens */
     public SupervisedEncoder(ChatTemplate template, Tokenizer tokenizer, Options options) {
+        this(template, tokenizer, new NewTokens(tokenizer.length(), tokenizer.vocabSize(), false,
+                !tokenizer.addedTokens().isEmpty(), List.of()), options);
+    }
+
+    /** @param newTokens what the run added to the tokenizer (the model's embedding follows) */
+    public SupervisedEncoder(ChatTemplate template, Tokenizer tokenizer, NewTokens newTokens, Options options) {
         if (options.trainOnPrompt() && template.efficientEos()) {
             throw new UserError("train_on_prompt: template '" + template.name() + "' ends a conversation with one "
                     + "eos (efficient_eos), which LLaMA-Factory does not train prompts with: set train_on_prompt: false");
         }
         this.template = template;
         this.tokenizer = tokenizer;
+        this.newTokens = newTokens;
         this.options = options;
     }
 
     /**
-     * The encoder a run's data arguments describe: their template (with default_system) and
-     * the model's tokenizer as that template prepares it.
+     * The encoder a run's data and model arguments describe: their template (with default_system)
+     * and the model's tokenizer with add_tokens and add_special_tokens added, then prepared by that
+     * template (LLaMA-Factory's load_tokenizer, then get_template_and_fix_tokenizer). The Spark
+     * executors call this too, so they tokenize with the same new tokens and ids.
      *
      * @param raw the model's tokenizer (the caller closes it)
      */
-    public static SupervisedEncoder of(DataArguments data, Tokenizer raw) {
+    public static SupervisedEncoder of(DataArguments data, ModelArguments model, Tokenizer raw) {
         ChatTemplate base = Templates.get(data.template());
         ChatTemplate template = data.defaultSystem() == null ? base : base.withDefaultSystem(data.defaultSystem());
         if (data.toolFormat() != null) {
             template = template.withToolCalling(template.toolCalling().withFormat(ToolFormat.of(data.toolFormat())));
         }
-        return new SupervisedEncoder(template, template.prepare(raw), new Options(data.cutoffLen(),
-                data.trainOnPrompt(), data.maskHistory(), data.enableThinking().value(), data.preserveThinking()));
+        Tokenizer withKeys = NewTokens.addKeyTokens(model, raw);
+        Tokenizer prepared = template.prepare(withKeys);
+        return new SupervisedEncoder(template, prepared, NewTokens.of(model, withKeys, prepared), new Options(
+                data.cutoffLen(), data.trainOnPrompt(), data.maskHistory(), data.enableThinking().value(),
+                data.preserveThinking()));
+    }
+
+    /** What the run added to the tokenizer, which the model's embedding is resized for. */
+    public NewTokens newTokens() {
+        return newTokens;
     }
 
     public ChatTemplate template() {

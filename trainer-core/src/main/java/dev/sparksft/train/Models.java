@@ -7,8 +7,11 @@ import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.LoraAdapter;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelLayout;
+import dev.sparksft.model.VocabResize;
+import dev.sparksft.tokenizer.NewTokens;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 import org.bytedeco.pytorch.Device;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -23,44 +26,87 @@ public final class Models {
 
     private Models() {}
 
+    /** {@link #forTraining(SftConfig, Path, Path, Path, NewTokens, Device)} for a tokenizer nothing was added to. */
+    public static CausalLm forTraining(SftConfig config, Path baseDir, Path resumeDir, Path adapterDir, int vocabSize,
+                                         Device device) throws IOException {
+        return forTraining(config, baseDir, resumeDir, adapterDir, NewTokens.none(vocabSize), device);
+    }
+
     /**
-     * The model to train.
+     * The model to train. The embedding and the LM head are resized for {@code tokens} as resize_vocab
+     * does ({@link VocabResize}) when the weights come from model_name_or_path; a full checkpoint being
+     * resumed has them resized already. With LoRA and no additional_target, a resized vocabulary makes
+     * embed_tokens and lm_head trained in full and saved with the adapter (LLaMA-Factory: "Vocab has been
+     * resized, add embed_tokens,lm_head to trainable params"); a tied head trains through embed_tokens.
      *
      * @param baseDir   model_name_or_path, local
      * @param resumeDir the checkpoint to resume from, or null
      * @param adapterDir adapter_name_or_path, local, or null
+     * @param tokens    what the run added to the tokenizer
      */
-    public static CausalLm forTraining(SftConfig config, Path baseDir, Path resumeDir, Path adapterDir, int vocabSize,
+    public static CausalLm forTraining(SftConfig config, Path baseDir, Path resumeDir, Path adapterDir, NewTokens tokens,
                                          Device device) throws IOException {
         requireFp8Support(config, device.type().value == org.bytedeco.pytorch.global.torch.DeviceType.CUDA.value);
+        long seed = config.training().seed();
         if (!config.finetuning().lora()) {
             if (adapterDir != null) {
                 throw new UserError("adapter_name_or_path is set but finetuning_type is "
                         + config.finetuning().finetuningType() + "; merge the adapter first (scripts/sft export) or "
                         + "set finetuning_type: lora");
             }
-            return CausalLm.load(resumeDir != null ? resumeDir : baseDir, vocabSize, device, heldDtype(config));
+            return resumeDir != null ? CausalLm.load(resumeDir, NewTokens.none(tokens.vocabSize()), seed, device,
+                    heldDtype(config)) : CausalLm.load(baseDir, tokens, seed, device, heldDtype(config));
         }
-        CausalLm base = CausalLm.load(baseDir, vocabSize, device, heldDtype(config));
+        ModelConfig baseConfig = ModelConfig.load(baseDir);
+        List<String> additional = config.finetuning().additionalTarget();
+        if (VocabResize.applies(baseConfig, tokens) && additional.isEmpty()) {
+            additional = baseConfig.tieWordEmbeddings() ? List.of("embed_tokens") : List.of("embed_tokens", "lm_head");
+            LOG.warn("Vocab has been resized, add {} to trainable params.", String.join(",", additional));
+        }
+        CausalLm base = CausalLm.load(baseDir, tokens, seed, device, trainedInFull(heldDtype(config), additional, config));
         Path from = resumeDir != null ? resumeDir : adapterDir;
         LoraAdapter adapter = from != null ? LoraAdapter.load(from, base.weights())
                 : LoraAdapter.create(base.weights(), new LoraAdapter.Settings(config.finetuning().loraRank(),
                         config.finetuning().loraAlpha(), config.finetuning().loraDropout(),
                         config.finetuning().useRslora(), config.finetuning().loraTarget(),
-                        config.finetuning().additionalTarget()), config.training().seed());
+                        additional), seed);
         LOG.info("LoRA: rank {}, scaling {}, {} adapted weights{}", adapter.rank(), adapter.scaling(),
                 adapter.tensors().size() / 2, from != null ? ", from " + from : "");
         return base.withAdapter(adapter);
     }
 
-    /** The model to generate with: {@code dir} itself, or base + the adapter {@code dir} holds (or {@code adapterDir}). */
+    /**
+     * {@code heldAs} with the modules that resize_vocab made trainable kept in float32 under bf16
+     * autocast (a trained weight keeps a float32 master copy, as additional_target's would).
+     */
+    private static java.util.function.BiFunction<String, ModelConfig, Dtype> trainedInFull(
+            java.util.function.BiFunction<String, ModelConfig, Dtype> heldAs, List<String> modules, SftConfig config) {
+        if (heldAs == null || config.finetuning().pureBf16()) {
+            return heldAs;
+        }
+        return (name, cfg) -> ModelLayout.isSavedModule(name, modules) ? Dtype.F32 : heldAs.apply(name, cfg);
+    }
+
+    /** {@link #forInference(Path, Path, Path, NewTokens, long, Device)} for a tokenizer nothing was added to. */
     public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device)
             throws IOException {
+        return forInference(baseDir, dir, adapterDir, NewTokens.none(vocabSize), 0, device);
+    }
+
+    /**
+     * The model to generate with: {@code dir} itself, or base + the adapter {@code dir} holds (or
+     * {@code adapterDir}); model_name_or_path is resized for {@code tokens} as for training (an adapter
+     * trained over a resized vocabulary then brings its own embed_tokens and lm_head).
+     */
+    public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, NewTokens tokens, long seed,
+                                        Device device) throws IOException {
         if (LoraAdapter.isAdapterDir(dir)) {
             adapterDir = dir;
             dir = baseDir;
         }
-        CausalLm model = CausalLm.load(dir, vocabSize, device);
+        // a trained full model (not model_name_or_path) has its rows resized and trained already
+        CausalLm model = CausalLm.load(dir, dir.equals(baseDir) ? tokens : NewTokens.none(tokens.vocabSize()), seed,
+                device, null);
         return adapterDir == null ? model : model.withAdapter(LoraAdapter.load(adapterDir, model.weights()));
     }
 

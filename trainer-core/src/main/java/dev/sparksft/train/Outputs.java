@@ -29,9 +29,13 @@ public final class Outputs {
             "eval_results.json", "all_results.json", "training_loss.png", "config.json", ModelWeights.SINGLE_FILE,
             ModelWeights.INDEX_FILE, LoraAdapter.WEIGHTS_FILE, LoraAdapter.CONFIG_FILE);
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final List<String> WRITTEN_TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
+            "added_tokens.json", "special_tokens_map.json");
 
     private final Path dir;
     private final Path modelDir;
+    /** The run's tokenizer when tokens were added to it (its files are then written, not copied); else null. */
+    private dev.sparksft.tokenizer.Tokenizer tokenizer;
     private Consumer<Path> published = p -> { };
     private Consumer<Path> removed = p -> { };
 
@@ -166,6 +170,16 @@ public final class Outputs {
         return this;
     }
 
+    /**
+     * Saves {@code tok}'s tokenizer.json and tokenizer_config.json with every model when tokens were
+     * added to it (add_tokens, add_special_tokens, a template's stop words), as LLaMA-Factory saves
+     * its tokenizer; otherwise the model's tokenizer files are copied as they are.
+     */
+    public Outputs withTokenizer(dev.sparksft.tokenizer.Tokenizer tok) {
+        this.tokenizer = tok.addedTokens().isEmpty() ? null : tok;
+        return this;
+    }
+
     void published(Path p) {
         published.accept(p);
     }
@@ -265,7 +279,15 @@ public final class Outputs {
 
     private void copySideFiles(Path target) throws IOException {
         for (Path f : modelSideFiles()) {
-            DiskWrites.copy(f, target.resolve(f.getFileName()));
+            String name = f.getFileName().toString();
+            // with added tokens, the tokenizer's own files replace these (added_tokens.json and special_tokens_map.json
+            // would name the old tokens; tokenizer_config.json says what they said)
+            if (tokenizer == null || !WRITTEN_TOKENIZER_FILES.contains(name)) {
+                DiskWrites.copy(f, target.resolve(name));
+            }
+        }
+        if (tokenizer != null) {
+            tokenizer.save(target);
         }
     }
 

@@ -239,30 +239,4 @@ class TemplateTest {
         assertTrue(e.getMessage().contains("did you mean 'qwen"), e.getMessage());
         assertTrue(e.getMessage().contains("llama3"), e.getMessage());
     }
-
-    @Test
-    void templateWhoseStopWordsTheTokenizerLacksIsRefused(@TempDir Path dir) throws Exception {
-        dev.sparksft.tokenizer.ByteLevelBpe.train("", 0, List.of("<|endoftext|>"))
-                .write(dir, new Tokenizer.SpecialTokens(null, "<|endoftext|>", null), "");
-        try (Tokenizer plain = Tokenizer.load(dir)) {
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> Templates.get("llama3").prepare(plain));
-            assertTrue(e.getMessage().contains("'<|eot_id|>'"), e.getMessage());
-        }
-    }
-
-    /** A Llama 3.0 tokenizer has no <|eom_id|>: a stop word the text never holds, so llama3 trains over it. */
-    @Test
-    void aStopWordTheTextNeverHoldsMayBeMissing(@TempDir Path dir) throws Exception {
-        List<String> specials = TestTokenizers.SPECIALS.stream().filter(t -> !t.equals("<|eom_id|>")).toList();
-        dev.sparksft.tokenizer.ByteLevelBpe.train("", 0, specials)
-                .write(dir, new Tokenizer.SpecialTokens("<s>", "</s>", null), "");
-        try (Tokenizer llama30 = Tokenizer.load(dir)) {
-            ChatTemplate llama3 = Templates.get("llama3");
-            Tokenizer prepared = llama3.prepare(llama30);
-            int eot = prepared.tokenId("<|eot_id|>").orElseThrow();
-            assertEquals(eot, prepared.eosId(), "eos is still replaced by <|eot_id|>");
-            assertEquals(List.of(eot), llama3.stopTokenIds(prepared), "generation stops at <|eot_id|> alone");
-        }
-    }
 }
