@@ -112,7 +112,7 @@ class MissingStopWordsTest {
             // add_tokens re-adds <|eot_id|> as a normalized, non-special token (new flags: counted, id kept); making it
             // eos adds it back as a special token (the flags change again: counted again), as tokenizers counts
             assertEquals(List.of("<|eot_id|>", "<tool>", "<call>", "<|eot_id|>", "<|eom_id|>"), tok.addedTokens());
-            assertEquals(new int[] {EOT}[0], tok.encode("<|eot_id|>")[0]);
+            assertArrayEquals(new int[] {EOT}, tok.encode("<|eot_id|>"));
             NewTokens added = encoder.newTokens();
             assertTrue(added.resizeVocab(), "add_special_tokens added tokens: resize_vocab turned on");
             assertEquals(List.of(EOT, 264, 265), added.initIds(), "every key token's row is initialised, as LLaMA-Factory does");
