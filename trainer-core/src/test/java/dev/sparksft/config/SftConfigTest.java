@@ -33,6 +33,25 @@ class SftConfigTest {
     }
 
     @Test
+    void vocabularyKeysBindAsLlamaFactorySplitsThem(@TempDir Path dir) throws Exception {
+        SftConfig c = SftConfig.load(yaml(dir, MINIMAL + "resize_vocab: true\nadd_tokens: \"<a>, <b> ,<c>\"\n"
+                + "add_special_tokens: <tool>\ninit_special_tokens: noise_init\n"), List.of());
+        assertTrue(c.model().resizeVocab());
+        assertEquals(List.of("<a>", "<b>", "<c>"), c.model().tokensToAdd(), "split at commas, each stripped");
+        assertEquals(List.of("<tool>"), c.model().specialTokensToAdd());
+        SftConfig none = SftConfig.load(yaml(dir, MINIMAL), List.of());
+        assertFalse(none.model().resizeVocab());
+        assertEquals(List.of(), none.model().tokensToAdd());
+
+        ConfigProblems e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir, MINIMAL
+                + "init_special_tokens: desc_init\nnew_special_tokens_config: tokens.yaml\n"), List.of()));
+        String all = String.join("\n", e.problems());
+        assertTrue(all.contains("init_special_tokens: \"desc_init\" is not supported"), all);
+        assertTrue(all.contains("new_special_tokens_config: \"tokens.yaml\" is not supported"), all);
+        assertTrue(all.contains("add tokens with add_tokens or add_special_tokens"), "the fix: " + all);
+    }
+
+    @Test
     void overridesWinAndAreParsedAsYaml(@TempDir Path dir) throws Exception {
         SftConfig c = SftConfig.load(yaml(dir, MINIMAL + "cutoff_len: 1024\n"),
                 List.of("cutoff_len=512", "train_on_prompt=true", "dataset=[a, b]"));
