@@ -256,8 +256,7 @@ public final class Outputs {
         Path tmp = dir.resolve("." + name + ".tmp");
         Path target = dir.resolve(name);
         Checkpoints.deleteRecursively(tmp);
-        adapter.save(tmp, model.weights(), modelDir.toString());
-        copySideFiles(tmp);
+        adapter.save(tmp, model.weights(), modelDir.toString());   // the adapter alone, as PEFT's save_pretrained
         Checkpoints.deleteRecursively(target);
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
         published(target);

@@ -11,9 +11,11 @@ import dev.sparksft.config.SftConfig;
 import dev.sparksft.data.SyntheticTasks;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.LoraAdapter;
+import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelWeights;
 import dev.sparksft.model.Safetensors;
 import dev.sparksft.model.TinyModel;
+import dev.sparksft.run.DiskEstimate;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.train.Models;
 import java.nio.file.Files;
@@ -117,6 +119,20 @@ class PissaTrainingTest {
         String aKey = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight";
         assertEquals(List.of(8L, 32L), List.of(conv.get(aKey).size(0), conv.get(aKey).size(1)));
         assertArrayEquals(floats(init.get(aKey)), floats(conv.get(aKey).narrow(0, 4, 4).contiguous()), "A' = [A; A0]");
+
+        // the disk estimate made before the run counts the three folders' tensors (headers and configs are left out)
+        long folders = 0;
+        for (String folder : List.of("pissa_init", "pissa_backup", "pissa_converted")) {
+            for (Tensor t : adapter(out.resolve(folder)).values()) {
+                folders += 4 * t.numel();
+            }
+        }
+        ModelConfig cfg = ModelConfig.load(model);
+        DiskEstimate with = DiskEstimate.of(config(a), cfg, model, 48, 0);
+        DiskEstimate without = DiskEstimate.of(config(a, "pissa_convert=false"), cfg, model, 48, 0);
+        assertEquals(without.checkpoint(), with.checkpoint(), "checkpoints hold no PiSSA folders");
+        assertEquals(folders, with.model() - without.model(), "estimated " + (with.model() - without.model())
+                + " bytes for the PiSSA folders, written " + folders);
 
         // the PiSSA adapter over the original base (its residual recomputed with the run's seed) and the
         // converted adapter over the original base compute the same trained model; so does the export
