@@ -180,14 +180,6 @@ public record FinetuningArguments(
         oneOf(p, "badam_mode", badamMode, Set.of("layer", "ratio"));
         oneOf(p, "badam_switch_mode", badamSwitchMode, Set.of("ascending", "descending", "random", "fixed"));
         oneOf(p, "badam_mask_mode", badamMaskMode, Set.of("adjacent", "scatter"));
-        if (galoreLayerwise) {
-            p.add("galore_layerwise is not implemented (it steps each parameter inside backward, which cannot "
-                    + "all-reduce exact gradients across ranks); set galore_layerwise: false");
-        }
-        if (apolloLayerwise) {
-            p.add("apollo_layerwise is not implemented (per-parameter steps inside backward cannot all-reduce exact "
-                    + "gradients across ranks); set apollo_layerwise: false");
-        }
         if (useBadam && badamMode.equals("ratio") && !(badamUpdateRatio > 0 && badamUpdateRatio <= 1)) {
             p.add("badam_update_ratio must be in (0, 1] (the share of each tensor updated per step), got " + badamUpdateRatio);
         }
@@ -211,5 +203,18 @@ public record FinetuningArguments(
 
     public boolean lora() {
         return finetuningType.equals("lora");
+    }
+
+    /**
+     * Layer-wise GaLore or APOLLO: each tensor stepped as soon as its gradient is complete. Like
+     * LLaMA-Factory, galore_layerwise without use_galore (apollo_layerwise without use_apollo) does nothing.
+     */
+    public boolean layerwise() {
+        return useGalore && galoreLayerwise || useApollo && apolloLayerwise;
+    }
+
+    /** The key that asks for {@link #layerwise}, for messages (null when it is off). */
+    public String layerwiseKey() {
+        return !layerwise() ? null : useGalore ? "galore_layerwise" : "apollo_layerwise";
     }
 }
