@@ -20,6 +20,7 @@ import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.ModelLayout;
 import dev.sparksft.optim.LayerwiseOptimizer;
 import dev.sparksft.model.TinyModel;
+import dev.sparksft.run.MemoryEstimate;
 import dev.sparksft.run.RunChecks;
 import dev.sparksft.runtime.Torch;
 import java.nio.file.Files;
@@ -146,7 +147,8 @@ class LayerwiseTest {
     @CsvSource({"llama, true", "llama, false", "qwen2, true", "qwen2, false"})
     void gradientsExistOneGroupAtATime(String arch, boolean checkpointing, @TempDir Path dir) throws Exception {
         Path model = arch.equals("llama") ? llama : qwen;
-        SftConfig config = config(dir, model, GALORE + "galore_layerwise: true\n");
+        SftConfig config = config(dir, model, GALORE + "galore_layerwise: true\ndisable_gradient_checkpointing: "
+                + !checkpointing + "\n");
         try (PointerScope scope = new PointerScope()) {
             CausalLm m = Models.forTraining(config, model, null, null, 0, new Device(torch.DeviceType.CPU));
             TrainingSetup setup = TrainingSetup.of(config.training(), config.finetuning(), m, 8, World.single(),
@@ -177,6 +179,7 @@ class LayerwiseTest {
                     : m.config().tieWordEmbeddings() ? embedding + Math.max(norm, largestLayer)
                     : Math.max(Math.max(norm + trainable.get(ModelLayout.LM_HEAD).nbytes(), largestLayer), embedding);
             assertEquals(expected, optimizer.peakGradientBytes(), "peak gradient bytes (all of them: " + all + ")");
+            assertEquals(expected, MemoryEstimate.of(config, m.config()).gradients(), "scripts/sft estimate's gradients");
             if (checkpointing) {
                 assertTrue(expected < all / 2, expected + " of " + all);
             }
