@@ -17,8 +17,11 @@ import org.bytedeco.pytorch.Tensor;
  * optimizer and scheduler, stepped from a post-accumulate-grad hook; here one {@link ProjectedAdamW}
  * steps tensor by tensor, which is the same arithmetic: a tensor's update reads only its own
  * gradient and state, and every tensor is updated once per step with the step's learning rate,
- * so all update counts and learning rates stay equal (as those of LLaMA-Factory's per-parameter
- * schedulers do). With clipping off the weights equal those of the plain ProjectedAdamW bit for bit.
+ * so all update counts and learning rates stay equal. LLaMA-Factory's per-parameter schedulers do
+ * the same: each parameter's scheduler hook runs after its optimizer hook, so step k uses lr(k) for
+ * every parameter, as here. (There a parameter that gets no gradient in a step skips both hooks
+ * and falls behind; here its count advances without an update, as in the plain optimizer.)
+ * With clipping off the weights equal those of the plain ProjectedAdamW bit for bit.
  * <p>A step: the trainer's backward pass calls {@link #stepNow} with each group whose gradient is
  * complete (with activation checkpointing: the LM head and final norm after the head's backward,
  * each decoder layer after its own, the embedding at the end); {@link #step} then ends the step,
