@@ -45,8 +45,8 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
     public static TrainingSetup of(TrainingArguments args, FinetuningArguments ft, CausalLm model, int numExamples,
                                    World world, boolean activationCheckpointing) {
         Map<String, Tensor> trainable = TrainableParameters.select(model, ft);
-        if (model.lora() != null) {   // LoRA dropout draws from this rank's own generator
-            model.lora().seedDropout(Torch.generator(args.seed(), world.rank()));
+        if (model.adapter() != null) {   // adapter dropout draws from this rank's own generator
+            model.adapter().seedDropout(Torch.generator(args.seed(), world.rank()));
         }
         Sharding sharding = sharding(args, ft, model, trainable, world, activationCheckpointing);
         Optimizer optimizer = Optimizers.create(trainable, sharding.owned(trainable).keySet(), model.config(), args, ft,
