@@ -64,7 +64,9 @@ public final class OftAdapter implements Adapter {
     private final List<String> targetModules;
     private final List<String> modulesToSave;
     private final Map<String, Tensor> rotations;          // by the adapted weight's name: (k, b(b-1)/2) float32
-    private final Map<String, Tensor> skewIndex = new HashMap<>();   // by b and device: (b * b) int64
+    // by b and device: (b * b) int64, made here with the parameters, outside any step's PointerScope
+    // (a tensor first made inside one would be freed when that step ends)
+    private final Map<String, Tensor> skewIndex = new HashMap<>();
 
     OftAdapter(int rank, int blockSize, double moduleDropout, boolean cayleyNeumann, int numNeumannTerms,
                List<String> targetModules, List<String> modulesToSave, Map<String, Tensor> rotations) {
@@ -76,6 +78,7 @@ public final class OftAdapter implements Adapter {
         this.targetModules = List.copyOf(targetModules);
         this.modulesToSave = List.copyOf(modulesToSave);
         this.rotations = new LinkedHashMap<>(rotations);
+        rotations.values().forEach(w -> skewIndex.computeIfAbsent(indexKey(blockSizeOf(w), w), k -> skewIndex(blockSizeOf(w), w)));
     }
 
     /**
@@ -223,19 +226,21 @@ public final class OftAdapter implements Adapter {
      * (b * b) indices into [0, v, -v] (1 + 2n per block) that lay out Q = U - U^T row-major: 0 on
      * the diagonal, 1 + p above it and 1 + n + p below it for the p-th upper-triangle entry.
      */
-    private Tensor skewIndex(int b, Tensor like) {
-        return skewIndex.computeIfAbsent(b + "@" + like.device().type().value + ":" + like.device().index(), k -> {
-            int n = b * (b - 1) / 2;
-            long[] idx = new long[b * b];
-            int p = 0;
-            for (int i = 0; i < b; i++) {
-                for (int j = i + 1; j < b; j++, p++) {
-                    idx[i * b + j] = 1 + p;
-                    idx[j * b + i] = 1 + n + p;
-                }
+    private static Tensor skewIndex(int b, Tensor like) {
+        int n = b * (b - 1) / 2;
+        long[] idx = new long[b * b];
+        int p = 0;
+        for (int i = 0; i < b; i++) {
+            for (int j = i + 1; j < b; j++, p++) {
+                idx[i * b + j] = 1 + p;
+                idx[j * b + i] = 1 + n + p;
             }
-            return Tensor.create(idx, b * b).to(like.device(), torch.ScalarType.Long);
-        });
+        }
+        return Tensor.create(idx, b * b).to(like.device(), torch.ScalarType.Long);
+    }
+
+    private static String indexKey(int b, Tensor like) {
+        return b + "@" + like.device().type().value + ":" + like.device().index();
     }
 
     /** R = blockdiag(R_1 .. R_k) as (k, b, b) for a parameter (k, b(b-1)/2), in its dtype. */
@@ -244,7 +249,8 @@ public final class OftAdapter implements Adapter {
         long k = weight.size(0);
         Tensor padded = torch.cat(new TensorVector(torch.zeros(new long[] {k, 1}).to(weight.device(), weight.scalar_type()),
                 weight, weight.neg()), 1);                                        // (k, 1 + 2n)
-        Tensor q = padded.index_select(1, skewIndex(b, weight)).view(k, b, b);    // (k, b, b), Q^T = -Q
+        Tensor index = skewIndex.get(indexKey(b, weight));                      // a parameter of this adapter's
+        Tensor q = padded.index_select(1, index != null ? index : skewIndex(b, weight)).view(k, b, b); // (k, b, b), Q^T = -Q
         Tensor eye = torch.eye(b).to(weight.device(), weight.scalar_type()).expand(k, b, b);
         return cayleyNeumann ? neumann(q, eye, numNeumannTerms) : torch.linalg_solve(eye.add(q), eye.sub(q), true);
     }
