@@ -55,6 +55,9 @@ public final class OftAdapter implements Adapter {
     private static final ObjectMapper JSON = new ObjectMapper();
     /** PEFT's version whose OFT this is: 0.18 changed the Neumann series, and PEFT warns on older files. */
     static final String PEFT_VERSION = "0.18.1";
+    /** OFTConfig's defaults, which LLaMA-Factory keeps: the Cayley-Neumann series with 5 terms. */
+    private static final boolean CAYLEY_NEUMANN = true;
+    private static final int NUM_NEUMANN_TERMS = 5;
 
     private final int rank;              // oft_rank as configured (0: derived from the block size)
     private final int blockSize;         // oft_block_size as configured (0: derived from the rank)
@@ -144,7 +147,7 @@ public final class OftAdapter implements Adapter {
         List<String> targets = all ? ModelLayout.LAYER_LINEARS : s.targets();
         Map<String, Tensor> rotations = new LinkedHashMap<>();
         TreeSet<String> linear = new TreeSet<>();
-        TreeMap<String, String> adjusted = new TreeMap<>();
+        TreeMap<Long, TreeSet<String>> adjusted = new TreeMap<>();   // in_features -> the modules it was adjusted for
         for (Map.Entry<String, Tensor> e : weights.tensors().entrySet()) {
             String module = ModelLayout.layerLinearModule(e.getKey());
             if (module == null) {
@@ -157,8 +160,7 @@ public final class OftAdapter implements Adapter {
             long in = e.getValue().size(1);
             Blocks b = blocks(in, s.rank(), s.blockSize());
             if (s.rank() == 0 && b.blockSize() != s.blockSize() || s.rank() != 0 && b.numBlocks() != s.rank()) {
-                adjusted.put(ModelLayout.leaf(module) + " (in_features " + in + ")",
-                        s.rank() == 0 ? "oft_block_size " + b.blockSize() : "oft_rank " + b.numBlocks());
+                adjusted.computeIfAbsent(in, k -> new TreeSet<>()).add(ModelLayout.leaf(module));
             }
             rotations.put(e.getKey(), torch.zeros(new long[] {b.numBlocks(), b.numParameters() / b.numBlocks()})
                     .to(e.getValue().device(), torch.ScalarType.Float));
@@ -168,9 +170,15 @@ public final class OftAdapter implements Adapter {
                     + String.join(", ", linear) + " or all");
         }
         if (!adjusted.isEmpty()) {   // PEFT warns and adjusts: the same run, with the reason in the log
-            LOG.warn("OFT: {} does not divide in_features of {}; adjusted as PEFT does to {}",
-                    s.rank() == 0 ? "oft_block_size " + s.blockSize() : "oft_rank " + s.rank(),
-                    String.join(", ", adjusted.keySet()), String.join(", ", adjusted.values()));
+            String key = s.rank() == 0 ? "oft_block_size" : "oft_rank";
+            List<String> parts = new ArrayList<>();
+            adjusted.forEach((in, modules) -> {
+                Blocks b = blocks(in, s.rank(), s.blockSize());
+                parts.add("in_features " + in + " (" + String.join(", ", modules) + ") gets "
+                        + (s.rank() == 0 ? b.blockSize() : b.numBlocks()));
+            });
+            LOG.warn("OFT: {}: {} does not divide every layer's in_features; as PEFT does, {}; set a divisor of them "
+                    + "to choose yourself", key, s.rank() == 0 ? s.blockSize() : s.rank(), String.join("; ", parts));
         }
         for (String m : s.modulesToSave()) {
             if (weights.tensors().keySet().stream().noneMatch(n -> ModelLayout.isSavedModule(n, List.of(m)))) {
@@ -179,7 +187,8 @@ public final class OftAdapter implements Adapter {
             }
         }
         List<String> used = new ArrayList<>(new TreeSet<>(targets));
-        return new OftAdapter(s.rank(), s.blockSize(), s.moduleDropout(), true, 5, used, s.modulesToSave(), rotations);
+        return new OftAdapter(s.rank(), s.blockSize(), s.moduleDropout(), CAYLEY_NEUMANN, NUM_NEUMANN_TERMS, used,
+                s.modulesToSave(), rotations);
     }
 
     /** The parameter of the adapted weight {@code weightName}, (k, b(b-1)/2), or null when not adapted. */
@@ -249,9 +258,10 @@ public final class OftAdapter implements Adapter {
         long k = weight.size(0);
         Tensor padded = torch.cat(new TensorVector(torch.zeros(new long[] {k, 1}).to(weight.device(), weight.scalar_type()),
                 weight, weight.neg()), 1);                                        // (k, 1 + 2n)
-        Tensor index = skewIndex.get(indexKey(b, weight));                      // a parameter of this adapter's
+        Tensor index = skewIndex.get(indexKey(b, weight));   // null only for a weight not of this adapter (tests)
         Tensor q = padded.index_select(1, index != null ? index : skewIndex(b, weight)).view(k, b, b); // (k, b, b), Q^T = -Q
         Tensor eye = torch.eye(b).to(weight.device(), weight.scalar_type()).expand(k, b, b);
+        // exact: I + Q and I - Q commute, so (I + Q)^-1 (I - Q), a left solve, is PEFT's (I - Q)(I + Q)^-1
         return cayleyNeumann ? neumann(q, eye, numNeumannTerms) : torch.linalg_solve(eye.add(q), eye.sub(q), true);
     }
 

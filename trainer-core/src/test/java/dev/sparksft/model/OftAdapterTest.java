@@ -154,6 +154,19 @@ class OftAdapterTest {
     }
 
     @Test
+    void aBlockSizeThatDividesNoLayerIsMovedAsPeftMovesIt() throws Exception {
+        // 24 divides neither 32 nor 64: 16 and 32 are both 8 away, and PEFT takes the lower
+        CausalLm base = CausalLm.load(modelDir, 0);
+        OftAdapter a = OftAdapter.create(base.weights(), settings(oft("oft_block_size: 24\n")));
+        assertEquals("[2, 120]", java.util.Arrays.toString(a.rotation("model.layers.0.self_attn.q_proj.weight").sizes().vec().get()));
+        assertEquals("[4, 120]", java.util.Arrays.toString(a.rotation("model.layers.1.mlp.down_proj.weight").sizes().vec().get()));
+        // oft_rank: 3 divides neither: 2 and 4 are both 1 away, so 2 blocks, of 16 (in 32) and of 32 (in 64)
+        OftAdapter r = OftAdapter.create(base.weights(), settings(oft("oft_rank: 3\noft_block_size: 0\n")));
+        assertEquals("[2, 120]", java.util.Arrays.toString(r.rotation("model.layers.0.self_attn.k_proj.weight").sizes().vec().get()));
+        assertEquals("[2, 496]", java.util.Arrays.toString(r.rotation("model.layers.0.mlp.down_proj.weight").sizes().vec().get()));
+    }
+
+    @Test
     void aFreshAdapterChangesNothingAndMergingGivesTheSameOutputs() throws Exception {
         CausalLm base = CausalLm.load(modelDir, 0);
         Tensor before = logits(base);
