@@ -78,7 +78,8 @@ final class ConfigKeys {
         noEffect("spark-sft runs no model code from the hub", "trust_remote_code");
         noEffect("tokenized data is not cached between runs (tokenized_path saves it)", "overwrite_cache",
                 "preprocessing_batch_size");
-        noEffect("tokenization runs in Spark tasks, one per partition", "preprocessing_num_workers",
+        noEffect("the Spark job tokenizes in its tasks, one per partition; scripts/sft in its one process",
+                "preprocessing_num_workers",
                 "data_shared_file_system");
         noEffect("batches are built in the training task", "dataloader_num_workers");
         noEffect("metrics go to output_dir/trainer_log.jsonl and the driver's progress lines", "report_to", "run_name",
