@@ -8,6 +8,7 @@ import dev.sparksft.dist.Partition;
 import dev.sparksft.model.Dtype;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelLayout;
+import dev.sparksft.model.OftAdapter;
 import dev.sparksft.train.Models;
 import dev.sparksft.train.TrainableParameters;
 import java.nio.file.Path;
@@ -84,6 +85,18 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
                     weights += 4 * n;
                     trainable.put(module + ".lora", n);
                     gradBytes.put(module + ".lora", 4);
+                }
+            }
+        }
+        if (ft.oft()) {     // oft_R (k, b(b-1)/2) in float32 for each adapted linear weight, k b = in_features
+            List<String> targets = ft.oftTarget().equals(List.of("all")) ? ModelLayout.LAYER_LINEARS : ft.oftTarget();
+            for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+                String module = ModelLayout.layerLinearModule(e.getKey());
+                if (module != null && targets.contains(ModelLayout.leaf(module))) {
+                    long n = OftAdapter.blocks(e.getValue()[1], ft.oftRank(), ft.oftBlockSize()).numParameters();
+                    weights += 4 * n;
+                    trainable.put(module + ".oft_R", n);
+                    gradBytes.put(module + ".oft_R", 4);
                 }
             }
         }

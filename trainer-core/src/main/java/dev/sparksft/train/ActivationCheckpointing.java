@@ -68,7 +68,7 @@ final class ActivationCheckpointing {
                                   LayerwiseOptimizer layerwise, double lr) {
         int numLayers = model.numLayers();
         int lowest = lowest(model);           // the lowest layer whose input gradient is needed
-        Generator dropout = model.lora() == null ? null : model.lora().dropoutGenerator();
+        Generator dropout = model.adapter() == null ? null : model.adapter().dropoutGenerator();
         PointerScope step = PointerScope.getInnerScope();   // the micro-batch's scope: what outlives a layer goes there
         List<Tensor> inputs = new ArrayList<>(numLayers + 1);   // x_0 .. x_L, (batch, seq, hidden) each
         List<Tensor> dropoutStates = new ArrayList<>(numLayers);

@@ -130,8 +130,8 @@ public final class Trainer {
     public Result train(Checkpoints.Loaded resume) throws IOException {
         // every replica starts from rank 0's parameters (loading could differ, e.g. a stale local copy)
         List<Tensor> replicated = new ArrayList<>(model.weights().tensors().values());
-        if (model.lora() != null) {
-            replicated.addAll(model.lora().tensors().values());
+        if (model.adapter() != null) {
+            replicated.addAll(model.adapter().tensors().values());
         }
         world.broadcastFromMain(replicated);
         setup.sharding().releaseAll();   // ZeRO 3: from here on a rank holds its own trainable tensors only
@@ -353,15 +353,15 @@ public final class Trainer {
     /** A training forward pass: LoRA dropout on inside, off again after. */
     record Training(CausalLm model) implements AutoCloseable {
         Training {
-            if (model.lora() != null) {
-                model.lora().train(true);
+            if (model.adapter() != null) {
+                model.adapter().train(true);
             }
         }
 
         @Override
         public void close() {
-            if (model.lora() != null) {
-                model.lora().train(false);
+            if (model.adapter() != null) {
+                model.adapter().train(false);
             }
         }
     }

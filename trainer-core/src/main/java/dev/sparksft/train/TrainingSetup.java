@@ -50,8 +50,8 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
                     + args.deepspeed() + " (the configuration and the Spark job's run checks refuse these)");
         }
         Map<String, Tensor> trainable = TrainableParameters.select(model, ft);
-        if (model.lora() != null) {   // LoRA dropout draws from this rank's own generator
-            model.lora().seedDropout(Torch.generator(args.seed(), world.rank()));
+        if (model.adapter() != null) {   // adapter dropout draws from this rank's own generator
+            model.adapter().seedDropout(Torch.generator(args.seed(), world.rank()));
         }
         Sharding sharding = sharding(args, ft, model, trainable, world, activationCheckpointing);
         Optimizer optimizer = Optimizers.create(trainable, sharding.owned(trainable).keySet(), model.config(), args, ft,
