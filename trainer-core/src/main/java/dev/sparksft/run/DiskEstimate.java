@@ -39,7 +39,7 @@ public record DiskEstimate(long model, long checkpoint, long numCheckpoints) {
         TrainingArguments args = config.training();
         // the whole state does not depend on the ZeRO stage (the driver need not read the deepspeed file)
         MemoryEstimate memory = MemoryEstimate.of(config, cfg, 0);
-        long weights = config.finetuning().lora() ? 4 * memory.numTrainable() : safetensorsBytes(modelDir);
+        long weights = config.finetuning().adapter() ? 4 * memory.numTrainable() : safetensorsBytes(modelDir);
         // pissa_convert: pissa_init/ and pissa_backup/ (an adapter each) and pissa_converted/ (rank 2r: two)
         long pissa = config.finetuning().lora() && config.finetuning().pissaConvert() ? 4 * weights : 0;
         long saved = weights + size(Outputs.sideFiles(modelDir));   // a checkpoint's model

@@ -5,7 +5,9 @@ import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.Dtype;
 import dev.sparksft.model.CausalLm;
+import dev.sparksft.model.Adapter;
 import dev.sparksft.model.LoraAdapter;
+import dev.sparksft.model.OftAdapter;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelLayout;
 import dev.sparksft.model.Pissa;
@@ -18,8 +20,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Which weights a run starts from: a full model, or a base model plus a LoRA adapter (new, with
- * PEFT's or PiSSA's initialisation, from adapter_name_or_path, or from the checkpoint being
+ * Which weights a run starts from: a full model, or a base model plus a LoRA (PEFT's or PiSSA's
+ * initialisation) or OFT adapter (new, from adapter_name_or_path, or from the checkpoint being
  * resumed), in float32 or, with {@code pure_bf16}, in bfloat16.
  */
 public final class Models {
@@ -37,23 +39,27 @@ public final class Models {
     public static CausalLm forTraining(SftConfig config, Path baseDir, Path resumeDir, Path adapterDir, int vocabSize,
                                          Device device) throws IOException {
         requireFp8Support(config, device.type().value == org.bytedeco.pytorch.global.torch.DeviceType.CUDA.value);
-        if (!config.finetuning().lora()) {
+        if (!config.finetuning().adapter()) {
             if (adapterDir != null) {
                 throw new UserError("adapter_name_or_path is set but finetuning_type is "
                         + config.finetuning().finetuningType() + "; merge the adapter first (scripts/sft export) or "
-                        + "set finetuning_type: lora");
+                        + "set finetuning_type: lora (or oft, for an OFT adapter)");
             }
             return CausalLm.load(resumeDir != null ? resumeDir : baseDir, vocabSize, device, heldDtype(config));
         }
         CausalLm base = CausalLm.load(baseDir, vocabSize, device, heldDtype(config));
+        Path from = resumeDir != null ? resumeDir : adapterDir;
+        if (config.finetuning().oft()) {
+            return base.withAdapter(oft(config, base, from));
+        }
         FinetuningArguments ft = config.finetuning();
         long seed = config.training().seed();
         LoraAdapter adapter;
         if (resumeDir != null && !ft.pissaConvert()) {
-            adapter = LoraAdapter.load(resumeDir, base.weights(), seed);   // a PiSSA checkpoint recomputes its residual
+            adapter = loaded(LoraAdapter.class, resumeDir, base, config);   // a PiSSA checkpoint recomputes its residual
         } else {
             // the adapter as training starts; pissa_convert keeps it, and a resume then takes the checkpoint's values
-            adapter = adapterDir != null ? LoraAdapter.load(adapterDir, base.weights(), seed) : newAdapter(ft, base, seed);
+            adapter = adapterDir != null ? loaded(LoraAdapter.class, adapterDir, base, config) : newAdapter(ft, base, seed);
             if (ft.pissaConvert()) {
                 adapter.keepInitial();
             }
@@ -64,11 +70,33 @@ public final class Models {
         if (ft.pissaInit() && adapterDir != null && resumeDir == null) {
             LOG.warn("pissa_init has no effect on adapter_name_or_path {}: training continues that adapter", adapterDir);
         }
-        Path from = resumeDir != null ? resumeDir : adapterDir;
         LOG.info("LoRA: rank {}, scaling {}, {} adapted weights{}{}", adapter.rank(), adapter.scaling(),
                 adapter.tensors().size() / 2, adapter.init() == null ? "" : ", init_lora_weights " + adapter.init(),
                 from != null ? ", from " + from : "");
         return base.withAdapter(adapter);
+    }
+
+    /** A new OFT adapter of the oft_* keys, or the one saved in {@code from}. */
+    private static OftAdapter oft(SftConfig config, CausalLm base, Path from) throws IOException {
+        var ft = config.finetuning();
+        OftAdapter adapter = from != null ? loaded(OftAdapter.class, from, base, config)
+                : OftAdapter.create(base.weights(), new OftAdapter.Settings(ft.oftRank(), ft.oftBlockSize(),
+                        ft.moduleDropout(), ft.oftTarget(), ft.additionalTarget()));
+        LOG.info("OFT: {} adapted weights, {} trainable parameters{}", adapter.tensors().size(),
+                adapter.tensors().values().stream().mapToLong(t -> t.numel()).sum(), from != null ? ", from " + from : "");
+        return adapter;
+    }
+
+    /** The adapter saved in {@code from}, refused when it is not of the kind finetuning_type trains. */
+    private static <A extends Adapter> A loaded(Class<A> kind, Path from, CausalLm base, SftConfig config)
+            throws IOException {
+        Adapter a = Adapter.load(from, base.weights(), config.training().seed());
+        if (!kind.isInstance(a)) {
+            throw new UserError(from + " holds a " + (a instanceof OftAdapter ? "OFT" : "LoRA") + " adapter but "
+                    + "finetuning_type is " + config.finetuning().finetuningType() + "; set finetuning_type: "
+                    + (a instanceof OftAdapter ? "oft" : "lora") + " to train it further");
+        }
+        return kind.cast(a);
     }
 
     /** A new adapter: PEFT's default initialisation, or PiSSA's (the base becomes the residual). */
@@ -116,12 +144,12 @@ public final class Models {
      */
     public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device, long seed)
             throws IOException {
-        if (LoraAdapter.isAdapterDir(dir)) {
+        if (Adapter.isAdapterDir(dir)) {
             adapterDir = dir;
             dir = baseDir;
         }
         CausalLm model = CausalLm.load(dir, vocabSize, device);
-        return adapterDir == null ? model : model.withAdapter(LoraAdapter.load(adapterDir, model.weights(), seed));
+        return adapterDir == null ? model : model.withAdapter(Adapter.load(adapterDir, model.weights(), seed));
     }
 
     /**

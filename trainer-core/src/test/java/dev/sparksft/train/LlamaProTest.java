@@ -112,6 +112,8 @@ class LlamaProTest {
         assertTrue(f.getMessage().contains("use_llama_pro is only valid for Freeze or LoRA training"), f.getMessage());
         f = assertThrows(IllegalArgumentException.class, () -> config("finetuning_type: freeze\nuse_llama_pro: true\n"
                 + "freeze_trainable_layers: -2\n"));
+        var oft = assertThrows(IllegalArgumentException.class, () -> config("finetuning_type: oft\nuse_llama_pro: true\n"));
+        assertTrue(oft.getMessage().contains("use_llama_pro with finetuning_type: oft is not implemented"), oft.getMessage());
         assertTrue(f.getMessage().contains("use_llama_pro: true needs freeze_trainable_layers > 0")
                 && f.getMessage().contains("got -2"), f.getMessage());
     }
