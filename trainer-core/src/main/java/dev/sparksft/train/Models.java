@@ -56,10 +56,10 @@ public final class Models {
         long seed = config.training().seed();
         LoraAdapter adapter;
         if (resumeDir != null && !ft.pissaConvert()) {
-            adapter = loaded(LoraAdapter.class, resumeDir, base, config);   // a PiSSA checkpoint recomputes its residual
+            adapter = LoraAdapter.load(resumeDir, base.weights(), seed);   // a PiSSA checkpoint recomputes its residual
         } else {
             // the adapter as training starts; pissa_convert keeps it, and a resume then takes the checkpoint's values
-            adapter = adapterDir != null ? loaded(LoraAdapter.class, adapterDir, base, config) : newAdapter(ft, base, seed);
+            adapter = adapterDir != null ? LoraAdapter.load(adapterDir, base.weights(), seed) : newAdapter(ft, base, seed);
             if (ft.pissaConvert()) {
                 adapter.keepInitial();
             }
