@@ -398,6 +398,9 @@ def trim(src, dst, n):
     fallback = model.get("byte_fallback")
     keep = {t: i for t, i in model["vocab"].items() if i < n or (len(t) == 1 and not fallback)
             or (fallback and len(t) == 6 and t.startswith("<0x") and t.endswith(">"))}
+    # The Rust library gives an added token that the model vocabulary lacks the next id after the
+    # vocabulary's size, which a cut vocabulary has changed; in the vocabulary, it keeps its own.
+    keep.update({a["content"]: a["id"] for a in tok["added_tokens"]})
     model["vocab"] = keep
     pairs = [m.split(" ", 1) if isinstance(m, str) else m for m in model["merges"]]
     model["merges"] = [m for m, (a, b) in zip(model["merges"], pairs) if a in keep and b in keep and a + b in keep]
