@@ -134,6 +134,22 @@ class SparkDataTest {
     }
 
     @Test
+    void tokensAddedToTheTokenizerAreTheSameOnTheExecutors(@TempDir Path dir) throws Exception {
+        // add_special_tokens and llama3's stop words, missing from the test model's ChatML tokenizer, get the same
+        // ids on the executors (they call trainer-core's SupervisedEncoder.of); the resized model trains alike
+        String added = SMALL + "add_special_tokens: <tool>\n";
+        Path local = Files.createDirectories(dir.resolve("local"));
+        TrainCommand.run(SftConfig.fromValues(SparkTests.values(local, added, "template=llama3")));
+        Path spark = Files.createDirectories(dir.resolve("spark"));
+        train(SparkTests.values(spark, added, "template=llama3"));
+        assertEquals(DistributedTrainingTest.losses(local.resolve("out")), DistributedTrainingTest.losses(spark.resolve("out")));
+        assertEquals(Files.readString(local.resolve("out/tokenizer.json")), Files.readString(spark.resolve("out/tokenizer.json")));
+        assertTrue(Files.readString(spark.resolve("out/tokenizer.json")).contains("<|eom_id|>"));
+        assertEquals(SparkTests.JSON.readTree(local.resolve("out/config.json").toFile()).get("vocab_size"),
+                SparkTests.JSON.readTree(spark.resolve("out/config.json").toFile()).get("vocab_size"));
+    }
+
+    @Test
     void invalidExamplesAreDroppedAsTheSingleProcessLoaderDrops(@TempDir Path dir) throws Exception {
         // a row without an output is invalid for LLaMA-Factory: dropped with a warning, the rest trains
         String noOutput = "{\"instruction\": \"Echo\", \"input\": \"cd\"}";
