@@ -47,11 +47,16 @@ final class ActivationCheckpointing {
     private ActivationCheckpointing() {}
 
     static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16) {
-        return forwardBackward(model, b, loss, numTargets, bf16, Sharding.none());
+        return forwardBackward(model, b, null, loss, numTargets, bf16, Sharding.none());
     }
 
-    /** {@link #forwardBackward(CausalLm, Batch, SftLoss, long, boolean)}, gathering and reducing as {@code shards}' stage asks. */
-    static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16, Sharding shards) {
+    /**
+     * {@link #forwardBackward(CausalLm, Batch, SftLoss, long, boolean)} with ASFT's reference logits
+     * ({@code refLogits}, (batch, seq, vocab) without a graph, or null), gathering and reducing as
+     * {@code shards}' stage asks.
+     */
+    static double forwardBackward(CausalLm model, Batch b, Tensor refLogits, SftLoss loss, long numTargets, boolean bf16,
+                                  Sharding shards) {
         int numLayers = model.numLayers();
         int lowest = lowest(model);           // the lowest layer whose input gradient is needed
         Generator dropout = model.lora() == null ? null : model.lora().dropoutGenerator();
@@ -87,7 +92,7 @@ final class ActivationCheckpointing {
         top = inputs.get(numLayers).detach().requires_grad_(true);
         shards.gather(model.headWeights());
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
-            sum = loss.sum(model.head(top), b.labels());
+            sum = loss.sum(model.head(top), b.labels(), refLogits);
         }
         Tensor afterForward = dropout == null ? null : dropout.get_state();
         sum.div(new Scalar((double) numTargets)).backward();
