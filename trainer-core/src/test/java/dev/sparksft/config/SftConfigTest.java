@@ -179,5 +179,9 @@ class SftConfigTest {
         e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir, MINIMAL), List.of("use_asft_loss=true",
                 "use_eaft_loss=true")));
         assertTrue(e.getMessage().contains("use_eaft_loss and use_asft_loss are exclusive"), e.getMessage());
+        e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir, MINIMAL), List.of("use_asft_loss=true",
+                "pissa_init=true")));
+        assertTrue(e.getMessage().contains("use_asft_loss with pissa_init is not supported") && e.getMessage().contains(
+                "set pissa_init: false"), e.getMessage());
     }
 }
