@@ -101,6 +101,15 @@ public final class ModelWeights {
      */
     public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs)
             throws IOException {
+        return load(dir, cfg, heldAs, name -> true);
+    }
+
+    /**
+     * {@link #load(Path, ModelConfig, java.util.function.Function)} of the tensors {@code wanted} names
+     * only (every tensor's header is still checked): the others are never read.
+     */
+    public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs,
+                                    java.util.function.Predicate<String> wanted) throws IOException {
         Map<String, String> shardOf = new LinkedHashMap<>();
         List<String> files = new ArrayList<>();
         Path index = dir.resolve(INDEX_FILE);
@@ -149,17 +158,20 @@ public final class ModelWeights {
                 if (tensors.containsKey(name)) {
                     throw new UserError(path + ": tensor '" + name + "' appears in two files");
                 }
+                if (!wanted.test(name)) {
+                    continue;
+                }
                 tensors.put(name, read(header, e, heldAs.apply(name)));
                 dtypes.put(name, e.dtype());
             }
         }
-        List<String> missing = expected.keySet().stream().filter(n -> !tensors.containsKey(n)).toList();
+        List<String> missing = expected.keySet().stream().filter(wanted).filter(n -> !tensors.containsKey(n)).toList();
         if (!missing.isEmpty()) {
             throw new UserError("model directory " + dir + " is missing " + missing.size()
                     + " tensor(s), first: " + missing.get(0));
         }
         Map<String, Tensor> ordered = new LinkedHashMap<>();
-        expected.keySet().forEach(n -> ordered.put(n, tensors.get(n)));
+        expected.keySet().stream().filter(tensors::containsKey).forEach(n -> ordered.put(n, tensors.get(n)));
         tensors.keySet().stream().filter(n -> !ordered.containsKey(n)).forEach(n -> ordered.put(n, tensors.get(n)));
         return new ModelWeights(ordered, dtypes, shardOf);
     }

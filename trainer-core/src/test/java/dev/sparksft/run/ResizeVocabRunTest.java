@@ -107,4 +107,15 @@ class ResizeVocabRunTest {
         assertEquals(3, Files.readAllLines(predicted.resolve("generated_predictions.jsonl")).size());
         assertTrue(Files.readString(predicted.resolve("generated_predictions.jsonl")).contains("\"predict\""));
     }
+
+    @Test
+    void asftWithAResizedVocabularyIsRefusedByName(@TempDir Path dir) throws Exception {
+        Torch.load(1);
+        TinyModel.write(new TinyModel.Options("llama", dir.resolve("m"), 3, 32, 1, 4, 2, 64, null, 0, 0));
+        SyntheticTasks.write(SyntheticTasks.Task.REVERSE, dir.resolve("train.jsonl"), 8, 5, 1);
+        dev.sparksft.UserError e = org.junit.jupiter.api.Assertions.assertThrows(dev.sparksft.UserError.class,
+                () -> LocalRun.run(config(dir, "asft", train(dir, dir.resolve("asft"), "full") + "use_asft_loss: true\n")));
+        assertTrue(e.getMessage().contains("use_asft_loss: true with a resized vocabulary")
+                && e.getMessage().contains("259 -> 320 rows") && e.getMessage().contains("use_asft_loss: false"), e.getMessage());
+    }
 }
