@@ -28,10 +28,14 @@ public final class CausalLm {
     private final RotaryEmbedding rope;
     private final LoraAdapter lora;   // null without an adapter
 
-    /** A linear layer: x W^T + b, plus the LoRA term when the weight is adapted (bias and lora may be null). */
-    record Proj(Tensor w, Tensor b, LoraAdapter lora, LoraAdapter.Pair pair) {
+    /**
+     * A linear layer: x W^T + b, plus the LoRA term when the weight is adapted (bias and lora may be
+     * null). W is the tensor {@code w} or, held in 4 bits, {@code q} dequantized for this matmul alone.
+     */
+    record Proj(Tensor w, QuantizedWeight q, Tensor b, LoraAdapter lora, LoraAdapter.Pair pair) {
         Tensor apply(Tensor x) {
-            Tensor y = b == null ? torch.linear(x, w) : torch.linear(x, w, new TensorOptional(b));
+            Tensor weight = q == null ? w : q.dequantize();                    // (out, in)
+            Tensor y = b == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(b));
             return pair == null ? y : lora.addTo(y, x, pair);
         }
     }
@@ -57,13 +61,23 @@ public final class CausalLm {
      */
     public static CausalLm load(java.nio.file.Path dir, int tokenizerVocabSize, org.bytedeco.pytorch.Device device,
                                 java.util.function.BiFunction<String, ModelConfig, Dtype> heldAs) throws java.io.IOException {
+        return load(dir, tokenizerVocabSize, device, heldAs, null);
+    }
+
+    /**
+     * {@link #load(java.nio.file.Path, int, org.bytedeco.pytorch.Device, java.util.function.BiFunction)} with the
+     * linear weights {@code quantization} names held in 4 bits (null: none), quantized as they are read.
+     */
+    public static CausalLm load(java.nio.file.Path dir, int tokenizerVocabSize, org.bytedeco.pytorch.Device device,
+                                java.util.function.BiFunction<String, ModelConfig, Dtype> heldAs,
+                                FourBitQuantization quantization) throws java.io.IOException {
         ModelConfig cfg = ModelConfig.load(dir);
         if (cfg.vocabSize() < tokenizerVocabSize) {
             throw new UserError("the tokenizer has " + tokenizerVocabSize + " tokens but the model's "
                     + "vocab_size (" + dir + "/config.json) is " + cfg.vocabSize());
         }
-        ModelWeights weights = heldAs == null ? ModelWeights.load(dir, cfg)
-                : ModelWeights.load(dir, cfg, name -> heldAs.apply(name, cfg));
+        ModelWeights weights = ModelWeights.load(dir, cfg,
+                heldAs == null ? name -> Dtype.F32 : name -> heldAs.apply(name, cfg), quantization);
         return new CausalLm(cfg, weights.to(device));
     }
 
@@ -103,7 +117,8 @@ public final class CausalLm {
         String module = ModelLayout.linear(layer, leaf);
         String w = module + ".weight";
         LoraAdapter.Pair pair = lora == null ? null : lora.pair(w);
-        return new Proj(weights.get(w), optional(module + ".bias", layout.hasBias(leaf)), lora, pair);
+        QuantizedWeight q = weights.quantized(w);
+        return new Proj(q == null ? weights.get(w) : null, q, optional(module + ".bias", layout.hasBias(leaf)), lora, pair);
     }
 
     /** This model's weights with {@code adapter} on its linear layers. */
@@ -209,7 +224,7 @@ public final class CausalLm {
     public boolean layerTrains(int i) {
         Layer l = layers.get(i);
         for (Proj p : List.of(l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down())) {
-            if (p.w().requires_grad() || p.b() != null && p.b().requires_grad()
+            if (p.w() != null && p.w().requires_grad() || p.b() != null && p.b().requires_grad()
                     || p.pair() != null && (p.pair().a().requires_grad() || p.pair().b().requires_grad())) {
                 return true;
             }

@@ -3,6 +3,9 @@ package dev.sparksft.train;
 import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.Dtype;
+import dev.sparksft.model.FourBitQuantization;
+import dev.sparksft.model.FourBitType;
+import dev.sparksft.model.QuantizedWeight;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.LoraAdapter;
 import dev.sparksft.model.ModelConfig;
@@ -41,7 +44,13 @@ public final class Models {
             }
             return CausalLm.load(resumeDir != null ? resumeDir : baseDir, vocabSize, device, heldDtype(config));
         }
-        CausalLm base = CausalLm.load(baseDir, vocabSize, device, heldDtype(config));
+        FourBitQuantization quantization = quantization(config);
+        CausalLm base = CausalLm.load(baseDir, vocabSize, device, heldDtype(config), quantization);
+        if (quantization != null) {
+            LOG.info("quantization_bit: 4: {} linear weights held in {}{} ({} MB)", base.weights().quantizedWeights().size(),
+                    quantization.type().key(), quantization.doubleQuant() ? " with double quantization" : "",
+                    base.weights().quantizedWeights().values().stream().mapToLong(QuantizedWeight::heldBytes).sum() >> 20);
+        }
         Path from = resumeDir != null ? resumeDir : adapterDir;
         LoraAdapter adapter = from != null ? LoraAdapter.load(from, base.weights())
                 : LoraAdapter.create(base.weights(), new LoraAdapter.Settings(config.finetuning().loraRank(),
@@ -51,6 +60,16 @@ public final class Models {
         LOG.info("LoRA: rank {}, scaling {}, {} adapted weights{}", adapter.rank(), adapter.scaling(),
                 adapter.tensors().size() / 2, from != null ? ", from " + from : "");
         return base.withAdapter(adapter);
+    }
+
+    /**
+     * How quantization_bit holds the base's linear weights, or null without it (the arguments allow
+     * 4-bit bnb alone).
+     */
+    public static FourBitQuantization quantization(SftConfig config) {
+        var m = config.model();
+        return m.quantized() ? new FourBitQuantization(FourBitType.valueOf(m.quantizationType().toUpperCase(
+                java.util.Locale.ROOT)), m.doubleQuantization()) : null;
     }
 
     /** The model to generate with: {@code dir} itself, or base + the adapter {@code dir} holds (or {@code adapterDir}). */
