@@ -104,6 +104,8 @@ class DistributedMethodsTest {
             "full         | 1e-4 | finetuning_type: full",
             "lora         | 1e-4 | finetuning_type: lora;lora_rank: 4",
             "lora+        | 1e-4 | finetuning_type: lora;lora_rank: 4;loraplus_lr_ratio: 4",
+            "qlora nf4    | 1e-4 | finetuning_type: lora;lora_rank: 4;quantization_bit: 4",
+            "qlora fp4    | 3e-2 | finetuning_type: lora;lora_rank: 4;quantization_bit: 4;quantization_type: fp4;double_quantization: false;bf16: true",
             "galore       | 1e-4 | finetuning_type: full;use_galore: true;galore_rank: 4;galore_update_interval: 2",
             "apollo       | 1e-4 | finetuning_type: full;use_apollo: true;apollo_rank: 4;apollo_update_interval: 2",
             "badam        | 1e-4 | finetuning_type: full;use_badam: true;badam_switch_interval: 2",
