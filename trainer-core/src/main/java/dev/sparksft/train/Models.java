@@ -75,11 +75,20 @@ public final class Models {
     /** The model to generate with: {@code dir} itself, or base + the adapter {@code dir} holds (or {@code adapterDir}). */
     public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device)
             throws IOException {
+        return forInference(baseDir, dir, adapterDir, vocabSize, device, null);
+    }
+
+    /**
+     * {@link #forInference(Path, Path, Path, int, Device)} with the linear weights held in 4 bits
+     * ({@code quantization} null: as stored), as LLaMA-Factory evaluates and predicts with quantization_bit.
+     */
+    public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device,
+                                        FourBitQuantization quantization) throws IOException {
         if (LoraAdapter.isAdapterDir(dir)) {
             adapterDir = dir;
             dir = baseDir;
         }
-        CausalLm model = CausalLm.load(dir, vocabSize, device);
+        CausalLm model = CausalLm.load(dir, vocabSize, device, null, quantization);
         return adapterDir == null ? model : model.withAdapter(LoraAdapter.load(adapterDir, model.weights()));
     }
 
