@@ -75,8 +75,13 @@ public enum FourBitType {
         return bits.take(count).add_(sign);
     }
 
-    /** {@link #codeValues} as a float32 tensor on {@code device}, for lookups. */
-    Tensor table(org.bytedeco.pytorch.Device device) {
-        return Tensor.create(values, new long[] {values.length}).to(device, torch.ScalarType.Float);
+    /** (256, 2) float32: for each byte, the values of its high and its low nibble's codes. */
+    Tensor byteTable(org.bytedeco.pytorch.Device device) {
+        float[] pairs = new float[512];
+        for (int b = 0; b < 256; b++) {
+            pairs[2 * b] = values[b >> 4];
+            pairs[2 * b + 1] = values[b & 15];
+        }
+        return Tensor.create(pairs, new long[] {256, 2}).to(device, torch.ScalarType.Float);
     }
 }

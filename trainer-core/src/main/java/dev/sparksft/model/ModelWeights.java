@@ -199,10 +199,8 @@ public final class ModelWeights {
                 }
                 if (quantization != null && quantization.quantizes(name)) {
                     try (PointerScope scope = new PointerScope()) {   // the full weight is freed at once
-                        QuantizedWeight q = QuantizedWeight.quantize(read(header, e, heldAs.apply(name)),
-                                quantization.type(), quantization.doubleQuant());
-                        q.retainReferences(scope);
-                        quantized.put(name, q);
+                        quantized.put(name, QuantizedWeight.quantize(read(header, e, heldAs.apply(name)),
+                                quantization.type(), quantization.doubleQuant()));
                     }
                 } else {
                     tensors.put(name, read(header, e, heldAs.apply(name)));

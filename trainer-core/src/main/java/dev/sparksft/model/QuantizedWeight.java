@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -26,6 +27,7 @@ public final class QuantizedWeight {
     private final Tensor packed;         // (ceil(n / 2)) uint8
     private final Tensor absmax;         // (blocks) float32, or null when nested
     private final NestedAbsmax nested;   // or null
+    private final Tensor byteTable;      // (256, 2) float32 on the weight's device: {@link FourBitType#byteTable}
 
     private QuantizedWeight(FourBitType type, long[] shape, torch.ScalarType dtype, Tensor packed, Tensor absmax,
                             NestedAbsmax nested) {
@@ -35,10 +37,19 @@ public final class QuantizedWeight {
         this.packed = packed;
         this.absmax = absmax;
         this.nested = nested;
+        this.byteTable = type.byteTable(packed.device());
     }
 
     /** {@code w} (any shape, float32 / bf16 / f16) in 4 bits of {@code type}, its absmax nested when {@code doubleQuant}. */
     public static QuantizedWeight quantize(Tensor w, FourBitType type, boolean doubleQuant) {
+        try (PointerScope scope = new PointerScope()) {   // frees the int64 codes and float32 copies at once
+            QuantizedWeight q = quantizeIn(w, type, doubleQuant);
+            q.retainReferences(scope);
+            return q;
+        }
+    }
+
+    private static QuantizedWeight quantizeIn(Tensor w, FourBitType type, boolean doubleQuant) {
         long n = w.numel();
         long numBlocks = (n + BLOCKSIZE - 1) / BLOCKSIZE;
         Tensor flat = w.detach().reshape(-1).to(torch.ScalarType.Float);
@@ -58,14 +69,28 @@ public final class QuantizedWeight {
                 : new QuantizedWeight(type, w.sizes().vec().get(), w.scalar_type(), packed, absmax, null);
     }
 
-    /** The weight as the forward uses it: {@link #shape} in the dtype it was quantized from. */
+    /**
+     * The weight as the forward uses it: {@link #shape} in the dtype it was quantized from. Its
+     * temporaries (int64 indices, float32 values) are freed before it returns; the result belongs
+     * to the caller's PointerScope (the step's), or to the GC when there is none.
+     */
     public Tensor dequantize() {
-        long n = numel();
-        long numBlocks = (n + BLOCKSIZE - 1) / BLOCKSIZE;
-        Tensor values = type.table(packed.device()).take(codes().to(torch.ScalarType.Long));   // (n) float32
-        Tensor padded = torch.constant_pad_nd(values, new long[] {0, numBlocks * BLOCKSIZE - n}, new Scalar(0));
-        Tensor w = padded.view(numBlocks, BLOCKSIZE).mul(absmax().unsqueeze(1)).view(-1).narrow(0, 0, n);
-        return w.reshape(shape).to(dtype);
+        PointerScope outer = PointerScope.getInnerScope();
+        try (PointerScope scope = new PointerScope()) {
+            long n = numel();
+            long numBlocks = (n + BLOCKSIZE - 1) / BLOCKSIZE;
+            // one lookup per byte: (256, 2) float32 values of the high and the low nibble
+            Tensor values = byteTable.index_select(0, packed.to(torch.ScalarType.Long)).view(-1).narrow(0, 0, n); // (n)
+            Tensor padded = torch.constant_pad_nd(values, new long[] {0, numBlocks * BLOCKSIZE - n}, new Scalar(0));
+            Tensor w = padded.view(numBlocks, BLOCKSIZE).mul(absmax().unsqueeze(1)).view(-1).narrow(0, 0, n)
+                    .reshape(shape).to(dtype);
+            if (outer != null) {
+                outer.attach(w);        // survives this scope, freed with the caller's
+            } else {
+                w.retainReference();
+            }
+            return w;
+        }
     }
 
     /** The 4-bit codes unpacked: (n) uint8, high nibble first. */
@@ -127,7 +152,7 @@ public final class QuantizedWeight {
 
     /** Keeps this weight's tensors alive past {@code scope}, which frees what quantizing it made. */
     void retainReferences(org.bytedeco.javacpp.PointerScope scope) {
-        java.util.List<Tensor> held = new java.util.ArrayList<>(java.util.List.of(packed));
+        java.util.List<Tensor> held = new java.util.ArrayList<>(java.util.List.of(packed, byteTable));
         if (absmax != null) {
             held.add(absmax);
         }

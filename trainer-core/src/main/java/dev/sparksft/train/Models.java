@@ -47,9 +47,10 @@ public final class Models {
         FourBitQuantization quantization = quantization(config);
         CausalLm base = CausalLm.load(baseDir, vocabSize, device, heldDtype(config), quantization);
         if (quantization != null) {
-            LOG.info("quantization_bit: 4: {} linear weights held in {}{} ({} MB)", base.weights().quantizedWeights().size(),
+            LOG.info("quantization_bit: 4: {} linear weights held in {}{} ({} bytes)", base.weights().quantizedWeights().size(),
                     quantization.type().key(), quantization.doubleQuant() ? " with double quantization" : "",
-                    base.weights().quantizedWeights().values().stream().mapToLong(QuantizedWeight::heldBytes).sum() >> 20);
+                    String.format("%,d", base.weights().quantizedWeights().values().stream()
+                            .mapToLong(QuantizedWeight::heldBytes).sum()));
         }
         Path from = resumeDir != null ? resumeDir : adapterDir;
         LoraAdapter adapter = from != null ? LoraAdapter.load(from, base.weights())
