@@ -710,7 +710,8 @@ class ToolFormatter:
 # ------------------------------------------------------------------ the tests' byte-level tokenizer
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<s>", "</s>",
-            "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>"]
+            "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>",
+            "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|tool|>", "<|/tool|>"]
 
 
 class ByteTokenizer:
@@ -989,6 +990,16 @@ register_template(
 register_template(
     name="empty",
     format_assistant=StringFormatter(slots=["{{content}}"]),
+)
+
+register_template(
+    name="phi4_mini",
+    format_user=StringFormatter(slots=["<|user|>{{content}}<|end|><|assistant|>"]),
+    format_assistant=StringFormatter(slots=["{{content}}<|end|>"]),
+    format_system=StringFormatter(slots=["<|system|>{{content}}<|end|>"]),
+    format_tools=StringFormatter(slots=["<|tool|>{{content}}<|/tool|>"]),
+    stop_words=["<|end|>"],
+    replace_eos=True,
 )
 
 register_template(
@@ -1277,7 +1288,8 @@ OPENAI_INFO = {"file_name": "openai_tools_demo.json", "formatting": "openai",
                         "observation_tag": "tool", "function_tag": "function_call", "system_tag": "system"}}
 OPENAI_SYSTEMS = [None, "You are a helpful assistant.", "Reason first. detailed thinking on", ""]
 FORMATS = list(TOOLS)
-TEMPLATE_NAMES = ["default", "empty", "alpaca", "chatml", "qwen", "qwen3", "qwen3_nothink", "llama3", "mistral"]
+TEMPLATE_NAMES = ["default", "empty", "alpaca", "chatml", "qwen", "qwen3", "qwen3_nothink", "llama3", "mistral",
+                  "phi4_mini"]
 NUM_FIRST_ROWS = 12
 FULL_TEMPLATES = {"glaive_toolcall_en_demo": ["qwen3", "llama3", "mistral"],
                   "glaive_toolcall_zh_demo": ["qwen3", "llama3", "mistral"], "openai_tools_demo": ["qwen3"]}

@@ -62,7 +62,6 @@ final class ConfigKeys {
             + "run scripts/spark-sft";
     static final String KTRANSFORMERS = "KTransformers' CPU offload of MoE experts is not supported (spark-sft "
             + "trains dense Llama-family models)";
-    static final String OFT = "OFT adapters are not supported: use finetuning_type: lora";
     static final String EVAL_COMMAND = "LLaMA-Factory's eval command (MMLU, CMMLU, C-Eval) is not part of spark-sft: "
             + "do_eval computes the loss on eval_dataset, scripts/sft score the exact match of generated answers";
     static final String VOCABULARY = "adding tokens to the vocabulary (and resizing the embedding) is not supported "
@@ -79,7 +78,8 @@ final class ConfigKeys {
         noEffect("spark-sft runs no model code from the hub", "trust_remote_code");
         noEffect("tokenized data is not cached between runs (tokenized_path saves it)", "overwrite_cache",
                 "preprocessing_batch_size");
-        noEffect("tokenization runs in Spark tasks, one per partition", "preprocessing_num_workers",
+        noEffect("the Spark job tokenizes in its tasks, one per partition; scripts/sft in its one process",
+                "preprocessing_num_workers",
                 "data_shared_file_system");
         noEffect("batches are built in the training task", "dataloader_num_workers");
         noEffect("metrics go to output_dir/trainer_log.jsonl and the driver's progress lines", "report_to", "run_name",
@@ -165,7 +165,8 @@ final class ConfigKeys {
         refuse(KTRANSFORMERS, "use_kt: false", "kt_cpu_activation: null", "kt_weight_path: null",
                 "kt_non_expert_weight_path: null", "kt_expert_checkpoint_path: null", "kt_use_lora_experts: null",
                 "kt_lora_expert_num: null", "kt_lora_expert_intermediate_size: null", "kt_config: null");
-        refuse(OFT, "module_dropout: 0.0", "oft_rank: 0", "oft_block_size: 32", "oft_target: all",
+        refuse("create_new_adapter (merge adapter_name_or_path into the base, then train a new adapter) is not "
+                + "implemented: merge it first (scripts/sft export), then train on the exported model",
                 "create_new_adapter: false");
         refuse(EVAL_COMMAND, "task: null", "task_dir: evaluation", "batch_size: 4", "lang: en", "n_shot: 5",
                 "save_dir: null", "download_mode: reuse_dataset_if_exists");
@@ -199,9 +200,6 @@ final class ConfigKeys {
         refuse("evaluation reports one loss over all of eval_dataset", "eval_on_each_dataset: false");
         refuse("DoRA adapters are not supported: use finetuning_type: lora (use_rslora and loraplus_lr_ratio are)",
                 "use_dora: false");
-        refuse("PiSSA initialisation is not implemented yet: LoRA starts from PEFT's default initialisation",
-                "pissa_init: false", "pissa_iter: 16", "pissa_convert: false");
-        refuse("LLaMA Pro block expansion is not implemented", "use_llama_pro: false");
         refuse("the ASFT loss is not implemented yet: use_dft_loss or use_eaft_loss are", "use_asft_loss: false",
                 "asft_alpha: 0.1");
         refuse("early stopping is not implemented: set max_steps or num_train_epochs", "early_stopping_steps: null",

@@ -15,6 +15,7 @@ public record FinetuningArguments(
         @JsonProperty("freeze_trainable_layers") Integer freezeTrainableLayers,
         @JsonProperty("freeze_trainable_modules") List<String> freezeTrainableModules,
         @JsonProperty("freeze_extra_modules") List<String> freezeExtraModules,
+        @JsonProperty("use_llama_pro") Boolean useLlamaPro,
         // LoRA (PEFT layout) and LoRA+
         @JsonProperty("lora_rank") Integer loraRank,
         @JsonProperty("lora_alpha") Integer loraAlpha,
@@ -24,6 +25,10 @@ public record FinetuningArguments(
         @JsonProperty("use_rslora") Boolean useRslora,
         @JsonProperty("loraplus_lr_ratio") Double loraplusLrRatio,
         @JsonProperty("loraplus_lr_embedding") Double loraplusLrEmbedding,
+        // PiSSA: LoRA initialised from the weight's principal singular vectors
+        @JsonProperty("pissa_init") Boolean pissaInit,
+        @JsonProperty("pissa_iter") Integer pissaIter,
+        @JsonProperty("pissa_convert") Boolean pissaConvert,
         // GaLore
         @JsonProperty("use_galore") Boolean useGalore,
         @JsonProperty("galore_target") List<String> galoreTarget,
@@ -52,6 +57,11 @@ public record FinetuningArguments(
         @JsonProperty("badam_update_ratio") Double badamUpdateRatio,
         @JsonProperty("badam_mask_mode") String badamMaskMode,
         @JsonProperty("badam_verbose") Integer badamVerbose,
+        // OFT (PEFT layout); additional_target is shared with LoRA
+        @JsonProperty("oft_rank") Integer oftRank,
+        @JsonProperty("oft_block_size") Integer oftBlockSize,
+        @JsonProperty("oft_target") List<String> oftTarget,
+        @JsonProperty("module_dropout") Double moduleDropout,
         // Muon, Adam-mini
         @JsonProperty("use_muon") Boolean useMuon,
         @JsonProperty("use_adam_mini") Boolean useAdamMini,
@@ -70,6 +80,7 @@ public record FinetuningArguments(
         freezeTrainableLayers = freezeTrainableLayers == null ? 2 : freezeTrainableLayers;
         freezeTrainableModules = freezeTrainableModules == null ? List.of("all") : List.copyOf(freezeTrainableModules);
         freezeExtraModules = freezeExtraModules == null ? List.of() : List.copyOf(freezeExtraModules);
+        useLlamaPro = useLlamaPro != null && useLlamaPro;
         loraRank = loraRank == null ? 8 : loraRank;
         loraAlpha = loraAlpha == null ? loraRank * 2 : loraAlpha;          // LLaMA-Factory: lora_alpha or 2 x rank
         loraDropout = loraDropout == null ? 0.0 : loraDropout;
@@ -77,6 +88,9 @@ public record FinetuningArguments(
         additionalTarget = additionalTarget == null ? List.of() : List.copyOf(additionalTarget);
         useRslora = useRslora != null && useRslora;
         loraplusLrEmbedding = loraplusLrEmbedding == null ? 1e-6 : loraplusLrEmbedding;
+        pissaInit = pissaInit != null && pissaInit;
+        pissaIter = pissaIter == null ? 16 : pissaIter;
+        pissaConvert = pissaConvert != null && pissaConvert;
         useGalore = useGalore != null && useGalore;
         galoreTarget = galoreTarget == null ? List.of("all") : List.copyOf(galoreTarget);
         galoreRank = galoreRank == null ? 16 : galoreRank;
@@ -101,6 +115,10 @@ public record FinetuningArguments(
         badamUpdateRatio = badamUpdateRatio == null ? 0.05 : badamUpdateRatio;
         badamMaskMode = badamMaskMode == null ? "adjacent" : badamMaskMode;
         badamVerbose = badamVerbose == null ? 0 : badamVerbose;
+        oftRank = oftRank == null ? 0 : oftRank;
+        oftBlockSize = oftBlockSize == null ? 32 : oftBlockSize;
+        oftTarget = oftTarget == null ? List.of("all") : List.copyOf(oftTarget);
+        moduleDropout = moduleDropout == null ? 0.0 : moduleDropout;
         useMuon = useMuon != null && useMuon;
         useAdamMini = useAdamMini != null && useAdamMini;
         pureBf16 = pureBf16 != null && pureBf16;
@@ -115,10 +133,8 @@ public record FinetuningArguments(
         if (!stage.equals("sft")) {
             p.add("stage: spark-sft trains stage 'sft' only, got '" + stage + "'");
         }
-        if (finetuningType.equals("oft")) {
-            p.add("finetuning_type: oft is not supported: OFT adapters are not implemented; use finetuning_type: lora");
-        } else if (!List.of("full", "freeze", "lora").contains(finetuningType)) {
-            p.add("finetuning_type must be full, freeze or lora, got '" + finetuningType + "'");
+        if (!List.of("full", "freeze", "lora", "oft").contains(finetuningType)) {
+            p.add("finetuning_type must be full, freeze, lora or oft, got '" + finetuningType + "'");
         }
         if (freezeTrainableLayers == 0) {
             p.add("freeze_trainable_layers must not be 0 (n > 0: the last n layers, n < 0: the first -n)");
@@ -131,8 +147,13 @@ public record FinetuningArguments(
         }
         // LLaMA-Factory's exclusions, in its words where it has them
         boolean lora = finetuningType.equals("lora");
+        boolean oft = finetuningType.equals("oft");
         if (lora && (useGalore || useApollo || useBadam)) {
             p.add("Cannot use LoRA with GaLore, APOLLO or BAdam together: set finetuning_type: full (or freeze), "
+                    + "or turn off use_galore/use_apollo/use_badam");
+        }
+        if (oft && (useGalore || useApollo || useBadam)) {
+            p.add("Cannot use OFT with GaLore, APOLLO or BAdam together: set finetuning_type: full (or freeze), "
                     + "or turn off use_galore/use_apollo/use_badam");
         }
         if ((useGalore ? 1 : 0) + (useApollo ? 1 : 0) + (useBadam ? 1 : 0) > 1) {
@@ -141,6 +162,30 @@ public record FinetuningArguments(
         if (!lora && loraplusLrRatio != null) {
             p.add("loraplus_lr_ratio is only valid for LoRA training (finetuning_type: lora), got finetuning_type: "
                     + finetuningType);
+        }
+        if (useLlamaPro && finetuningType.equals("full")) {
+            p.add("use_llama_pro is only valid for Freeze or LoRA training: it trains the expanded blocks only; set "
+                    + "finetuning_type: freeze (or lora), got finetuning_type: full");
+        }
+        if (useLlamaPro && finetuningType.equals("oft")) {
+            p.add("use_llama_pro with finetuning_type: oft is not implemented (OFT adapts every oft_target layer); use "
+                    + "finetuning_type: freeze or lora with use_llama_pro, or turn use_llama_pro off");
+        }
+        if (useLlamaPro && freezeTrainableLayers < 0) {
+            p.add("use_llama_pro: true needs freeze_trainable_layers > 0 (the number of expanded blocks, every "
+                    + "num_layers / n-th layer trains), got " + freezeTrainableLayers);
+        }
+        if (!lora && pissaInit) {
+            p.add("pissa_init is only valid for LoRA training (finetuning_type: lora), got finetuning_type: "
+                    + finetuningType + "; set finetuning_type: lora or pissa_init: false");
+        }
+        if (!lora && pissaConvert) {
+            p.add("pissa_convert converts a LoRA adapter and is only valid with finetuning_type: lora, got "
+                    + "finetuning_type: " + finetuningType + "; set pissa_convert: false");
+        }
+        if (pissaIter < -1) {
+            p.add("pissa_iter must be -1 (exact SVD) or >= 0 (the subspace iterations of the fast randomized SVD; "
+                    + "16 is LLaMA-Factory's default), got " + pissaIter);
         }
         if (!lora && useRslora) {
             p.add("use_rslora is only valid for LoRA training (finetuning_type: lora), got finetuning_type: " + finetuningType);
@@ -169,6 +214,22 @@ public record FinetuningArguments(
             p.add("loraplus_lr_ratio must be > 0 (LoRA+ trains B at learning_rate x ratio; 16 is typical), got "
                     + loraplusLrRatio);
         }
+        if (oft) {   // PEFT's OFTConfig: r blocks per layer or blocks of oft_block_size features, never both
+            if (oftRank < 0 || oftBlockSize < 0) {
+                p.add("oft_rank and oft_block_size must be >= 0, got oft_rank " + oftRank + ", oft_block_size "
+                        + oftBlockSize);
+            } else if (oftRank == 0 && oftBlockSize == 0) {
+                p.add("oft_rank: 0 and oft_block_size: 0: OFT needs one of them; set oft_block_size (features per "
+                        + "block, LLaMA-Factory's default 32) or oft_rank (blocks per layer)");
+            } else if (oftRank != 0 && oftBlockSize != 0) {
+                p.add("oft_rank: " + oftRank + " and oft_block_size: " + oftBlockSize + " are both set, but "
+                        + "oft_rank x oft_block_size = in_features fixes one by the other; set oft_block_size: 0 to "
+                        + "use oft_rank, or remove oft_rank");
+            }
+            if (moduleDropout < 0 || moduleDropout >= 1) {
+                p.add("module_dropout must be in [0, 1), got " + moduleDropout);
+            }
+        }
         positive(p, "galore_rank", galoreRank);
         positive(p, "galore_update_interval", galoreUpdateInterval);
         positive(p, "apollo_rank", apolloRank);
@@ -180,14 +241,6 @@ public record FinetuningArguments(
         oneOf(p, "badam_mode", badamMode, Set.of("layer", "ratio"));
         oneOf(p, "badam_switch_mode", badamSwitchMode, Set.of("ascending", "descending", "random", "fixed"));
         oneOf(p, "badam_mask_mode", badamMaskMode, Set.of("adjacent", "scatter"));
-        if (galoreLayerwise) {
-            p.add("galore_layerwise is not implemented (it steps each parameter inside backward, which cannot "
-                    + "all-reduce exact gradients across ranks); set galore_layerwise: false");
-        }
-        if (apolloLayerwise) {
-            p.add("apollo_layerwise is not implemented (per-parameter steps inside backward cannot all-reduce exact "
-                    + "gradients across ranks); set apollo_layerwise: false");
-        }
         if (useBadam && badamMode.equals("ratio") && !(badamUpdateRatio > 0 && badamUpdateRatio <= 1)) {
             p.add("badam_update_ratio must be in (0, 1] (the share of each tensor updated per step), got " + badamUpdateRatio);
         }
@@ -211,5 +264,27 @@ public record FinetuningArguments(
 
     public boolean lora() {
         return finetuningType.equals("lora");
+    }
+
+    /**
+     * Layer-wise GaLore or APOLLO: each tensor stepped as soon as its gradient is complete. Like
+     * LLaMA-Factory, galore_layerwise without use_galore (apollo_layerwise without use_apollo) does nothing.
+     */
+    public boolean layerwise() {
+        return useGalore && galoreLayerwise || useApollo && apolloLayerwise;
+    }
+
+    /** The key that asks for {@link #layerwise}, for messages (null when it is off). */
+    public String layerwiseKey() {
+        return !layerwise() ? null : useGalore ? "galore_layerwise" : "apollo_layerwise";
+    }
+
+    public boolean oft() {
+        return finetuningType.equals("oft");
+    }
+
+    /** LoRA or OFT: a PEFT adapter trains over the frozen base model. */
+    public boolean adapter() {
+        return lora() || oft();
     }
 }

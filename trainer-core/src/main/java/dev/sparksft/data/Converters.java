@@ -179,13 +179,14 @@ public final class Converters {
 
     /**
      * The tools column as JSON text: LLaMA-Factory's demo sets hold a string; a list or object
-     * (as openai rows have) is written out, and the template reads either back the same way.
+     * (as openai rows have) is written as LLaMA-Factory's json.dumps(tools, ensure_ascii=False)
+     * writes it, which a plain tools formatter (phi4_mini) puts into the prompt as it is.
      */
     private static String toolsText(JsonNode tools) {
         if (tools == null || tools.isNull()) {
             return "";
         }
-        return tools.isTextual() ? tools.asText() : toJson(tools);
+        return tools.isTextual() ? tools.asText() : PyJson.dumps(tools);
     }
 
     /** A string value, null when absent or null; other types are an error naming the row and column. */

@@ -26,16 +26,21 @@ public final class CausalLm {
     private final Tensor norm;        // (hidden)
     private final Tensor lmHead;      // (vocab, hidden)
     private final RotaryEmbedding rope;
-    private final LoraAdapter lora;   // null without an adapter
+    private final Adapter adapter;    // null without an adapter
+    private final LoraAdapter lora;   // the adapter when it is LoRA, else null
+    private final OftAdapter oft;     // the adapter when it is OFT, else null
 
     /**
-     * A linear layer: x W^T + b, plus the LoRA term when the weight is adapted (bias and lora may be
-     * null). W is the tensor {@code w} or, held in 4 bits, {@code q} dequantized for this matmul alone.
+     * A linear layer: x W^T + b, plus the LoRA term when the weight is adapted, or with x rotated
+     * first when OFT adapts it (bias, lora and oft may be null; {@code rotation} is OFT's parameter).
+     * W is the tensor {@code w} or, held in 4 bits, {@code q} dequantized for this matmul alone.
      */
-    record Proj(Tensor w, QuantizedWeight q, Tensor b, LoraAdapter lora, LoraAdapter.Pair pair) {
+    record Proj(Tensor w, QuantizedWeight q, Tensor b, LoraAdapter lora, LoraAdapter.Pair pair, OftAdapter oft,
+                Tensor rotation) {
         Tensor apply(Tensor x) {
             Tensor weight = q == null ? w : q.dequantize();                    // (out, in)
-            Tensor y = b == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(b));
+            Tensor in = rotation == null ? x : oft.rotate(x, rotation);
+            Tensor y = b == null ? torch.linear(in, weight) : torch.linear(in, weight, new TensorOptional(b));
             return pair == null ? y : lora.addTo(y, x, pair);
         }
     }
@@ -90,11 +95,13 @@ public final class CausalLm {
         this(cfg, weights, null);
     }
 
-    /** The model with a LoRA adapter on its linear layers ({@code lora} null: none). */
-    public CausalLm(ModelConfig cfg, ModelWeights weights, LoraAdapter lora) {
+    /** The model with a LoRA or OFT adapter on its linear layers ({@code adapter} null: none). */
+    public CausalLm(ModelConfig cfg, ModelWeights weights, Adapter adapter) {
         this.cfg = cfg;
         this.weights = weights;
-        this.lora = lora;
+        this.adapter = adapter;
+        this.lora = adapter instanceof LoraAdapter l ? l : null;
+        this.oft = adapter instanceof OftAdapter o ? o : null;
         ModelLayout layout = new ModelLayout(cfg);
         this.embedTokens = weights.get(ModelLayout.EMBEDDING);
         this.norm = weights.get(ModelLayout.FINAL_NORM);
@@ -117,13 +124,20 @@ public final class CausalLm {
         String module = ModelLayout.linear(layer, leaf);
         String w = module + ".weight";
         LoraAdapter.Pair pair = lora == null ? null : lora.pair(w);
+        Tensor rotation = oft == null ? null : oft.rotation(w);
         QuantizedWeight q = weights.quantized(w);
-        return new Proj(q == null ? weights.get(w) : null, q, optional(module + ".bias", layout.hasBias(leaf)), lora, pair);
+        return new Proj(q == null ? weights.get(w) : null, q, optional(module + ".bias", layout.hasBias(leaf)), lora, pair,
+                oft, rotation);
     }
 
     /** This model's weights with {@code adapter} on its linear layers. */
-    public CausalLm withAdapter(LoraAdapter adapter) {
+    public CausalLm withAdapter(Adapter adapter) {
         return new CausalLm(cfg, weights, adapter);
+    }
+
+    /** The adapter (LoRA or OFT), or null. */
+    public Adapter adapter() {
+        return adapter;
     }
 
     /** The LoRA adapter, or null. */
@@ -220,12 +234,13 @@ public final class CausalLm {
         return layers.size();
     }
 
-    /** Whether any parameter of decoder layer {@code i} (its LoRA matrices included) trains now. */
+    /** Whether any parameter of decoder layer {@code i} (its adapter's included) trains now. */
     public boolean layerTrains(int i) {
         Layer l = layers.get(i);
         for (Proj p : List.of(l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down())) {
             if (p.w() != null && p.w().requires_grad() || p.b() != null && p.b().requires_grad()
-                    || p.pair() != null && (p.pair().a().requires_grad() || p.pair().b().requires_grad())) {
+                    || p.pair() != null && (p.pair().a().requires_grad() || p.pair().b().requires_grad())
+                    || p.rotation() != null && p.rotation().requires_grad()) {
                 return true;
             }
         }

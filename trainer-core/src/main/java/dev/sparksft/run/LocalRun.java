@@ -75,7 +75,7 @@ public final class LocalRun {
             CausalLm model = trains
                     ? Models.forTraining(config, modelDir, resumeDir, adapterDir, data.tokenizer().vocabSize(), cpu)
                     : Models.forInference(modelDir, modelDir, adapterDir, data.tokenizer().vocabSize(), cpu,
-                            Models.quantization(config));
+                            config.training().seed(), Models.quantization(config));
             // the data and the model are read: only now may overwrite_output_dir delete the previous run
             Outputs outputs = Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(), keeps);
             Trainer.Result result = null;

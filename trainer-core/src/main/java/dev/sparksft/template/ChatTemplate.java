@@ -27,8 +27,6 @@ import org.slf4j.LoggerFactory;
  *                    gemma2, falcon, gpt_oss)
  * @param emptyThought reasoning templates: the text of an empty thought block, LLaMA-Factory's
  *                    {@code add_thought()} (open + close; GLM-4.7 writes the close word alone)
- * @param toolFormat  the {@code tool_format} LLaMA-Factory's template formats tools and calls with
- *                    by default (kept as data; used by tool formatting)
  * @param toolCalling how the tools column enters the first system prompt and how function messages
  *                    are written
  */
@@ -48,7 +46,6 @@ public record ChatTemplate(
         boolean reasoning,
         boolean efficientEos,
         String emptyThought,
-        String toolFormat,
         ToolCalling toolCalling) {
     private static final Logger LOG = LoggerFactory.getLogger(ChatTemplate.class);
 
@@ -103,13 +100,13 @@ public record ChatTemplate(
     /** The same template with another default system prompt (the {@code default_system} key). */
     public ChatTemplate withDefaultSystem(String system) {
         return new ChatTemplate(name, user, assistant, this.system, observation, prefix, system, stopWords, thoughtOpen,
-                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, toolFormat, toolCalling);
+                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, toolCalling);
     }
 
     /** The same template with other tool calling (the {@code tool_format} key: {@link ToolCalling#withFormat}). */
     public ChatTemplate withToolCalling(ToolCalling calling) {
         return new ChatTemplate(name, user, assistant, system, observation, prefix, defaultSystem, stopWords, thoughtOpen,
-                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, toolFormat, calling);
+                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, calling);
     }
 
     /** Whether a formatter's text holds {@code word}, so that training text would contain it. */

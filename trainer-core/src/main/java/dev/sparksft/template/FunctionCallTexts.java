@@ -1,13 +1,14 @@
 package dev.sparksft.template;
 
-import static dev.sparksft.template.PyJson.dumps;
-import static dev.sparksft.template.PyJson.str;
+import static dev.sparksft.data.PyJson.dumps;
+import static dev.sparksft.data.PyJson.str;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.UserError;
+import dev.sparksft.data.PyJson;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;

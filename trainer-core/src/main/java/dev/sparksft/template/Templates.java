@@ -58,12 +58,12 @@ public final class Templates {
                 .system("<role>SYSTEM</role>{{content}}<|role_end|>").assistant("{{content}}<|role_end|>")
                 .observation("<role>OBSERVATION</role>\n<tool_response>\n{{content}}\n</tool_response><|role_end|>"
                         + "<role>ASSISTANT</role>")
-                .toolFormat("ling").stopWords("<|endoftext|>").efficientEos().add();
+                .stopWords("<|endoftext|>").efficientEos().add();
         template("breeze").user("[INST] {{content}} [/INST] ").prefix(Slot.BOS).efficientEos().add();
         template("chatglm3").user(Slot.token("<|user|>"), "\n", "{{content}}", Slot.token("<|assistant|>"))
                 .assistant("\n", "{{content}}").system(Slot.token("<|system|>"), "\n", "{{content}}")
                 .observation(Slot.token("<|observation|>"), "\n", "{{content}}", Slot.token("<|assistant|>"))
-                .prefix(Slot.token("[gMASK]"), Slot.token("sop")).toolFormat("glm4")
+                .prefix(Slot.token("[gMASK]"), Slot.token("sop"))
                 .stopWords("<|user|>", "<|observation|>").efficientEos().add();
         chatml("chatml").observation(CHATML_TOOL).stopWords("<|im_end|>", "<|im_start|>").replaceEos().add();
         chatml("chatml_de").observation(CHATML_TOOL)
@@ -116,12 +116,12 @@ public final class Templates {
         gemma("gemma").stopWords("<end_of_turn>").replaceEos().add();
         gemma("gemma2").stopWords("<eos>", "<end_of_turn>").efficientEos().add();
         gemma("gemma3").stopWords("<end_of_turn>").replaceEos().add();
-        glm("glm4").toolFormat("glm4").add();
-        glm("glm4_moe").toolFormat("glm4_moe").reasoning().add();
+        glm("glm4").add();
+        glm("glm4_moe").reasoning().add();
         // GLM-4.7's empty thought is the close word alone (Glm47ReasoningTemplate.add_thought)
-        glm("glm4_7").toolFormat("glm4_moe").reasoning().thoughtWords("<think>", "</think>").emptyThought("</think>")
+        glm("glm4_7").reasoning().thoughtWords("<think>", "</think>").emptyThought("</think>")
                 .add();
-        glm("glmz1").toolFormat("glm4").reasoning().add();
+        glm("glmz1").reasoning().add();
         template("gpt_oss").user("<|start|>user<|message|>{{content}}<|end|><|start|>assistant")
                 .assistant("{{content}}")
                 .system("<|start|>system<|message|>{{content}}<|end|>")
@@ -158,7 +158,7 @@ public final class Templates {
                 + "as English and 中文.").add();
         chatml("lfm2").observation("<|im_start|>tool\n<|tool_response_start|>{{content}}<|tool_response_end|>"
                         + "<|im_end|>\n<|im_start|>assistant\n")
-                .toolFormat("lfm2").defaultSystem("You are a helpful AI assistant.").stopWords("<|im_end|>")
+                .defaultSystem("You are a helpful AI assistant.").stopWords("<|im_end|>")
                 .replaceEos().add();
         // llama2, llama2_zh: Llama2Template, each user message begins with bos
         template("llama2").user(Slot.BOS, "[INST] {{content}} [/INST]").system("<<SYS>>\n{{content}}\n<</SYS>>\n\n")
@@ -171,13 +171,13 @@ public final class Templates {
                 .system("<|start_header_id|>system<|end_header_id|>\n\n{{content}}<|eot_id|>")
                 .observation("<|start_header_id|>ipython<|end_header_id|>\n\n{{content}}<|eot_id|>"
                         + "<|start_header_id|>assistant<|end_header_id|>\n\n")
-                .toolFormat("llama3").prefix(Slot.BOS).stopWords("<|eot_id|>", "<|eom_id|>").replaceEos().add();
+                .prefix(Slot.BOS).stopWords("<|eot_id|>", "<|eom_id|>").replaceEos().add();
         template("llama4").user("<|header_start|>user<|header_end|>\n\n{{content}}<|eot|>"
                         + "<|header_start|>assistant<|header_end|>\n\n")
                 .assistant("{{content}}<|eot|>").system("<|header_start|>system<|header_end|>\n\n{{content}}<|eot|>")
                 .observation("<|header_start|>ipython<|header_end|>\n\n{{content}}<|eot|>"
                         + "<|header_start|>assistant<|header_end|>\n\n")
-                .toolFormat("llama3").prefix(Slot.BOS).stopWords("<|eot|>", "<|eom|>").replaceEos().add();
+                .prefix(Slot.BOS).stopWords("<|eot|>", "<|eom|>").replaceEos().add();
         template("moonlight")
                 .user("<|im_user|>user<|im_middle|>{{content}}<|im_end|><|im_assistant|>assistant<|im_middle|>")
                 .assistant("{{content}}<|im_end|>").system("<|im_system|>system<|im_middle|>{{content}}<|im_end|>")
@@ -192,23 +192,23 @@ public final class Templates {
                 .system("<beginning_of_sentence>system ai_setting=assistant\n{{content}}<end_of_sentence>\n")
                 .observation("<beginning_of_sentence>tool name=tools\n{{content}}<end_of_sentence>\n"
                         + "<beginning_of_sentence>ai name=assistant\n")
-                .toolFormat("minimax1").defaultSystem("You are a helpful assistant.").stopWords("<end_of_sentence>")
+                .defaultSystem("You are a helpful assistant.").stopWords("<end_of_sentence>")
                 .add();
         template("minimax2").user("]~b]user\n{{content}}[e~[\n]~b]ai\n").assistant("{{content}}[e~[\n")
                 .system("]~!b[]~b]system\n{{content}}[e~[\n")
-                .observation("]~b]tool\n<response>{{content}}</response>[e~[\n]~b]ai\n").toolFormat("minimax2")
+                .observation("]~b]tool\n<response>{{content}}</response>[e~[\n]~b]ai\n")
                 .defaultSystem("You are a helpful assistant. Your name is MiniMax-M2.1 and is built by MiniMax.")
                 .stopWords("[e~[").reasoning().add();
         // the Mistral tokenizers: v3 tekken (ministral), v3 (mistral), v7 tekken (mistral_small)
         template("ministral").user("[INST]{{content}}[/INST]").system("{{content}}\n\n")
-                .observation("[TOOL_RESULTS]{\"content\": {{content}}}[/TOOL_RESULTS]").toolFormat("mistral")
+                .observation("[TOOL_RESULTS]{\"content\": {{content}}}[/TOOL_RESULTS]")
                 .prefix(Slot.BOS).foldSystem().add();
         template("mistral").user("[INST] {{content}}[/INST]").assistant(" {{content}}", Slot.EOS)
                 .system("{{content}}\n\n")
-                .observation("[TOOL_RESULTS] {\"content\": {{content}}}[/TOOL_RESULTS]").toolFormat("mistral")
+                .observation("[TOOL_RESULTS] {\"content\": {{content}}}[/TOOL_RESULTS]")
                 .prefix(Slot.BOS).foldSystem().add();
         template("mistral_small").user("[INST]{{content}}[/INST]").system("[SYSTEM_PROMPT]{{content}}[/SYSTEM_PROMPT]")
-                .observation("[TOOL_RESULTS]{\"content\": {{content}}}[/TOOL_RESULTS]").toolFormat("mistral")
+                .observation("[TOOL_RESULTS]{\"content\": {{content}}}[/TOOL_RESULTS]")
                 .prefix(Slot.BOS).add();
         template("olmo").user("<|user|>\n{{content}}<|assistant|>\n").prefix(Slot.EOS).add();
         template("openchat").user("GPT4 Correct User: {{content}}", Slot.EOS, "GPT4 Correct Assistant:")
@@ -227,15 +227,15 @@ public final class Templates {
         template("phi4").user("<|im_start|>user<|im_sep|>{{content}}<|im_end|><|im_start|>assistant<|im_sep|>")
                 .assistant("{{content}}<|im_end|>").system("<|im_start|>system<|im_sep|>{{content}}<|im_end|>")
                 .stopWords("<|im_end|>").replaceEos().add();
-        // phi4_mini's tools formatter is the plain string "<|tool|>{{content}}<|/tool|>", no tool_format
+        // phi4_mini's tools formatter is a plain string (ToolCalling's table)
         template("phi4_mini").user("<|user|>{{content}}<|end|><|assistant|>").assistant("{{content}}<|end|>")
-                .system("<|system|>{{content}}<|end|>").toolFormat(null).stopWords("<|end|>").replaceEos().add();
+                .system("<|system|>{{content}}<|end|>").stopWords("<|end|>").replaceEos().add();
         qwen("qwen").defaultSystem("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.").add();
         qwen("qwen3").reasoning().add();
         qwen("qwen3_nothink").add();
-        qwen("qwen3_5").toolFormat("qwen3_5").reasoning().add();
-        qwen("qwen3_5_nothink").toolFormat("qwen3_5").add();
-        qwen("qwen3_6").toolFormat("qwen3_5").reasoning().add();
+        qwen("qwen3_5").reasoning().add();
+        qwen("qwen3_5_nothink").add();
+        qwen("qwen3_6").reasoning().add();
         template("sailor").user("<|im_start|>question\n{{content}}<|im_end|>\n<|im_start|>answer\n")
                 .assistant(CHATML_ASSISTANT).system(CHATML_SYSTEM).stopWords("<|im_end|>")
                 .defaultSystem("You are an AI assistant named Sailor created by Sea AI Lab. Your answer should be "
@@ -247,7 +247,7 @@ public final class Templates {
                         + "sensitive questions, security and privacy issues, and other non-computer science questions, "
                         + "you will refuse to answer.\n\n").add();
         template("seed_oss").user(Slot.BOS, "user\n{{content}}", Slot.EOS, Slot.BOS, "assistant\n")
-                .system(Slot.BOS, "system\n{{content}}", Slot.EOS).toolFormat("seed_oss").reasoning()
+                .system(Slot.BOS, "system\n{{content}}", Slot.EOS).reasoning()
                 .thoughtWords("<seed:think>", "</seed:think>").add();
         chatml("smollm").stopWords("<|im_end|>").add();
         chatml("smollm2").stopWords("<|im_end|>")
@@ -272,7 +272,7 @@ public final class Templates {
         template("zephyr").user("<|user|>\n{{content}}", Slot.EOS, "<|assistant|>\n")
                 .system("<|system|>\n{{content}}", Slot.EOS).defaultSystem("You are Zephyr, a helpful assistant.")
                 .add();
-        glm("aeva").toolFormat("glm4_moe").reasoning().thoughtWords("<think>", "</think>").emptyThought("</think>")
+        glm("aeva").reasoning().thoughtWords("<think>", "</think>").emptyThought("</think>")
                 .defaultSystem("You are an AI assistant named Aeva created by Zongzhi Lou. Your answer should be "
                         + "friendly, unbiased, faithful, informative and detailed.").add();
     }
@@ -285,7 +285,7 @@ public final class Templates {
     }
 
     private static Definition qwen(String name) {
-        return chatml(name).observation(QWEN_OBSERVATION).toolFormat("qwen").stopWords("<|im_end|>").replaceEos();
+        return chatml(name).observation(QWEN_OBSERVATION).stopWords("<|im_end|>").replaceEos();
     }
 
     private static Definition gemma(String name) {
@@ -318,7 +318,6 @@ public final class Templates {
         private String thoughtOpen = THINK_OPEN;
         private String thoughtClose = THINK_CLOSE;
         private String emptyThought;
-        private String toolFormat = "default";
         private boolean efficientEos;
         private boolean replaceEos;
         private boolean foldSystem;
@@ -383,11 +382,6 @@ public final class Templates {
             return this;
         }
 
-        Definition toolFormat(String format) {
-            toolFormat = format;
-            return this;
-        }
-
         Definition efficientEos() {
             efficientEos = true;
             return this;
@@ -424,7 +418,7 @@ public final class Templates {
                     system != null ? system : slots("{{content}}"),
                     observation != null ? observation : userOrDefault,
                     prefix, defaultSystem, stopWords, thoughtOpen, thoughtClose, replaceEos, foldSystem, reasoning,
-                    efficientEos, emptyThought != null ? emptyThought : thoughtOpen + thoughtClose, toolFormat,
+                    efficientEos, emptyThought != null ? emptyThought : thoughtOpen + thoughtClose,
                     ToolCalling.forTemplate(name, assistantOrDefault)));
         }
     }

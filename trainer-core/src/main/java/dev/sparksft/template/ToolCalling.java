@@ -4,6 +4,7 @@ import static java.util.Map.entry;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.sparksft.UserError;
+import dev.sparksft.data.PyJson;
 import java.time.LocalDate;
 import java.util.ArrayList;
 import java.util.List;
@@ -16,7 +17,10 @@ import java.util.regex.Pattern;
  * (FunctionFormatter), {@code format_tools} (ToolFormatter) and {@code tool_call_words}.
  *
  * @param function     the slots of a function message, {@code {{content}}} being the calls' text
- * @param format       the tool format that describes the tools and writes the calls
+ * @param format       the tool format that writes the calls, and describes the tools unless
+ *                     {@code tools} is set
+ * @param tools        a plain StringFormatter in place of the ToolFormatter (phi4_mini:
+ *                     "&lt;|tool|&gt;{{content}}&lt;|/tool|&gt;", the tools column's JSON as it is); null: {@code format}
  * @param callOpen     tool_call_words: in "text&lt;tool_call&gt;json&lt;/tool_call&gt;" the JSON
  *                     between them is the call and the text around it is kept in front
  * @param callClose    see callOpen
@@ -25,7 +29,7 @@ import java.util.regex.Pattern;
  * @param today        the date llama3's tool prompt states; null: the day the prompt is written,
  *                     as LLaMA-Factory's datetime.now()
  */
-public record ToolCalling(Formatter function, ToolFormat format, String callOpen, String callClose,
+public record ToolCalling(Formatter function, ToolFormat format, Formatter tools, String callOpen, String callClose,
                           boolean efficientEos, LocalDate today) {
     private static final String CALL_OPEN = "<tool_call>";
     private static final String CALL_CLOSE = "</tool_call>";
@@ -56,7 +60,7 @@ public record ToolCalling(Formatter function, ToolFormat format, String callOpen
             entry("index", efficientEos(null, ToolFormat.DEFAULT)),
             entry("hy_dense_1_8b", efficientEos(null, ToolFormat.DEFAULT)),
             entry("hy_dense_7b", efficientEos(null, ToolFormat.DEFAULT)),
-            entry("lfm2", new ToolCalling(Formatter.of("{{content}}<|im_end|>\n"), ToolFormat.LFM2,
+            entry("lfm2", new ToolCalling(Formatter.of("{{content}}<|im_end|>\n"), ToolFormat.LFM2, null,
                     "<|tool_call_start|>", "<|tool_call_end|>", false, null)),
             entry("llama3", of(Formatter.of("{{content}}<|eot_id|>"), ToolFormat.LLAMA3)),
             entry("llama4", of(Formatter.of("{{content}}<|eot|>"), ToolFormat.LLAMA3)),
@@ -68,6 +72,8 @@ public record ToolCalling(Formatter function, ToolFormat format, String callOpen
             entry("ministral3", of(Formatter.of(Slot.text("[TOOL_CALLS]{{content}}"), Slot.EOS), ToolFormat.MISTRAL)),
             entry("mistral", of(Formatter.of(Slot.text("[TOOL_CALLS] {{content}}"), Slot.EOS), ToolFormat.MISTRAL)),
             entry("mistral_small", of(Formatter.of(Slot.text("[TOOL_CALLS]{{content}}"), Slot.EOS), ToolFormat.MISTRAL)),
+            entry("phi4_mini", new ToolCalling(null, ToolFormat.DEFAULT, Formatter.of("<|tool|>{{content}}<|/tool|>"),
+                    CALL_OPEN, CALL_CLOSE, false, null)),
             entry("qwen", of(Formatter.of("{{content}}<|im_end|>\n"), ToolFormat.QWEN)),
             entry("qwen3", of(Formatter.of("{{content}}<|im_end|>\n"), ToolFormat.QWEN)),
             entry("qwen3_nothink", of(Formatter.of("{{content}}<|im_end|>\n"), ToolFormat.QWEN)),
@@ -80,37 +86,49 @@ public record ToolCalling(Formatter function, ToolFormat format, String callOpen
             entry("aeva", efficientEos(Formatter.of("{{content}}"), ToolFormat.GLM4_MOE)));
 
     private static ToolCalling of(Formatter function, ToolFormat format) {
-        return new ToolCalling(function, format, CALL_OPEN, CALL_CLOSE, false, null);
+        return new ToolCalling(function, format, null, CALL_OPEN, CALL_CLOSE, false, null);
     }
 
     private static ToolCalling efficientEos(Formatter function, ToolFormat format) {
-        return new ToolCalling(function, format, CALL_OPEN, CALL_CLOSE, true, null);
+        return new ToolCalling(function, format, null, CALL_OPEN, CALL_CLOSE, true, null);
     }
 
     /** The tool calling of the template {@code name} whose assistant slots are {@code assistant}. */
     static ToolCalling forTemplate(String name, Formatter assistant) {
         ToolCalling c = BY_TEMPLATE.getOrDefault(name, of(null, ToolFormat.DEFAULT));
-        return c.function != null ? c : new ToolCalling(assistant, c.format, c.callOpen, c.callClose, c.efficientEos,
-                c.today);
+        return c.function != null ? c : new ToolCalling(assistant, c.format, c.tools, c.callOpen, c.callClose,
+                c.efficientEos, c.today);
     }
 
     /**
-     * The {@code tool_format} key: LLaMA-Factory replaces both formatters, and function messages
-     * get the plain slots "{{content}}" + eos (no eos with efficient_eos), not the template's.
+     * The {@code tool_format} key: LLaMA-Factory replaces both formatters (a plain tools
+     * formatter too), and function messages get the plain slots "{{content}}" + eos (no eos with
+     * efficient_eos), not the template's.
      */
     public ToolCalling withFormat(ToolFormat newFormat) {
         Formatter plain = efficientEos ? Formatter.of("{{content}}") : Formatter.of(Slot.text("{{content}}"), Slot.EOS);
-        return new ToolCalling(plain, newFormat, callOpen, callClose, efficientEos, today);
+        return new ToolCalling(plain, newFormat, null, callOpen, callClose, efficientEos, today);
     }
 
     /** The same with llama3's date fixed (tests, or a run that must not depend on the day). */
     public ToolCalling withToday(LocalDate date) {
-        return new ToolCalling(function, format, callOpen, callClose, efficientEos, date);
+        return new ToolCalling(function, format, tools, callOpen, callClose, efficientEos, date);
     }
 
-    /** ToolFormatter: the text appended to the system prompt for the tools column's JSON. */
+    /**
+     * format_tools: the text appended to the system prompt for the tools column's JSON, by the
+     * ToolFormatter of {@code format}, or by the plain {@code tools} slots (the JSON unparsed).
+     */
     public String describeTools(String toolsJson) {
+        if (tools != null) {
+            return ((Slot.Text) tools.apply(toolsJson).get(0)).text();   // LLaMA-Factory takes the first element
+        }
         return format.describeTools(toolsJson, today != null ? today : LocalDate.now());
+    }
+
+    /** LLaMA-Factory's tool_format name of format_tools: null for a plain tools formatter. */
+    public String toolsFormatName() {
+        return tools != null ? null : format.key;
     }
 
     /**

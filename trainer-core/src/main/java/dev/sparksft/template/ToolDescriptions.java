@@ -1,8 +1,8 @@
 package dev.sparksft.template;
 
-import static dev.sparksft.template.PyJson.dumps;
-import static dev.sparksft.template.PyJson.str;
-import static dev.sparksft.template.PyJson.truthy;
+import static dev.sparksft.data.PyJson.dumps;
+import static dev.sparksft.data.PyJson.str;
+import static dev.sparksft.data.PyJson.truthy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.databind.node.TextNode;
 import dev.sparksft.UserError;
+import dev.sparksft.data.PyJson;
 import java.time.LocalDate;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;

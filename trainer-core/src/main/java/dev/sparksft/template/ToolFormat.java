@@ -3,6 +3,7 @@ package dev.sparksft.template;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.sparksft.UserError;
 import dev.sparksft.config.Suggest;
+import dev.sparksft.data.PyJson;
 import java.time.LocalDate;
 import java.util.Arrays;
 import java.util.List;

@@ -1,25 +1,31 @@
 package dev.sparksft.train;
 
 import dev.sparksft.UserError;
+import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.Dtype;
 import dev.sparksft.model.FourBitQuantization;
 import dev.sparksft.model.FourBitType;
 import dev.sparksft.model.QuantizedWeight;
 import dev.sparksft.model.CausalLm;
+import dev.sparksft.model.Adapter;
 import dev.sparksft.model.LoraAdapter;
+import dev.sparksft.model.OftAdapter;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelLayout;
+import dev.sparksft.model.Pissa;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.bytedeco.pytorch.Device;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Which weights a run starts from: a full model, or a base model plus a LoRA adapter (new, from
- * adapter_name_or_path, or from the checkpoint being resumed), in float32 or, with
- * {@code pure_bf16}, in bfloat16.
+ * Which weights a run starts from: a full model, or a base model plus a LoRA (PEFT's or PiSSA's
+ * initialisation) or OFT adapter (new, from adapter_name_or_path, or from the checkpoint being
+ * resumed), in float32 or, with {@code pure_bf16}, in bfloat16.
  */
 public final class Models {
     private static final Logger LOG = LoggerFactory.getLogger(Models.class);
@@ -36,11 +42,11 @@ public final class Models {
     public static CausalLm forTraining(SftConfig config, Path baseDir, Path resumeDir, Path adapterDir, int vocabSize,
                                          Device device) throws IOException {
         requireFp8Support(config, device.type().value == org.bytedeco.pytorch.global.torch.DeviceType.CUDA.value);
-        if (!config.finetuning().lora()) {
+        if (!config.finetuning().adapter()) {
             if (adapterDir != null) {
                 throw new UserError("adapter_name_or_path is set but finetuning_type is "
                         + config.finetuning().finetuningType() + "; merge the adapter first (scripts/sft export) or "
-                        + "set finetuning_type: lora");
+                        + "set finetuning_type: lora (or oft, for an OFT adapter)");
             }
             return CausalLm.load(resumeDir != null ? resumeDir : baseDir, vocabSize, device, heldDtype(config));
         }
@@ -53,13 +59,30 @@ public final class Models {
                             .mapToLong(QuantizedWeight::heldBytes).sum()));
         }
         Path from = resumeDir != null ? resumeDir : adapterDir;
-        LoraAdapter adapter = from != null ? LoraAdapter.load(from, base.weights())
-                : LoraAdapter.create(base.weights(), new LoraAdapter.Settings(config.finetuning().loraRank(),
-                        config.finetuning().loraAlpha(), config.finetuning().loraDropout(),
-                        config.finetuning().useRslora(), config.finetuning().loraTarget(),
-                        config.finetuning().additionalTarget()), config.training().seed());
-        LOG.info("LoRA: rank {}, scaling {}, {} adapted weights{}", adapter.rank(), adapter.scaling(),
-                adapter.tensors().size() / 2, from != null ? ", from " + from : "");
+        if (config.finetuning().oft()) {
+            return base.withAdapter(oft(config, base, from));
+        }
+        FinetuningArguments ft = config.finetuning();
+        long seed = config.training().seed();
+        LoraAdapter adapter;
+        if (resumeDir != null && !ft.pissaConvert()) {
+            adapter = LoraAdapter.load(resumeDir, base.weights(), seed);   // a PiSSA checkpoint recomputes its residual
+        } else {
+            // the adapter as training starts; pissa_convert keeps it, and a resume then takes the checkpoint's values
+            adapter = adapterDir != null ? LoraAdapter.load(adapterDir, base.weights(), seed) : newAdapter(ft, base, seed);
+            if (ft.pissaConvert()) {
+                adapter.keepInitial();
+            }
+            if (resumeDir != null) {
+                adapter.resumeFrom(resumeDir, base.weights());
+            }
+        }
+        if (ft.pissaInit() && adapterDir != null && resumeDir == null) {
+            LOG.warn("pissa_init has no effect on adapter_name_or_path {}: training continues that adapter", adapterDir);
+        }
+        LOG.info("LoRA: rank {}, scaling {}, {} adapted weights{}{}", adapter.rank(), adapter.scaling(),
+                adapter.tensors().size() / 2, adapter.init() == null ? "" : ", init_lora_weights " + adapter.init(),
+                from != null ? ", from " + from : "");
         return base.withAdapter(adapter);
     }
 
@@ -73,24 +96,89 @@ public final class Models {
                 java.util.Locale.ROOT)), m.doubleQuantization()) : null;
     }
 
-    /** The model to generate with: {@code dir} itself, or base + the adapter {@code dir} holds (or {@code adapterDir}). */
-    public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device)
+    /** A new OFT adapter of the oft_* keys, or the one saved in {@code from}. */
+    private static OftAdapter oft(SftConfig config, CausalLm base, Path from) throws IOException {
+        var ft = config.finetuning();
+        OftAdapter adapter = from != null ? loaded(OftAdapter.class, from, base, config)
+                : OftAdapter.create(base.weights(), new OftAdapter.Settings(ft.oftRank(), ft.oftBlockSize(),
+                        ft.moduleDropout(), ft.oftTarget(), ft.additionalTarget()));
+        LOG.info("OFT: {} adapted weights, {} trainable parameters{}", adapter.tensors().size(),
+                adapter.tensors().values().stream().mapToLong(t -> t.numel()).sum(), from != null ? ", from " + from : "");
+        return adapter;
+    }
+
+    /** The adapter saved in {@code from}, refused when it is not of the kind finetuning_type trains. */
+    private static <A extends Adapter> A loaded(Class<A> kind, Path from, CausalLm base, SftConfig config)
             throws IOException {
-        return forInference(baseDir, dir, adapterDir, vocabSize, device, null);
+        Adapter a = Adapter.load(from, base.weights(), config.training().seed());
+        if (!kind.isInstance(a)) {
+            throw new UserError(from + " holds a " + (a instanceof OftAdapter ? "OFT" : "LoRA") + " adapter but "
+                    + "finetuning_type is " + config.finetuning().finetuningType() + "; set finetuning_type: "
+                    + (a instanceof OftAdapter ? "oft" : "lora") + " to train it further");
+        }
+        return kind.cast(a);
+    }
+
+    /** A new adapter: PEFT's default initialisation, or PiSSA's (the base becomes the residual). */
+    private static LoraAdapter newAdapter(FinetuningArguments ft, CausalLm base, long seed) {
+        LoraAdapter adapter = LoraAdapter.create(base.weights(), new LoraAdapter.Settings(ft.loraRank(), ft.loraAlpha(),
+                ft.loraDropout(), ft.useRslora(), loraTargets(ft, base), ft.additionalTarget()), seed);
+        if (ft.pissaInit()) {
+            long start = System.nanoTime();
+            Pissa.initialise(base.weights(), adapter, ft.pissaIter(), seed);
+            LOG.info("PiSSA: {} weights initialised from their top-{} singular vectors ({}) in {} s",
+                    adapter.tensors().size() / 2, ft.loraRank(), ft.pissaIter() < 0 ? "exact SVD"
+                            : ft.pissaIter() + " subspace iterations", String.format("%.1f", (System.nanoTime() - start) / 1e9));
+        }
+        return adapter;
     }
 
     /**
-     * {@link #forInference(Path, Path, Path, int, Device)} with the linear weights held in 4 bits
+     * lora_target, restricted with use_llama_pro to the expanded blocks (LLaMA-Factory's
+     * find_expanded_modules): the targeted linear modules of every num_layers / n-th layer, by full name.
+     */
+    static List<String> loraTargets(FinetuningArguments ft, CausalLm base) {
+        if (!ft.useLlamaPro()) {
+            return ft.loraTarget();
+        }
+        List<Integer> layers = TrainableParameters.freezeLayers(base.config().numLayers(), ft.freezeTrainableLayers(), true);
+        List<String> leaves = ft.loraTarget().equals(List.of("all")) ? ModelLayout.LAYER_LINEARS : ft.loraTarget();
+        List<String> modules = new ArrayList<>();
+        for (String name : base.weights().tensors().keySet()) {
+            String module = ModelLayout.layerLinearModule(name);
+            if (module != null && layers.contains(ModelLayout.layerIndex(name))
+                    && leaves.stream().anyMatch(t -> module.equals(t) || module.endsWith("." + t))) {
+                modules.add(module);
+            }
+        }
+        if (modules.isEmpty()) {
+            throw new UserError("lora_target: " + ft.loraTarget() + " matches no linear module of the expanded layers "
+                    + layers + " (use_llama_pro); choose from " + String.join(", ", ModelLayout.LAYER_LINEARS) + " or all");
+        }
+        return modules;
+    }
+
+    /**
+     * The model to generate with: {@code dir} itself, or base + the adapter {@code dir} holds (or
+     * {@code adapterDir}); {@code seed} keys a PiSSA adapter's randomized SVD, as in its training run.
+     */
+    public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device, long seed)
+            throws IOException {
+        return forInference(baseDir, dir, adapterDir, vocabSize, device, seed, null);
+    }
+
+    /**
+     * {@link #forInference(Path, Path, Path, int, Device, long)} with the linear weights held in 4 bits
      * ({@code quantization} null: as stored), as LLaMA-Factory evaluates and predicts with quantization_bit.
      */
-    public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device,
+    public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device, long seed,
                                         FourBitQuantization quantization) throws IOException {
-        if (LoraAdapter.isAdapterDir(dir)) {
+        if (Adapter.isAdapterDir(dir)) {
             adapterDir = dir;
             dir = baseDir;
         }
         CausalLm model = CausalLm.load(dir, vocabSize, device, null, quantization);
-        return adapterDir == null ? model : model.withAdapter(LoraAdapter.load(adapterDir, model.weights()));
+        return adapterDir == null ? model : model.withAdapter(Adapter.load(adapterDir, model.weights(), seed));
     }
 
     /**

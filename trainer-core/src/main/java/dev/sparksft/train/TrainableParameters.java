@@ -17,17 +17,18 @@ import org.bytedeco.pytorch.Tensor;
 /**
  * Chooses the parameters that train and marks them {@code requires_grad}: all of them for
  * {@code finetuning_type: full}; for {@code freeze}, LLaMA-Factory's rule: the last n decoder
- * layers ({@code freeze_trainable_layers: n}, or the first -n when negative), only the named
+ * layers ({@code freeze_trainable_layers: n}, or the first -n when negative; with
+ * {@code use_llama_pro}, every num_layers / n-th layer), only the named
  * submodules of them ({@code freeze_trainable_modules}, "all" for every one), plus the
  * non-layer modules named in {@code freeze_extra_modules} (embed_tokens, norm, lm_head); for
- * {@code lora}, the adapter's matrices and the additional_target modules.
+ * {@code lora} and {@code oft}, the adapter's tensors and the additional_target modules.
  */
 public final class TrainableParameters {
     private TrainableParameters() {}
 
     public static Map<String, Tensor> select(CausalLm model, FinetuningArguments ft) {
-        if (ft.lora()) {
-            return lora(model);
+        if (ft.adapter()) {
+            return adapter(model, ft);
         }
         Set<String> trains = baseWeights(model.weights().tensors().keySet(), model.config(), ft);
         Map<String, Tensor> trainable = new LinkedHashMap<>();
@@ -48,7 +49,7 @@ public final class TrainableParameters {
      * LM head never trains itself (it trains through embed_tokens).
      */
     public static Set<String> baseWeights(Collection<String> names, ModelConfig cfg, FinetuningArguments ft) {
-        if (ft.lora()) {
+        if (ft.adapter()) {
             Set<String> saved = new LinkedHashSet<>();
             names.stream().filter(n -> ModelLayout.isSavedModule(n, ft.additionalTarget())).forEach(saved::add);
             return saved;
@@ -56,10 +57,7 @@ public final class TrainableParameters {
         List<String> patterns = new ArrayList<>();
         boolean all = ft.finetuningType().equals("full");
         if (!all) {
-            int n = cfg.numLayers();
-            int k = ft.freezeTrainableLayers();
-            int from = k > 0 ? Math.max(0, n - k) : 0;
-            int to = k > 0 ? n : Math.min(-k, n);
+            List<Integer> layers = freezeLayers(cfg.numLayers(), ft.freezeTrainableLayers(), ft.useLlamaPro());
             Set<String> hidden = ModelLayout.hiddenModules(names);
             Set<String> nonHidden = ModelLayout.nonHiddenModules(names);
             for (String module : ft.freezeTrainableModules()) {
@@ -67,7 +65,7 @@ public final class TrainableParameters {
                     throw new UserError("freeze_trainable_modules: module '" + module
                             + "' is not found; choose from " + String.join(", ", hidden) + " or all");
                 }
-                for (int i = from; i < to; i++) {
+                for (int i : layers) {
                     patterns.add(ModelLayout.freezePattern(i, module));
                 }
             }
@@ -96,15 +94,44 @@ public final class TrainableParameters {
         return trains;
     }
 
-    /** LoRA: the adapter's A and B matrices plus the additional_target modules; the base stays frozen. */
-    private static Map<String, Tensor> lora(CausalLm model) {
-        if (model.lora() == null) {
-            throw new IllegalStateException("finetuning_type: lora needs the model loaded with its adapter");
+    /**
+     * The decoder layers freeze tuning trains: the last k ({@code freeze_trainable_layers: k > 0}) or
+     * the first -k; with {@code use_llama_pro}, LLaMA Pro's expanded blocks instead: every
+     * (num_layers / k)-th layer, the last of each group (8 layers, k = 2: layers 3 and 7), which
+     * needs k to divide num_layers.
+     */
+    public static List<Integer> freezeLayers(int numLayers, int k, boolean llamaPro) {
+        List<Integer> ids = new ArrayList<>();
+        if (llamaPro) {
+            if (numLayers % k != 0) {
+                throw new UserError("use_llama_pro: the model's num_hidden_layers " + numLayers + " is not divisible "
+                        + "by freeze_trainable_layers " + k + " (LLaMA Pro trains every num_layers / n-th layer, the "
+                        + "expanded blocks); set freeze_trainable_layers to the number of expanded blocks, a divisor of "
+                        + numLayers);
+            }
+            int stride = numLayers / k;
+            for (int i = stride - 1; i < numLayers + stride - 1; i += stride) {   // range(stride - 1, n + stride - 1, stride)
+                ids.add(i);
+            }
+            return ids;
         }
-        List<String> saved = model.lora().savedModules(model.weights());
+        int from = k > 0 ? Math.max(0, numLayers - k) : 0;
+        int to = k > 0 ? numLayers : Math.min(-k, numLayers);
+        for (int i = from; i < to; i++) {
+            ids.add(i);
+        }
+        return ids;
+    }
+
+    /** LoRA and OFT: the adapter's tensors (A and B, or oft_R) plus the additional_target modules; the base stays frozen. */
+    private static Map<String, Tensor> adapter(CausalLm model, FinetuningArguments ft) {
+        if (model.adapter() == null) {
+            throw new IllegalStateException("finetuning_type: " + ft.finetuningType() + " needs the model loaded with its adapter");
+        }
+        List<String> saved = model.adapter().savedModules(model.weights());
         Map<String, Tensor> trainable = new LinkedHashMap<>();
         model.weights().tensors().forEach((name, t) -> t.set_requires_grad(saved.contains(name)));
-        model.lora().tensors().forEach((name, t) -> {
+        model.adapter().tensors().forEach((name, t) -> {
             t.set_requires_grad(true);
             trainable.put(name, t);
         });

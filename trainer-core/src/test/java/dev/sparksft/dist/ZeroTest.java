@@ -117,7 +117,7 @@ class ZeroTest {
             }
             assertEquals("", notReleased, "rank " + world.rank() + " after training under ZeRO 3");
             Map<String, float[]> out = new LinkedHashMap<>();
-            (m.lora() != null ? m.lora().tensors() : m.weights().tensors())
+            (m.adapter() != null ? m.adapter().tensors() : m.weights().tensors())
                     .forEach((n, t) -> out.put(n, floats(t.to(torch.ScalarType.Float).contiguous())));
             List<Double> losses = new ArrayList<>();
             List<Double> evalLosses = new ArrayList<>();
@@ -193,7 +193,7 @@ class ZeroTest {
         try (Tokenizer raw = Tokenizer.load(model)) {
             CausalLm m = Models.forTraining(config, model, null, null, raw.vocabSize(), CPU);
             Map<String, float[]> out = new LinkedHashMap<>();
-            (m.lora() != null ? m.lora().tensors() : m.weights().tensors())
+            (m.adapter() != null ? m.adapter().tensors() : m.weights().tensors())
                     .forEach((n, t) -> out.put(n, floats(t.to(torch.ScalarType.Float).contiguous())));
             return out;
         }
@@ -244,6 +244,7 @@ class ZeroTest {
     @ParameterizedTest(name = "{0}, ZeRO 2, world_size 2")
     @CsvSource(delimiter = '|', value = {
             "lora+        | finetuning_type: lora;lora_rank: 4;loraplus_lr_ratio: 4",
+            "oft          | finetuning_type: oft;oft_block_size: 8",
             "apollo       | finetuning_type: full;use_apollo: true;apollo_rank: 4;apollo_update_interval: 2",
             "galore       | finetuning_type: full;use_galore: true;galore_rank: 4;galore_update_interval: 2",
             "adam-mini    | finetuning_type: full;use_adam_mini: true",
@@ -339,6 +340,27 @@ class ZeroTest {
                 + "\n");
         Run got = onRanks(2, zero, dir, null);
         assertSame("LoRA+ ZeRO-3 x2", reference, got, initial(zero));
+    }
+
+    /** PiSSA's factors and residual are computed before sharding, the same on every rank. */
+    @Test
+    void pissaAtStageThreeEqualsOneProcess(@TempDir Path dir) throws Exception {
+        String method = "finetuning_type: lora;lora_rank: 4;pissa_init: true;pissa_iter: 2;pissa_convert: true";
+        Run reference = single(dir, method, 2);
+        SftConfig zero = config(dir, "zero", method, 1, "deepspeed: " + deepspeed(dir, "ds_z3_config.json", 3) + "\n");
+        Run got = onRanks(2, zero, dir, null);
+        assertSame("PiSSA ZeRO-3 x2", reference, got, initial(zero));
+    }
+
+    @Test
+    void oftAtStageThreeEqualsOneProcess(@TempDir Path dir) throws Exception {
+        String method = "finetuning_type: oft;oft_block_size: 8";
+        Run reference = single(dir, method, 2);
+        // the offload file: on a CPU run parameters and optimizer are already on the host
+        SftConfig zero = config(dir, "zero", method, 1, "deepspeed: " + deepspeed(dir, "ds_z3_offload_config.json", 3)
+                + "\n");
+        Run got = onRanks(2, zero, dir, null);
+        assertSame("OFT ZeRO-3 x2", reference, got, initial(zero));
     }
 
     /**

@@ -142,8 +142,10 @@ class LlamaFactoryTemplatesTest {
         assertEquals(cls.equals("Llama2Template"), tpl.foldSystem(), "Llama2Template folds the system text");
         assertEquals(cls.endsWith("ReasoningTemplate"), tpl.reasoning(), "ReasoningTemplate");
         assertEquals(strings(t.get("thought_words")), List.of(tpl.thoughtOpen(), tpl.thoughtClose()), "thought_words");
-        assertEquals(t.get("tool_format").isNull() ? null : t.get("tool_format").asText(), tpl.toolFormat(),
-                "tool_format");
+        assertEquals(t.get("tool_format").isNull() ? null : t.get("tool_format").asText(),
+                tpl.toolCalling().toolsFormatName(), "format_tools' tool_format");
+        assertEquals(t.get("function_tool_format").asText(), tpl.toolCalling().format().key,
+                "format_function's tool_format");
         JsonNode tok = t.get("tokenizer");
         Tokenizer prepared = tpl.prepare(tokenizer(strings(tok.get("specials")), "<s>"));
         assertEquals(tok.get("eos_id").asInt(), prepared.eosId(), name + ": eos after fix_special_tokens");

@@ -13,7 +13,8 @@ import java.util.List;
  */
 public final class TestTokenizers {
     public static final List<String> SPECIALS = List.of("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<s>", "</s>",
-            "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>");
+            "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>",
+            "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|tool|>", "<|/tool|>");
     public static final int ENDOFTEXT = 256;
     public static final int IM_START = 257;
     public static final int IM_END = 258;

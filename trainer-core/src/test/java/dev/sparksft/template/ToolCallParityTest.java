@@ -80,7 +80,7 @@ class ToolCallParityTest {
     }
 
     static String functionText(ToolFormat format, String content) {
-        ToolCalling plain = new ToolCalling(Formatter.of("{{content}}"), format, "<tool_call>", "</tool_call>", false, today);
+        ToolCalling plain = new ToolCalling(Formatter.of("{{content}}"), format, null, "<tool_call>", "</tool_call>", false, today);
         List<Slot> slots = plain.functionSlots(content, true, "<think>\n", "\n</think>\n\n");
         return ((Slot.Text) slots.get(0)).text();
     }

@@ -1,4 +1,4 @@
-package dev.sparksft.template;
+package dev.sparksft.data;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.json.JsonReadFeature;
@@ -21,7 +21,7 @@ import java.util.Map;
  * must be Python's; {@code str.format} writes a value as {@code str()} does ({@code True},
  * {@code ['a', 'b']}), and {@code if value:} is Python's truthiness.
  */
-final class PyJson {
+public final class PyJson {
     // json.loads accepts NaN and Infinity and refuses anything after the value
     private static final JsonMapper JSON = JsonMapper.builder()
             .enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS)
@@ -31,7 +31,7 @@ final class PyJson {
     private PyJson() {}
 
     /** {@code json.loads}; null where Python raises JSONDecodeError. */
-    static JsonNode loads(String text) {
+    public static JsonNode loads(String text) {
         try {
             JsonNode v = JSON.readTree(text);
             return v == null || v.isMissingNode() ? null : v;
@@ -41,14 +41,14 @@ final class PyJson {
     }
 
     /** {@code json.dumps(v, ensure_ascii=False)}: separators ", " and ": ". */
-    static String dumps(JsonNode v) {
+    public static String dumps(JsonNode v) {
         StringBuilder sb = new StringBuilder();
         write(sb, v, 0, 0);
         return sb.toString();
     }
 
     /** {@code json.dumps(v, indent=indent, ensure_ascii=False)}: separators "," and ": ", one item a line. */
-    static String dumps(JsonNode v, int indent) {
+    public static String dumps(JsonNode v, int indent) {
         StringBuilder sb = new StringBuilder();
         write(sb, v, indent, 0);
         return sb.toString();
@@ -121,7 +121,7 @@ final class PyJson {
      * {@code d} (the nearer of two candidates), positional for exponents -4..15, else
      * {@code 1e-05} / {@code 1.5e+16}.
      */
-    static String floatRepr(double d) {
+    public static String floatRepr(double d) {
         if (d == 0) {
             return 1 / d < 0 ? "-0.0" : "0.0";
         }
@@ -163,12 +163,12 @@ final class PyJson {
     }
 
     /** Python's {@code str(v)} of a loaded value, which {@code str.format} and f-strings write. */
-    static String str(JsonNode v) {
+    public static String str(JsonNode v) {
         return v.isTextual() ? v.textValue() : repr(v);
     }
 
     /** Python's {@code repr(v)}: strings quoted, True/False/None, lists and dicts with ", " and ": ". */
-    static String repr(JsonNode v) {
+    public static String repr(JsonNode v) {
         if (v.isTextual()) {
             return reprString(v.textValue());
         } else if (v.isBoolean()) {
@@ -225,7 +225,7 @@ final class PyJson {
     }
 
     /** Python's {@code bool(v)}: null, false, 0, "" and empty containers are false. */
-    static boolean truthy(JsonNode v) {
+    public static boolean truthy(JsonNode v) {
         if (v == null || v.isNull() || v.isMissingNode()) {
             return false;
         } else if (v.isBoolean()) {
@@ -239,7 +239,7 @@ final class PyJson {
     }
 
     /** What {@code for x in v} yields: a list's items, a dict's keys, a string's characters; null where Python raises. */
-    static List<JsonNode> iterate(JsonNode v) {
+    public static List<JsonNode> iterate(JsonNode v) {
         List<JsonNode> out = new ArrayList<>();
         if (v.isArray()) {
             v.forEach(out::add);

@@ -1,4 +1,4 @@
-package dev.sparksft.template;
+package dev.sparksft.data;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
