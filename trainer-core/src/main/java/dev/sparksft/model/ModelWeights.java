@@ -138,7 +138,16 @@ public final class ModelWeights {
      */
     public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs)
             throws IOException {
-        return load(dir, cfg, heldAs, null);
+        return load(dir, cfg, heldAs, name -> true, null);
+    }
+
+    /**
+     * {@link #load(Path, ModelConfig, java.util.function.Function)} of the tensors {@code wanted} names
+     * only (every tensor's header is still checked): the others are never read.
+     */
+    public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs,
+                                    java.util.function.Predicate<String> wanted) throws IOException {
+        return load(dir, cfg, heldAs, wanted, null);
     }
 
     /**
@@ -148,6 +157,13 @@ public final class ModelWeights {
      */
     public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs,
                                     FourBitQuantization quantization) throws IOException {
+        return load(dir, cfg, heldAs, name -> true, quantization);
+    }
+
+    /** The tensors {@code wanted} names, those {@code quantization} names (null: none) in 4 bits. */
+    public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs,
+                                    java.util.function.Predicate<String> wanted, FourBitQuantization quantization)
+            throws IOException {
         Map<String, String> shardOf = new LinkedHashMap<>();
         List<String> files = new ArrayList<>();
         Path index = dir.resolve(INDEX_FILE);
@@ -197,6 +213,9 @@ public final class ModelWeights {
                 if (tensors.containsKey(name) || quantized.containsKey(name)) {
                     throw new UserError(path + ": tensor '" + name + "' appears in two files");
                 }
+                if (!wanted.test(name)) {
+                    continue;
+                }
                 if (quantization != null && quantization.quantizes(name)) {
                     try (PointerScope scope = new PointerScope()) {   // the full weight is freed at once
                         quantized.put(name, QuantizedWeight.quantize(read(header, e, heldAs.apply(name)),
@@ -208,7 +227,7 @@ public final class ModelWeights {
                 dtypes.put(name, e.dtype());
             }
         }
-        List<String> missing = expected.keySet().stream()
+        List<String> missing = expected.keySet().stream().filter(wanted)
                 .filter(n -> !tensors.containsKey(n) && !quantized.containsKey(n)).toList();
         if (!missing.isEmpty()) {
             throw new UserError("model directory " + dir + " is missing " + missing.size()
