@@ -54,7 +54,7 @@ final class PredictionStage implements FlatMapFunction<Iterator<Predictor.Prompt
         String adapter = config.model().adapterNameOrPath();
         CausalLm model = Models.forInference(ModelFiles.local(config.model().modelNameOrPath()), ModelFiles.local(modelPath),
                 adapter == null ? null : ModelFiles.local(adapter), encoder.newTokens(), device,
-                config.training().seed());
+                config.training().seed(), Models.quantization(config));   // the weights the training ranks computed with
         return new Predictor(model, encoder, config.generating(), config.training().perDeviceEvalBatchSize(),
                 config.training().seed()).predictPrompts(mine).iterator();
     }

@@ -27,7 +27,7 @@ import java.util.Random;
  *   <li>method rows, 1 x 8 tokens (activations negligible; bf16 matmuls run on libtorch's reference
  *       kernels on CPUs without AVX512-BF16, so the sequences are short): full AdamW with bf16
  *       autocast (fp32 masters), pure_bf16, LoRA over the bf16 base, freeze (2 layers), GaLore,
- *       BAdam, and full fp32;</li>
+ *       BAdam, full fp32, and QLoRA (LoRA over the base's linears in NF4 with double quantization);</li>
  *   <li>layer-wise rows, 1 x 8 tokens in float32: APOLLO, apollo_layerwise with activation
  *       checkpointing (one group's gradients at a time) and without it (all gradients, freed as
  *       they are applied);</li>
@@ -36,7 +36,7 @@ import java.util.Random;
  * </ul>
  * <p>{@code write8b} then {@code lora8b}: one LoRA step (bf16, 1 x 8 tokens) of a Llama-3-8B-shaped
  * model, to show that it fits this 24 GB machine.
- * Usage: MemoryBench MODE (base, fp32, full, pure_bf16, lora, freeze, galore, badam, apollo, apollo_lw,
+ * Usage: MemoryBench MODE (base, fp32, full, pure_bf16, lora, qlora, freeze, galore, badam, apollo, apollo_lw,
  * apollo_lw_nockpt, act_short, act_on, act_off, write8b, lora8b; largest prints its own table); prints one markdown row.
  */
 public final class MemoryBench {
@@ -70,6 +70,7 @@ public final class MemoryBench {
             case "full" -> "finetuning_type: full\nbf16: true";
             case "pure_bf16" -> "finetuning_type: full\npure_bf16: true\nbf16: true";
             case "lora", "lora8b" -> "finetuning_type: lora\nbf16: true";
+            case "qlora" -> "finetuning_type: lora\nbf16: true\nquantization_bit: 4";
             case "freeze" -> "finetuning_type: freeze\nfreeze_trainable_layers: 2\nbf16: true";
             case "galore" -> "finetuning_type: full\nuse_galore: true\nbf16: true";
             case "badam" -> "finetuning_type: full\nuse_badam: true\nbf16: true";

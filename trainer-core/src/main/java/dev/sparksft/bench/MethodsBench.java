@@ -9,7 +9,11 @@ import dev.sparksft.data.Packing;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.loss.SftLoss;
 import dev.sparksft.model.CausalLm;
+import dev.sparksft.model.FourBitQuantization;
+import dev.sparksft.model.FourBitType;
 import dev.sparksft.model.LoraAdapter;
+import dev.sparksft.model.ModelWeights;
+import dev.sparksft.model.QuantizedWeight;
 import dev.sparksft.optim.Optimizer;
 import dev.sparksft.optim.Optimizers;
 import dev.sparksft.runtime.Torch;
@@ -28,14 +32,14 @@ import org.bytedeco.pytorch.Tensor;
  * Training throughput of one fine-tuning method on the 25.6M benchmark Llama, one JVM per row so
  * that peak RSS (VmHWM) belongs to that method alone:
  * <ul>
- *   <li>{@code full} / {@code lora}: batches of 1 x 256 random tokens, AdamW; LoRA rank 8 on every
- *       linear. Short sequences, so that weights, gradients and optimizer state, not activations,
+ *   <li>{@code full} / {@code lora} / {@code qlora}: batches of 1 x 256 random tokens, AdamW; LoRA rank 8 on every
+ *       linear ({@code qlora}: over the linears in NF4 with double quantization, dequantized per matmul). Short sequences, so that weights, gradients and optimizer state, not activations,
  *       dominate memory (at 2 x 512 the saved activations alone take about 750 MB of this model);</li>
  *   <li>{@code padding} / {@code packing}: one pass over 48 examples of skewed length (3 in 4 of 16-96
  *       tokens, 1 in 4 of 256-512), padded batches of 4 against neat-packed sequences of at most 512
  *       tokens, 1 per step; "useful tokens" are the examples' own tokens, padding excluded.</li>
  * </ul>
- * Usage: MethodsBench {full|lora|padding|packing} THREADS [STEPS (6)]
+ * Usage: MethodsBench {full|lora|qlora|padding|packing} THREADS [STEPS (6)]
  */
 public final class MethodsBench {
     private MethodsBench() {}
@@ -48,9 +52,12 @@ public final class MethodsBench {
         CausalLm model = BenchModel.random();
         ObjectNode values = new ObjectMapper().createObjectNode();
         values.put("model_name_or_path", "bench").put("template", "chatml").put("dataset", "bench")
-                .put("finetuning_type", mode.equals("lora") ? "lora" : "full").put("lora_rank", 8);
+                .put("finetuning_type", mode.endsWith("lora") ? "lora" : "full").put("lora_rank", 8);
         SftConfig config = SftConfig.fromValues(values);
-        if (mode.equals("lora")) {
+        if (mode.equals("qlora")) {
+            model = quantized(model);
+        }
+        if (mode.equals("lora") || mode.equals("qlora")) {
             var ft = config.finetuning();
             model = model.withAdapter(LoraAdapter.create(model.weights(), new LoraAdapter.Settings(ft.loraRank(),
                     ft.loraAlpha(), ft.loraDropout(), ft.useRslora(), ft.loraTarget(), ft.additionalTarget()), 0));
@@ -62,7 +69,7 @@ public final class MethodsBench {
         int vocab = model.config().vocabSize();
 
         List<List<TokenizedExample>> batches = new ArrayList<>();
-        if (mode.equals("full") || mode.equals("lora")) {
+        if (mode.equals("full") || mode.endsWith("lora")) {
             for (int s = 0; s <= steps; s++) {
                 batches.add(List.of(example(0, 256, vocab, rng)));
             }
@@ -110,6 +117,21 @@ public final class MethodsBench {
         System.out.printf("| %s | %d | %.2fM | %d | %.0f | %.0f | %.1f%% | %.1f | %d |%n", mode, threads, trainableParams / 1e6,
                 batches.size() - 1, useful / seconds, padded / seconds, 100.0 * (padded - useful) / padded, seconds,
                 peakRssMb());
+    }
+
+    /** {@code model} with its layer linears in NF4 with double quantization, as quantization_bit: 4 loads them. */
+    static CausalLm quantized(CausalLm model) {
+        FourBitQuantization q = new FourBitQuantization(FourBitType.NF4, true);
+        Map<String, Tensor> dense = new java.util.LinkedHashMap<>();
+        Map<String, QuantizedWeight> packed = new java.util.LinkedHashMap<>();
+        model.weights().tensors().forEach((n, t) -> {
+            if (q.quantizes(n)) {
+                packed.put(n, QuantizedWeight.quantize(t, q.type(), q.doubleQuant()));
+            } else {
+                dense.put(n, t);
+            }
+        });
+        return new CausalLm(model.config(), new ModelWeights(dense, packed, Map.of(), Map.of()));
     }
 
     static TokenizedExample example(long index, int len, int vocab, Random rng) {

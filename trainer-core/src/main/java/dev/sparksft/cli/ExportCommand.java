@@ -32,6 +32,13 @@ public final class ExportCommand {
         if (m.exportDir() == null) {
             throw new UserError("export needs export_dir (where the exported model goes)");
         }
+        if (m.quantized()) {
+            // LLaMA-Factory refuses both: merging into a quantized model, and saving bnb 4-bit weights as a model
+            throw new UserError("quantization_bit: " + m.quantizationBit() + " with export: " + (m.adapterNameOrPath() != null
+                    ? "Cannot merge adapters to a quantized model" : "a 4-bit model cannot be exported")
+                    + "; remove quantization_bit: an adapter trained over 4-bit weights merges into the unquantized base "
+                    + "model_name_or_path, read from disk (as LLaMA-Factory's merge_lora examples do)");
+        }
         Path base = Path.of(m.modelNameOrPath());
         Path adapter = m.adapterNameOrPath() == null ? null : Path.of(m.adapterNameOrPath());
         if (adapter != null && !Adapter.isAdapterDir(adapter)) {

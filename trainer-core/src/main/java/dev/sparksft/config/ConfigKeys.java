@@ -44,9 +44,9 @@ final class ConfigKeys {
         }
     }
 
-    static final String QUANTIZATION = "quantized training and export (bitsandbytes, GPTQ, AWQ, AQLM, HQQ, EETQ, "
-            + "on-the-fly quantization) need quantized kernels spark-sft does not have; train LoRA over the bf16 model "
-            + "(finetuning_type: lora, bf16: true: about 2 bytes per parameter) instead";
+    static final String QUANTIZATION = "exporting a quantized model (GPTQ through optimum and gptqmodel, with its "
+            + "calibration dataset) is not implemented; export in the model's dtype (scripts/sft export), and train "
+            + "over 4-bit weights with quantization_bit: 4";
     static final String MULTIMODAL = "spark-sft trains text-only models: images, videos and audio (and the vision "
             + "tower's settings) are not supported; remove the multimodal keys and use a text model";
     static final String PREFERENCE = "spark-sft trains stage: sft only: preference and reinforcement training "
@@ -136,8 +136,7 @@ final class ConfigKeys {
         noEffect("spark-sft runs on libtorch's CPU or CUDA backends, without IPEX", "use_ipex");
 
         // ---- refused unless set to the default
-        refuse(QUANTIZATION, "quantization_bit: null", "quantization_method: bnb", "quantization_type: nf4",
-                "double_quantization: true", "quantization_device_map: null", "export_quantization_bit: null",
+        refuse(QUANTIZATION, "export_quantization_bit: null",
                 "export_quantization_dataset: null", "export_quantization_nsamples: 128",
                 "export_quantization_maxlen: 1024");
         refuse(MULTIMODAL, "image_max_pixels: 589824", "image_min_pixels: 1024", "video_max_pixels: 65536",

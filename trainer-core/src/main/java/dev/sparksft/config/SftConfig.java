@@ -125,6 +125,11 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
                         .ifPresent(problems::add);
             }
         }
+        if (bound.get(ModelArguments.class) instanceof ModelArguments m
+                && bound.get(FinetuningArguments.class) instanceof FinetuningArguments ft
+                && bound.get(TrainingArguments.class) instanceof TrainingArguments t) {
+            problems.addAll(ModelArguments.quantizationProblems(m, ft.finetuningType(), t.doTrain(), t.fp8(), values));
+        }
         if (bound.get(FinetuningArguments.class) instanceof FinetuningArguments ft && ft.layerwise()
                 && bound.get(TrainingArguments.class) instanceof TrainingArguments t
                 && bound.get(DistributedArguments.class) instanceof DistributedArguments d) {

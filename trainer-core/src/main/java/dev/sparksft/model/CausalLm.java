@@ -33,11 +33,14 @@ public final class CausalLm {
     /**
      * A linear layer: x W^T + b, plus the LoRA term when the weight is adapted, or with x rotated
      * first when OFT adapts it (bias, lora and oft may be null; {@code rotation} is OFT's parameter).
+     * W is the tensor {@code w} or, held in 4 bits, {@code q} dequantized for this matmul alone.
      */
-    record Proj(Tensor w, Tensor b, LoraAdapter lora, LoraAdapter.Pair pair, OftAdapter oft, Tensor rotation) {
+    record Proj(Tensor w, QuantizedWeight q, Tensor b, LoraAdapter lora, LoraAdapter.Pair pair, OftAdapter oft,
+                Tensor rotation) {
         Tensor apply(Tensor x) {
+            Tensor weight = q == null ? w : q.dequantize();                    // (out, in)
             Tensor in = rotation == null ? x : oft.rotate(x, rotation);
-            Tensor y = b == null ? torch.linear(in, w) : torch.linear(in, w, new TensorOptional(b));
+            Tensor y = b == null ? torch.linear(in, weight) : torch.linear(in, weight, new TensorOptional(b));
             return pair == null ? y : lora.addTo(y, x, pair);
         }
     }
@@ -63,25 +66,28 @@ public final class CausalLm {
      */
     public static CausalLm load(java.nio.file.Path dir, int tokenizerVocabSize, org.bytedeco.pytorch.Device device,
                                 java.util.function.BiFunction<String, ModelConfig, Dtype> heldAs) throws java.io.IOException {
-        return load(dir, dev.sparksft.tokenizer.NewTokens.none(tokenizerVocabSize), 0, device, heldAs);
+        return load(dir, dev.sparksft.tokenizer.NewTokens.none(tokenizerVocabSize), 0, device, heldAs, null);
     }
 
     /**
      * {@link #load(java.nio.file.Path, int, org.bytedeco.pytorch.Device, java.util.function.BiFunction)} for a
      * tokenizer that tokens were added to: the embedding and the LM head resized as resize_vocab does
-     * ({@link VocabResize}, its noise drawn from {@code seed}) before the weights move to {@code device}.
+     * ({@link VocabResize}, its noise drawn from {@code seed}) before the weights move to {@code device};
+     * and with the linear weights {@code quantization} names held in 4 bits (null: none), quantized
+     * as they are read.
      */
     public static CausalLm load(java.nio.file.Path dir, dev.sparksft.tokenizer.NewTokens tokens, long seed,
                                 org.bytedeco.pytorch.Device device,
-                                java.util.function.BiFunction<String, ModelConfig, Dtype> heldAs) throws java.io.IOException {
+                                java.util.function.BiFunction<String, ModelConfig, Dtype> heldAs,
+                                FourBitQuantization quantization) throws java.io.IOException {
         ModelConfig cfg = ModelConfig.load(dir);
         if (!VocabResize.applies(cfg, tokens) && cfg.vocabSize() < tokens.vocabSize()) {
             throw new UserError("the tokenizer has " + tokens.vocabSize() + " tokens but the model's "
                     + "vocab_size (" + dir + "/config.json) is " + cfg.vocabSize() + "; set resize_vocab: true to grow "
                     + "the embedding and the LM head");
         }
-        ModelWeights weights = heldAs == null ? ModelWeights.load(dir, cfg)
-                : ModelWeights.load(dir, cfg, name -> heldAs.apply(name, cfg));
+        ModelWeights weights = ModelWeights.load(dir, cfg,
+                heldAs == null ? name -> Dtype.F32 : name -> heldAs.apply(name, cfg), quantization);
         VocabResize.Resized resized = VocabResize.apply(cfg, weights, tokens, seed);
         if (resized.config().vocabSize() < tokens.vocabSize()) {
             throw new UserError("the tokenizer's highest token id is " + (tokens.vocabSize() - 1) + " but the resized "
@@ -130,7 +136,9 @@ public final class CausalLm {
         String w = module + ".weight";
         LoraAdapter.Pair pair = lora == null ? null : lora.pair(w);
         Tensor rotation = oft == null ? null : oft.rotation(w);
-        return new Proj(weights.get(w), optional(module + ".bias", layout.hasBias(leaf)), lora, pair, oft, rotation);
+        QuantizedWeight q = weights.quantized(w);
+        return new Proj(q == null ? weights.get(w) : null, q, optional(module + ".bias", layout.hasBias(leaf)), lora, pair,
+                oft, rotation);
     }
 
     /** This model's weights with {@code adapter} on its linear layers. */
@@ -241,7 +249,7 @@ public final class CausalLm {
     public boolean layerTrains(int i) {
         Layer l = layers.get(i);
         for (Proj p : List.of(l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down())) {
-            if (p.w().requires_grad() || p.b() != null && p.b().requires_grad()
+            if (p.w() != null && p.w().requires_grad() || p.b() != null && p.b().requires_grad()
                     || p.pair() != null && (p.pair().a().requires_grad() || p.pair().b().requires_grad())
                     || p.rotation() != null && p.rotation().requires_grad()) {
                 return true;

@@ -88,7 +88,7 @@ public final class LoraAdapter implements Adapter {
         Generator gen = torch.createCPUGenerator(seed);
         Map<String, Pair> pairs = new LinkedHashMap<>();
         TreeSet<String> linear = new TreeSet<>();
-        for (Map.Entry<String, Tensor> e : weights.tensors().entrySet()) {
+        for (Map.Entry<String, long[]> e : weights.shapes().entrySet()) {   // 4-bit weights included
             String module = ModelLayout.layerLinearModule(e.getKey());
             if (module == null) {
                 continue;
@@ -97,14 +97,13 @@ public final class LoraAdapter implements Adapter {
             if (targets.stream().noneMatch(t -> module.equals(t) || module.endsWith("." + t))) {
                 continue;
             }
-            Tensor w = e.getValue();
-            long out = w.size(0);
-            long in = w.size(1);
+            long out = e.getValue()[0];
+            long in = e.getValue()[1];
             double bound = 1 / Math.sqrt(in);   // kaiming_uniform_(a=sqrt(5)) on a (r, in) weight
             Tensor a = torch.rand(new long[] {s.rank(), in}, new GeneratorOptional(gen),
                     new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Float))
-                    .mul_(new Scalar(2 * bound)).sub_(new Scalar(bound)).to(w.device(), torch.ScalarType.Float);
-            Tensor b = torch.zeros(new long[] {out, s.rank()}).to(w.device(), torch.ScalarType.Float);
+                    .mul_(new Scalar(2 * bound)).sub_(new Scalar(bound)).to(weights.device(), torch.ScalarType.Float);
+            Tensor b = torch.zeros(new long[] {out, s.rank()}).to(weights.device(), torch.ScalarType.Float);
             pairs.put(e.getKey(), new Pair(a, b));
         }
         if (pairs.isEmpty()) {
@@ -363,17 +362,17 @@ public final class LoraAdapter implements Adapter {
             boolean isA = key.endsWith(".lora_A.weight");
             if (isA || key.endsWith(".lora_B.weight")) {
                 String weight = key.substring(0, key.length() - ".lora_A.weight".length()) + ".weight";
-                if (!weights.tensors().containsKey(weight) || ModelLayout.layerLinearModule(weight) == null) {
+                long[] w = weights.shapes().get(weight);   // 4-bit weights included
+                if (w == null || ModelLayout.layerLinearModule(weight) == null) {
                     throw new UserError(file + ": '" + e.name() + "' adapts " + weight
                             + ", which is not a linear weight of this model");
                 }
-                long[] w = weights.get(weight).sizes().vec().get();
                 long[] want = isA ? new long[] {rank, w[1]} : new long[] {w[0], rank};
                 if (!Arrays.equals(want, e.shape())) {
                     throw new UserError(file + ": '" + e.name() + "' has shape " + Arrays.toString(e.shape())
                             + " but r = " + rank + " and the weight's shape imply " + Arrays.toString(want));
                 }
-                found.computeIfAbsent(weight, k -> new Tensor[2])[isA ? 0 : 1] = t.to(weights.get(weight).device(),
+                found.computeIfAbsent(weight, k -> new Tensor[2])[isA ? 0 : 1] = t.to(weights.device(),
                         torch.ScalarType.Float);
             } else if (weights.tensors().containsKey(key)) {
                 Tensor base = weights.get(key);

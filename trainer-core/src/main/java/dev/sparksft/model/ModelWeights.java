@@ -31,12 +31,21 @@ public final class ModelWeights {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Map<String, Tensor> tensors;
+    /** Frozen linear weights held in 4 bits (quantization_bit: 4), which {@link #tensors} does not hold. */
+    private final Map<String, QuantizedWeight> quantized;
     private final Map<String, Dtype> storedDtypes;
     /** Shard file per tensor; empty when the model is one {@value #SINGLE_FILE}. */
     private final Map<String, String> shardOf;
 
     public ModelWeights(Map<String, Tensor> tensors, Map<String, Dtype> storedDtypes, Map<String, String> shardOf) {
+        this(tensors, Map.of(), storedDtypes, shardOf);
+    }
+
+    /** Weights some of which are held in 4 bits ({@code quantized}, by name). */
+    public ModelWeights(Map<String, Tensor> tensors, Map<String, QuantizedWeight> quantized, Map<String, Dtype> storedDtypes,
+                        Map<String, String> shardOf) {
         this.tensors = new LinkedHashMap<>(tensors);
+        this.quantized = new LinkedHashMap<>(quantized);
         this.storedDtypes = new LinkedHashMap<>(storedDtypes);
         this.shardOf = new LinkedHashMap<>(shardOf);
     }
@@ -47,7 +56,8 @@ public final class ModelWeights {
      */
     public ModelWeights to(org.bytedeco.pytorch.Device device) {
         boolean same = tensors.values().stream().allMatch(t -> t.device().type().value == device.type().value
-                && t.device().index() == device.index());
+                && t.device().index() == device.index()) && quantized.values().stream().allMatch(
+                q -> q.device().type().value == device.type().value && q.device().index() == device.index());
         if (same) {
             // no aliases: a detached alias of every weight would pin its storage until the Java GC ran,
             // so memory that ZeRO-3 releases (or a switch of dtype frees) would stay resident
@@ -57,19 +67,46 @@ public final class ModelWeights {
         for (Map.Entry<String, Tensor> e : tensors.entrySet()) {
             moved.put(e.getKey(), e.getValue().to(device, e.getValue().scalar_type()).detach());
         }
-        return new ModelWeights(moved, storedDtypes, shardOf);
+        Map<String, QuantizedWeight> movedQuantized = new LinkedHashMap<>();
+        quantized.forEach((name, q) -> movedQuantized.put(name, q.to(device)));
+        return new ModelWeights(moved, movedQuantized, storedDtypes, shardOf);
     }
 
     public Tensor get(String name) {
         Tensor t = tensors.get(name);
         if (t == null) {
-            throw new IllegalStateException("no parameter named " + name);
+            throw new IllegalStateException(quantized.containsKey(name) ? name + " is held in 4 bits: read it "
+                    + "with quantized(name)" : "no parameter named " + name);
         }
         return t;
     }
 
+    /** The weights held as tensors: every parameter but the {@link #quantized} ones. */
     public Map<String, Tensor> tensors() {
         return java.util.Collections.unmodifiableMap(tensors);
+    }
+
+    /** The 4-bit weight {@code name}, or null when it is an ordinary tensor (or absent). */
+    public QuantizedWeight quantized(String name) {
+        return quantized.get(name);
+    }
+
+    /** The weights held in 4 bits, by name (empty without quantization_bit). */
+    public Map<String, QuantizedWeight> quantizedWeights() {
+        return java.util.Collections.unmodifiableMap(quantized);
+    }
+
+    /** The shape of every weight, tensors and 4-bit ones, in HF order where the model gives it. */
+    public Map<String, long[]> shapes() {
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        tensors.forEach((n, t) -> shapes.put(n, t.sizes().vec().get()));
+        quantized.forEach((n, q) -> shapes.put(n, q.shape()));
+        return shapes;
+    }
+
+    /** Where the weights live. */
+    public org.bytedeco.pytorch.Device device() {
+        return tensors.values().iterator().next().device();
     }
 
     /** Shard file per tensor; empty for a single file. */
@@ -101,7 +138,7 @@ public final class ModelWeights {
      */
     public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs)
             throws IOException {
-        return load(dir, cfg, heldAs, name -> true);
+        return load(dir, cfg, heldAs, name -> true, null);
     }
 
     /**
@@ -110,6 +147,23 @@ public final class ModelWeights {
      */
     public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs,
                                     java.util.function.Predicate<String> wanted) throws IOException {
+        return load(dir, cfg, heldAs, wanted, null);
+    }
+
+    /**
+     * {@link #load(Path, ModelConfig, java.util.function.Function)} with the weights {@code quantization}
+     * names quantized as they are read (null: none): each is read in its held dtype, quantized and
+     * freed before the next, so loading never holds more than one full linear weight.
+     */
+    public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs,
+                                    FourBitQuantization quantization) throws IOException {
+        return load(dir, cfg, heldAs, name -> true, quantization);
+    }
+
+    /** The tensors {@code wanted} names, those {@code quantization} names (null: none) in 4 bits. */
+    public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs,
+                                    java.util.function.Predicate<String> wanted, FourBitQuantization quantization)
+            throws IOException {
         Map<String, String> shardOf = new LinkedHashMap<>();
         List<String> files = new ArrayList<>();
         Path index = dir.resolve(INDEX_FILE);
@@ -129,6 +183,7 @@ public final class ModelWeights {
 
         Map<String, long[]> expected = expectedShapes(cfg);
         Map<String, Tensor> tensors = new LinkedHashMap<>();
+        Map<String, QuantizedWeight> quantized = new LinkedHashMap<>();
         Map<String, Dtype> dtypes = new LinkedHashMap<>();
         for (String file : files) {
             Path path = dir.resolve(file).normalize();
@@ -155,17 +210,25 @@ public final class ModelWeights {
                     throw new UserError(path + ": tensor '" + name + "' has shape "
                             + Arrays.toString(e.shape()) + " but config.json implies " + Arrays.toString(want));
                 }
-                if (tensors.containsKey(name)) {
+                if (tensors.containsKey(name) || quantized.containsKey(name)) {
                     throw new UserError(path + ": tensor '" + name + "' appears in two files");
                 }
                 if (!wanted.test(name)) {
                     continue;
                 }
-                tensors.put(name, read(header, e, heldAs.apply(name)));
+                if (quantization != null && quantization.quantizes(name)) {
+                    try (PointerScope scope = new PointerScope()) {   // the full weight is freed at once
+                        quantized.put(name, QuantizedWeight.quantize(read(header, e, heldAs.apply(name)),
+                                quantization.type(), quantization.doubleQuant()));
+                    }
+                } else {
+                    tensors.put(name, read(header, e, heldAs.apply(name)));
+                }
                 dtypes.put(name, e.dtype());
             }
         }
-        List<String> missing = expected.keySet().stream().filter(wanted).filter(n -> !tensors.containsKey(n)).toList();
+        List<String> missing = expected.keySet().stream().filter(wanted)
+                .filter(n -> !tensors.containsKey(n) && !quantized.containsKey(n)).toList();
         if (!missing.isEmpty()) {
             throw new UserError("model directory " + dir + " is missing " + missing.size()
                     + " tensor(s), first: " + missing.get(0));
@@ -173,7 +236,7 @@ public final class ModelWeights {
         Map<String, Tensor> ordered = new LinkedHashMap<>();
         expected.keySet().stream().filter(tensors::containsKey).forEach(n -> ordered.put(n, tensors.get(n)));
         tensors.keySet().stream().filter(n -> !ordered.containsKey(n)).forEach(n -> ordered.put(n, tensors.get(n)));
-        return new ModelWeights(ordered, dtypes, shardOf);
+        return new ModelWeights(ordered, quantized, dtypes, shardOf);
     }
 
     /** One tensor in {@code held}; the stored copy (when it differs) is released before the next is read. */
@@ -231,6 +294,9 @@ public final class ModelWeights {
      * @return the CRC32C of each safetensors file written, by file name
      */
     private Map<String, Long> write(Path dir, Dtype defaultDtype, Map<String, String> layout) throws IOException {
+        if (!quantized.isEmpty()) {   // quantization trains adapters only, which save without the base
+            throw new IllegalStateException("a model with 4-bit weights is never saved whole");
+        }
         Files.createDirectories(dir);
         Map<String, Map<String, Tensor>> byFile = new TreeMap<>();
         Map<String, Dtype> dtypes = new LinkedHashMap<>();

@@ -148,7 +148,7 @@ public final class OftAdapter implements Adapter {
         Map<String, Tensor> rotations = new LinkedHashMap<>();
         TreeSet<String> linear = new TreeSet<>();
         TreeMap<Long, TreeSet<String>> adjusted = new TreeMap<>();   // in_features -> the modules it was adjusted for
-        for (Map.Entry<String, Tensor> e : weights.tensors().entrySet()) {
+        for (Map.Entry<String, long[]> e : weights.shapes().entrySet()) {   // 4-bit weights included
             String module = ModelLayout.layerLinearModule(e.getKey());
             if (module == null) {
                 continue;
@@ -157,13 +157,13 @@ public final class OftAdapter implements Adapter {
             if (targets.stream().noneMatch(t -> module.equals(t) || module.endsWith("." + t))) {
                 continue;
             }
-            long in = e.getValue().size(1);
+            long in = e.getValue()[1];
             Blocks b = blocks(in, s.rank(), s.blockSize());
             if (s.rank() == 0 && b.blockSize() != s.blockSize() || s.rank() != 0 && b.numBlocks() != s.rank()) {
                 adjusted.computeIfAbsent(in, k -> new TreeSet<>()).add(ModelLayout.leaf(module));
             }
             rotations.put(e.getKey(), torch.zeros(new long[] {b.numBlocks(), b.numParameters() / b.numBlocks()})
-                    .to(e.getValue().device(), torch.ScalarType.Float));
+                    .to(weights.device(), torch.ScalarType.Float));
         }
         if (rotations.isEmpty()) {
             throw new UserError("oft_target: " + s.targets() + " matches no linear module; choose from "
@@ -407,19 +407,19 @@ public final class OftAdapter implements Adapter {
             Tensor t = Safetensors.readTensor(header, e).to(torch.ScalarType.Float);
             if (key.endsWith(suffix)) {
                 String weight = key.substring(0, key.length() - suffix.length()) + ".weight";
-                if (!weights.tensors().containsKey(weight) || ModelLayout.layerLinearModule(weight) == null) {
+                long[] w = weights.shapes().get(weight);   // 4-bit weights included
+                if (w == null || ModelLayout.layerLinearModule(weight) == null) {
                     throw new UserError(file + ": '" + e.name() + "' adapts " + weight
                             + ", which is not a linear weight of this model");
                 }
-                Tensor w = weights.get(weight);
-                Blocks b = blocks(w.size(1), rank, blockSize);
+                Blocks b = blocks(w[1], rank, blockSize);
                 long[] want = {b.numBlocks(), (long) b.blockSize() * (b.blockSize() - 1) / 2};
                 if (!Arrays.equals(want, e.shape())) {
                     throw new UserError(file + ": '" + e.name() + "' has shape " + Arrays.toString(e.shape())
                             + " but r = " + rank + ", oft_block_size = " + blockSize + " and in_features "
-                            + w.size(1) + " give " + Arrays.toString(want));
+                            + w[1] + " give " + Arrays.toString(want));
                 }
-                rotations.put(weight, t.to(w.device(), torch.ScalarType.Float));
+                rotations.put(weight, t.to(weights.device(), torch.ScalarType.Float));
             } else if (weights.tensors().containsKey(key)) {
                 Tensor base = weights.get(key);
                 if (!Arrays.equals(base.sizes().vec().get(), e.shape())) {

@@ -84,7 +84,9 @@ public final class VocabResize {
         resized.forEach((name, t) -> all.put(name, t.to(weights.get(name).scalar_type())));
         Map<String, Dtype> stored = new LinkedHashMap<>();
         all.keySet().forEach(n -> stored.put(n, weights.storedDtype(n)));
-        ModelWeights out = new ModelWeights(all, stored, weights.shardLayout());
+        weights.quantizedWeights().keySet().forEach(n -> stored.put(n, weights.storedDtype(n)));
+        // QLoRA's 4-bit linears are not the embedding or the head: they pass through unchanged
+        ModelWeights out = new ModelWeights(all, weights.quantizedWeights(), stored, weights.shardLayout());
         if (grows) {
             LOG.info("Resized token embeddings from {} to {} ({} tokens, {} rows initialised with the noisy mean).", rows,
                     newRows, tokens.length(), ids.isEmpty() ? newRows - rows : ids.size());

@@ -75,7 +75,7 @@ public final class LocalRun {
             CausalLm model = trains
                     ? Models.forTraining(config, modelDir, resumeDir, adapterDir, data.encoder().newTokens(), cpu)
                     : Models.forInference(modelDir, modelDir, adapterDir, data.encoder().newTokens(), cpu,
-                            config.training().seed());
+                            config.training().seed(), Models.quantization(config));
             // the data and the model are read: only now may overwrite_output_dir delete the previous run
             Outputs outputs = Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(), keeps)
                     .withTokenizer(data.tokenizer());

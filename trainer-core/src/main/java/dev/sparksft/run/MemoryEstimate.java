@@ -6,6 +6,8 @@ import dev.sparksft.config.SftConfig;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.dist.Partition;
 import dev.sparksft.model.Dtype;
+import dev.sparksft.model.FourBitQuantization;
+import dev.sparksft.model.QuantizedWeight;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelLayout;
 import dev.sparksft.model.OftAdapter;
@@ -24,7 +26,10 @@ import java.util.function.BiFunction;
  * pure_bf16), optimizer state (by method; sharded by ZeRO stage 1, gradients by stage 2 and the
  * trainable weights by stage 3 (plus one gathered layer), by the same whole-tensor
  * {@link Partition} the run uses) and activations at
- * per_device_train_batch_size x cutoff_len tokens, with and without activation checkpointing:
+ * per_device_train_batch_size x cutoff_len tokens, with and without activation checkpointing.
+ * With quantization_bit: 4 the layer linears count their packed bytes (half a byte per value plus
+ * the absmax: {@link QuantizedWeight#heldBytes(long, boolean)}), and the activations add the
+ * dequantized weights the autograd graph keeps (one layer's with checkpointing, all without):
  * <pre>
  *   stored layer inputs  = L x T x H x 4                   (checkpointing only)
  *   one layer's graph    = T x (A_H x H + A_I x I) x 4     (one layer with checkpointing, every layer without)
@@ -71,9 +76,16 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
         long weights = 0;
         Map<String, Long> trainable = new LinkedHashMap<>();      // numel of every tensor that trains
         Map<String, Integer> gradBytes = new LinkedHashMap<>();
+        FourBitQuantization quantization = Models.quantization(config);
+        long dequantizedLayer = 0;    // one decoder layer's 4-bit linears, dequantized
         for (Map.Entry<String, long[]> e : shapes.entrySet()) {
             long n = numel(e.getValue());
             int bytes = held == null ? 4 : held.apply(e.getKey(), cfg).numBytes;
+            if (quantization != null && quantization.quantizes(e.getKey())) {
+                weights += QuantizedWeight.heldBytes(n, quantization.doubleQuant());
+                dequantizedLayer += ModelLayout.layerIndex(e.getKey()) == 0 ? n * bytes : 0;
+                continue;
+            }
             weights += n * bytes;
             if (trainsBase.contains(e.getKey())) {
                 trainable.put(e.getKey(), n);
@@ -158,8 +170,11 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
         long stored = (long) cfg.numLayers() * tokens * h * 4;
         // the backward of one layer adds gradients of about half its graph's size while that graph is alive
         long backward = layer / 2;
+        // 4-bit weights are dequantized per matmul; the autograd graph keeps each one for the backward,
+        // so one layer's are alive with checkpointing (its recomputation) and every layer's without
         return new MemoryEstimate(weights, (long) (gradients * gradientShare), (long) (optimizer * optimizerShare),
-                stored + layer + backward + head, (long) cfg.numLayers() * layer + backward + head, checkpointing,
+                stored + layer + backward + head + dequantizedLayer,
+                (long) cfg.numLayers() * (layer + dequantizedLayer) + backward + head, checkpointing,
                 worldSize, stage, trainable.values().stream().mapToLong(Long::longValue).sum(), optimizer);
     }
 

@@ -4,6 +4,9 @@ import dev.sparksft.UserError;
 import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.Dtype;
+import dev.sparksft.model.FourBitQuantization;
+import dev.sparksft.model.FourBitType;
+import dev.sparksft.model.QuantizedWeight;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.Adapter;
 import dev.sparksft.model.LoraAdapter;
@@ -61,7 +64,7 @@ public final class Models {
                         + "set finetuning_type: lora (or oft, for an OFT adapter)");
             }
             return resumeDir != null ? CausalLm.load(resumeDir, NewTokens.none(tokens.vocabSize()), seed, device,
-                    heldDtype(config)) : CausalLm.load(baseDir, tokens, seed, device, heldDtype(config));
+                    heldDtype(config), null) : CausalLm.load(baseDir, tokens, seed, device, heldDtype(config), null);
         }
         ModelConfig baseConfig = ModelConfig.load(baseDir);
         List<String> additional = config.finetuning().additionalTarget();
@@ -69,7 +72,15 @@ public final class Models {
             additional = baseConfig.tieWordEmbeddings() ? List.of("embed_tokens") : List.of("embed_tokens", "lm_head");
             LOG.warn("Vocab has been resized, add {} to trainable params.", String.join(",", additional));
         }
-        CausalLm base = CausalLm.load(baseDir, tokens, seed, device, trainedInFull(heldDtype(config), additional, config));
+        FourBitQuantization quantization = quantization(config);
+        CausalLm base = CausalLm.load(baseDir, tokens, seed, device, trainedInFull(heldDtype(config), additional, config),
+                quantization);
+        if (quantization != null) {
+            LOG.info("quantization_bit: 4: {} linear weights held in {}{} ({} bytes)", base.weights().quantizedWeights().size(),
+                    quantization.type().key(), quantization.doubleQuant() ? " with double quantization" : "",
+                    String.format("%,d", base.weights().quantizedWeights().values().stream()
+                            .mapToLong(QuantizedWeight::heldBytes).sum()));
+        }
         Path from = resumeDir != null ? resumeDir : adapterDir;
         if (config.finetuning().oft()) {
             return base.withAdapter(oft(config, base, from, additional));
@@ -107,6 +118,16 @@ public final class Models {
             return heldAs;
         }
         return (name, cfg) -> ModelLayout.isSavedModule(name, modules) ? Dtype.F32 : heldAs.apply(name, cfg);
+    }
+
+    /**
+     * How quantization_bit holds the base's linear weights, or null without it (the arguments allow
+     * 4-bit bnb alone).
+     */
+    public static FourBitQuantization quantization(SftConfig config) {
+        var m = config.model();
+        return m.quantized() ? new FourBitQuantization(FourBitType.valueOf(m.quantizationType().toUpperCase(
+                java.util.Locale.ROOT)), m.doubleQuantization()) : null;
     }
 
     /** A new OFT adapter of the oft_* keys (with {@code additional} trained in full), or the one saved in {@code from}. */
@@ -188,13 +209,22 @@ public final class Models {
      */
     public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, NewTokens tokens, Device device, long seed)
             throws IOException {
+        return forInference(baseDir, dir, adapterDir, tokens, device, seed, null);
+    }
+
+    /**
+     * {@link #forInference(Path, Path, Path, NewTokens, Device, long)} with the linear weights held in 4 bits
+     * ({@code quantization} null: as stored), as LLaMA-Factory evaluates and predicts with quantization_bit.
+     */
+    public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, NewTokens tokens, Device device, long seed,
+                                        FourBitQuantization quantization) throws IOException {
         if (Adapter.isAdapterDir(dir)) {
             adapterDir = dir;
             dir = baseDir;
         }
         // a trained full model (not model_name_or_path) has its rows resized and trained already
         CausalLm model = CausalLm.load(dir, dir.equals(baseDir) ? tokens : NewTokens.none(tokens.vocabSize()), seed,
-                device, null);
+                device, null, quantization);
         return adapterDir == null ? model : model.withAdapter(Adapter.load(adapterDir, model.weights(), seed));
     }
 

@@ -61,6 +61,18 @@ class ExportCommandTest {
     }
 
     @Test
+    void exportWithQuantizationBitIsRefusedAndNamesTheFix(@TempDir Path dir) throws Exception {
+        Path yaml = Files.writeString(dir.resolve("merge.yaml"), "model_name_or_path: " + dir.resolve("base")
+                + "\nadapter_name_or_path: " + dir.resolve("adapter") + "\ntemplate: qwen3_nothink\nquantization_bit: 4\n"
+                + "export_dir: " + dir.resolve("merged") + "\n");
+        dev.sparksft.UserError e = org.junit.jupiter.api.Assertions.assertThrows(dev.sparksft.UserError.class,
+                () -> ExportCommand.run(SftConfig.load(yaml, List.of())));
+        assertEquals("quantization_bit: 4 with export: Cannot merge adapters to a quantized model; remove quantization_bit: "
+                + "an adapter trained over 4-bit weights merges into the unquantized base model_name_or_path, read from disk "
+                + "(as LLaMA-Factory's merge_lora examples do)", e.getMessage());
+    }
+
+    @Test
     void shardsNeverExceedTheLimitUnlessOneTensorDoesAndLoadBack(@TempDir Path dir) throws Exception {
         Torch.load(1);
         Path model = dir.resolve("m");

@@ -30,7 +30,7 @@ class ConfigKeysTest {
         assertTrue(d.isDefault(new com.fasterxml.jackson.databind.node.IntNode(2)), "2 is the default 2.0");
         assertTrue(!d.isDefault(new com.fasterxml.jackson.databind.node.DoubleNode(3.0)));
         assertTrue(ConfigKeys.of("fsdp").isDefault(null), "unset is fsdp's default ''");
-        assertTrue(ConfigKeys.of("quantization_method").isDefault(new com.fasterxml.jackson.databind.node.TextNode("BNB")),
+        assertTrue(ConfigKeys.of("mix_strategy").isDefault(new com.fasterxml.jackson.databind.node.TextNode("CONCAT")),
                 "enum values compare without case");
         assertEquals(List.of(), ConfigKeys.all().values().stream()
                 .filter(k -> k.kind() == ConfigKeys.Kind.REFUSED && k.defaultValue() == null).map(ConfigKeys.Decision::key)

@@ -70,10 +70,10 @@ class SftConfigTest {
     @Test
     void aRefusedKeyNamesTheMissingCapabilityUnlessItIsTheDefault(@TempDir Path dir) throws Exception {
         ConfigProblems e = assertThrows(ConfigProblems.class,
-                () -> SftConfig.load(yaml(dir, MINIMAL + "use_dora: true\nquantization_bit: 4\n"), List.of()));
+                () -> SftConfig.load(yaml(dir, MINIMAL + "use_dora: true\nexport_quantization_bit: 4\n"), List.of()));
         assertEquals(List.of("use_dora: true is not supported: DoRA adapters are not supported: use finetuning_type: "
                         + "lora (use_rslora and loraplus_lr_ratio are)",
-                "quantization_bit: 4 is not supported: " + ConfigKeys.QUANTIZATION), e.problems());
+                "export_quantization_bit: 4 is not supported: " + ConfigKeys.QUANTIZATION), e.problems());
         // LLaMA-Factory's example YAMLs write defaults out: those ask for nothing and pass
         SftConfig.load(yaml(dir, MINIMAL + "use_dora: false\nquantization_bit: null\nsave_only_model: false\n"
                 + "freeze_vision_tower: true\ntensor_model_parallel_size: 1\nfsdp: ''\nflash_attn: fa2\n"), List.of());

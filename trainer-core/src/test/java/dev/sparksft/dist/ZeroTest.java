@@ -257,6 +257,17 @@ class ZeroTest {
         assertSame(name + " ZeRO-2 x2", reference, got, initial(zero));
     }
 
+    @ParameterizedTest(name = "QLoRA, ZeRO {0}, world_size 2")
+    @CsvSource({"2", "3"})
+    void qloraShardsTheAdapterAndKeepsTheFourBitBaseWholeOnEveryRank(int stage, @TempDir Path dir) throws Exception {
+        String method = "finetuning_type: lora;lora_rank: 4;quantization_bit: 4";
+        Run reference = single(dir, method, 2);
+        SftConfig zero = config(dir, "zero", method, 1, "deepspeed: " + deepspeed(dir, "ds_z" + stage + "_config.json", stage)
+                + "\n");
+        Run got = onRanks(2, zero, dir, null);
+        assertSame("QLoRA ZeRO-" + stage + " x2", reference, got, initial(zero));
+    }
+
     /**
      * A ZeRO-2 run on 2 ranks saves checkpoint-2 (rank 0 gathers the optimizer state into one
      * file, the same names and values as one process writes); resuming it on 2 ranks and on 1

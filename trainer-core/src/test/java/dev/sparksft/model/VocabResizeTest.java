@@ -195,11 +195,11 @@ class VocabResizeTest {
     void aTokenizerLargerThanTheModelNamesResizeVocab(@TempDir Path dir) throws Exception {
         Path m = model(dir, "llama", 0);
         UserError e = assertThrows(UserError.class, () -> CausalLm.load(m, NewTokens.none(300), 0,
-                new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU), null));
+                new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU), null, null));
         assertTrue(e.getMessage().contains("the tokenizer has 300 tokens but the model's vocab_size"), e.getMessage());
         assertTrue(e.getMessage().contains("is 259; set resize_vocab: true"), e.getMessage());
         CausalLm resized = CausalLm.load(m, new NewTokens(300, 300, true, false, List.of()), 0,
-                new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU), null);
+                new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU), null, null);
         assertEquals(320, resized.config().vocabSize());
     }
 }

@@ -118,6 +118,38 @@ class MemoryEstimateTest {
     }
 
     @Test
+    void fourBitLinearsCountHalfAByteAValuePlusTheirAbsmax() throws Exception {
+        long v = cfg.vocabSize();
+        long[][] linears = {{H, H}, {KV, H}, {KV, H}, {H, H}, {I, H}, {I, H}, {H, I}};   // q k v o gate up down
+        long packed = 0;
+        long blocks = 0;
+        long nested = 0;
+        long lora = 0;
+        long dense = 0;
+        for (long[] w : linears) {
+            long n = w[0] * w[1];
+            packed += L * n / 2;
+            blocks += L * (n / 64);                          // every tiny linear is a whole number of 64-blocks
+            nested += L * (n / 64 + 4 * ((n / 64 + 255) / 256) + 4);
+            lora += L * 4 * 4 * (w[0] + w[1]);               // rank 4, float32 A and B
+            dense += L * n;
+        }
+        long other = 2 * (v * H + L * 2 * H + H + v * H);   // embedding, norms, head in bf16
+        MemoryEstimate q = estimate("finetuning_type: lora;lora_rank: 4;bf16: true;quantization_bit: 4;"
+                + "double_quantization: false");
+        assertEquals(other + packed + 4 * blocks + lora, q.weights());
+        assertEquals(other + packed + nested + lora,
+                estimate("finetuning_type: lora;lora_rank: 4;bf16: true;quantization_bit: 4").weights());
+        MemoryEstimate plain = estimate("finetuning_type: lora;lora_rank: 4;bf16: true");
+        assertEquals(plain.weights() - 2 * dense + packed + 4 * blocks, q.weights(), "only the linears change");
+        // the dequantized bf16 weights the graph keeps: one layer's with checkpointing, both layers' without
+        assertEquals(plain.activations() + 2 * dense / L, q.activations());
+        assertEquals(plain.activationsWithout() + 2 * dense, q.activationsWithout());
+        assertEquals(plain.gradients(), q.gradients());
+        assertEquals(plain.optimizer(), q.optimizer());
+    }
+
+    @Test
     void asftAddsItsReferenceCopyOfWhatTrainsAndItsLogits() throws Exception {
         long p = params();
         long tokens = 2 * 128;
