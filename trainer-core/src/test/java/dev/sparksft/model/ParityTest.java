@@ -34,7 +34,7 @@ class ParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"})
     void logitsAndLossMatchReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
@@ -84,7 +84,7 @@ class ParityTest {
      * in bf16 too) give the reference's float64 loss within 2e-2 relative.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"})
     void bf16LossIsWithinTwoPercentOfTheReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
@@ -111,7 +111,7 @@ class ParityTest {
 
     /** The KV-cache generator's greedy tokens equal the independent reference's argmax decoding of row 0. */
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"})
     void greedyTokensMatchReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
