@@ -342,7 +342,7 @@ public final class CausalLm {
         Tensor scores = softcap(q.matmul(k.transpose(2, 3)).mul(new org.bytedeco.pytorch.Scalar(scale)),
                 opts.attentionSoftcap());                               // (batch, heads, seq, total)
         scores = scores.masked_fill(mask.logical_not(), new org.bytedeco.pytorch.Scalar(Double.NEGATIVE_INFINITY));
-        Tensor probs = scores.softmax(-1, new org.bytedeco.pytorch.ScalarTypeOptional(ScalarType.Float));
+        Tensor probs = scores.softmax(-1, new org.bytedeco.pytorch.ScalarTypeOptional(wide(scores.scalar_type())));
         return probs.to(q.scalar_type()).matmul(v);
     }
 
@@ -361,12 +361,15 @@ public final class CausalLm {
         if (opts.normOffset() == 0) {
             return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight), new DoubleOptional(cfg.rmsNormEps()));
         }
-        byte t = x.scalar_type().value;
-        boolean half = t == ScalarType.BFloat16.value || t == ScalarType.Half.value;
-        Tensor wide = half ? x.to(ScalarType.Float) : x;
+        Tensor wide = x.to(wide(x.scalar_type()));
         Tensor scale = weight.to(wide.scalar_type()).add(new org.bytedeco.pytorch.Scalar(opts.normOffset()));
         return torch.rms_norm(wide, new long[] {x.size(-1)}, new TensorOptional(scale),
                 new DoubleOptional(cfg.rmsNormEps())).to(x.scalar_type());
+    }
+
+    /** float32 for the 16-bit types, which transformers' Gemma upcasts for norms and softmax; others as they are. */
+    private static ScalarType wide(ScalarType t) {
+        return t.value == ScalarType.BFloat16.value || t.value == ScalarType.Half.value ? ScalarType.Float : t;
     }
 
     /** A neat-packed batch: the attention mask numbers the sequences 1, 2, ... instead of holding 1s. */
