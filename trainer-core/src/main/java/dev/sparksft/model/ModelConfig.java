@@ -133,6 +133,10 @@ public record ModelConfig(
         JsonNode dtype = file.hasNonNull("dtype") ? file.get("dtype") : file.hasNonNull("torch_dtype")
                 ? file.get("torch_dtype") : c.hasNonNull("dtype") ? c.get("dtype") : c.get("torch_dtype");
         int numLayers = requireInt(c, "num_hidden_layers", source);
+        if (c.hasNonNull("rope_parameters")) {   // rope_theta and rope_scaling would be read as absent
+            throw new UserError(source + ": rope_parameters (transformers 5's RoPE layout) is not supported; write "
+                    + "rope_theta and rope_scaling (rope_local_base_freq for Gemma 3) as transformers 4 does");
+        }
         return new ModelConfig(type, hidden, requireInt(c, "intermediate_size", source),
                 numLayers, heads, kvHeads, headDim,
                 requireInt(c, "vocab_size", source), c.path("rms_norm_eps").asDouble(1e-6),

@@ -20,6 +20,9 @@ import org.junit.jupiter.params.provider.ValueSource;
  * Logits and mean loss of each architecture against the float64 numpy reference in
  * src/test/python/make_parity_fixtures.py (HF semantics written independently of this code).
  * Tolerance: 1e-4 relative to the largest |logit| of the batch, and 1e-4 relative on the loss.
+ * The Gemma fixtures are HF directories as save_pretrained writes them (gemma2 without
+ * tie_word_embeddings: true; gemma3 with a text_config of only the non-default keys and its
+ * weights under model.language_model.), with soft-caps and windows small enough to matter.
  */
 class ParityTest {
     static final double RELATIVE_TOLERANCE = 1e-4;
