@@ -28,13 +28,16 @@ import java.util.Random;
  *       kernels on CPUs without AVX512-BF16, so the sequences are short): full AdamW with bf16
  *       autocast (fp32 masters), pure_bf16, LoRA over the bf16 base, freeze (2 layers), GaLore,
  *       BAdam, and full fp32;</li>
+ *   <li>layer-wise rows, 1 x 8 tokens in float32: APOLLO, apollo_layerwise with activation
+ *       checkpointing (one group's gradients at a time) and without it (all gradients, freed as
+ *       they are applied);</li>
  *   <li>activation rows, LoRA in fp32, 2 x 1024 tokens with and without activation checkpointing,
  *       against the same run at 1 x 8 tokens: the difference is the activation memory.</li>
  * </ul>
  * <p>{@code write8b} then {@code lora8b}: one LoRA step (bf16, 1 x 8 tokens) of a Llama-3-8B-shaped
  * model, to show that it fits this 24 GB machine.
- * Usage: MemoryBench MODE (base, fp32, full, pure_bf16, lora, freeze, galore, badam, act_short,
- * act_on, act_off, write8b, lora8b; largest prints its own table); prints one markdown row.
+ * Usage: MemoryBench MODE (base, fp32, full, pure_bf16, lora, freeze, galore, badam, apollo, apollo_lw,
+ * apollo_lw_nockpt, act_short, act_on, act_off, write8b, lora8b; largest prints its own table); prints one markdown row.
  */
 public final class MemoryBench {
     private static final Path ROOT = Path.of(System.getProperty("java.io.tmpdir"), "spark-sft-bench-memory");
@@ -70,6 +73,11 @@ public final class MemoryBench {
             case "freeze" -> "finetuning_type: freeze\nfreeze_trainable_layers: 2\nbf16: true";
             case "galore" -> "finetuning_type: full\nuse_galore: true\nbf16: true";
             case "badam" -> "finetuning_type: full\nuse_badam: true\nbf16: true";
+            // float32 and APOLLO's random projections: no bf16 reference kernels, no SVDs, so the rows take seconds
+            case "apollo" -> "finetuning_type: full\nuse_apollo: true";
+            case "apollo_lw" -> "finetuning_type: full\nuse_apollo: true\napollo_layerwise: true";
+            case "apollo_lw_nockpt" -> "finetuning_type: full\nuse_apollo: true\napollo_layerwise: true\n"
+                    + "disable_gradient_checkpointing: true";
             case "act_short", "act_on" -> "finetuning_type: lora";
             case "act_off" -> "finetuning_type: lora\ndisable_gradient_checkpointing: true";
             default -> throw new IllegalArgumentException("unknown mode " + mode);

@@ -3,7 +3,7 @@ package dev.sparksft.cli;
 import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.CausalLm;
-import dev.sparksft.model.LoraAdapter;
+import dev.sparksft.model.Adapter;
 import dev.sparksft.runtime.Torch;
 import dev.sparksft.train.Models;
 import dev.sparksft.train.Outputs;
@@ -34,9 +34,9 @@ public final class ExportCommand {
         }
         Path base = Path.of(m.modelNameOrPath());
         Path adapter = m.adapterNameOrPath() == null ? null : Path.of(m.adapterNameOrPath());
-        if (adapter != null && !LoraAdapter.isAdapterDir(adapter)) {
+        if (adapter != null && !Adapter.isAdapterDir(adapter)) {
             throw new UserError("adapter_name_or_path: " + adapter + " has no "
-                    + LoraAdapter.CONFIG_FILE + "; it is not a PEFT adapter directory");
+                    + Adapter.CONFIG_FILE + "; it is not a PEFT adapter directory");
         }
         Path out = Path.of(m.exportDir());
         if (Files.isDirectory(out)) {
@@ -48,8 +48,8 @@ public final class ExportCommand {
         }
         Torch.load(config.training().numThreads(), config.training().intraOpThreads());
         CausalLm model = Models.forInference(base, base, adapter, 0, new Device(torch.DeviceType.CPU));
-        if (model.lora() != null) {
-            model.lora().mergeInto(model.weights());
+        if (model.adapter() != null) {
+            model.adapter().mergeInto(model.weights());
         } else {
             LOG.info("no adapter_name_or_path: exporting {} as it is", base);
         }

@@ -62,7 +62,6 @@ final class ConfigKeys {
             + "run scripts/spark-sft";
     static final String KTRANSFORMERS = "KTransformers' CPU offload of MoE experts is not supported (spark-sft "
             + "trains dense Llama-family models)";
-    static final String OFT = "OFT adapters are not supported: use finetuning_type: lora";
     static final String EVAL_COMMAND = "LLaMA-Factory's eval command (MMLU, CMMLU, C-Eval) is not part of spark-sft: "
             + "do_eval computes the loss on eval_dataset, scripts/sft score the exact match of generated answers";
     static final String VOCABULARY = "adding tokens to the vocabulary (and resizing the embedding) is not supported "
@@ -167,7 +166,8 @@ final class ConfigKeys {
         refuse(KTRANSFORMERS, "use_kt: false", "kt_cpu_activation: null", "kt_weight_path: null",
                 "kt_non_expert_weight_path: null", "kt_expert_checkpoint_path: null", "kt_use_lora_experts: null",
                 "kt_lora_expert_num: null", "kt_lora_expert_intermediate_size: null", "kt_config: null");
-        refuse(OFT, "module_dropout: 0.0", "oft_rank: 0", "oft_block_size: 32", "oft_target: all",
+        refuse("create_new_adapter (merge adapter_name_or_path into the base, then train a new adapter) is not "
+                + "implemented: merge it first (scripts/sft export), then train on the exported model",
                 "create_new_adapter: false");
         refuse(EVAL_COMMAND, "task: null", "task_dir: evaluation", "batch_size: 4", "lang: en", "n_shot: 5",
                 "save_dir: null", "download_mode: reuse_dataset_if_exists");

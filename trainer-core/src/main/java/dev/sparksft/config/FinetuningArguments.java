@@ -52,6 +52,11 @@ public record FinetuningArguments(
         @JsonProperty("badam_update_ratio") Double badamUpdateRatio,
         @JsonProperty("badam_mask_mode") String badamMaskMode,
         @JsonProperty("badam_verbose") Integer badamVerbose,
+        // OFT (PEFT layout); additional_target is shared with LoRA
+        @JsonProperty("oft_rank") Integer oftRank,
+        @JsonProperty("oft_block_size") Integer oftBlockSize,
+        @JsonProperty("oft_target") List<String> oftTarget,
+        @JsonProperty("module_dropout") Double moduleDropout,
         // Muon, Adam-mini
         @JsonProperty("use_muon") Boolean useMuon,
         @JsonProperty("use_adam_mini") Boolean useAdamMini,
@@ -101,6 +106,10 @@ public record FinetuningArguments(
         badamUpdateRatio = badamUpdateRatio == null ? 0.05 : badamUpdateRatio;
         badamMaskMode = badamMaskMode == null ? "adjacent" : badamMaskMode;
         badamVerbose = badamVerbose == null ? 0 : badamVerbose;
+        oftRank = oftRank == null ? 0 : oftRank;
+        oftBlockSize = oftBlockSize == null ? 32 : oftBlockSize;
+        oftTarget = oftTarget == null ? List.of("all") : List.copyOf(oftTarget);
+        moduleDropout = moduleDropout == null ? 0.0 : moduleDropout;
         useMuon = useMuon != null && useMuon;
         useAdamMini = useAdamMini != null && useAdamMini;
         pureBf16 = pureBf16 != null && pureBf16;
@@ -115,10 +124,8 @@ public record FinetuningArguments(
         if (!stage.equals("sft")) {
             p.add("stage: spark-sft trains stage 'sft' only, got '" + stage + "'");
         }
-        if (finetuningType.equals("oft")) {
-            p.add("finetuning_type: oft is not supported: OFT adapters are not implemented; use finetuning_type: lora");
-        } else if (!List.of("full", "freeze", "lora").contains(finetuningType)) {
-            p.add("finetuning_type must be full, freeze or lora, got '" + finetuningType + "'");
+        if (!List.of("full", "freeze", "lora", "oft").contains(finetuningType)) {
+            p.add("finetuning_type must be full, freeze, lora or oft, got '" + finetuningType + "'");
         }
         if (freezeTrainableLayers == 0) {
             p.add("freeze_trainable_layers must not be 0 (n > 0: the last n layers, n < 0: the first -n)");
@@ -131,8 +138,13 @@ public record FinetuningArguments(
         }
         // LLaMA-Factory's exclusions, in its words where it has them
         boolean lora = finetuningType.equals("lora");
+        boolean oft = finetuningType.equals("oft");
         if (lora && (useGalore || useApollo || useBadam)) {
             p.add("Cannot use LoRA with GaLore, APOLLO or BAdam together: set finetuning_type: full (or freeze), "
+                    + "or turn off use_galore/use_apollo/use_badam");
+        }
+        if (oft && (useGalore || useApollo || useBadam)) {
+            p.add("Cannot use OFT with GaLore, APOLLO or BAdam together: set finetuning_type: full (or freeze), "
                     + "or turn off use_galore/use_apollo/use_badam");
         }
         if ((useGalore ? 1 : 0) + (useApollo ? 1 : 0) + (useBadam ? 1 : 0) > 1) {
@@ -169,6 +181,22 @@ public record FinetuningArguments(
             p.add("loraplus_lr_ratio must be > 0 (LoRA+ trains B at learning_rate x ratio; 16 is typical), got "
                     + loraplusLrRatio);
         }
+        if (oft) {   // PEFT's OFTConfig: r blocks per layer or blocks of oft_block_size features, never both
+            if (oftRank < 0 || oftBlockSize < 0) {
+                p.add("oft_rank and oft_block_size must be >= 0, got oft_rank " + oftRank + ", oft_block_size "
+                        + oftBlockSize);
+            } else if (oftRank == 0 && oftBlockSize == 0) {
+                p.add("oft_rank: 0 and oft_block_size: 0: OFT needs one of them; set oft_block_size (features per "
+                        + "block, LLaMA-Factory's default 32) or oft_rank (blocks per layer)");
+            } else if (oftRank != 0 && oftBlockSize != 0) {
+                p.add("oft_rank: " + oftRank + " and oft_block_size: " + oftBlockSize + " are both set, but "
+                        + "oft_rank x oft_block_size = in_features fixes one by the other; set oft_block_size: 0 to "
+                        + "use oft_rank, or remove oft_rank");
+            }
+            if (moduleDropout < 0 || moduleDropout >= 1) {
+                p.add("module_dropout must be in [0, 1), got " + moduleDropout);
+            }
+        }
         positive(p, "galore_rank", galoreRank);
         positive(p, "galore_update_interval", galoreUpdateInterval);
         positive(p, "apollo_rank", apolloRank);
@@ -180,14 +208,6 @@ public record FinetuningArguments(
         oneOf(p, "badam_mode", badamMode, Set.of("layer", "ratio"));
         oneOf(p, "badam_switch_mode", badamSwitchMode, Set.of("ascending", "descending", "random", "fixed"));
         oneOf(p, "badam_mask_mode", badamMaskMode, Set.of("adjacent", "scatter"));
-        if (galoreLayerwise) {
-            p.add("galore_layerwise is not implemented (it steps each parameter inside backward, which cannot "
-                    + "all-reduce exact gradients across ranks); set galore_layerwise: false");
-        }
-        if (apolloLayerwise) {
-            p.add("apollo_layerwise is not implemented (per-parameter steps inside backward cannot all-reduce exact "
-                    + "gradients across ranks); set apollo_layerwise: false");
-        }
         if (useBadam && badamMode.equals("ratio") && !(badamUpdateRatio > 0 && badamUpdateRatio <= 1)) {
             p.add("badam_update_ratio must be in (0, 1] (the share of each tensor updated per step), got " + badamUpdateRatio);
         }
@@ -211,5 +231,27 @@ public record FinetuningArguments(
 
     public boolean lora() {
         return finetuningType.equals("lora");
+    }
+
+    /**
+     * Layer-wise GaLore or APOLLO: each tensor stepped as soon as its gradient is complete. Like
+     * LLaMA-Factory, galore_layerwise without use_galore (apollo_layerwise without use_apollo) does nothing.
+     */
+    public boolean layerwise() {
+        return useGalore && galoreLayerwise || useApollo && apolloLayerwise;
+    }
+
+    /** The key that asks for {@link #layerwise}, for messages (null when it is off). */
+    public String layerwiseKey() {
+        return !layerwise() ? null : useGalore ? "galore_layerwise" : "apollo_layerwise";
+    }
+
+    public boolean oft() {
+        return finetuningType.equals("oft");
+    }
+
+    /** LoRA or OFT: a PEFT adapter trains over the frozen base model. */
+    public boolean adapter() {
+        return lora() || oft();
     }
 }

@@ -125,12 +125,46 @@ public record SftConfig(ModelArguments model, DataArguments data, TrainingArgume
                         .ifPresent(problems::add);
             }
         }
+        if (bound.get(FinetuningArguments.class) instanceof FinetuningArguments ft && ft.layerwise()
+                && bound.get(TrainingArguments.class) instanceof TrainingArguments t
+                && bound.get(DistributedArguments.class) instanceof DistributedArguments d) {
+            problems.addAll(layerwiseProblems(ft, t, d));
+        }
         ConfigProblems.throwIfAny(problems);
         return new SftConfig((ModelArguments) bound.get(ModelArguments.class), (DataArguments) bound.get(DataArguments.class),
                 (TrainingArguments) bound.get(TrainingArguments.class),
                 (FinetuningArguments) bound.get(FinetuningArguments.class),
                 (GeneratingArguments) bound.get(GeneratingArguments.class),
                 (DistributedArguments) bound.get(DistributedArguments.class));
+    }
+
+    /**
+     * What layer-wise GaLore/APOLLO cannot run with, with LLaMA-Factory's reasons: it steps each
+     * tensor inside the backward pass, so a gradient is never summed over micro-batches or ranks.
+     * (The Spark job, distributed whatever its world_size, is refused in its run checks.)
+     */
+    static List<String> layerwiseProblems(FinetuningArguments ft, TrainingArguments t, DistributedArguments d) {
+        String key = ft.layerwiseKey();
+        String method = ft.useGalore() ? "GaLore" : "APOLLO";
+        String off = " or set " + key + ": false";
+        List<String> p = new ArrayList<>();
+        if (t.gradientAccumulationSteps() != 1) {
+            p.add("gradient_accumulation_steps: " + t.gradientAccumulationSteps() + " with " + key + ": true: Per-layer "
+                    + method + " does not support gradient accumulation (LLaMA-Factory): each tensor is stepped as soon "
+                    + "as one micro-batch's backward has made its gradient; set gradient_accumulation_steps: 1 (raise "
+                    + "per_device_train_batch_size instead)" + off);
+        }
+        if (d.worldSize() != 1) {
+            p.add("world_size: " + d.worldSize() + " with " + key + ": true: Distributed training does not support "
+                    + "layer-wise " + method + " (LLaMA-Factory): each tensor is stepped inside the backward pass, before "
+                    + "its gradient could be summed over the ranks; set world_size: 1 and train with scripts/sft train" + off);
+        }
+        if (t.deepspeed() != null) {
+            p.add("deepspeed: " + t.deepspeed() + " with " + key + ": true: GaLore and APOLLO are incompatible with "
+                    + "DeepSpeed yet (LLaMA-Factory); layer-wise steps need one process holding every gradient and "
+                    + "optimizer state; remove deepspeed" + off);
+        }
+        return p;
     }
 
     /** Each key's note once per process: executors bind the same configuration many times. */

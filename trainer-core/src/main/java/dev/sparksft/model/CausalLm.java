@@ -31,12 +31,18 @@ public final class CausalLm {
     private final RotaryEmbedding rope;
     private final RotaryEmbedding localRope; // Gemma 3's sliding layers' RoPE; null: rope on every layer
     private final ForwardOptions opts;
-    private final LoraAdapter lora;   // null without an adapter
+    private final Adapter adapter;    // null without an adapter
+    private final LoraAdapter lora;   // the adapter when it is LoRA, else null
+    private final OftAdapter oft;     // the adapter when it is OFT, else null
 
-    /** A linear layer: x W^T + b, plus the LoRA term when the weight is adapted (bias and lora may be null). */
-    record Proj(Tensor w, Tensor b, LoraAdapter lora, LoraAdapter.Pair pair) {
+    /**
+     * A linear layer: x W^T + b, plus the LoRA term when the weight is adapted, or with x rotated
+     * first when OFT adapts it (bias, lora and oft may be null; {@code rotation} is OFT's parameter).
+     */
+    record Proj(Tensor w, Tensor b, LoraAdapter lora, LoraAdapter.Pair pair, OftAdapter oft, Tensor rotation) {
         Tensor apply(Tensor x) {
-            Tensor y = b == null ? torch.linear(x, w) : torch.linear(x, w, new TensorOptional(b));
+            Tensor in = rotation == null ? x : oft.rotate(x, rotation);
+            Tensor y = b == null ? torch.linear(in, w) : torch.linear(in, w, new TensorOptional(b));
             return pair == null ? y : lora.addTo(y, x, pair);
         }
     }
@@ -84,11 +90,13 @@ public final class CausalLm {
         this(cfg, weights, null);
     }
 
-    /** The model with a LoRA adapter on its linear layers ({@code lora} null: none). */
-    public CausalLm(ModelConfig cfg, ModelWeights weights, LoraAdapter lora) {
+    /** The model with a LoRA or OFT adapter on its linear layers ({@code adapter} null: none). */
+    public CausalLm(ModelConfig cfg, ModelWeights weights, Adapter adapter) {
         this.cfg = cfg;
         this.weights = weights;
-        this.lora = lora;
+        this.adapter = adapter;
+        this.lora = adapter instanceof LoraAdapter l ? l : null;
+        this.oft = adapter instanceof OftAdapter o ? o : null;
         ModelLayout layout = new ModelLayout(cfg);
         this.embedTokens = weights.get(ModelLayout.EMBEDDING);
         this.norm = weights.get(ModelLayout.FINAL_NORM);
@@ -116,12 +124,18 @@ public final class CausalLm {
         String module = ModelLayout.linear(layer, leaf);
         String w = module + ".weight";
         LoraAdapter.Pair pair = lora == null ? null : lora.pair(w);
-        return new Proj(weights.get(w), optional(module + ".bias", layout.hasBias(leaf)), lora, pair);
+        Tensor rotation = oft == null ? null : oft.rotation(w);
+        return new Proj(weights.get(w), optional(module + ".bias", layout.hasBias(leaf)), lora, pair, oft, rotation);
     }
 
     /** This model's weights with {@code adapter} on its linear layers. */
-    public CausalLm withAdapter(LoraAdapter adapter) {
+    public CausalLm withAdapter(Adapter adapter) {
         return new CausalLm(cfg, weights, adapter);
+    }
+
+    /** The adapter (LoRA or OFT), or null. */
+    public Adapter adapter() {
+        return adapter;
     }
 
     /** The LoRA adapter, or null. */
@@ -259,12 +273,13 @@ public final class CausalLm {
         return layers.size();
     }
 
-    /** Whether any parameter of decoder layer {@code i} (its LoRA matrices included) trains now. */
+    /** Whether any parameter of decoder layer {@code i} (its adapter's included) trains now. */
     public boolean layerTrains(int i) {
         Layer l = layers.get(i);
         for (Proj p : List.of(l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down())) {
             if (p.w().requires_grad() || p.b() != null && p.b().requires_grad()
-                    || p.pair() != null && (p.pair().a().requires_grad() || p.pair().b().requires_grad())) {
+                    || p.pair() != null && (p.pair().a().requires_grad() || p.pair().b().requires_grad())
+                    || p.rotation() != null && p.rotation().requires_grad()) {
                 return true;
             }
         }

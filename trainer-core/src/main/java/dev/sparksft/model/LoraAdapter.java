@@ -36,10 +36,7 @@ import org.bytedeco.pytorch.global.torch;
  * adapter. Files: {@value #WEIGHTS_FILE} with keys {@code base_model.model.<module>.lora_A.weight}
  * and {@code base_model.model.<param>} for saved modules, and {@value #CONFIG_FILE}.
  */
-public final class LoraAdapter {
-    public static final String WEIGHTS_FILE = "adapter_model.safetensors";
-    public static final String CONFIG_FILE = "adapter_config.json";
-    static final String PREFIX = "base_model.model.";
+public final class LoraAdapter implements Adapter {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** One adapted weight's pair: A (r, in), B (out, r). */
@@ -225,11 +222,6 @@ public final class LoraAdapter {
         c.put("task_type", "CAUSAL_LM").put("use_dora", false).put("use_rslora", rslora);
         DiskWrites.writeString(dir.resolve(CONFIG_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(c));
         return Map.of(WEIGHTS_FILE, checksum);
-    }
-
-    /** True when {@code dir} holds a PEFT adapter rather than a full model. */
-    public static boolean isAdapterDir(Path dir) {
-        return Files.isRegularFile(dir.resolve(CONFIG_FILE));
     }
 
     /**

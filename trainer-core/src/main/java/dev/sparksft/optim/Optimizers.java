@@ -63,7 +63,17 @@ public final class Optimizers {
                             ft.apolloScale(), ft.apolloProjType(), ft.apolloProj().equals("random"),
                             ft.apolloScaleType().equals("channel"), ft.apolloScaleFront());
             LOG.info("using {} on {} weights: {}", galore ? "GaLore" : "APOLLO", targets.size(), s);
-            return new ProjectedAdamW(mine, targets, noDecay, s, b1, b2, eps, wd, seed, List.copyOf(trainable.keySet()));
+            ProjectedAdamW projected = new ProjectedAdamW(mine, targets, noDecay, s, b1, b2, eps, wd, seed,
+                    List.copyOf(trainable.keySet()));
+            if (!ft.layerwise()) {
+                return projected;
+            }
+            if (args.maxGradNorm() > 0) {
+                LOG.info("max_grad_norm {} has no effect with {}: each tensor is stepped as soon as its gradient is "
+                        + "complete, before a clip over all gradients could run (LLaMA-Factory clips nothing either); "
+                        + "grad_norm is logged unclipped", args.maxGradNorm(), ft.layerwiseKey());
+            }
+            return new LayerwiseOptimizer(projected, mine);
         }
         if (ft.loraplusLrRatio() != null) {
             requireAdamW(args, "loraplus_lr_ratio");

@@ -101,35 +101,50 @@ public final class ProjectedAdamW implements Optimizer {
 
     @Override
     public void step(double lr) {
-        long t = state.advance();
-        long before = t - 1;
-        try (NoGradGuard noGrad = new NoGradGuard()) {
-            for (Map.Entry<String, Tensor> e : params.entrySet()) {
-                // temporaries of the parameter's size (projections, SVDs, masked moments) are freed per parameter
-                try (PointerScope perParameter = new PointerScope()) {
-                    String name = e.getKey();
-                    Tensor p = e.getValue();
-                    Tensor g = p.grad();
-                    if (!g.defined()) {
-                        continue;
-                    }
-                    Projector proj = projectors.get(name);
-                    Tensor r = proj == null ? g : proj.project(g, before);
-                    AdamMoments mo = moments.get(name);
-                    mo.update(r);
-                    Tensor update = mo.hfDirection(eps);
-                    if (proj != null) {
-                        update = settings.kind() == Kind.GALORE
-                                ? proj.projectBack(update).mul_(new Scalar(settings.scale()))
-                                : apolloUpdate(name, g, r, update, t);
-                    }
-                    p.add_(update, new Scalar(-mo.hfStepSize(lr, t)));
-                    if (weightDecay > 0 && !noDecay.contains(name)) {
-                        p.add_(p, new Scalar(-lr * weightDecay));
-                    }
-                }
+        long t = advance();
+        for (String name : params.keySet()) {
+            stepTensor(name, lr, t);
+        }
+    }
+
+    /** Counts one more update of every tensor; returns its count t (1 for the first), for {@link #stepTensor}. */
+    long advance() {
+        return state.advance();
+    }
+
+    /**
+     * The update of one tensor, the {@code t}-th, from its {@code .grad()} (none without one): what
+     * {@link #step} does for each tensor, and what {@link LayerwiseOptimizer} does as soon as one
+     * tensor's gradient is complete.
+     */
+    void stepTensor(String name, double lr, long t) {
+        // temporaries of the parameter's size (projections, SVDs, masked moments) are freed per parameter
+        try (NoGradGuard noGrad = new NoGradGuard(); PointerScope perParameter = new PointerScope()) {
+            Tensor p = params.get(name);
+            Tensor g = p.grad();
+            if (!g.defined()) {
+                return;
+            }
+            Projector proj = projectors.get(name);
+            Tensor r = proj == null ? g : proj.project(g, t - 1);
+            AdamMoments mo = moments.get(name);
+            mo.update(r);
+            Tensor update = mo.hfDirection(eps);
+            if (proj != null) {
+                update = settings.kind() == Kind.GALORE
+                        ? proj.projectBack(update).mul_(new Scalar(settings.scale()))
+                        : apolloUpdate(name, g, r, update, t);
+            }
+            p.add_(update, new Scalar(-mo.hfStepSize(lr, t)));
+            if (weightDecay > 0 && !noDecay.contains(name)) {
+                p.add_(p, new Scalar(-lr * weightDecay));
             }
         }
+    }
+
+    /** The names of the tensors this optimizer steps, in the order {@link #step} steps them. */
+    List<String> names() {
+        return List.copyOf(params.keySet());
     }
 
     /** APOLLO steps 3-4: the raw gradient scaled channel-wise (or tensor-wise) by the subspace's Adam ratio. */

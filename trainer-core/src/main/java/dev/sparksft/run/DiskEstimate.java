@@ -37,7 +37,7 @@ public record DiskEstimate(long model, long checkpoint, long numCheckpoints) {
         TrainingArguments args = config.training();
         // the whole state does not depend on the ZeRO stage (the driver need not read the deepspeed file)
         MemoryEstimate memory = MemoryEstimate.of(config, cfg, 0);
-        long weights = config.finetuning().lora() ? 4 * memory.numTrainable() : safetensorsBytes(modelDir);
+        long weights = config.finetuning().adapter() ? 4 * memory.numTrainable() : safetensorsBytes(modelDir);
         long model = weights + size(Outputs.sideFiles(modelDir));
         BatchPlan plan = TrainingSetup.plan(numExamples, args, config.finetuning(), config.distributed().worldSize());
         long saves = Checkpoints.numSaves(args, fromStep, TrainingSetup.totalSteps(args, plan), plan.stepsPerEpoch());

@@ -8,6 +8,7 @@ import dev.sparksft.dist.Partition;
 import dev.sparksft.model.Dtype;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelLayout;
+import dev.sparksft.model.OftAdapter;
 import dev.sparksft.train.Models;
 import dev.sparksft.train.TrainableParameters;
 import java.nio.file.Path;
@@ -87,6 +88,18 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
                 }
             }
         }
+        if (ft.oft()) {     // oft_R (k, b(b-1)/2) in float32 for each adapted linear weight, k b = in_features
+            List<String> targets = ft.oftTarget().equals(List.of("all")) ? ModelLayout.LAYER_LINEARS : ft.oftTarget();
+            for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+                String module = ModelLayout.layerLinearModule(e.getKey());
+                if (module != null && targets.contains(ModelLayout.leaf(module))) {
+                    long n = OftAdapter.blocks(e.getValue()[1], ft.oftRank(), ft.oftBlockSize()).numParameters();
+                    weights += 4 * n;
+                    trainable.put(module + ".oft_R", n);
+                    gradBytes.put(module + ".oft_R", 4);
+                }
+            }
+        }
         Partition partition = Partition.of(trainable, worldSize);
         double optimizerShare = stage >= 1 ? share(partition, trainable, worldSize) : 1;
         double gradientShare = stage >= 2 ? share(partition, trainable, worldSize) : 1;
@@ -124,17 +137,44 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
             gradients = block;
             optimizer = blockState;
         }
+        boolean checkpointing = config.model().activationCheckpointing();
+        if (ft.layerwise() && checkpointing) {
+            gradients = layerwiseGradients(trainable, gradBytes, cfg.tieWordEmbeddings());
+        }
         long tokens = (long) args.perDeviceTrainBatchSize() * config.data().cutoffLen();
         long h = cfg.hiddenSize();
         long layer = (long) (tokens * (A_H * h + A_I * cfg.intermediateSize()) * 4);
         long head = tokens * cfg.vocabSize() * 4L * 3;
         long stored = (long) cfg.numLayers() * tokens * h * 4;
-        boolean checkpointing = config.model().activationCheckpointing();
         // the backward of one layer adds gradients of about half its graph's size while that graph is alive
         long backward = layer / 2;
         return new MemoryEstimate(weights, (long) (gradients * gradientShare), (long) (optimizer * optimizerShare),
                 stored + layer + backward + head, (long) cfg.numLayers() * layer + backward + head, checkpointing,
                 worldSize, stage, trainable.values().stream().mapToLong(Long::longValue).sum(), optimizer);
+    }
+
+    /**
+     * Layer-wise GaLore/APOLLO with checkpointing: each group's gradients are stepped and freed once
+     * its backward is done, so the most at once is the largest of the final norm and LM head's, one
+     * layer's and the embedding's; a tied embedding's lasts from the head's backward to its own.
+     */
+    private static long layerwiseGradients(Map<String, Long> trainable, Map<String, Integer> gradBytes, boolean tied) {
+        Map<Integer, Long> layers = new LinkedHashMap<>();
+        long embedding = 0;
+        long head = 0;
+        for (Map.Entry<String, Long> e : trainable.entrySet()) {
+            long bytes = e.getValue() * gradBytes.get(e.getKey());
+            int index = ModelLayout.layerIndex(e.getKey());
+            if (index >= 0) {
+                layers.merge(index, bytes, Long::sum);
+            } else if (e.getKey().equals(ModelLayout.EMBEDDING)) {
+                embedding = bytes;
+            } else {
+                head += bytes;
+            }
+        }
+        long largestLayer = layers.values().stream().mapToLong(Long::longValue).max().orElse(0);
+        return tied ? embedding + Math.max(head, largestLayer) : Math.max(Math.max(head, largestLayer), embedding);
     }
 
     /** Optimizer state elements for one trainable tensor (its numel {@code n}). */

@@ -59,6 +59,13 @@ public final class RunChecks {
         if (args.doTrain()) {
             Models.requireFp8Support(config, config.distributed().cuda());
         }
+        if (args.doTrain() && config.finetuning().layerwise()) {
+            String key = config.finetuning().layerwiseKey();
+            throw new UserError(key + ": true: Distributed training does not support layer-wise "
+                    + (config.finetuning().useGalore() ? "GaLore" : "APOLLO") + " (LLaMA-Factory), and the Spark job "
+                    + "trains as distributed ranks (barrier tasks with collectives) whatever world_size is; train in one "
+                    + "process with scripts/sft train, or set " + key + ": false");
+        }
         requireKnownToolFormat(config);   // on the driver, not in every executor that tokenizes
         outputIsNotAnInput(config);
     }

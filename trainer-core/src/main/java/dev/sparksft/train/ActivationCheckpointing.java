@@ -4,6 +4,7 @@ import dev.sparksft.data.Batch;
 import dev.sparksft.dist.Sharding;
 import dev.sparksft.loss.SftLoss;
 import dev.sparksft.model.CausalLm;
+import dev.sparksft.optim.LayerwiseOptimizer;
 import dev.sparksft.runtime.Autocast;
 import java.util.ArrayList;
 import java.util.List;
@@ -52,9 +53,22 @@ final class ActivationCheckpointing {
 
     /** {@link #forwardBackward(CausalLm, Batch, SftLoss, long, boolean)}, gathering and reducing as {@code shards}' stage asks. */
     static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16, Sharding shards) {
+        return forwardBackward(model, b, loss, numTargets, bf16, shards, null, 0);
+    }
+
+    /**
+     * {@link #forwardBackward(CausalLm, Batch, SftLoss, long, boolean, Sharding)} that, with
+     * {@code layerwise} (null: none), steps each group at learning rate {@code lr} as soon as its
+     * gradients are complete and frees them: the final norm and the LM head after the head's
+     * backward, layer i after its own, the embedding at the end (a tied embedding, which the head
+     * reads too, only then). So at most the head's, one layer's and the embedding's gradients exist
+     * at once. A stepped layer is not read again: the gradient passed down was computed before.
+     */
+    static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16, Sharding shards,
+                                  LayerwiseOptimizer layerwise, double lr) {
         int numLayers = model.numLayers();
         int lowest = lowest(model);           // the lowest layer whose input gradient is needed
-        Generator dropout = model.lora() == null ? null : model.lora().dropoutGenerator();
+        Generator dropout = model.adapter() == null ? null : model.adapter().dropoutGenerator();
         PointerScope step = PointerScope.getInnerScope();   // the micro-batch's scope: what outlives a layer goes there
         List<Tensor> inputs = new ArrayList<>(numLayers + 1);   // x_0 .. x_L, (batch, seq, hidden) each
         List<Tensor> dropoutStates = new ArrayList<>(numLayers);
@@ -92,6 +106,11 @@ final class ActivationCheckpointing {
         Tensor afterForward = dropout == null ? null : dropout.get_state();
         sum.div(new Scalar((double) numTargets)).backward();
         shards.release(model.headWeights());         // the head's graph is gone: its gradients stay until the end
+        if (layerwise != null) {
+            List<String> head = new ArrayList<>(model.headWeights());
+            head.removeAll(model.embeddingWeights());   // tied: the embedding's backward adds to it later
+            layerwise.stepNow(head, lr);
+        }
         // grad() is a reference into the leaf's autograd state: detach() gives an owned handle to the same storage
         Tensor grad = top.grad().detach();                               // dloss/dx_L
         for (int i = numLayers - 1; i >= lowest && grad.defined(); i--) {
@@ -111,6 +130,9 @@ final class ActivationCheckpointing {
             }
             shards.reduceToOwners(shards.layerTensors(i));
             shards.release(shards.layerTensors(i));
+            if (layerwise != null) {
+                layerwise.stepNow(shards.layerTensors(i), lr);
+            }
         }
         if (model.embeddingTrains() && lowest == 0 && grad.defined()) {
             shards.gather(model.embeddingWeights());   // its gradient accumulates into the whole shape
@@ -118,6 +140,9 @@ final class ActivationCheckpointing {
             shards.release(model.embeddingWeights());
         }
         shards.reduceToOwners(shards.outsideLayers());
+        if (layerwise != null) {
+            layerwise.stepNow(shards.outsideLayers(), lr);
+        }
         if (dropout != null) {
             dropout.set_state(afterForward);     // the next micro-batch draws what it would draw unchecked
         }

@@ -4,7 +4,9 @@ import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.Dtype;
 import dev.sparksft.model.CausalLm;
+import dev.sparksft.model.Adapter;
 import dev.sparksft.model.LoraAdapter;
+import dev.sparksft.model.OftAdapter;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelLayout;
 import java.io.IOException;
@@ -14,7 +16,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Which weights a run starts from: a full model, or a base model plus a LoRA adapter (new, from
+ * Which weights a run starts from: a full model, or a base model plus a LoRA or OFT adapter (new, from
  * adapter_name_or_path, or from the checkpoint being resumed), in float32 or, with
  * {@code pure_bf16}, in bfloat16.
  */
@@ -33,16 +35,19 @@ public final class Models {
     public static CausalLm forTraining(SftConfig config, Path baseDir, Path resumeDir, Path adapterDir, int vocabSize,
                                          Device device) throws IOException {
         requireFp8Support(config, device.type().value == org.bytedeco.pytorch.global.torch.DeviceType.CUDA.value);
-        if (!config.finetuning().lora()) {
+        if (!config.finetuning().adapter()) {
             if (adapterDir != null) {
                 throw new UserError("adapter_name_or_path is set but finetuning_type is "
                         + config.finetuning().finetuningType() + "; merge the adapter first (scripts/sft export) or "
-                        + "set finetuning_type: lora");
+                        + "set finetuning_type: lora (or oft, for an OFT adapter)");
             }
             return CausalLm.load(resumeDir != null ? resumeDir : baseDir, vocabSize, device, heldDtype(config));
         }
         CausalLm base = CausalLm.load(baseDir, vocabSize, device, heldDtype(config));
         Path from = resumeDir != null ? resumeDir : adapterDir;
+        if (config.finetuning().oft()) {
+            return base.withAdapter(oft(config, base, from));
+        }
         LoraAdapter adapter = from != null ? LoraAdapter.load(from, base.weights())
                 : LoraAdapter.create(base.weights(), new LoraAdapter.Settings(config.finetuning().loraRank(),
                         config.finetuning().loraAlpha(), config.finetuning().loraDropout(),
@@ -53,15 +58,38 @@ public final class Models {
         return base.withAdapter(adapter);
     }
 
+    /** A new OFT adapter of the oft_* keys, or the one saved in {@code from}. */
+    private static OftAdapter oft(SftConfig config, CausalLm base, Path from) throws IOException {
+        var ft = config.finetuning();
+        OftAdapter adapter = from != null ? loaded(OftAdapter.class, from, base, config)
+                : OftAdapter.create(base.weights(), new OftAdapter.Settings(ft.oftRank(), ft.oftBlockSize(),
+                        ft.moduleDropout(), ft.oftTarget(), ft.additionalTarget()));
+        LOG.info("OFT: {} adapted weights, {} trainable parameters{}", adapter.tensors().size(),
+                adapter.tensors().values().stream().mapToLong(t -> t.numel()).sum(), from != null ? ", from " + from : "");
+        return adapter;
+    }
+
+    /** The adapter saved in {@code from}, refused when it is not of the kind finetuning_type trains. */
+    private static <A extends Adapter> A loaded(Class<A> kind, Path from, CausalLm base, SftConfig config)
+            throws IOException {
+        Adapter a = Adapter.load(from, base.weights());
+        if (!kind.isInstance(a)) {
+            throw new UserError(from + " holds a " + (a instanceof OftAdapter ? "OFT" : "LoRA") + " adapter but "
+                    + "finetuning_type is " + config.finetuning().finetuningType() + "; set finetuning_type: "
+                    + (a instanceof OftAdapter ? "oft" : "lora") + " to train it further");
+        }
+        return kind.cast(a);
+    }
+
     /** The model to generate with: {@code dir} itself, or base + the adapter {@code dir} holds (or {@code adapterDir}). */
     public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device)
             throws IOException {
-        if (LoraAdapter.isAdapterDir(dir)) {
+        if (Adapter.isAdapterDir(dir)) {
             adapterDir = dir;
             dir = baseDir;
         }
         CausalLm model = CausalLm.load(dir, vocabSize, device);
-        return adapterDir == null ? model : model.withAdapter(LoraAdapter.load(adapterDir, model.weights()));
+        return adapterDir == null ? model : model.withAdapter(Adapter.load(adapterDir, model.weights()));
     }
 
     /**

@@ -4,7 +4,7 @@ import dev.sparksft.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.model.CausalLm;
-import dev.sparksft.model.LoraAdapter;
+import dev.sparksft.model.Adapter;
 import dev.sparksft.model.ModelWeights;
 import dev.sparksft.runtime.DiskWrites;
 import java.io.IOException;
@@ -27,7 +27,7 @@ public final class Outputs {
             "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model");
     private static final List<String> RUN_FILES = List.of(TrainerLog.FILE, Checkpoints.STATE_FILE, "train_results.json",
             "eval_results.json", "all_results.json", "training_loss.png", "config.json", ModelWeights.SINGLE_FILE,
-            ModelWeights.INDEX_FILE, LoraAdapter.WEIGHTS_FILE, LoraAdapter.CONFIG_FILE);
+            ModelWeights.INDEX_FILE, Adapter.WEIGHTS_FILE, Adapter.CONFIG_FILE);
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Path dir;
@@ -246,15 +246,15 @@ public final class Outputs {
 
     /**
      * A complete HF model directory in {@code target}: config, weights, tokenizer and generation
-     * files; for a LoRA model the PEFT adapter (adapter_model.safetensors, adapter_config.json)
+     * files; for a LoRA or OFT model the PEFT adapter (adapter_model.safetensors, adapter_config.json)
      * instead of the full weights, as LLaMA-Factory saves it.
      *
      * @return the CRC32C of each safetensors file written, by file name
      */
     Map<String, Long> writeModel(Path target, CausalLm model) throws IOException {
         Map<String, Long> checksums;
-        if (model.lora() != null) {
-            checksums = model.lora().save(target, model.weights(), modelDir.toString());
+        if (model.adapter() != null) {
+            checksums = model.adapter().save(target, model.weights(), modelDir.toString());
         } else {
             model.config().save(target);
             checksums = model.weights().save(target, model.config().torchDtype());

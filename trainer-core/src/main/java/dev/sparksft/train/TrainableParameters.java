@@ -20,14 +20,14 @@ import org.bytedeco.pytorch.Tensor;
  * layers ({@code freeze_trainable_layers: n}, or the first -n when negative), only the named
  * submodules of them ({@code freeze_trainable_modules}, "all" for every one), plus the
  * non-layer modules named in {@code freeze_extra_modules} (embed_tokens, norm, lm_head); for
- * {@code lora}, the adapter's matrices and the additional_target modules.
+ * {@code lora} and {@code oft}, the adapter's tensors and the additional_target modules.
  */
 public final class TrainableParameters {
     private TrainableParameters() {}
 
     public static Map<String, Tensor> select(CausalLm model, FinetuningArguments ft) {
-        if (ft.lora()) {
-            return lora(model);
+        if (ft.adapter()) {
+            return adapter(model, ft);
         }
         Set<String> trains = baseWeights(model.weights().tensors().keySet(), model.config(), ft);
         Map<String, Tensor> trainable = new LinkedHashMap<>();
@@ -48,7 +48,7 @@ public final class TrainableParameters {
      * LM head never trains itself (it trains through embed_tokens).
      */
     public static Set<String> baseWeights(Collection<String> names, ModelConfig cfg, FinetuningArguments ft) {
-        if (ft.lora()) {
+        if (ft.adapter()) {
             Set<String> saved = new LinkedHashSet<>();
             names.stream().filter(n -> ModelLayout.isSavedModule(n, ft.additionalTarget())).forEach(saved::add);
             return saved;
@@ -96,15 +96,15 @@ public final class TrainableParameters {
         return trains;
     }
 
-    /** LoRA: the adapter's A and B matrices plus the additional_target modules; the base stays frozen. */
-    private static Map<String, Tensor> lora(CausalLm model) {
-        if (model.lora() == null) {
-            throw new IllegalStateException("finetuning_type: lora needs the model loaded with its adapter");
+    /** LoRA and OFT: the adapter's tensors (A and B, or oft_R) plus the additional_target modules; the base stays frozen. */
+    private static Map<String, Tensor> adapter(CausalLm model, FinetuningArguments ft) {
+        if (model.adapter() == null) {
+            throw new IllegalStateException("finetuning_type: " + ft.finetuningType() + " needs the model loaded with its adapter");
         }
-        List<String> saved = model.lora().savedModules(model.weights());
+        List<String> saved = model.adapter().savedModules(model.weights());
         Map<String, Tensor> trainable = new LinkedHashMap<>();
         model.weights().tensors().forEach((name, t) -> t.set_requires_grad(saved.contains(name)));
-        model.lora().tensors().forEach((name, t) -> {
+        model.adapter().tensors().forEach((name, t) -> {
             t.set_requires_grad(true);
             trainable.put(name, t);
         });

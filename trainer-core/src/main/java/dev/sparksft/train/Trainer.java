@@ -13,6 +13,7 @@ import dev.sparksft.dist.World;
 import dev.sparksft.loss.SftLoss;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.optim.GradClip;
+import dev.sparksft.optim.LayerwiseOptimizer;
 import dev.sparksft.optim.Optimizer;
 import dev.sparksft.runtime.Autocast;
 import java.io.IOException;
@@ -37,8 +38,9 @@ import org.slf4j.LoggerFactory;
  * broadcasts it). Under ZeRO stage 3 a rank holds only its own trainable tensors between uses:
  * the checkpointed forward and backward gather each piece from its owners and reduce its
  * gradients to them ({@link ActivationCheckpointing}), and evaluation, saving and the start
- * broadcast gather the whole model around them. The logged loss is the exact
- * per-step mean sum / N.
+ * broadcast gather the whole model around them. Layer-wise GaLore/APOLLO (one process, one
+ * micro-batch per step) steps each tensor inside the backward pass instead, unclipped
+ * ({@link LayerwiseOptimizer}). The logged loss is the exact per-step mean sum / N.
  */
 public final class Trainer {
     private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
@@ -54,6 +56,7 @@ public final class Trainer {
     private final int padId;
     private final Outputs outputs;
     private final Optimizer optimizer;
+    private final LayerwiseOptimizer layerwise;   // the optimizer when it steps inside the backward pass, else null
     private final SftLoss loss;
     private final BatchPlan plan;
     private final long totalSteps;
@@ -87,6 +90,7 @@ public final class Trainer {
         this.setup = setup;
         this.trainable = setup.trainable();
         this.optimizer = setup.optimizer();
+        this.layerwise = optimizer instanceof LayerwiseOptimizer l ? l : null;
         this.loss = setup.loss();
         this.plan = setup.plan();
         this.totalSteps = setup.totalSteps();
@@ -126,8 +130,8 @@ public final class Trainer {
     public Result train(Checkpoints.Loaded resume) throws IOException {
         // every replica starts from rank 0's parameters (loading could differ, e.g. a stale local copy)
         List<Tensor> replicated = new ArrayList<>(model.weights().tensors().values());
-        if (model.lora() != null) {
-            replicated.addAll(model.lora().tensors().values());
+        if (model.adapter() != null) {
+            replicated.addAll(model.adapter().tensors().values());
         }
         world.broadcastFromMain(replicated);
         setup.sharding().releaseAll();   // ZeRO 3: from here on a rank holds its own trainable tensors only
@@ -190,21 +194,37 @@ public final class Trainer {
                     }
                     try (PointerScope microScope = new PointerScope()) {
                         Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
-                        localLossSum += forwardBackward(b, numTargets);
+                        localLossSum += forwardBackward(b, numTargets, lr);
                     }
                 }
                 Sharding sharding = setup.sharding();
                 sharding.reduceGradients(trainable);   // SUM over ranks: into every rank, or (ZeRO 2) into each owner; ZeRO 3: done
                 stepLoss = numTargets == 0 ? 0.0 : world.allReduceSum(localLossSum) / numTargets;
-                gradNorm = sharding.shardsGradients()   // each rank holds its own gradients only: norm over shards
-                        ? GradClip.clip(sharding.owned(trainable).values(), args.maxGradNorm(), world::allReduceSum)
-                        : GradClip.clip(trainable.values(), args.maxGradNorm());
+                if (layerwise != null) {
+                    // what the backward pass has not stepped (without checkpointing: every tensor, in
+                    // order); no clip (its class says why)
+                    layerwise.step(lr);
+                    gradNorm = layerwise.gradNorm();
+                    if (step == startStep) {
+                        long all = trainable.values().stream().mapToLong(Tensor::nbytes).sum();
+                        LOG.info("layer-wise steps: at most {} MB of gradients existed at once (all of them: {} MB)",
+                                String.format("%.1f", layerwise.peakGradientBytes() / 1048576.0),
+                                String.format("%.1f", all / 1048576.0));
+                    }
+                } else {
+                    gradNorm = sharding.shardsGradients()   // each rank holds its own gradients only: norm over shards
+                            ? GradClip.clip(sharding.owned(trainable).values(), args.maxGradNorm(), world::allReduceSum)
+                            : GradClip.clip(trainable.values(), args.maxGradNorm());
+                }
                 if (!Double.isFinite(stepLoss) || !Double.isFinite(gradNorm)) {
                     // the same values on every rank (all-reduced), so every rank stops here, before the
-                    // step could write non-finite weights and before anything of this step is saved
+                    // step could write non-finite weights (layer-wise: after, as each tensor was stepped
+                    // in the backward pass) and before anything of this step is saved
                     throw new DivergedException(step + 1, stepLoss, gradNorm, args.learningRate());
                 }
-                optimizer.step(lr);                     // this rank's share (ZeRO 1, 2) or everything
+                if (layerwise == null) {
+                    optimizer.step(lr);                 // this rank's share (ZeRO 1, 2) or everything
+                }
                 sharding.broadcastUpdated(trainable);   // ZeRO 1, 2: each owner's stepped tensors to every rank (not 3)
                 zeroGrads();
             }
@@ -307,12 +327,14 @@ public final class Trainer {
 
     /**
      * One micro-batch: backpropagates sum(token losses) / N (N of the whole step) and returns the
-     * sum; with activation checkpointing, layer by layer (same gradients, less memory).
+     * sum; with activation checkpointing, layer by layer (same gradients, less memory), and
+     * layer-wise GaLore/APOLLO then steps each layer as soon as its backward is done.
      */
-    private double forwardBackward(Batch b, long numTargets) {
+    private double forwardBackward(Batch b, long numTargets, double lr) {
         try (Training training = new Training(model)) {
             return setup.activationCheckpointing()
-                    ? ActivationCheckpointing.forwardBackward(model, b, loss, numTargets, args.bf16(), setup.sharding())
+                    ? ActivationCheckpointing.forwardBackward(model, b, loss, numTargets, args.bf16(), setup.sharding(),
+                            layerwise, lr)
                     : plainForwardBackward(model, b, loss, numTargets, args.bf16());
         }
     }
@@ -331,15 +353,15 @@ public final class Trainer {
     /** A training forward pass: LoRA dropout on inside, off again after. */
     record Training(CausalLm model) implements AutoCloseable {
         Training {
-            if (model.lora() != null) {
-                model.lora().train(true);
+            if (model.adapter() != null) {
+                model.adapter().train(true);
             }
         }
 
         @Override
         public void close() {
-            if (model.lora() != null) {
-                model.lora().train(false);
+            if (model.adapter() != null) {
+                model.adapter().train(false);
             }
         }
     }

@@ -44,9 +44,14 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
     /** @param activationCheckpointing recompute each decoder layer in the backward pass (ModelArguments') */
     public static TrainingSetup of(TrainingArguments args, FinetuningArguments ft, CausalLm model, int numExamples,
                                    World world, boolean activationCheckpointing) {
+        if (ft.layerwise() && (world.size() != 1 || args.gradientAccumulationSteps() != 1 || args.deepspeed() != null)) {
+            throw new IllegalStateException(ft.layerwiseKey() + " reached the trainer with world_size " + world.size()
+                    + ", gradient_accumulation_steps " + args.gradientAccumulationSteps() + ", deepspeed "
+                    + args.deepspeed() + " (the configuration and the Spark job's run checks refuse these)");
+        }
         Map<String, Tensor> trainable = TrainableParameters.select(model, ft);
-        if (model.lora() != null) {   // LoRA dropout draws from this rank's own generator
-            model.lora().seedDropout(Torch.generator(args.seed(), world.rank()));
+        if (model.adapter() != null) {   // adapter dropout draws from this rank's own generator
+            model.adapter().seedDropout(Torch.generator(args.seed(), world.rank()));
         }
         Sharding sharding = sharding(args, ft, model, trainable, world, activationCheckpointing);
         Optimizer optimizer = Optimizers.create(trainable, sharding.owned(trainable).keySet(), model.config(), args, ft,

@@ -81,8 +81,8 @@ class DistributedMethodsTest {
             TrainingSetup setup = TrainingSetup.of(config.training(), config.finetuning(), m, train.size(), world);
             new Trainer(config.training(), m, setup, train, List.of(), world, d.tokenizer().padId(), outputs).train(null);
             Map<String, Tensor> trained = new LinkedHashMap<>(m.weights().tensors());
-            if (m.lora() != null) {
-                trained = m.lora().tensors();
+            if (m.adapter() != null) {
+                trained = m.adapter().tensors();
             }
             trained.forEach((n, t) -> out.put(n, floats(t.to(torch.ScalarType.Float).contiguous())));
         }
@@ -93,7 +93,7 @@ class DistributedMethodsTest {
         try (Tokenizer raw = Tokenizer.load(model)) {
             CausalLm m = Models.forTraining(config, model, null, null, raw.vocabSize(), CPU);
             Map<String, float[]> out = new LinkedHashMap<>();
-            (m.lora() != null ? m.lora().tensors() : m.weights().tensors())
+            (m.adapter() != null ? m.adapter().tensors() : m.weights().tensors())
                     .forEach((n, t) -> out.put(n, floats(t.to(torch.ScalarType.Float).contiguous())));
             return out;
         }
@@ -104,6 +104,7 @@ class DistributedMethodsTest {
             "full         | 1e-4 | finetuning_type: full",
             "lora         | 1e-4 | finetuning_type: lora;lora_rank: 4",
             "lora+        | 1e-4 | finetuning_type: lora;lora_rank: 4;loraplus_lr_ratio: 4",
+            "oft          | 1e-4 | finetuning_type: oft;oft_block_size: 8",
             "galore       | 1e-4 | finetuning_type: full;use_galore: true;galore_rank: 4;galore_update_interval: 2",
             "apollo       | 1e-4 | finetuning_type: full;use_apollo: true;apollo_rank: 4;apollo_update_interval: 2",
             "badam        | 1e-4 | finetuning_type: full;use_badam: true;badam_switch_interval: 2",

@@ -77,10 +77,10 @@ class SftConfigTest {
         assertEquals("adamw_torch", SftConfig.load(yaml(dir, MINIMAL + "optim: adamw_torch_fused\n"), List.of())
                 .training().optim(), "Hugging Face's fused AdamW is the same update");
         ConfigProblems e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir, MINIMAL
-                + "optim: paged_adamw_8bit\nfinetuning_type: oft\n"), List.of()));
+                + "optim: paged_adamw_8bit\nfinetuning_type: dora\n"), List.of()));
         assertTrue(e.getMessage().contains("optim: 'paged_adamw_8bit' is not implemented (quantized optimizer states "
                 + "need bitsandbytes' kernels)"), e.getMessage());
-        assertTrue(e.getMessage().contains("finetuning_type: oft is not supported: OFT adapters are not implemented"),
+        assertTrue(e.getMessage().contains("finetuning_type must be full, freeze, lora or oft, got 'dora'"),
                 e.getMessage());
     }
 

@@ -118,7 +118,7 @@ class ZeroTest {
             }
             assertEquals("", notReleased, "rank " + world.rank() + " after training under ZeRO 3");
             Map<String, float[]> out = new LinkedHashMap<>();
-            (m.lora() != null ? m.lora().tensors() : m.weights().tensors())
+            (m.adapter() != null ? m.adapter().tensors() : m.weights().tensors())
                     .forEach((n, t) -> out.put(n, floats(t.to(torch.ScalarType.Float).contiguous())));
             List<Double> losses = new ArrayList<>();
             List<Double> evalLosses = new ArrayList<>();
@@ -195,7 +195,7 @@ class ZeroTest {
         try (Tokenizer raw = Tokenizer.load(base)) {
             CausalLm m = Models.forTraining(config, base, null, null, raw.vocabSize(), CPU);
             Map<String, float[]> out = new LinkedHashMap<>();
-            (m.lora() != null ? m.lora().tensors() : m.weights().tensors())
+            (m.adapter() != null ? m.adapter().tensors() : m.weights().tensors())
                     .forEach((n, t) -> out.put(n, floats(t.to(torch.ScalarType.Float).contiguous())));
             return out;
         }
@@ -246,6 +246,7 @@ class ZeroTest {
     @ParameterizedTest(name = "{0}, ZeRO 2, world_size 2")
     @CsvSource(delimiter = '|', value = {
             "lora+        | finetuning_type: lora;lora_rank: 4;loraplus_lr_ratio: 4",
+            "oft          | finetuning_type: oft;oft_block_size: 8",
             "apollo       | finetuning_type: full;use_apollo: true;apollo_rank: 4;apollo_update_interval: 2",
             "galore       | finetuning_type: full;use_galore: true;galore_rank: 4;galore_update_interval: 2",
             "adam-mini    | finetuning_type: full;use_adam_mini: true",
@@ -344,6 +345,17 @@ class ZeroTest {
                 + "\n");
         Run got = onRanks(2, zero, dir, null);
         assertSame("LoRA+ ZeRO-3 x2", reference, got, initial(zero));
+    }
+
+    @Test
+    void oftAtStageThreeEqualsOneProcess(@TempDir Path dir) throws Exception {
+        String method = "finetuning_type: oft;oft_block_size: 8";
+        Run reference = single(dir, method, 2);
+        // the offload file: on a CPU run parameters and optimizer are already on the host
+        SftConfig zero = config(dir, "zero", method, 1, "deepspeed: " + deepspeed(dir, "ds_z3_offload_config.json", 3)
+                + "\n");
+        Run got = onRanks(2, zero, dir, null);
+        assertSame("OFT ZeRO-3 x2", reference, got, initial(zero));
     }
 
     /**

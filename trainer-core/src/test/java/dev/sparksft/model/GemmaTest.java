@@ -180,7 +180,7 @@ class GemmaTest {
     }
 
     @Test
-    void aGemma3LoraAdapterHasPeftsNamesForTheTextModel(@TempDir Path out) throws Exception {
+    void gemma3PeftAdaptersHavePeftsNamesForTheTextModel(@TempDir Path out) throws Exception {
         Path dir = ParityTest.fixture("gemma3");
         ModelConfig cfg = ModelConfig.load(dir);
         ModelWeights weights = ModelWeights.load(dir, cfg);
@@ -194,5 +194,14 @@ class GemmaTest {
                 "base_model.model.model.language_model.layers.2.mlp.down_proj.lora_A.weight"), header.entries().keySet().toString());
         LoraAdapter again = LoraAdapter.load(out, weights);
         assertEquals(new java.util.TreeSet<>(adapter.tensors().keySet()), new java.util.TreeSet<>(again.tensors().keySet()));
+
+        Path oftDir = out.resolve("oft");
+        OftAdapter oft = OftAdapter.create(weights, new OftAdapter.Settings(0, 8, 0, List.of("all"), List.of()));
+        oft.save(oftDir, weights, dir.toString());
+        header = Safetensors.readHeader(oftDir.resolve(OftAdapter.WEIGHTS_FILE));
+        assertTrue(header.entries().containsKey("base_model.model.model.language_model.layers.0.self_attn.q_proj.oft_R.weight"),
+                header.entries().keySet().toString());
+        assertEquals(new java.util.TreeSet<>(oft.tensors().keySet()),
+                new java.util.TreeSet<>(OftAdapter.load(oftDir, weights).tensors().keySet()));
     }
 }

@@ -160,6 +160,6 @@ class LoraTest {
                 Files.readString(out.resolve("adapter_config.json")).replace("\"r\" : 4", "\"r\" : 2"));
         e = assertThrows(IllegalArgumentException.class, () -> LoraAdapter.load(out, base.weights()));
         assertTrue(e.getMessage().contains("lora_A.weight") && e.getMessage().contains("r = 2"), e.getMessage());
-        assertFalse(LoraAdapter.isAdapterDir(modelDir));
+        assertFalse(Adapter.isAdapterDir(modelDir));
     }
 }

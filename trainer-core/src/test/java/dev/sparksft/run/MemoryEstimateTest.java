@@ -79,6 +79,20 @@ class MemoryEstimateTest {
     }
 
     @Test
+    void oftUnderBf16HoldsTheBaseInBf16AndTrainsItsRotationsOnly() throws Exception {
+        long p = params();
+        // oft_block_size 32: q, k, v, o, gate, up read H = 32 features (1 block), down reads I = 64 (2 blocks);
+        // a block of 32 has 32 x 31 / 2 parameters (the scripts/sft run of LLaMA-Factory's example logs 7936)
+        long block = 32 * 31 / 2;
+        long adapter = L * (6 * block + 2 * block);
+        assertEquals(7936, adapter);
+        MemoryEstimate e = estimate("finetuning_type: oft;bf16: true");
+        assertEquals(2 * p + 4 * adapter, e.weights());
+        assertEquals(4 * adapter, e.gradients());
+        assertEquals(8 * adapter, e.optimizer());
+    }
+
+    @Test
     void zeroTwoShardsGradientsAndStateAndCheckpointingSavesActivations() throws Exception {
         Path ds = Files.writeString(dir.resolve("ds_z2.json"), "{\"train_micro_batch_size_per_gpu\": \"auto\", "
                 + "\"gradient_accumulation_steps\": \"auto\", \"zero_optimization\": {\"stage\": 2}}");
