@@ -18,8 +18,9 @@ import java.util.Set;
  * The architecture read from a Hugging Face {@code config.json} for the Llama family; what each
  * {@link Architecture} reads differently (biases, q/k norm, sliding window) it answers itself.
  *
- * @param slidingWindow Mistral's attention window (a query sees this many keys back, itself
- *                      included); 0 for full causal attention
+ * @param slidingWindow the attention window of the sliding layers (a query sees this many keys
+ *                      back, itself included): all of Mistral's, Gemma's by {@link #slidingLayer};
+ *                      0 for full causal attention
  * @param raw the file as read, written back unchanged when the model is saved
  * @param forward how the forward pass departs from Llama's (Gemma's norms, soft-caps, layer pattern)
  */

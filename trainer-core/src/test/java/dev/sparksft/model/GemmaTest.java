@@ -126,6 +126,9 @@ class GemmaTest {
         c.put("use_bidirectional_attention", true);
         assertTrue(refusal(c).contains("use_bidirectional_attention=true"), refusal(c));
         c = gemma2();
+        c.putObject("rope_scaling").put("rope_type", "linear");
+        assertTrue(refusal(c).contains("rope_scaling of type linear needs a positive 'factor', got null"), refusal(c));
+        c = gemma2();
         c.putObject("rope_parameters").put("rope_type", "default").put("rope_theta", 10000.0);
         assertTrue(refusal(c).contains("rope_parameters (transformers 5's RoPE layout) is not supported"), refusal(c));
         ObjectNode noText = (ObjectNode) JSON.readTree("{\"model_type\": \"gemma3\", \"hidden_size\": 32}");
