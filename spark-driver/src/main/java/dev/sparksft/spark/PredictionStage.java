@@ -53,7 +53,8 @@ final class PredictionStage implements FlatMapFunction<Iterator<Predictor.Prompt
         }
         String adapter = config.model().adapterNameOrPath();
         CausalLm model = Models.forInference(ModelFiles.local(config.model().modelNameOrPath()), ModelFiles.local(modelPath),
-                adapter == null ? null : ModelFiles.local(adapter), encoder.tokenizer().vocabSize(), device);
+                adapter == null ? null : ModelFiles.local(adapter), encoder.tokenizer().vocabSize(), device,
+                config.training().seed());
         return new Predictor(model, encoder, config.generating(), config.training().perDeviceEvalBatchSize(),
                 config.training().seed()).predictPrompts(mine).iterator();
     }

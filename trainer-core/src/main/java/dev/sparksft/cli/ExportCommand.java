@@ -47,7 +47,8 @@ public final class ExportCommand {
             }
         }
         Torch.load(config.training().numThreads(), config.training().intraOpThreads());
-        CausalLm model = Models.forInference(base, base, adapter, 0, new Device(torch.DeviceType.CPU));
+        CausalLm model = Models.forInference(base, base, adapter, 0, new Device(torch.DeviceType.CPU),
+                config.training().seed());
         if (model.adapter() != null) {
             model.adapter().mergeInto(model.weights());
         } else {

@@ -44,7 +44,8 @@ public final class ScoreCommand {
             }
             // a LoRA output_dir holds the adapter: the base is model_name_or_path
             CausalLm model = dev.sparksft.train.Models.forInference(Path.of(config.model().modelNameOrPath()), modelDir,
-                    null, 0, new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU));
+                    null, 0, new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU),
+                    config.training().seed());
             Tokenizer tok = data.tokenizer();
             ChatTemplate template = data.template();
             List<int[]> prompts = new ArrayList<>();

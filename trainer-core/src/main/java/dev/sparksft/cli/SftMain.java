@@ -26,6 +26,8 @@ public final class SftMain {
               export CONFIG.yaml [key=value ...]       (merge adapter_name_or_path into model_name_or_path, to export_dir)
               score CONFIG.yaml [key=value ...]        (exact match of greedy answers on the eval set)
               estimate CONFIG.yaml [key=value ...]     (bytes per rank: weights, gradients, optimizer, activations)
+              llama-pro --model DIR --out DIR --num-expand N [--shard-size GB]
+                                                       (LLaMA Pro block expansion; then use_llama_pro: true)
             """;
 
     private SftMain() {}
@@ -108,6 +110,19 @@ public final class SftMain {
                 SftConfig config = config(rest);
                 var model = dev.sparksft.model.ModelConfig.load(Path.of(config.model().modelNameOrPath()));
                 System.out.print(dev.sparksft.run.MemoryEstimate.of(config, model).table());
+            }
+            case "llama-pro" -> {
+                Map<String, String> f = flags(rest, List.of("--model", "--out", "--num-expand", "--shard-size"), "llama-pro");
+                if (!f.containsKey("--model") || !f.containsKey("--out") || !f.containsKey("--num-expand")) {
+                    throw new UserError("llama-pro needs --model DIR, --out DIR and --num-expand N");
+                }
+                Torch.load(1);
+                int n = (int) number(f, "--num-expand", 0);
+                // shard size in GB of 10^9 bytes, as Hugging Face counts; LLaMA-Factory's script writes 5GB shards
+                Path out = LlamaProCommand.run(Path.of(f.get("--model")), Path.of(f.get("--out")), n,
+                        number(f, "--shard-size", 5) * 1_000_000_000L);
+                System.out.println("expanded model written to " + out + "; fine-tune it with finetuning_type: freeze, "
+                        + "freeze_trainable_layers: " + n + ", use_llama_pro: true");
             }
             default -> throw new UserError("unknown command '" + args[0] + "'\n" + USAGE);
         }

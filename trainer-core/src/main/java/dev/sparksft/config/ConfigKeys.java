@@ -201,9 +201,6 @@ final class ConfigKeys {
         refuse("evaluation reports one loss over all of eval_dataset", "eval_on_each_dataset: false");
         refuse("DoRA adapters are not supported: use finetuning_type: lora (use_rslora and loraplus_lr_ratio are)",
                 "use_dora: false");
-        refuse("PiSSA initialisation is not implemented yet: LoRA starts from PEFT's default initialisation",
-                "pissa_init: false", "pissa_iter: 16", "pissa_convert: false");
-        refuse("LLaMA Pro block expansion is not implemented", "use_llama_pro: false");
         refuse("the ASFT loss is not implemented yet: use_dft_loss or use_eaft_loss are", "use_asft_loss: false",
                 "asft_alpha: 0.1");
         refuse("early stopping is not implemented: set max_steps or num_train_epochs", "early_stopping_steps: null",

@@ -15,6 +15,7 @@ public record FinetuningArguments(
         @JsonProperty("freeze_trainable_layers") Integer freezeTrainableLayers,
         @JsonProperty("freeze_trainable_modules") List<String> freezeTrainableModules,
         @JsonProperty("freeze_extra_modules") List<String> freezeExtraModules,
+        @JsonProperty("use_llama_pro") Boolean useLlamaPro,
         // LoRA (PEFT layout) and LoRA+
         @JsonProperty("lora_rank") Integer loraRank,
         @JsonProperty("lora_alpha") Integer loraAlpha,
@@ -24,6 +25,10 @@ public record FinetuningArguments(
         @JsonProperty("use_rslora") Boolean useRslora,
         @JsonProperty("loraplus_lr_ratio") Double loraplusLrRatio,
         @JsonProperty("loraplus_lr_embedding") Double loraplusLrEmbedding,
+        // PiSSA: LoRA initialised from the weight's principal singular vectors
+        @JsonProperty("pissa_init") Boolean pissaInit,
+        @JsonProperty("pissa_iter") Integer pissaIter,
+        @JsonProperty("pissa_convert") Boolean pissaConvert,
         // GaLore
         @JsonProperty("use_galore") Boolean useGalore,
         @JsonProperty("galore_target") List<String> galoreTarget,
@@ -75,6 +80,7 @@ public record FinetuningArguments(
         freezeTrainableLayers = freezeTrainableLayers == null ? 2 : freezeTrainableLayers;
         freezeTrainableModules = freezeTrainableModules == null ? List.of("all") : List.copyOf(freezeTrainableModules);
         freezeExtraModules = freezeExtraModules == null ? List.of() : List.copyOf(freezeExtraModules);
+        useLlamaPro = useLlamaPro != null && useLlamaPro;
         loraRank = loraRank == null ? 8 : loraRank;
         loraAlpha = loraAlpha == null ? loraRank * 2 : loraAlpha;          // LLaMA-Factory: lora_alpha or 2 x rank
         loraDropout = loraDropout == null ? 0.0 : loraDropout;
@@ -82,6 +88,9 @@ public record FinetuningArguments(
         additionalTarget = additionalTarget == null ? List.of() : List.copyOf(additionalTarget);
         useRslora = useRslora != null && useRslora;
         loraplusLrEmbedding = loraplusLrEmbedding == null ? 1e-6 : loraplusLrEmbedding;
+        pissaInit = pissaInit != null && pissaInit;
+        pissaIter = pissaIter == null ? 16 : pissaIter;
+        pissaConvert = pissaConvert != null && pissaConvert;
         useGalore = useGalore != null && useGalore;
         galoreTarget = galoreTarget == null ? List.of("all") : List.copyOf(galoreTarget);
         galoreRank = galoreRank == null ? 16 : galoreRank;
@@ -153,6 +162,30 @@ public record FinetuningArguments(
         if (!lora && loraplusLrRatio != null) {
             p.add("loraplus_lr_ratio is only valid for LoRA training (finetuning_type: lora), got finetuning_type: "
                     + finetuningType);
+        }
+        if (useLlamaPro && finetuningType.equals("full")) {
+            p.add("use_llama_pro is only valid for Freeze or LoRA training: it trains the expanded blocks only; set "
+                    + "finetuning_type: freeze (or lora), got finetuning_type: full");
+        }
+        if (useLlamaPro && finetuningType.equals("oft")) {
+            p.add("use_llama_pro with finetuning_type: oft is not implemented (OFT adapts every oft_target layer); use "
+                    + "finetuning_type: freeze or lora with use_llama_pro, or turn use_llama_pro off");
+        }
+        if (useLlamaPro && freezeTrainableLayers < 0) {
+            p.add("use_llama_pro: true needs freeze_trainable_layers > 0 (the number of expanded blocks, every "
+                    + "num_layers / n-th layer trains), got " + freezeTrainableLayers);
+        }
+        if (!lora && pissaInit) {
+            p.add("pissa_init is only valid for LoRA training (finetuning_type: lora), got finetuning_type: "
+                    + finetuningType + "; set finetuning_type: lora or pissa_init: false");
+        }
+        if (!lora && pissaConvert) {
+            p.add("pissa_convert converts a LoRA adapter and is only valid with finetuning_type: lora, got "
+                    + "finetuning_type: " + finetuningType + "; set pissa_convert: false");
+        }
+        if (pissaIter < -1) {
+            p.add("pissa_iter must be -1 (exact SVD) or >= 0 (the subspace iterations of the fast randomized SVD; "
+                    + "16 is LLaMA-Factory's default), got " + pissaIter);
         }
         if (!lora && useRslora) {
             p.add("use_rslora is only valid for LoRA training (finetuning_type: lora), got finetuning_type: " + finetuningType);

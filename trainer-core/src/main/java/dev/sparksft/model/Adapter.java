@@ -51,15 +51,18 @@ public sealed interface Adapter permits LoraAdapter, OftAdapter {
         return Files.isRegularFile(dir.resolve(CONFIG_FILE));
     }
 
-    /** The LoRA or OFT adapter saved in {@code dir}, as its adapter_config.json's peft_type says. */
-    static Adapter load(Path dir, ModelWeights weights) throws IOException {
+    /**
+     * The LoRA or OFT adapter saved in {@code dir}, as its adapter_config.json's peft_type says;
+     * {@code seed} keys a PiSSA adapter's randomized SVD, as in the run that trained it.
+     */
+    static Adapter load(Path dir, ModelWeights weights, long seed) throws IOException {
         Path configFile = dir.resolve(CONFIG_FILE);
         if (!Files.isRegularFile(configFile)) {
             throw new UserError("adapter directory " + dir + " has no " + CONFIG_FILE);
         }
         String type = JsonFiles.read(configFile).path("peft_type").asText("");
         return switch (type) {
-            case "LORA" -> LoraAdapter.load(dir, weights);
+            case "LORA" -> LoraAdapter.load(dir, weights, seed);
             case "OFT" -> OftAdapter.load(dir, weights);
             default -> throw new UserError(configFile + ": peft_type is '" + type
                     + "'; only LORA and OFT adapters are supported");

@@ -34,7 +34,8 @@ import org.bytedeco.pytorch.global.torch;
  * as PEFT does, so training starts from the base model exactly. {@code modules_to_save}
  * (LLaMA-Factory's additional_target) are base weights trained in full and saved with the
  * adapter. Files: {@value #WEIGHTS_FILE} with keys {@code base_model.model.<module>.lora_A.weight}
- * and {@code base_model.model.<param>} for saved modules, and {@value #CONFIG_FILE}.
+ * and {@code base_model.model.<param>} for saved modules, and {@value #CONFIG_FILE}. A PiSSA
+ * adapter ({@link Pissa}) starts from its weights' singular vectors over residual base weights.
  */
 public final class LoraAdapter implements Adapter {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -43,16 +44,18 @@ public final class LoraAdapter implements Adapter {
     public record Pair(Tensor a, Tensor b) {}
 
     private final int rank;
-    private final int alpha;
+    private final double alpha;                      // a double: a converted rsLoRA adapter's is alpha x sqrt(2)
     private final double dropout;
     private final boolean rslora;
     private final List<String> targetModules;
     private final List<String> modulesToSave;
     private final Map<String, Pair> pairs;           // by the adapted weight's name: model.layers.0.self_attn.q_proj.weight
+    private String init;                             // init_lora_weights: null for PEFT's default (true), "pissa..."
+    private Map<String, Pair> initial;               // pissa_convert: the pairs as training started, else null
     private boolean training;
     private Generator dropoutGenerator;
 
-    LoraAdapter(int rank, int alpha, double dropout, boolean rslora, List<String> targetModules,
+    LoraAdapter(int rank, double alpha, double dropout, boolean rslora, List<String> targetModules,
                 List<String> modulesToSave, Map<String, Pair> pairs) {
         this.rank = rank;
         this.alpha = alpha;
@@ -119,7 +122,60 @@ public final class LoraAdapter implements Adapter {
     }
 
     public double scaling() {
-        return rslora ? alpha / Math.sqrt(rank) : (double) alpha / rank;
+        return rslora ? alpha / Math.sqrt(rank) : alpha / rank;
+    }
+
+    double alpha() {
+        return alpha;
+    }
+
+    boolean rslora() {
+        return rslora;
+    }
+
+    /** The pairs by adapted weight name (live: the trained tensors). */
+    Map<String, Pair> pairs() {
+        return pairs;
+    }
+
+    /** An adapter with these settings over other pairs (a PiSSA conversion, the initial pairs). */
+    LoraAdapter withPairs(int rank, double alpha, Map<String, Pair> pairs, String init) {
+        LoraAdapter a = new LoraAdapter(rank, alpha, dropout, rslora, targetModules, modulesToSave, pairs);
+        a.init = init;
+        return a;
+    }
+
+    /** Records how the pairs were initialised (PEFT's init_lora_weights, written to adapter_config.json). */
+    void initialisedAs(String initLoraWeights) {
+        this.init = initLoraWeights;
+    }
+
+    /** init_lora_weights: null for PEFT's default, "pissa" or "pissa_niter_K" for a PiSSA adapter. */
+    public String init() {
+        return init;
+    }
+
+    /** pissa_convert: remembers the pairs as they are now, where training starts (copies). */
+    public void keepInitial() {
+        initial = new LinkedHashMap<>();
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            pairs.forEach((n, p) -> initial.put(n, new Pair(p.a().clone(), p.b().clone())));
+        }
+    }
+
+    /** The adapter as training started, with init_lora_weights true (LLaMA-Factory's pissa_init folder), or null. */
+    public LoraAdapter initialAdapter() {
+        return initial == null ? null : withPairs(rank, alpha, initial, null);
+    }
+
+    /** The trained adapter as a plain LoRA over the weights training started from (pissa_convert), or null. */
+    public LoraAdapter convertedAdapter() {
+        return initial == null ? null : Pissa.converted(this, initial);
+    }
+
+    /** This adapter with init_lora_weights true (LLaMA-Factory's pissa_backup): the same tensors. */
+    public LoraAdapter withDefaultInit() {
+        return withPairs(rank, alpha, pairs, null);
     }
 
     public int rank() {
@@ -206,8 +262,18 @@ public final class LoraAdapter implements Adapter {
         ObjectNode c = JSON.createObjectNode();
         c.putObject("alpha_pattern");
         c.put("base_model_name_or_path", baseModel).put("bias", "none").put("fan_in_fan_out", false)
-                .put("inference_mode", true).put("init_lora_weights", true).put("lora_alpha", alpha)
-                .put("lora_dropout", dropout);
+                .put("inference_mode", true);
+        if (init == null) {
+            c.put("init_lora_weights", true);
+        } else {
+            c.put("init_lora_weights", init);
+        }
+        if (alpha == Math.rint(alpha)) {
+            c.put("lora_alpha", (long) alpha);   // PEFT writes an int
+        } else {
+            c.put("lora_alpha", alpha);
+        }
+        c.put("lora_dropout", dropout);
         if (modulesToSave.isEmpty()) {
             c.putNull("modules_to_save");
         } else {
@@ -226,9 +292,39 @@ public final class LoraAdapter implements Adapter {
 
     /**
      * Reads a PEFT LoRA adapter for {@code weights}' model, checking every key and shape; saved
-     * modules (modules_to_save) are copied into {@code weights}.
+     * modules (modules_to_save) are copied into {@code weights}. A PiSSA adapter (init_lora_weights
+     * "pissa..."), which fits the residual base only, turns {@code weights} into that residual as
+     * PEFT's from_pretrained does, the randomized SVD's draw keyed by {@code seed} as in training.
      */
-    public static LoraAdapter load(Path dir, ModelWeights weights) throws IOException {
+    public static LoraAdapter load(Path dir, ModelWeights weights, long seed) throws IOException {
+        LoraAdapter adapter = read(dir, weights);
+        if (Pissa.isPissa(adapter.init)) {
+            Pissa.makeResidual(weights, adapter, adapter.init, seed);
+        }
+        return adapter;
+    }
+
+    /**
+     * Resuming: the pairs (and saved modules) of the checkpoint adapter in {@code dir} replace this
+     * adapter's values; the base weights are not touched (they already are what this adapter was
+     * built over, a PiSSA residual included).
+     */
+    public void resumeFrom(Path dir, ModelWeights weights) throws IOException {
+        LoraAdapter saved = read(dir, weights);
+        if (saved.rank != rank || !saved.pairs.keySet().equals(pairs.keySet())) {
+            throw new UserError("resume_from_checkpoint: the adapter in " + dir + " (r = " + saved.rank + ", "
+                    + saved.pairs.size() + " weights) is not the one this run builds (r = " + rank + ", " + pairs.size()
+                    + " weights); resume with the lora_rank and lora_target it was trained with");
+        }
+        try (NoGradGuard noGrad = new NoGradGuard()) {
+            saved.pairs.forEach((n, p) -> {
+                pairs.get(n).a().copy_(p.a());
+                pairs.get(n).b().copy_(p.b());
+            });
+        }
+    }
+
+    private static LoraAdapter read(Path dir, ModelWeights weights) throws IOException {
         Path configFile = dir.resolve(CONFIG_FILE);
         if (!Files.isRegularFile(configFile)) {
             throw new UserError("adapter directory " + dir + " has no " + CONFIG_FILE);
@@ -242,7 +338,13 @@ public final class LoraAdapter implements Adapter {
             throw new UserError(configFile + ": DoRA adapters (use_dora: true) are not supported");
         }
         int rank = c.path("r").asInt(8);
-        int alpha = c.path("lora_alpha").asInt(8);
+        double alpha = c.path("lora_alpha").asDouble(8);
+        JsonNode initNode = c.path("init_lora_weights");
+        String init = initNode.isTextual() ? initNode.asText() : null;
+        if (init != null && !Pissa.isPissa(init) && List.of("olora", "loftq", "corda").contains(init.toLowerCase(java.util.Locale.ROOT))) {
+            throw new UserError(configFile + ": init_lora_weights '" + init + "' changed the base weights in a way "
+                    + "spark-sft does not reproduce (PiSSA's it does); convert the adapter to a plain LoRA first");
+        }
         List<String> targets = new ArrayList<>();
         c.path("target_modules").forEach(t -> targets.add(t.asText()));
         List<String> toSave = new ArrayList<>();
@@ -299,7 +401,9 @@ public final class LoraAdapter implements Adapter {
         if (pairs.isEmpty()) {
             throw new UserError(file + " holds no lora_A/lora_B weights");
         }
-        return new LoraAdapter(rank, alpha, c.path("lora_dropout").asDouble(0), c.path("use_rslora").asBoolean(false),
-                targets, toSave, pairs);
+        LoraAdapter adapter = new LoraAdapter(rank, alpha, c.path("lora_dropout").asDouble(0),
+                c.path("use_rslora").asBoolean(false), targets, toSave, pairs);
+        adapter.init = init;
+        return adapter;
     }
 }

@@ -20,7 +20,9 @@ import java.util.stream.Stream;
  *   model      = the source's *.safetensors (full and freeze fine-tuning save every weight in the
  *                dtype it was read in), or 4 x trainable elements (LoRA: a float32 adapter)
  *                + the tokenizer and generation files copied next to it
- *   checkpoint = model + the whole optimizer state ({@link MemoryEstimate#checkpointOptimizer})
+ *                + with pissa_convert, four adapters more (pissa_init, pissa_backup, pissa_converted of rank 2r)
+ *   checkpoint = that model without the PiSSA folders + the whole optimizer state
+ *                ({@link MemoryEstimate#checkpointOptimizer})
  *   total      = model + checkpoints kept at once x checkpoint
  * </pre>
  * where the checkpoints kept are the saves from the resumed step on, at most save_total_limit.
@@ -38,12 +40,15 @@ public record DiskEstimate(long model, long checkpoint, long numCheckpoints) {
         // the whole state does not depend on the ZeRO stage (the driver need not read the deepspeed file)
         MemoryEstimate memory = MemoryEstimate.of(config, cfg, 0);
         long weights = config.finetuning().adapter() ? 4 * memory.numTrainable() : safetensorsBytes(modelDir);
-        long model = weights + size(Outputs.sideFiles(modelDir));
+        // pissa_convert: pissa_init/ and pissa_backup/ (an adapter each) and pissa_converted/ (rank 2r: two)
+        long pissa = config.finetuning().lora() && config.finetuning().pissaConvert() ? 4 * weights : 0;
+        long saved = weights + size(Outputs.sideFiles(modelDir));   // a checkpoint's model
+        long model = saved + pissa;
         BatchPlan plan = TrainingSetup.plan(numExamples, args, config.finetuning(), config.distributed().worldSize());
         long saves = Checkpoints.numSaves(args, fromStep, TrainingSetup.totalSteps(args, plan), plan.stepsPerEpoch());
         long kept = args.saveTotalLimit() == null ? saves : Math.min(saves, args.saveTotalLimit());
         long optimizer = config.training().saveOnlyModel() ? 0 : memory.checkpointOptimizer();
-        return new DiskEstimate(model, model + optimizer, kept);
+        return new DiskEstimate(model, saved + optimizer, kept);
     }
 
     public long total() {

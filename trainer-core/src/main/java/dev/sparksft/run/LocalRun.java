@@ -74,7 +74,8 @@ public final class LocalRun {
             }
             CausalLm model = trains
                     ? Models.forTraining(config, modelDir, resumeDir, adapterDir, data.tokenizer().vocabSize(), cpu)
-                    : Models.forInference(modelDir, modelDir, adapterDir, data.tokenizer().vocabSize(), cpu);
+                    : Models.forInference(modelDir, modelDir, adapterDir, data.tokenizer().vocabSize(), cpu,
+                            config.training().seed());
             // the data and the model are read: only now may overwrite_output_dir delete the previous run
             Outputs outputs = Outputs.prepare(outputDir, modelDir, args.overwriteOutputDir(), keeps);
             Trainer.Result result = null;

@@ -1,6 +1,7 @@
 package dev.sparksft.train;
 
 import dev.sparksft.UserError;
+import dev.sparksft.config.FinetuningArguments;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.Dtype;
 import dev.sparksft.model.CausalLm;
@@ -9,16 +10,19 @@ import dev.sparksft.model.LoraAdapter;
 import dev.sparksft.model.OftAdapter;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.model.ModelLayout;
+import dev.sparksft.model.Pissa;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.bytedeco.pytorch.Device;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Which weights a run starts from: a full model, or a base model plus a LoRA or OFT adapter (new, from
- * adapter_name_or_path, or from the checkpoint being resumed), in float32 or, with
- * {@code pure_bf16}, in bfloat16.
+ * Which weights a run starts from: a full model, or a base model plus a LoRA (PEFT's or PiSSA's
+ * initialisation) or OFT adapter (new, from adapter_name_or_path, or from the checkpoint being
+ * resumed), in float32 or, with {@code pure_bf16}, in bfloat16.
  */
 public final class Models {
     private static final Logger LOG = LoggerFactory.getLogger(Models.class);
@@ -48,13 +52,27 @@ public final class Models {
         if (config.finetuning().oft()) {
             return base.withAdapter(oft(config, base, from));
         }
-        LoraAdapter adapter = from != null ? LoraAdapter.load(from, base.weights())
-                : LoraAdapter.create(base.weights(), new LoraAdapter.Settings(config.finetuning().loraRank(),
-                        config.finetuning().loraAlpha(), config.finetuning().loraDropout(),
-                        config.finetuning().useRslora(), config.finetuning().loraTarget(),
-                        config.finetuning().additionalTarget()), config.training().seed());
-        LOG.info("LoRA: rank {}, scaling {}, {} adapted weights{}", adapter.rank(), adapter.scaling(),
-                adapter.tensors().size() / 2, from != null ? ", from " + from : "");
+        FinetuningArguments ft = config.finetuning();
+        long seed = config.training().seed();
+        LoraAdapter adapter;
+        if (resumeDir != null && !ft.pissaConvert()) {
+            adapter = LoraAdapter.load(resumeDir, base.weights(), seed);   // a PiSSA checkpoint recomputes its residual
+        } else {
+            // the adapter as training starts; pissa_convert keeps it, and a resume then takes the checkpoint's values
+            adapter = adapterDir != null ? LoraAdapter.load(adapterDir, base.weights(), seed) : newAdapter(ft, base, seed);
+            if (ft.pissaConvert()) {
+                adapter.keepInitial();
+            }
+            if (resumeDir != null) {
+                adapter.resumeFrom(resumeDir, base.weights());
+            }
+        }
+        if (ft.pissaInit() && adapterDir != null && resumeDir == null) {
+            LOG.warn("pissa_init has no effect on adapter_name_or_path {}: training continues that adapter", adapterDir);
+        }
+        LOG.info("LoRA: rank {}, scaling {}, {} adapted weights{}{}", adapter.rank(), adapter.scaling(),
+                adapter.tensors().size() / 2, adapter.init() == null ? "" : ", init_lora_weights " + adapter.init(),
+                from != null ? ", from " + from : "");
         return base.withAdapter(adapter);
     }
 
@@ -72,7 +90,7 @@ public final class Models {
     /** The adapter saved in {@code from}, refused when it is not of the kind finetuning_type trains. */
     private static <A extends Adapter> A loaded(Class<A> kind, Path from, CausalLm base, SftConfig config)
             throws IOException {
-        Adapter a = Adapter.load(from, base.weights());
+        Adapter a = Adapter.load(from, base.weights(), config.training().seed());
         if (!kind.isInstance(a)) {
             throw new UserError(from + " holds a " + (a instanceof OftAdapter ? "OFT" : "LoRA") + " adapter but "
                     + "finetuning_type is " + config.finetuning().finetuningType() + "; set finetuning_type: "
@@ -81,15 +99,57 @@ public final class Models {
         return kind.cast(a);
     }
 
-    /** The model to generate with: {@code dir} itself, or base + the adapter {@code dir} holds (or {@code adapterDir}). */
-    public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device)
+    /** A new adapter: PEFT's default initialisation, or PiSSA's (the base becomes the residual). */
+    private static LoraAdapter newAdapter(FinetuningArguments ft, CausalLm base, long seed) {
+        LoraAdapter adapter = LoraAdapter.create(base.weights(), new LoraAdapter.Settings(ft.loraRank(), ft.loraAlpha(),
+                ft.loraDropout(), ft.useRslora(), loraTargets(ft, base), ft.additionalTarget()), seed);
+        if (ft.pissaInit()) {
+            long start = System.nanoTime();
+            Pissa.initialise(base.weights(), adapter, ft.pissaIter(), seed);
+            LOG.info("PiSSA: {} weights initialised from their top-{} singular vectors ({}) in {} s",
+                    adapter.tensors().size() / 2, ft.loraRank(), ft.pissaIter() < 0 ? "exact SVD"
+                            : ft.pissaIter() + " subspace iterations", String.format("%.1f", (System.nanoTime() - start) / 1e9));
+        }
+        return adapter;
+    }
+
+    /**
+     * lora_target, restricted with use_llama_pro to the expanded blocks (LLaMA-Factory's
+     * find_expanded_modules): the targeted linear modules of every num_layers / n-th layer, by full name.
+     */
+    static List<String> loraTargets(FinetuningArguments ft, CausalLm base) {
+        if (!ft.useLlamaPro()) {
+            return ft.loraTarget();
+        }
+        List<Integer> layers = TrainableParameters.freezeLayers(base.config().numLayers(), ft.freezeTrainableLayers(), true);
+        List<String> leaves = ft.loraTarget().equals(List.of("all")) ? ModelLayout.LAYER_LINEARS : ft.loraTarget();
+        List<String> modules = new ArrayList<>();
+        for (String name : base.weights().tensors().keySet()) {
+            String module = ModelLayout.layerLinearModule(name);
+            if (module != null && layers.contains(ModelLayout.layerIndex(name))
+                    && leaves.stream().anyMatch(t -> module.equals(t) || module.endsWith("." + t))) {
+                modules.add(module);
+            }
+        }
+        if (modules.isEmpty()) {
+            throw new UserError("lora_target: " + ft.loraTarget() + " matches no linear module of the expanded layers "
+                    + layers + " (use_llama_pro); choose from " + String.join(", ", ModelLayout.LAYER_LINEARS) + " or all");
+        }
+        return modules;
+    }
+
+    /**
+     * The model to generate with: {@code dir} itself, or base + the adapter {@code dir} holds (or
+     * {@code adapterDir}); {@code seed} keys a PiSSA adapter's randomized SVD, as in its training run.
+     */
+    public static CausalLm forInference(Path baseDir, Path dir, Path adapterDir, int vocabSize, Device device, long seed)
             throws IOException {
         if (Adapter.isAdapterDir(dir)) {
             adapterDir = dir;
             dir = baseDir;
         }
         CausalLm model = CausalLm.load(dir, vocabSize, device);
-        return adapterDir == null ? model : model.withAdapter(Adapter.load(adapterDir, model.weights()));
+        return adapterDir == null ? model : model.withAdapter(Adapter.load(adapterDir, model.weights(), seed));
     }
 
     /**

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.Adapter;
+import dev.sparksft.model.LoraAdapter;
 import dev.sparksft.model.ModelWeights;
 import dev.sparksft.runtime.DiskWrites;
 import java.io.IOException;
@@ -27,7 +28,8 @@ public final class Outputs {
             "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model");
     private static final List<String> RUN_FILES = List.of(TrainerLog.FILE, Checkpoints.STATE_FILE, "train_results.json",
             "eval_results.json", "all_results.json", "training_loss.png", "config.json", ModelWeights.SINGLE_FILE,
-            ModelWeights.INDEX_FILE, Adapter.WEIGHTS_FILE, Adapter.CONFIG_FILE);
+            ModelWeights.INDEX_FILE, Adapter.WEIGHTS_FILE, Adapter.CONFIG_FILE, "pissa_init", "pissa_backup",
+            "pissa_converted");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Path dir;
@@ -231,6 +233,36 @@ public final class Outputs {
     /** The folder a final model is written into before its files are renamed into output_dir. */
     static final String FINAL_TMP = ".final-model.tmp";
 
+    /**
+     * pissa_convert, as training starts: {@code pissa_init/}, the adapter before any step with
+     * init_lora_weights true (LLaMA-Factory's PissaConvertCallback.on_train_begin).
+     */
+    public void savePissaInitial(CausalLm model) throws IOException {
+        saveAdapterFolder("pissa_init", model.lora().initialAdapter(), model);
+    }
+
+    /**
+     * pissa_convert, after the final model: {@code pissa_backup/}, the trained adapter with
+     * init_lora_weights true, and {@code pissa_converted/}, the plain LoRA adapter (rank 2r) that
+     * gives the trained model over the weights training started from, e.g. the original base
+     * (LLaMA-Factory's PissaConvertCallback.on_train_end, PEFT's weight conversion).
+     */
+    public void savePissaConversion(CausalLm model) throws IOException {
+        saveAdapterFolder("pissa_backup", model.lora().withDefaultInit(), model);
+        saveAdapterFolder("pissa_converted", model.lora().convertedAdapter(), model);
+    }
+
+    /** An adapter folder of output_dir, written whole into a temporary folder and renamed into place. */
+    private void saveAdapterFolder(String name, LoraAdapter adapter, CausalLm model) throws IOException {
+        Path tmp = dir.resolve("." + name + ".tmp");
+        Path target = dir.resolve(name);
+        Checkpoints.deleteRecursively(tmp);
+        adapter.save(tmp, model.weights(), modelDir.toString());   // the adapter alone, as PEFT's save_pretrained
+        Checkpoints.deleteRecursively(target);
+        Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+        published(target);
+    }
+
     /** Temporary folders a failed or killed run left in output_dir (.checkpoint-N.tmp, the final model's). */
     public void deleteStaleTemporaries() throws IOException {
         if (!Files.isDirectory(dir)) {
@@ -238,7 +270,8 @@ public final class Outputs {
         }
         try (Stream<Path> s = Files.list(dir)) {
             for (Path p : s.filter(p -> p.getFileName().toString().equals(FINAL_TMP)
-                    || p.getFileName().toString().matches("\\.checkpoint-\\d+\\.tmp")).toList()) {
+                    || p.getFileName().toString().matches("\\.checkpoint-\\d+\\.tmp")
+                    || p.getFileName().toString().matches("\\.pissa_\\w+\\.tmp")).toList()) {
                 Checkpoints.deleteRecursively(p);
             }
         }

@@ -17,7 +17,8 @@ import org.bytedeco.pytorch.Tensor;
 /**
  * Chooses the parameters that train and marks them {@code requires_grad}: all of them for
  * {@code finetuning_type: full}; for {@code freeze}, LLaMA-Factory's rule: the last n decoder
- * layers ({@code freeze_trainable_layers: n}, or the first -n when negative), only the named
+ * layers ({@code freeze_trainable_layers: n}, or the first -n when negative; with
+ * {@code use_llama_pro}, every num_layers / n-th layer), only the named
  * submodules of them ({@code freeze_trainable_modules}, "all" for every one), plus the
  * non-layer modules named in {@code freeze_extra_modules} (embed_tokens, norm, lm_head); for
  * {@code lora} and {@code oft}, the adapter's tensors and the additional_target modules.
@@ -56,10 +57,7 @@ public final class TrainableParameters {
         List<String> patterns = new ArrayList<>();
         boolean all = ft.finetuningType().equals("full");
         if (!all) {
-            int n = cfg.numLayers();
-            int k = ft.freezeTrainableLayers();
-            int from = k > 0 ? Math.max(0, n - k) : 0;
-            int to = k > 0 ? n : Math.min(-k, n);
+            List<Integer> layers = freezeLayers(cfg.numLayers(), ft.freezeTrainableLayers(), ft.useLlamaPro());
             Set<String> hidden = ModelLayout.hiddenModules(names);
             Set<String> nonHidden = ModelLayout.nonHiddenModules(names);
             for (String module : ft.freezeTrainableModules()) {
@@ -67,7 +65,7 @@ public final class TrainableParameters {
                     throw new UserError("freeze_trainable_modules: module '" + module
                             + "' is not found; choose from " + String.join(", ", hidden) + " or all");
                 }
-                for (int i = from; i < to; i++) {
+                for (int i : layers) {
                     patterns.add(ModelLayout.freezePattern(i, module));
                 }
             }
@@ -94,6 +92,35 @@ public final class TrainableParameters {
                     + " and freeze_trainable_layers " + ft.freezeTrainableLayers());
         }
         return trains;
+    }
+
+    /**
+     * The decoder layers freeze tuning trains: the last k ({@code freeze_trainable_layers: k > 0}) or
+     * the first -k; with {@code use_llama_pro}, LLaMA Pro's expanded blocks instead: every
+     * (num_layers / k)-th layer, the last of each group (8 layers, k = 2: layers 3 and 7), which
+     * needs k to divide num_layers.
+     */
+    public static List<Integer> freezeLayers(int numLayers, int k, boolean llamaPro) {
+        List<Integer> ids = new ArrayList<>();
+        if (llamaPro) {
+            if (numLayers % k != 0) {
+                throw new UserError("use_llama_pro: the model's num_hidden_layers " + numLayers + " is not divisible "
+                        + "by freeze_trainable_layers " + k + " (LLaMA Pro trains every num_layers / n-th layer, the "
+                        + "expanded blocks); set freeze_trainable_layers to the number of expanded blocks, a divisor of "
+                        + numLayers);
+            }
+            int stride = numLayers / k;
+            for (int i = stride - 1; i < numLayers + stride - 1; i += stride) {   // range(stride - 1, n + stride - 1, stride)
+                ids.add(i);
+            }
+            return ids;
+        }
+        int from = k > 0 ? Math.max(0, numLayers - k) : 0;
+        int to = k > 0 ? numLayers : Math.min(-k, numLayers);
+        for (int i = from; i < to; i++) {
+            ids.add(i);
+        }
+        return ids;
     }
 
     /** LoRA and OFT: the adapter's tensors (A and B, or oft_R) plus the additional_target modules; the base stays frozen. */

@@ -154,6 +154,9 @@ public final class Trainer {
         }
         if (world.isMain()) {
             outputs.deleteStaleTemporaries();   // what an earlier, killed attempt left half-written
+            if (model.lora() != null && model.lora().initialAdapter() != null) {
+                outputs.savePissaInitial(model);   // pissa_convert: the adapter before any step
+            }
         }
         log = new TrainerLog(world.isMain() ? outputs.dir() : null, rankPrefix(world), totalSteps, startStep, history,
                 outputs::published);
@@ -275,6 +278,9 @@ public final class Trainer {
         setup.sharding().gatherAll();          // ZeRO 3: rank 0 writes whole tensors
         if (world.isMain()) {
             outputs.saveModel(model);
+            if (model.lora() != null && model.lora().initialAdapter() != null) {
+                outputs.savePissaConversion(model);   // pissa_convert: pissa_backup/ and pissa_converted/
+            }
         }
         setup.sharding().releaseAll();
         if (world.isMain()) {

@@ -104,6 +104,8 @@ class DistributedMethodsTest {
             "full         | 1e-4 | finetuning_type: full",
             "lora         | 1e-4 | finetuning_type: lora;lora_rank: 4",
             "lora+        | 1e-4 | finetuning_type: lora;lora_rank: 4;loraplus_lr_ratio: 4",
+            "pissa        | 1e-4 | finetuning_type: lora;lora_rank: 4;pissa_init: true;pissa_iter: 2;pissa_convert: true",
+            "pissa exact  | 1e-4 | finetuning_type: lora;lora_rank: 4;pissa_init: true;pissa_iter: -1",
             "oft          | 1e-4 | finetuning_type: oft;oft_block_size: 8",
             "galore       | 1e-4 | finetuning_type: full;use_galore: true;galore_rank: 4;galore_update_interval: 2",
             "apollo       | 1e-4 | finetuning_type: full;use_apollo: true;apollo_rank: 4;apollo_update_interval: 2",

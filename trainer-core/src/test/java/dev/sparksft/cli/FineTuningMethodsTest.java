@@ -188,7 +188,7 @@ class FineTuningMethodsTest {
         Path exported = ExportCommand.run(config(a, "finetuning_type: lora\nadapter_name_or_path: " + out + "\nexport_dir: "
                 + exportDir + "\n"));
         CausalLm merged = CausalLm.load(exported, 0);
-        CausalLm withAdapter = Models.forInference(model, out, null, 0, new Device(torch.DeviceType.CPU));
+        CausalLm withAdapter = Models.forInference(model, out, null, 0, new Device(torch.DeviceType.CPU), 42);
         Tensor ids = Tensor.create(new long[] {1, 5, 9, 2, 7, 3}, 1, 6);
         Tensor mask = torch.ones(1, 6).to(torch.ScalarType.Long);
         Tensor pos = Tensor.create(new long[] {0, 1, 2, 3, 4, 5}, 1, 6);

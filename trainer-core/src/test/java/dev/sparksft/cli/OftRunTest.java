@@ -102,7 +102,7 @@ class OftRunTest {
         Path exported = ExportCommand.run(config(a, "finetuning_type: oft\nadapter_name_or_path: " + out
                 + "\nexport_dir: " + exportDir + "\n"));
         CausalLm merged = CausalLm.load(exported, 0);
-        CausalLm withAdapter = Models.forInference(model, out, null, 0, new Device(torch.DeviceType.CPU));
+        CausalLm withAdapter = Models.forInference(model, out, null, 0, new Device(torch.DeviceType.CPU), 42);
         assertTrue(withAdapter.adapter() instanceof OftAdapter);
         Tensor ids = Tensor.create(new long[] {1, 5, 9, 2, 7, 3}, 1, 6);
         Tensor mask = torch.ones(1, 6).to(torch.ScalarType.Long);

@@ -347,6 +347,16 @@ class ZeroTest {
         assertSame("LoRA+ ZeRO-3 x2", reference, got, initial(zero));
     }
 
+    /** PiSSA's factors and residual are computed before sharding, the same on every rank. */
+    @Test
+    void pissaAtStageThreeEqualsOneProcess(@TempDir Path dir) throws Exception {
+        String method = "finetuning_type: lora;lora_rank: 4;pissa_init: true;pissa_iter: 2;pissa_convert: true";
+        Run reference = single(dir, method, 2);
+        SftConfig zero = config(dir, "zero", method, 1, "deepspeed: " + deepspeed(dir, "ds_z3_config.json", 3) + "\n");
+        Run got = onRanks(2, zero, dir, null);
+        assertSame("PiSSA ZeRO-3 x2", reference, got, initial(zero));
+    }
+
     @Test
     void oftAtStageThreeEqualsOneProcess(@TempDir Path dir) throws Exception {
         String method = "finetuning_type: oft;oft_block_size: 8";

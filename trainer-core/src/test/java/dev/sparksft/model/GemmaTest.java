@@ -195,7 +195,7 @@ class GemmaTest {
         Safetensors.Header header = Safetensors.readHeader(out.resolve(LoraAdapter.WEIGHTS_FILE));
         assertTrue(header.entries().containsKey(
                 "base_model.model.model.language_model.layers.2.mlp.down_proj.lora_A.weight"), header.entries().keySet().toString());
-        LoraAdapter again = LoraAdapter.load(out, weights);
+        LoraAdapter again = LoraAdapter.load(out, weights, 0);
         assertEquals(new java.util.TreeSet<>(adapter.tensors().keySet()), new java.util.TreeSet<>(again.tensors().keySet()));
 
         Path oftDir = out.resolve("oft");

@@ -140,7 +140,7 @@ class LoraTest {
 
         // loading it back onto a fresh base gives the same outputs
         CausalLm fresh = CausalLm.load(modelDir, 0);
-        Tensor reloaded = logits(fresh.withAdapter(LoraAdapter.load(out, fresh.weights())));
+        Tensor reloaded = logits(fresh.withAdapter(LoraAdapter.load(out, fresh.weights(), 0)));
         assertEquals(0, reloaded.sub(logits(m)).abs().max().item_double(), 1e-6);
     }
 
@@ -158,7 +158,7 @@ class LoraTest {
         adapted(base, lora("lora_rank: 4\n")).lora().save(out, base.weights(), "m");
         Files.writeString(out.resolve("adapter_config.json"),
                 Files.readString(out.resolve("adapter_config.json")).replace("\"r\" : 4", "\"r\" : 2"));
-        e = assertThrows(IllegalArgumentException.class, () -> LoraAdapter.load(out, base.weights()));
+        e = assertThrows(IllegalArgumentException.class, () -> LoraAdapter.load(out, base.weights(), 0));
         assertTrue(e.getMessage().contains("lora_A.weight") && e.getMessage().contains("r = 2"), e.getMessage());
         assertFalse(Adapter.isAdapterDir(modelDir));
     }

@@ -226,7 +226,7 @@ class OftAdapterTest {
         assertEquals(modelDir.toString(), c.get("base_model_name_or_path").asText());
 
         CausalLm fresh = CausalLm.load(modelDir, 0);
-        Adapter loaded = Adapter.load(out, fresh.weights());
+        Adapter loaded = Adapter.load(out, fresh.weights(), 0);
         assertTrue(loaded instanceof OftAdapter);
         assertEquals(0, logits(fresh.withAdapter(loaded)).sub(logits(m)).abs().max().item_double(), 0.0,
                 "the same float32 parameters, the same outputs");
@@ -261,11 +261,11 @@ class OftAdapterTest {
         adapted(base, oft("oft_block_size: 8\n")).adapter().save(out, base.weights(), "m");
         Path config = out.resolve("adapter_config.json");
         Files.writeString(config, Files.readString(config).replace("\"oft_block_size\" : 8", "\"oft_block_size\" : 16"));
-        bad = assertThrows(IllegalArgumentException.class, () -> Adapter.load(out, base.weights()));
+        bad = assertThrows(IllegalArgumentException.class, () -> Adapter.load(out, base.weights(), 0));
         assertTrue(bad.getMessage().contains("oft_R.weight") && bad.getMessage().contains("oft_block_size = 16"),
                 bad.getMessage());
         Files.writeString(config, Files.readString(config).replace("\"coft\" : false", "\"coft\" : true"));
-        bad = assertThrows(IllegalArgumentException.class, () -> Adapter.load(out, base.weights()));
+        bad = assertThrows(IllegalArgumentException.class, () -> Adapter.load(out, base.weights(), 0));
         assertTrue(bad.getMessage().contains("coft: true is not supported"), bad.getMessage());
     }
 }
