@@ -129,7 +129,7 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
             faults.beforeJoin(rank);
             try (World world = World.join(rank, size, address, host, device, timeout, heartbeat)) {
                 Outputs outputs = Outputs.open(outputDir, modelDir).mirroredBy(output::push, output::remove);
-                Trainer.Result result = RankRun.trainAndEvaluate(config, model, numExamples,
+                Trainer.Result result = RankRun.trainAndEvaluate(config, model, modelDir, numExamples,
                         new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), faults), eval, world,
                         encoder.tokenizer().padId(), outputs, resume == null ? null : Checkpoints.load(resume),
                         trainer -> current = trainer).result();

@@ -146,7 +146,7 @@ public final class MemoryBench {
                         Path out = Path.of(config.training().outputDir());
                         var outputs = rank == 0 ? dev.sparksft.train.Outputs.prepare(out, model, true, false)
                                 : dev.sparksft.train.Outputs.open(out, model);
-                        dev.sparksft.run.RankRun.trainAndEvaluate(config, m, train.size(),
+                        dev.sparksft.run.RankRun.trainAndEvaluate(config, m, model, train.size(),
                                 new dev.sparksft.train.PlannedBatches(train, plan, rank, worldSize, 1, 1), List.of(), w,
                                 runData.tokenizer().padId(), outputs, null, t -> { });
                         w.allReduceSum(0L);

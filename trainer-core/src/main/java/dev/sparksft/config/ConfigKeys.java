@@ -201,8 +201,6 @@ final class ConfigKeys {
         refuse("evaluation reports one loss over all of eval_dataset", "eval_on_each_dataset: false");
         refuse("DoRA adapters are not supported: use finetuning_type: lora (use_rslora and loraplus_lr_ratio are)",
                 "use_dora: false");
-        refuse("the ASFT loss is not implemented yet: use_dft_loss or use_eaft_loss are", "use_asft_loss: false",
-                "asft_alpha: 0.1");
         refuse("early stopping is not implemented: set max_steps or num_train_epochs", "early_stopping_steps: null",
                 "load_best_model_at_end: false", "metric_for_best_model: null");
         refuse("exported weights are written as safetensors only", "export_legacy_format: false");

@@ -70,6 +70,8 @@ public record FinetuningArguments(
         @JsonProperty("use_dft_loss") Boolean useDftLoss,
         @JsonProperty("use_eaft_loss") Boolean useEaftLoss,
         @JsonProperty("eaft_alpha") Double eaftAlpha,
+        @JsonProperty("use_asft_loss") Boolean useAsftLoss,
+        @JsonProperty("asft_alpha") Double asftAlpha,
         @JsonProperty("compute_accuracy") Boolean computeAccuracy,
         @JsonProperty("disable_shuffling") Boolean disableShuffling,
         @JsonProperty("plot_loss") Boolean plotLoss) {
@@ -125,6 +127,8 @@ public record FinetuningArguments(
         useDftLoss = useDftLoss != null && useDftLoss;
         useEaftLoss = useEaftLoss != null && useEaftLoss;
         eaftAlpha = eaftAlpha == null ? 1.0 : eaftAlpha;
+        useAsftLoss = useAsftLoss != null && useAsftLoss;
+        asftAlpha = asftAlpha == null ? 0.1 : asftAlpha;
         computeAccuracy = computeAccuracy != null && computeAccuracy;
         disableShuffling = disableShuffling != null && disableShuffling;
         plotLoss = plotLoss != null && plotLoss;
@@ -139,11 +143,22 @@ public record FinetuningArguments(
         if (freezeTrainableLayers == 0) {
             p.add("freeze_trainable_layers must not be 0 (n > 0: the last n layers, n < 0: the first -n)");
         }
-        if (useDftLoss && useEaftLoss) {
-            p.add("use_dft_loss and use_eaft_loss are exclusive: set one of them");
+        // LLaMA-Factory takes the first of dft, eaft, asft and would feed ASFT's reference logits to the
+        // others' loss function: refuse the combination instead
+        List<String> losses = new ArrayList<>();
+        if (useDftLoss) losses.add("use_dft_loss");
+        if (useEaftLoss) losses.add("use_eaft_loss");
+        if (useAsftLoss) losses.add("use_asft_loss");
+        if (losses.size() > 1) {
+            p.add(String.join(" and ", losses) + " are exclusive (each replaces the loss): set one of them"
+                    + (useAsftLoss ? " (use_asft_loss already contains DFT's weighting)" : ""));
         }
         if (!(eaftAlpha > 0)) {
             p.add("eaft_alpha must be > 0, got " + eaftAlpha);
+        }
+        if (!(asftAlpha >= 0)) {
+            p.add("asft_alpha must be >= 0 (the weight of the KL divergence to the reference model; a negative one "
+                    + "pushes the model away from it; LLaMA-Factory's examples use 0.05 and 0.1), got " + asftAlpha);
         }
         // LLaMA-Factory's exclusions, in its words where it has them
         boolean lora = finetuningType.equals("lora");
@@ -178,6 +193,12 @@ public record FinetuningArguments(
         if (!lora && pissaInit) {
             p.add("pissa_init is only valid for LoRA training (finetuning_type: lora), got finetuning_type: "
                     + finetuningType + "; set finetuning_type: lora or pissa_init: false");
+        }
+        if (useAsftLoss && pissaInit) {
+            // ASFT's reference under LoRA is the base without the adapter, and PiSSA turns that base into the
+            // residual W - scaling B A: the KL would pull towards the residual, not the starting model
+            p.add("use_asft_loss with pissa_init is not supported: ASFT's reference is the base model without the "
+                    + "adapter, which PiSSA replaces by its residual; set pissa_init: false (or use_asft_loss: false)");
         }
         if (!lora && pissaConvert) {
             p.add("pissa_convert converts a LoRA adapter and is only valid with finetuning_type: lora, got "

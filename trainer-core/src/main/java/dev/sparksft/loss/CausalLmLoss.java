@@ -25,12 +25,30 @@ public final class CausalLmLoss {
      * @return (batch, seq - 1) float32, -log p(label) at labelled positions and 0 elsewhere
      */
     public static Tensor tokenLosses(Tensor logits, Tensor labels) {
+        return nll(shiftedLogProbs(logits), labels);
+    }
+
+    /**
+     * @param logits (batch, seq, vocab)
+     * @return (batch, seq - 1, vocab), at least float32: log-softmax of the logits that predict labels[:, 1:]
+     */
+    static Tensor shiftedLogProbs(Tensor logits) {
         long seq = logits.size(1);
         Tensor shiftLogits = logits.narrow(1, 0, seq - 1);           // (batch, seq-1, vocab)
+        return torch.log_softmax(atLeastFloat32(shiftLogits), -1);
+    }
+
+    /**
+     * {@link #tokenLosses} from {@link #shiftedLogProbs} (for a loss that needs the log-probabilities too).
+     *
+     * @param logProbs (batch, seq - 1, vocab)
+     * @param labels   (batch, seq), unshifted
+     */
+    static Tensor nll(Tensor logProbs, Tensor labels) {
+        long seq = labels.size(1);
         Tensor shiftLabels = labels.narrow(1, 1, seq - 1);           // (batch, seq-1)
         Tensor valid = shiftLabels.ne(new Scalar(IGNORE_INDEX));     // (batch, seq-1) bool
         Tensor safeLabels = shiftLabels.masked_fill(valid.logical_not(), new Scalar(0));
-        Tensor logProbs = torch.log_softmax(atLeastFloat32(shiftLogits), -1);
         Tensor nll = logProbs.gather(-1, safeLabels.unsqueeze(-1)).squeeze(-1).neg();
         return nll.masked_fill(valid.logical_not(), new Scalar(0.0));
     }

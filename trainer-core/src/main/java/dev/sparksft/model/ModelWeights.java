@@ -121,6 +121,15 @@ public final class ModelWeights {
      */
     public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs)
             throws IOException {
+        return load(dir, cfg, heldAs, name -> true);
+    }
+
+    /**
+     * {@link #load(Path, ModelConfig, java.util.function.Function)} of the tensors {@code wanted} names
+     * only (every tensor's header is still checked): the others are never read.
+     */
+    public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs,
+                                    java.util.function.Predicate<String> wanted) throws IOException {
         Map<String, String> indexed = new LinkedHashMap<>();     // stored name -> shard, as the index says
         Map<String, String> shardOf = new LinkedHashMap<>();     // parameter name -> shard
         String prefix = cfg.architecture().checkpointPrefix();
@@ -179,17 +188,20 @@ public final class ModelWeights {
                 if (tensors.containsKey(name)) {
                     throw new UserError(path + ": tensor '" + e.name() + "' appears in two files");
                 }
+                if (!wanted.test(name)) {
+                    continue;
+                }
                 tensors.put(name, read(header, e, heldAs.apply(name)));
                 dtypes.put(name, e.dtype());
             }
         }
-        List<String> missing = expected.keySet().stream().filter(n -> !tensors.containsKey(n)).toList();
+        List<String> missing = expected.keySet().stream().filter(wanted).filter(n -> !tensors.containsKey(n)).toList();
         if (!missing.isEmpty()) {
             throw new UserError("model directory " + dir + " is missing " + missing.size()
                     + " tensor(s), first: " + ModelLayout.storedName(missing.get(0), prefix));
         }
         Map<String, Tensor> ordered = new LinkedHashMap<>();
-        expected.keySet().forEach(n -> ordered.put(n, tensors.get(n)));
+        expected.keySet().stream().filter(tensors::containsKey).forEach(n -> ordered.put(n, tensors.get(n)));
         tensors.keySet().stream().filter(n -> !ordered.containsKey(n)).forEach(n -> ordered.put(n, tensors.get(n)));
         return new ModelWeights(ordered, dtypes, shardOf, prefix);
     }

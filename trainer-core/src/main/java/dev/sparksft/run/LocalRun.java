@@ -82,7 +82,7 @@ public final class LocalRun {
             if (trains) {
                 World world = World.single();
                 var plan = TrainingSetup.plan(train.size(), args, config.finetuning(), world.size());
-                RankRun.Outcome outcome = RankRun.trainAndEvaluate(config, model, train.size(),
+                RankRun.Outcome outcome = RankRun.trainAndEvaluate(config, model, modelDir, train.size(),
                         new PlannedBatches(train, plan, 0, 1, args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps()),
                         data.evalExamples(), world, data.tokenizer().padId(), outputs,
                         resumeDir == null ? null : Checkpoints.load(resumeDir), trainer -> { });

@@ -30,7 +30,11 @@ import java.util.function.BiFunction;
  *   one layer's graph    = T x (A_H x H + A_I x I) x 4     (one layer with checkpointing, every layer without)
  *   its backward's grads = half a layer's graph
  *   logits and their grad = T x V x 4 x 3
+ *   ASFT                  = + T x V x 4 x 4                (reference logits, its log-softmax and softmax, a KL temporary)
  * </pre>
+ * With use_asft_loss the weights include the reference model's own copy of every weight that
+ * trains, in the compute dtype (bfloat16 with bf16 or pure_bf16, else float32; LoRA's reference
+ * shares the frozen base and copies only additional_target modules).
  * with T tokens, H hidden, I intermediate, V vocabulary, L layers; A_H and A_I count the
  * activations a decoder layer's autograd graph keeps per token (calibrated against measured
  * peaks: scripts/bench-memory). {@link #RUNTIME} is the JVM, libtorch and the tokenizer.
@@ -100,6 +104,12 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
                 }
             }
         }
+        if (ft.useAsftLoss()) {   // train/ReferenceModel: a copy of what trains, the frozen rest shared
+            int computeBytes = ft.pureBf16() || args.bf16() ? 2 : 4;
+            for (String name : trainsBase) {
+                weights += numel(shapes.get(name)) * computeBytes;
+            }
+        }
         Partition partition = Partition.of(trainable, worldSize);
         double optimizerShare = stage >= 1 ? share(partition, trainable, worldSize) : 1;
         double gradientShare = stage >= 2 ? share(partition, trainable, worldSize) : 1;
@@ -144,7 +154,7 @@ public record MemoryEstimate(long weights, long gradients, long optimizer, long 
         long tokens = (long) args.perDeviceTrainBatchSize() * config.data().cutoffLen();
         long h = cfg.hiddenSize();
         long layer = (long) (tokens * (A_H * h + A_I * cfg.intermediateSize()) * 4);
-        long head = tokens * cfg.vocabSize() * 4L * 3;
+        long head = tokens * cfg.vocabSize() * 4L * (ft.useAsftLoss() ? 3 + 4 : 3);
         long stored = (long) cfg.numLayers() * tokens * h * 4;
         // the backward of one layer adds gradients of about half its graph's size while that graph is alive
         long backward = layer / 2;

@@ -29,14 +29,15 @@ public final class RankRun {
      * @param numExamples the whole training set's size (all ranks)
      * @param batches     this rank's micro-batches
      * @param started     told about the trainer before it runs (a failure report names its step)
+     * @param modelDir    model_name_or_path, local (the ASFT loss's reference model is read from it)
      */
-    public static Outcome trainAndEvaluate(SftConfig config, CausalLm model, int numExamples, RankBatches batches,
+    public static Outcome trainAndEvaluate(SftConfig config, CausalLm model, java.nio.file.Path modelDir,
+                                           int numExamples, RankBatches batches,
                                            List<TokenizedExample> eval, World world, int padId,
                                            dev.sparksft.train.Outputs outputs, Checkpoints.Loaded resume,
                                            Consumer<Trainer> started) throws IOException {
         TrainingArguments args = config.training();
-        TrainingSetup setup = TrainingSetup.of(args, config.finetuning(), model, numExamples, world,
-                config.model().activationCheckpointing());
+        TrainingSetup setup = TrainingSetup.of(config, model, numExamples, world, modelDir);
         Trainer trainer = new Trainer(args, model, setup, batches, eval, world, padId, outputs);
         started.accept(trainer);
         Trainer.Result result = args.doTrain() ? trainer.trainAndSave(resume) : null;

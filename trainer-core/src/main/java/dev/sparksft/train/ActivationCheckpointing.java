@@ -48,24 +48,31 @@ final class ActivationCheckpointing {
     private ActivationCheckpointing() {}
 
     static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16) {
-        return forwardBackward(model, b, loss, numTargets, bf16, Sharding.none());
+        return forwardBackward(model, b, null, loss, numTargets, bf16, Sharding.none(), null, 0);
     }
 
     /** {@link #forwardBackward(CausalLm, Batch, SftLoss, long, boolean)}, gathering and reducing as {@code shards}' stage asks. */
     static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16, Sharding shards) {
-        return forwardBackward(model, b, loss, numTargets, bf16, shards, null, 0);
+        return forwardBackward(model, b, null, loss, numTargets, bf16, shards, null, 0);
+    }
+
+    /** {@link #forwardBackward(CausalLm, Batch, Tensor, SftLoss, long, boolean, Sharding, LayerwiseOptimizer, double)} without a reference. */
+    static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16, Sharding shards,
+                                  LayerwiseOptimizer layerwise, double lr) {
+        return forwardBackward(model, b, null, loss, numTargets, bf16, shards, layerwise, lr);
     }
 
     /**
-     * {@link #forwardBackward(CausalLm, Batch, SftLoss, long, boolean, Sharding)} that, with
+     * {@link #forwardBackward(CausalLm, Batch, SftLoss, long, boolean, Sharding)} with ASFT's reference
+     * logits ({@code refLogits}, (batch, seq, vocab) without a graph, or null) that, with
      * {@code layerwise} (null: none), steps each group at learning rate {@code lr} as soon as its
      * gradients are complete and frees them: the final norm and the LM head after the head's
      * backward, layer i after its own, the embedding at the end (a tied embedding, which the head
      * reads too, only then). So at most the head's, one layer's and the embedding's gradients exist
      * at once. A stepped layer is not read again: the gradient passed down was computed before.
      */
-    static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16, Sharding shards,
-                                  LayerwiseOptimizer layerwise, double lr) {
+    static double forwardBackward(CausalLm model, Batch b, Tensor refLogits, SftLoss loss, long numTargets, boolean bf16,
+                                  Sharding shards, LayerwiseOptimizer layerwise, double lr) {
         int numLayers = model.numLayers();
         int lowest = lowest(model);           // the lowest layer whose input gradient is needed
         Generator dropout = model.adapter() == null ? null : model.adapter().dropoutGenerator();
@@ -101,7 +108,7 @@ final class ActivationCheckpointing {
         top = inputs.get(numLayers).detach().requires_grad_(true);
         shards.gather(model.headWeights());
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
-            sum = loss.sum(model.head(top), b.labels());
+            sum = loss.sum(model.head(top), b.labels(), refLogits);
         }
         Tensor afterForward = dropout == null ? null : dropout.get_state();
         sum.div(new Scalar((double) numTargets)).backward();

@@ -101,6 +101,10 @@ public final class Trainer {
         this.world = world;
         this.padId = padId;
         this.outputs = outputs;
+        if (setup.loss().needsReference() != (setup.reference() != null)) {
+            throw new IllegalStateException("the loss " + (setup.reference() == null ? "needs a reference model, but "
+                    + "the setup has none" : "takes no reference model, but the setup has one"));
+        }
         if (setup.sharding().stage() == 3 && !setup.activationCheckpointing()) {
             throw new IllegalStateException("ZeRO stage 3 gathers weights in the checkpointed loop, but the setup "
                     + "turns activation checkpointing off (TrainingSetup.of refuses this)");
@@ -132,6 +136,9 @@ public final class Trainer {
         List<Tensor> replicated = new ArrayList<>(model.weights().tensors().values());
         if (model.adapter() != null) {
             replicated.addAll(model.adapter().tensors().values());
+        }
+        if (setup.reference() != null) {
+            replicated.addAll(setup.reference().copies().values());   // ASFT: the same reference on every rank
         }
         world.broadcastFromMain(replicated);
         setup.sharding().releaseAll();   // ZeRO 3: from here on a rank holds its own trainable tensors only
@@ -334,23 +341,31 @@ public final class Trainer {
     /**
      * One micro-batch: backpropagates sum(token losses) / N (N of the whole step) and returns the
      * sum; with activation checkpointing, layer by layer (same gradients, less memory), and
-     * layer-wise GaLore/APOLLO then steps each layer as soon as its backward is done.
+     * layer-wise GaLore/APOLLO then steps each layer as soon as its backward is done. ASFT's
+     * reference logits, (batch, seq, vocab), come first, without a graph, and live until the loss.
      */
     private double forwardBackward(Batch b, long numTargets, double lr) {
+        Tensor refLogits = setup.reference() == null ? null : setup.reference().logits(b, args.bf16());
         try (Training training = new Training(model)) {
             return setup.activationCheckpointing()
-                    ? ActivationCheckpointing.forwardBackward(model, b, loss, numTargets, args.bf16(), setup.sharding(),
-                            layerwise, lr)
-                    : plainForwardBackward(model, b, loss, numTargets, args.bf16());
+                    ? ActivationCheckpointing.forwardBackward(model, b, refLogits, loss, numTargets, args.bf16(),
+                            setup.sharding(), layerwise, lr)
+                    : plainForwardBackward(model, b, refLogits, loss, numTargets, args.bf16());
         }
     }
 
     /** The micro-batch's forward with its whole autograd graph, then backward of sum / N; returns the sum. */
     static double plainForwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16) {
+        return plainForwardBackward(model, b, null, loss, numTargets, bf16);
+    }
+
+    /** {@link #plainForwardBackward(CausalLm, Batch, SftLoss, long, boolean)} with ASFT's reference logits (or null). */
+    static double plainForwardBackward(CausalLm model, Batch b, Tensor refLogits, SftLoss loss, long numTargets,
+                                       boolean bf16) {
         Tensor sum;
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
             Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
-            sum = loss.sum(logits, b.labels());
+            sum = loss.sum(logits, b.labels(), refLogits);
         }
         sum.div(new Scalar((double) numTargets)).backward();
         return sum.item_double();

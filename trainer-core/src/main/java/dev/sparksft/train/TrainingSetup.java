@@ -3,6 +3,7 @@ package dev.sparksft.train;
 import dev.sparksft.UserError;
 import dev.sparksft.config.DeepSpeedConfig;
 import dev.sparksft.config.FinetuningArguments;
+import dev.sparksft.config.SftConfig;
 import dev.sparksft.config.TrainingArguments;
 import dev.sparksft.dist.Sharding;
 import dev.sparksft.dist.World;
@@ -11,6 +12,7 @@ import dev.sparksft.model.CausalLm;
 import dev.sparksft.optim.Optimizer;
 import dev.sparksft.optim.Optimizers;
 import dev.sparksft.runtime.Torch;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
 import org.bytedeco.pytorch.Tensor;
@@ -23,12 +25,12 @@ import org.slf4j.LoggerFactory;
  * that train, how the ranks share them (the ZeRO stage of {@code deepspeed}), the optimizer over
  * this rank's share, the loss, the batch plan (which examples each step
  * trains on), the number of steps and the learning-rate schedule, plus the two reporting flags
- * the trainer honours, and whether it checkpoints activations. The trainer reads no fine-tuning
- * arguments itself.
+ * the trainer honours, whether it checkpoints activations, and the reference model of the ASFT loss
+ * (null for every other loss). The trainer reads no fine-tuning arguments itself.
  */
 public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Optimizer optimizer, SftLoss loss,
                             BatchPlan plan, long totalSteps, LrSchedule schedule, boolean activationCheckpointing,
-                            boolean computeAccuracy, boolean plotLoss) {
+                            boolean computeAccuracy, boolean plotLoss, ReferenceModel reference) {
     private static final Logger LOG = LoggerFactory.getLogger(TrainingSetup.class);
 
     /**
@@ -41,9 +43,37 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
         return of(args, ft, model, numExamples, world, true);
     }
 
+    /**
+     * The setup of a run's rank, with the ASFT loss's reference model (use_asft_loss) read from
+     * {@code modelDir}, model_name_or_path (local).
+     */
+    public static TrainingSetup of(SftConfig config, CausalLm model, int numExamples, World world, Path modelDir)
+            throws IOException {
+        FinetuningArguments ft = config.finetuning();
+        TrainingSetup s = build(config.training(), ft, model, numExamples, world, config.model().activationCheckpointing());
+        if (!ft.useAsftLoss()) {
+            return s;
+        }
+        ReferenceModel reference = ReferenceModel.load(config, model, s.trainable().keySet(), modelDir);
+        LOG.info("{}ASFT: reference model holds {} tensors of its own ({} elements), the rest shared with the model",
+                world.size() == 1 ? "" : "rank " + world.rank() + ": ", reference.copies().size(),
+                reference.copies().values().stream().mapToLong(Tensor::numel).sum());
+        return new TrainingSetup(s.trainable(), s.sharding(), s.optimizer(), s.loss(), s.plan(), s.totalSteps(),
+                s.schedule(), s.activationCheckpointing(), s.computeAccuracy(), s.plotLoss(), reference);
+    }
+
     /** @param activationCheckpointing recompute each decoder layer in the backward pass (ModelArguments') */
     public static TrainingSetup of(TrainingArguments args, FinetuningArguments ft, CausalLm model, int numExamples,
                                    World world, boolean activationCheckpointing) {
+        if (ft.useAsftLoss()) {
+            throw new IllegalStateException("use_asft_loss needs its reference model: build the setup with "
+                    + "TrainingSetup.of(config, model, numExamples, world, modelDir)");
+        }
+        return build(args, ft, model, numExamples, world, activationCheckpointing);
+    }
+
+    private static TrainingSetup build(TrainingArguments args, FinetuningArguments ft, CausalLm model, int numExamples,
+                                       World world, boolean activationCheckpointing) {
         if (ft.layerwise() && (world.size() != 1 || args.gradientAccumulationSteps() != 1 || args.deepspeed() != null)) {
             throw new IllegalStateException(ft.layerwiseKey() + " reached the trainer with world_size " + world.size()
                     + ", gradient_accumulation_steps " + args.gradientAccumulationSteps() + ", deepspeed "
@@ -56,7 +86,8 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
         Sharding sharding = sharding(args, ft, model, trainable, world, activationCheckpointing);
         Optimizer optimizer = Optimizers.create(trainable, sharding.owned(trainable).keySet(), model.config(), args, ft,
                 args.seed());
-        SftLoss loss = new SftLoss(ft.useDftLoss() ? SftLoss.Kind.DFT : ft.useEaftLoss() ? SftLoss.Kind.EAFT
+        SftLoss loss = ft.useAsftLoss() ? new SftLoss(SftLoss.Kind.ASFT, ft.asftAlpha())
+                : new SftLoss(ft.useDftLoss() ? SftLoss.Kind.DFT : ft.useEaftLoss() ? SftLoss.Kind.EAFT
                 : SftLoss.Kind.CROSS_ENTROPY, ft.eaftAlpha());
         BatchPlan plan = plan(numExamples, args, ft, world.size());
         long totalSteps = totalSteps(args, plan);
@@ -64,7 +95,7 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
         LrSchedule schedule = new LrSchedule(args.lrSchedulerType(), args.learningRate(), warmup, (int) totalSteps,
                 args.lrSchedulerKwargs());
         return new TrainingSetup(trainable, sharding, optimizer, loss, plan, totalSteps, schedule,
-                activationCheckpointing, ft.computeAccuracy(), ft.plotLoss());
+                activationCheckpointing, ft.computeAccuracy(), ft.plotLoss(), null);
     }
 
     /**
@@ -81,6 +112,12 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
             throw new UserError("use_badam with badam_mode: layer cannot run under deepspeed ZeRO stage " + ds.stage()
                     + " (" + ds.file() + "): BAdam switches the one trainable layer block every few steps, so the "
                     + "shards would change with it; use badam_mode: ratio, or a DeepSpeed file with stage 0");
+        }
+        if (ds.stage() == 3 && ft.useAsftLoss() && trainable.keySet().stream().anyMatch(model.weights().tensors()::containsKey)) {
+            throw new UserError("use_asft_loss under deepspeed ZeRO stage 3 (" + ds.file() + "): the reference model "
+                    + "holds a whole copy of the weights that train on every rank, which would undo stage 3's sharding "
+                    + "of them; use a DeepSpeed file with stage 2 (it replicates the weights anyway), or "
+                    + "finetuning_type: lora without additional_target (its reference shares the frozen base)");
         }
         if (ds.offloadOptimizer()) {
             if (model.device().type().value == torch.DeviceType.CUDA.value) {

@@ -158,4 +158,30 @@ class SftConfigTest {
         assertTrue(e.getMessage().contains("disable_gradient_checkpointing: true contradicts gradient_checkpointing: true"),
                 e.getMessage());
     }
+
+    @Test
+    void asftKeysHaveLlamaFactorysDefaultsAndTheirProblemsNameKeyValueAndFix(@TempDir Path dir) throws Exception {
+        FinetuningArguments ft = SftConfig.load(yaml(dir, MINIMAL), List.of()).finetuning();
+        assertFalse(ft.useAsftLoss());
+        assertEquals(0.1, ft.asftAlpha());
+        ft = SftConfig.load(yaml(dir, MINIMAL + "use_asft_loss: true\nasft_alpha: 0.05\n"), List.of()).finetuning();
+        assertTrue(ft.useAsftLoss());
+        assertEquals(0.05, ft.asftAlpha());
+        assertEquals(0.0, SftConfig.load(yaml(dir, MINIMAL), List.of("use_asft_loss=true", "asft_alpha=0")).finetuning()
+                .asftAlpha(), "0: DFT with a reference forward, allowed");
+        ConfigProblems e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir, MINIMAL
+                + "use_asft_loss: true\nasft_alpha: -0.1\nuse_dft_loss: true\n"), List.of()));
+        String m = e.getMessage();
+        assertTrue(m.contains("asft_alpha must be >= 0"), m);
+        assertTrue(m.contains("got -0.1"), m);
+        assertTrue(m.contains("use_dft_loss and use_asft_loss are exclusive (each replaces the loss): set one of them "
+                + "(use_asft_loss already contains DFT's weighting)"), m);
+        e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir, MINIMAL), List.of("use_asft_loss=true",
+                "use_eaft_loss=true")));
+        assertTrue(e.getMessage().contains("use_eaft_loss and use_asft_loss are exclusive"), e.getMessage());
+        e = assertThrows(ConfigProblems.class, () -> SftConfig.load(yaml(dir, MINIMAL), List.of("use_asft_loss=true",
+                "pissa_init=true")));
+        assertTrue(e.getMessage().contains("use_asft_loss with pissa_init is not supported") && e.getMessage().contains(
+                "set pissa_init: false"), e.getMessage());
+    }
 }

@@ -116,4 +116,23 @@ class MemoryEstimateTest {
         assertTrue(e.getMessage().contains("the largest part is " + largest) && e.getMessage().contains("device_memory_gb"),
                 e.getMessage());
     }
+
+    @Test
+    void asftAddsItsReferenceCopyOfWhatTrainsAndItsLogits() throws Exception {
+        long p = params();
+        long tokens = 2 * 128;
+        long v = cfg.vocabSize();
+        MemoryEstimate full = estimate("finetuning_type: full");
+        MemoryEstimate asft = estimate("finetuning_type: full;use_asft_loss: true");
+        assertEquals(4 * p + 4 * p, asft.weights(), "a float32 copy of every weight");
+        assertEquals(full.gradients(), asft.gradients());
+        assertEquals(full.optimizer(), asft.optimizer());
+        assertEquals(full.activations() + tokens * v * 4 * 4, asft.activations(), "reference logits, log q, q, a KL temporary");
+        assertEquals(4 * p + 2 * p, estimate("finetuning_type: full;bf16: true;use_asft_loss: true").weights(),
+                "the copy in the compute dtype, bf16");
+        assertEquals(estimate("finetuning_type: lora;bf16: true").weights(),
+                estimate("finetuning_type: lora;bf16: true;use_asft_loss: true").weights(), "LoRA's reference shares the base");
+        assertEquals(estimate("finetuning_type: lora;bf16: true;additional_target: embed_tokens").weights() + 2 * v * H,
+                estimate("finetuning_type: lora;bf16: true;additional_target: embed_tokens;use_asft_loss: true").weights());
+    }
 }
