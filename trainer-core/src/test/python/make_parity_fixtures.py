@@ -15,6 +15,15 @@ with the Java implementation:
   * qwen2: q/k/v biases; qwen3: per-head RMSNorm of q and k before RoPE, explicit head_dim
   * MLP: down(silu(gate(x)) * up(x)); tied lm_head when tie_word_embeddings
   * loss: cross entropy of logits[:, :-1] against labels[:, 1:], ignoring -100, mean over tokens
+  * Gemma 2 / Gemma 3 text (gemma_forward): embeddings times sqrt(hidden) as a float32 number,
+    RMSNorm scaling by (1 + w), the four sandwich norms, GeGLU (tanh-approximated gelu), scores
+    scaled by query_pre_attn_scalar^-0.5 and soft-capped tanh(s / cap) * cap, a per-layer choice of
+    full or sliding attention (layer_types, or Gemma 2's every other layer, or Gemma 3's
+    sliding_window_pattern), Gemma 3's q/k norms and its local RoPE base (rope_local_base_freq)
+    on sliding layers with linear rope_scaling on global ones, soft-capped final logits.
+    config.json is written as transformers' save_pretrained writes it: a gemma3 checkpoint's
+    text_config holds only the keys that differ from Gemma3TextConfig's defaults, and its weights
+    are named model.language_model.*
 
 Run from the repository root:  python3 trainer-core/src/test/python/make_parity_fixtures.py
 Needs only numpy.
@@ -132,6 +141,8 @@ def rotate_half(x):
 
 def forward(cfg, w, input_ids, attention_mask):
     """(batch, seq) ids -> (batch, seq, vocab) logits, float64."""
+    if cfg["model_type"] in ("gemma2", "gemma3_text"):
+        return gemma_forward(cfg, w, input_ids, attention_mask)
     b, t = input_ids.shape
     n_heads, n_kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_heads
@@ -190,6 +201,84 @@ def forward(cfg, w, input_ids, attention_mask):
     return x @ head.T
 
 
+def gemma_norm(x, w, eps):
+    """Gemma's RMSNorm: the weight is stored as the offset from 1."""
+    return (x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)) * (1.0 + w)
+
+
+def gelu_tanh(x):
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def soft_cap(x, cap):
+    return np.tanh(x / cap) * cap if cap else x
+
+
+def gemma_layer_types(cfg):
+    if cfg.get("layer_types"):
+        return cfg["layer_types"]
+    n = cfg["num_hidden_layers"]
+    pattern = 2 if cfg["model_type"] == "gemma2" else cfg["sliding_window_pattern"]
+    return ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
+
+
+def rope_angles(theta, head_dim, t, linear_factor=None):
+    inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    if linear_factor:
+        inv_freq = inv_freq / linear_factor
+    freqs = np.outer(np.arange(t, dtype=np.float64), inv_freq)
+    emb = np.concatenate([freqs, freqs], axis=-1)
+    return np.cos(emb), np.sin(emb)                                      # (seq, head_dim)
+
+
+def gemma_forward(cfg, w, input_ids, attention_mask, prefix="model."):
+    """Gemma2ForCausalLM / Gemma3ForCausalLM on a full text config (every key explicit)."""
+    b, t = input_ids.shape
+    n_heads, n_kv, head_dim = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    eps, gemma3 = cfg["rms_norm_eps"], cfg["model_type"] == "gemma3_text"
+    scaling = cfg["query_pre_attn_scalar"] ** -0.5
+    scaled = cfg.get("rope_scaling") or {}
+    global_rope = rope_angles(cfg["rope_theta"], head_dim, t,
+                              scaled.get("factor") if scaled.get("rope_type") == "linear" else None)
+    local_rope = rope_angles(cfg["rope_local_base_freq"], head_dim, t) if gemma3 else global_rope
+
+    q_idx, k_idx = np.arange(t)[:, None], np.arange(t)[None, :]
+    full = (k_idx <= q_idx)[None] & (attention_mask[:, None, :] == 1)             # (batch, q, k)
+    sliding = full & ((q_idx - k_idx) < cfg["sliding_window"])[None]
+
+    x = w[prefix + "embed_tokens.weight"][input_ids] * float(np.float32(math.sqrt(cfg["hidden_size"])))
+    for i, kind in enumerate(gemma_layer_types(cfg)):
+        p = f"{prefix}layers.{i}."
+        cos, sin = local_rope if kind == "sliding_attention" else global_rope
+        allowed = sliding if kind == "sliding_attention" else full
+        h = gemma_norm(x, w[p + "input_layernorm.weight"], eps)
+        q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(b, t, n_heads, head_dim).transpose(0, 2, 1, 3)
+        k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(b, t, n_kv, head_dim).transpose(0, 2, 1, 3)
+        v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(b, t, n_kv, head_dim).transpose(0, 2, 1, 3)
+        if gemma3:
+            q = gemma_norm(q, w[p + "self_attn.q_norm.weight"], eps)
+            k = gemma_norm(k, w[p + "self_attn.k_norm.weight"], eps)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = np.repeat(k, n_heads // n_kv, axis=1)
+        v = np.repeat(v, n_heads // n_kv, axis=1)
+        scores = soft_cap(q @ k.transpose(0, 1, 3, 2) * scaling, cfg.get("attn_logit_softcapping"))
+        scores = np.where(allowed[:, None, :, :], scores, -np.inf)
+        probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        probs = probs / probs.sum(axis=-1, keepdims=True)
+        attn = (probs @ v).transpose(0, 2, 1, 3).reshape(b, t, n_heads * head_dim)
+        x = x + gemma_norm(attn @ w[p + "self_attn.o_proj.weight"].T, w[p + "post_attention_layernorm.weight"], eps)
+
+        h = gemma_norm(x, w[p + "pre_feedforward_layernorm.weight"], eps)
+        mlp = (gelu_tanh(h @ w[p + "mlp.gate_proj.weight"].T) * (h @ w[p + "mlp.up_proj.weight"].T)) \
+            @ w[p + "mlp.down_proj.weight"].T
+        x = x + gemma_norm(mlp, w[p + "post_feedforward_layernorm.weight"], eps)
+
+    x = gemma_norm(x, w[prefix + "norm.weight"], eps)
+    head = w[prefix + "embed_tokens.weight"] if cfg["tie_word_embeddings"] else w["lm_head.weight"]
+    return soft_cap(x @ head.T, cfg.get("final_logit_softcapping"))
+
+
 def causal_lm_loss(logits, labels):
     shift_logits, shift_labels = logits[:, :-1], labels[:, 1:]
     total, count = 0.0, 0
@@ -212,14 +301,19 @@ def random_weights(cfg, rng):
     n_heads, n_kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     head_dim = cfg.get("head_dim") or hidden // n_heads
     arch = cfg["model_type"]
+    gemma = arch in ("gemma2", "gemma3_text")
+    norm_one = 0 if gemma else 1        # Gemma stores its norm weights as the offset from 1
     w = {"model.embed_tokens.weight": rng.normal(0, 0.5, (vocab, hidden)),
-         "model.norm.weight": 1 + rng.normal(0, 0.1, hidden)}
+         "model.norm.weight": norm_one + rng.normal(0, 0.1, hidden)}
     if not cfg["tie_word_embeddings"]:
         w["lm_head.weight"] = rng.normal(0, 0.2, (vocab, hidden))
     for i in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{i}."
-        w[p + "input_layernorm.weight"] = 1 + rng.normal(0, 0.1, hidden)
-        w[p + "post_attention_layernorm.weight"] = 1 + rng.normal(0, 0.1, hidden)
+        w[p + "input_layernorm.weight"] = norm_one + rng.normal(0, 0.1, hidden)
+        w[p + "post_attention_layernorm.weight"] = norm_one + rng.normal(0, 0.1, hidden)
+        if gemma:
+            w[p + "pre_feedforward_layernorm.weight"] = rng.normal(0, 0.1, hidden)
+            w[p + "post_feedforward_layernorm.weight"] = rng.normal(0, 0.1, hidden)
         w[p + "self_attn.q_proj.weight"] = rng.normal(0, 0.2, (n_heads * head_dim, hidden))
         w[p + "self_attn.k_proj.weight"] = rng.normal(0, 0.2, (n_kv * head_dim, hidden))
         w[p + "self_attn.v_proj.weight"] = rng.normal(0, 0.2, (n_kv * head_dim, hidden))
@@ -228,9 +322,9 @@ def random_weights(cfg, rng):
             w[p + "self_attn.q_proj.bias"] = rng.normal(0, 0.1, n_heads * head_dim)
             w[p + "self_attn.k_proj.bias"] = rng.normal(0, 0.1, n_kv * head_dim)
             w[p + "self_attn.v_proj.bias"] = rng.normal(0, 0.1, n_kv * head_dim)
-        if arch == "qwen3":
-            w[p + "self_attn.q_norm.weight"] = 1 + rng.normal(0, 0.1, head_dim)
-            w[p + "self_attn.k_norm.weight"] = 1 + rng.normal(0, 0.1, head_dim)
+        if arch in ("qwen3", "gemma3_text"):
+            w[p + "self_attn.q_norm.weight"] = norm_one + rng.normal(0, 0.1, head_dim)
+            w[p + "self_attn.k_norm.weight"] = norm_one + rng.normal(0, 0.1, head_dim)
         w[p + "mlp.gate_proj.weight"] = rng.normal(0, 0.2, (inter, hidden))
         w[p + "mlp.up_proj.weight"] = rng.normal(0, 0.2, (inter, hidden))
         w[p + "mlp.down_proj.weight"] = rng.normal(0, 0.2, (hidden, inter))
@@ -272,15 +366,89 @@ FIXTURES = {
                   dtype="BF16", shards=1, seed=4),
 }
 
+# Gemma: every text-model key explicit here (the model the reference runs); what config.json holds
+# is derived from it by saved_config, as transformers' save_pretrained writes it. Soft-caps small
+# enough (0.5 to 3.0) and windows short enough (4, 5 of 12 positions) to change the result.
+GEMMA_BASE = {"hidden_activation": "gelu_pytorch_tanh", "rms_norm_eps": 1e-6, "max_position_embeddings": 256,
+              "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2, "initializer_range": 0.02,
+              "attention_dropout": 0.0, "attention_bias": False, "use_cache": True, "cache_implementation": "hybrid"}
+
+# Gemma3TextConfig's defaults: a nested text_config is saved as its difference from them.
+GEMMA3_TEXT_DEFAULTS = {
+    "vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "hidden_activation": "gelu_pytorch_tanh",
+    "max_position_embeddings": 131072, "initializer_range": 0.02, "rms_norm_eps": 1e-6, "use_cache": True,
+    "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2, "tie_word_embeddings": True, "rope_theta": 1000000.0,
+    "attention_bias": False, "attention_dropout": 0.0, "query_pre_attn_scalar": 256, "sliding_window": 4096,
+    "final_logit_softcapping": None, "attn_logit_softcapping": None, "cache_implementation": "hybrid",
+    "rope_scaling": None, "rope_local_base_freq": 10000.0, "use_bidirectional_attention": False}
+
+GEMMA_FIXTURES = {
+    # soft-capped scores (0.5) and logits (3.0), layer 0 sliding (window 4) and layer 1 full as
+    # transformers >= 4.53 writes layer_types, head_dim 16 != hidden / heads, query_pre_attn_scalar 24
+    # != head_dim, tied, BF16 storage
+    "gemma2": dict(config={"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2",
+                           "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                           "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+                           "vocab_size": 96, "rope_theta": 10000.0, "query_pre_attn_scalar": 24,
+                           "sliding_window": 4, "final_logit_softcapping": 3.0, "attn_logit_softcapping": 0.5,
+                           "layer_types": ["sliding_attention", "full_attention"], "tie_word_embeddings": True},
+                   dtype="BF16", shards=1, seed=5),
+    # Gemma 3's text model as Google's configs state the pattern (sliding_window_pattern 3: layers
+    # 0, 1 sliding, 2 full), multi-query attention, local RoPE base vs global with linear scaling,
+    # soft-capped scores, an untied head, F16 storage
+    "gemma3_text": dict(config={"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
+                                "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 3,
+                                "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 8,
+                                "vocab_size": 80, "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0,
+                                "rope_scaling": {"rope_type": "linear", "factor": 4.0},
+                                "query_pre_attn_scalar": 8, "sliding_window": 4, "sliding_window_pattern": 3,
+                                "final_logit_softcapping": None, "attn_logit_softcapping": 2.0,
+                                "use_bidirectional_attention": False, "tie_word_embeddings": False},
+                        dtype="F16", shards=1, seed=6),
+    # an image-text checkpoint's text model: config under text_config (only the keys that differ
+    # from the defaults), weights under model.language_model.*, two shards, no caps (the fused
+    # attention path), window 5, tied, F32
+    "gemma3": dict(config={"model_type": "gemma3_text", "hidden_size": 32, "intermediate_size": 64,
+                           "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
+                           "head_dim": 16, "vocab_size": 96, "rope_theta": 1000000.0,
+                           "rope_local_base_freq": 10000.0, "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+                           "query_pre_attn_scalar": 16, "sliding_window": 5,
+                           "layer_types": ["sliding_attention", "full_attention", "sliding_attention"],
+                           "final_logit_softcapping": None, "attn_logit_softcapping": None,
+                           "use_bidirectional_attention": False, "tie_word_embeddings": True},
+                   dtype="F32", shards=2, seed=7, composite=True),
+}
+
+
+def saved_config(text, dtype_name, composite):
+    """config.json as save_pretrained writes it: tie_word_embeddings: true is the base default and
+    is left out; a composite config nests the text model's differences from its class defaults."""
+    if not composite:
+        saved = {k: v for k, v in text.items() if not (k == "tie_word_embeddings" and v is True)}
+        saved.update({"torch_dtype": dtype_name, "transformers_version": "4.57.0"})
+        return saved
+    diff = {k: v for k, v in text.items() if k not in GEMMA3_TEXT_DEFAULTS or GEMMA3_TEXT_DEFAULTS[k] != v}
+    diff["model_type"] = "gemma3_text"
+    return {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+            "boi_token_index": 255999, "eoi_token_index": 256000, "image_token_index": 262144,
+            "mm_tokens_per_image": 256, "initializer_range": 0.02, "text_config": diff,
+            "torch_dtype": dtype_name, "transformers_version": "4.57.0"}
+
 
 def main():
-    for arch, spec in FIXTURES.items():
-        cfg = dict(BASE)
-        cfg.update(spec["config"])
-        cfg["torch_dtype"] = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[spec["dtype"]]
+    specs = [(arch, dict(BASE, **spec["config"]), spec) for arch, spec in FIXTURES.items()]
+    specs += [(arch, dict(GEMMA_BASE, **spec["config"]), spec) for arch, spec in GEMMA_FIXTURES.items()]
+    for arch, cfg, spec in specs:
+        dtype_name = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[spec["dtype"]]
+        composite = spec.get("composite", False)
+        saved = saved_config(cfg, dtype_name, composite) if arch in GEMMA_FIXTURES else dict(cfg, torch_dtype=dtype_name)
         rng = np.random.default_rng(spec["seed"])
         stored = random_weights(cfg, rng)
         weights = {n: quantize(v, spec["dtype"]) for n, v in stored.items()}
+        if composite:   # Gemma3ForConditionalGeneration's names for the text model
+            stored = {("model.language_model." + n[len("model."):] if n.startswith("model.") else n): v
+                      for n, v in stored.items()}
 
         # Two rows: a full one and a right-padded one whose labels mask a prompt.
         seq, vocab = 12, cfg["vocab_size"]
@@ -306,13 +474,26 @@ def main():
         directory = os.path.join(OUT, arch)
         save_model(directory, stored, spec["dtype"], spec["shards"])
         with open(os.path.join(directory, "config.json"), "w") as f:
-            json.dump(cfg, f, indent=2)
+            json.dump(saved, f, indent=2)
         with open(os.path.join(directory, "expected.json"), "w") as f:
             json.dump({"input_ids": input_ids.tolist(), "attention_mask": attention_mask.tolist(),
                        "labels": labels.tolist(), "logits_shape": list(logits.shape),
                        "logits": [round(float(v), 10) for v in logits.reshape(-1)],
                        "loss": loss, "greedy_tokens": greedy_tokens}, f)
         print(f"{arch}: loss {loss:.6f}, |logits| max {np.abs(logits).max():.3f}")
+        if arch in GEMMA_FIXTURES:
+            print_gemma_sensitivity(cfg, weights, input_ids, attention_mask, labels, loss)
+
+
+def print_gemma_sensitivity(cfg, weights, input_ids, attention_mask, labels, loss):
+    """How much each Gemma feature changes the loss: a fixture where one changes nothing tests nothing."""
+    for key, off in [("attn_logit_softcapping", None), ("final_logit_softcapping", None),
+                     ("sliding_window", 10 ** 6), ("query_pre_attn_scalar", cfg["head_dim"]),
+                     ("rope_local_base_freq", cfg["rope_theta"]), ("rope_scaling", None)]:
+        if cfg.get(key) in (None, off) or key not in cfg:
+            continue
+        changed = causal_lm_loss(forward(dict(cfg, **{key: off}), weights, input_ids, attention_mask), labels)
+        print(f"    without {key}: loss {changed:.6f} ({abs(changed - loss) / loss:.1e} relative)")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,36 @@ class DistributedTrainingTest {
         assertTrue(rel < 1e-4, "AdamW weights differ by " + rel + " of the update");
     }
 
+    /**
+     * Gemma's forward (sandwich norms, a soft-capped eager attention, sliding windows shorter than
+     * the examples, gemma3's model.language_model.* files) trains the same on 2 ranks as in one process.
+     */
+    @Test
+    void aGemma3ModelTrainsTheSameOnTwoRanks(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("gemma3");
+        dev.sparksft.model.TinyModel.write(new dev.sparksft.model.TinyModel.Options("gemma3", model, 3, 32, 2, 4, 2, 64,
+                null, 0, 0));
+        Path config = model.resolve("config.json");
+        Files.writeString(config, Files.readString(config).replace("\"sliding_window\" : 4096", "\"sliding_window\" : 8")
+                .replace("\"attn_logit_softcapping\" : null", "\"attn_logit_softcapping\" : 1.0"));
+        String sgd = COMMON.replace("num_train_epochs: 2", "num_train_epochs: 1");
+        Path single = Files.createDirectories(dir.resolve("single"));
+        TrainCommand.run(SftConfig.fromValues(SparkTests.values(single, sgd + "gradient_accumulation_steps: 2\n",
+                "model_name_or_path=" + model, "per_device_train_batch_size=2")));
+        Path run = Files.createDirectories(dir.resolve("w2"));
+        TrainingJob.run(SparkTests.spark(), SparkTests.values(run, sgd, "model_name_or_path=" + model, "world_size=2",
+                "gradient_accumulation_steps=1", "per_device_train_batch_size=2"), new PrintStream(new ByteArrayOutputStream(), true));
+        List<Double> reference = losses(single.resolve("out"));
+        List<Double> got = losses(run.resolve("out"));
+        assertEquals(3, reference.size(), "11 examples, global batch 4: 3 steps");
+        assertEquals(reference.size(), got.size());
+        for (int i = 0; i < got.size(); i++) {
+            assertEquals(reference.get(i), got.get(i), 1e-5 * reference.get(i), "gemma3 step " + (i + 1));
+        }
+        double rel = relativeDifference(weights(single.resolve("out")), weights(run.resolve("out")), weights(model));
+        assertTrue(rel < 1e-5, "gemma3 weights differ by " + rel + " of the update");
+    }
+
     static Map<String, Tensor> weights(Path dir) throws Exception {
         return ModelComparison.weights(dir);
     }

@@ -35,6 +35,10 @@ final class LlamaProCommand {
 
     static Path run(Path modelDir, Path out, int numExpand, long maxShardBytes) throws IOException {
         ModelConfig cfg = ModelConfig.load(modelDir);
+        if (cfg.architecture().isGemma()) {   // layer_types (and gemma3's text_config and names) would need expanding too
+            throw new UserError("llama-pro: model_type " + cfg.modelType() + " is not supported (its per-layer "
+                    + "layer_types are not expanded); use a llama, mistral, qwen2 or qwen3 model");
+        }
         int numLayers = cfg.numLayers();
         if (numExpand < 1 || numLayers % numExpand != 0) {
             throw new UserError("llama-pro: --num-expand " + numExpand + " must divide the model's num_hidden_layers "

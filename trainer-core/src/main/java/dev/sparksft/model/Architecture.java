@@ -4,10 +4,12 @@ import java.util.List;
 
 /**
  * The Hugging Face architectures this model class runs, and how each deviates from Llama. Every
- * one shares Llama's parameter names ({@link ModelLayout}); what differs is read from config.json
- * here: which attention projections carry biases, whether q and k are RMS-normalised per head,
- * and whether attention is windowed. The remaining fields are the defaults a new (tiny) model of
- * the architecture is written with.
+ * one shares Llama's parameter names ({@link ModelLayout}; Gemma adds the pre/post-feedforward
+ * norms, and a gemma3 checkpoint stores the text model under {@code model.language_model.});
+ * what differs is read from config.json here: which attention projections carry biases, whether
+ * q and k are RMS-normalised per head, and whether attention is windowed. How the forward pass
+ * differs (Gemma's norms, activation, soft-caps, layer pattern) is {@link ForwardOptions}. The
+ * remaining fields are the defaults a new (tiny) model of the architecture is written with.
  */
 public enum Architecture {
     LLAMA("llama", "LlamaForCausalLM", 500000.0, false, false, false, false, null, false),
@@ -15,7 +17,16 @@ public enum Architecture {
     /** Qwen2: q/k/v always have biases and o_proj never has (attention_bias is not read); per-layer windows are refused. */
     QWEN2("qwen2", "Qwen2ForCausalLM", 1000000.0, true, false, true, false, null, true),
     /** Qwen3: q_norm / k_norm over head_dim before RoPE, and head_dim written explicitly. */
-    QWEN3("qwen3", "Qwen3ForCausalLM", 1000000.0, true, true, false, true, null, false);
+    QWEN3("qwen3", "Qwen3ForCausalLM", 1000000.0, true, true, false, true, null, false),
+    /** Gemma 2: sandwich norms, GeGLU, soft-capped attention and logits, sliding windows on every other layer. */
+    GEMMA2("gemma2", "Gemma2ForCausalLM", 10000.0, true, true, false, false, "sliding_window", false),
+    /** Gemma 3's text model: Gemma 2's block with q_norm / k_norm, 5 sliding layers to 1 global, a local RoPE base. */
+    GEMMA3_TEXT("gemma3_text", "Gemma3ForCausalLM", 1000000.0, true, true, false, true, "sliding_window", false),
+    /**
+     * A Gemma 3 image-text checkpoint, text only: the text model's config under {@code text_config}, its weights
+     * under {@code model.language_model.}; the vision tower is refused.
+     */
+    GEMMA3("gemma3", "Gemma3ForConditionalGeneration", 1000000.0, true, true, false, true, "sliding_window", false);
 
     /** config.json's {@code model_type}. */
     public final String modelType;
@@ -59,9 +70,24 @@ public enum Architecture {
         return null;
     }
 
-    /** Every model_type, in declaration order: llama, mistral, qwen2, qwen3. */
+    /** Every model_type, in declaration order: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3. */
     public static List<String> modelTypes() {
         return java.util.Arrays.stream(values()).map(a -> a.modelType).toList();
+    }
+
+    /** Whether the forward pass is Gemma's ({@link ForwardOptions#gemma}) rather than Llama's. */
+    public boolean isGemma() {
+        return this == GEMMA2 || this == GEMMA3_TEXT || this == GEMMA3;
+    }
+
+    /** The config.json object holding the text model's keys: {@code text_config} for gemma3, else null (the file itself). */
+    public String textConfigKey() {
+        return this == GEMMA3 ? "text_config" : null;
+    }
+
+    /** The prefix of the text model's weights in the checkpoint, "model." ({@link ModelLayout}'s own) but for gemma3. */
+    public String checkpointPrefix() {
+        return this == GEMMA3 ? "model.language_model." : "model.";
     }
 
     /** Biases on q_proj, k_proj and v_proj, given config.json's attention_bias. */

@@ -14,6 +14,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * A decoder-only transformer of the Llama family (llama, mistral, qwen2, qwen3): token embedding,
  * {@code num_hidden_layers} pre-norm blocks of grouped-query attention with RoPE and a SwiGLU MLP,
  * a final RMSNorm and the LM head (tied to the embedding when {@code tie_word_embeddings}).
+ * Gemma 2 and 3 are the same model with the {@link ForwardOptions} transformers' Gemma code
+ * has: embeddings scaled by sqrt(hidden), (1 + w) norms, sandwich-normed blocks, GeGLU,
+ * soft-capped scores and logits, and full or sliding attention (each with its RoPE) per layer.
  *
  * <p>This class is the math; the parameters live in {@link ModelWeights}, under the names
  * {@link ModelLayout} gives, and are referenced here per layer. Each line of {@link #forward} mirrors transformers' modelling code.
@@ -26,6 +29,8 @@ public final class CausalLm {
     private final Tensor norm;        // (hidden)
     private final Tensor lmHead;      // (vocab, hidden)
     private final RotaryEmbedding rope;
+    private final RotaryEmbedding localRope; // Gemma 3's sliding layers' RoPE; null: rope on every layer
+    private final ForwardOptions opts;
     private final Adapter adapter;    // null without an adapter
     private final LoraAdapter lora;   // the adapter when it is LoRA, else null
     private final OftAdapter oft;     // the adapter when it is OFT, else null
@@ -45,9 +50,12 @@ public final class CausalLm {
         }
     }
 
-    /** One decoder block's parameters; q/k norms are null where the architecture has none. */
+    /**
+     * One decoder block's parameters; q/k norms and the feedforward norms (Gemma's) are null where
+     * the architecture has none. {@code sliding}: the layer attends within sliding_window.
+     */
     record Layer(Tensor inputNorm, Proj q, Proj k, Proj v, Tensor qNorm, Tensor kNorm, Proj o, Tensor postNorm,
-                 Proj gate, Proj up, Proj down) {}
+                 Tensor preFeedforwardNorm, Tensor postFeedforwardNorm, Proj gate, Proj up, Proj down, boolean sliding) {}
 
     /** The model saved in {@code dir}, refused when its vocabulary is smaller than the tokenizer's. */
     public static CausalLm load(java.nio.file.Path dir, int tokenizerVocabSize) throws java.io.IOException {
@@ -118,6 +126,8 @@ public final class CausalLm {
         this.norm = weights.get(ModelLayout.FINAL_NORM);
         this.lmHead = cfg.tieWordEmbeddings() ? embedTokens : weights.get(ModelLayout.LM_HEAD);
         this.rope = new RotaryEmbedding(cfg);
+        this.opts = cfg.forward();
+        this.localRope = opts.localRopeTheta() > 0 ? RotaryEmbedding.local(cfg, opts.localRopeTheta()) : null;
         this.layers = new ArrayList<>();
         for (int i = 0; i < cfg.numLayers(); i++) {
             layers.add(new Layer(
@@ -127,7 +137,10 @@ public final class CausalLm {
                     optional(ModelLayout.keyNorm(i), cfg.qkNorm()),
                     proj(layout, i, "o_proj"),
                     weights.get(ModelLayout.postAttentionNorm(i)),
-                    proj(layout, i, "gate_proj"), proj(layout, i, "up_proj"), proj(layout, i, "down_proj")));
+                    optional(ModelLayout.preFeedforwardNorm(i), opts.sandwichNorms()),
+                    optional(ModelLayout.postFeedforwardNorm(i), opts.sandwichNorms()),
+                    proj(layout, i, "gate_proj"), proj(layout, i, "up_proj"), proj(layout, i, "down_proj"),
+                    cfg.slidingLayer(i)));
         }
     }
 
@@ -195,50 +208,91 @@ public final class CausalLm {
     }
 
     /**
-     * What every decoder layer of one forward pass shares: the rotary cos and sin of the
-     * positions, (batch, 1, seq, head_dim) each, the attention mask (null: plain causal), and the
+     * What the decoder layers of one kind (full or sliding attention) share in a forward pass:
+     * the rotary cos and sin of the positions, (batch, 1, seq, head_dim) each, and the attention
+     * mask (null: plain causal).
+     */
+    public record AttentionInputs(Tensor cos, Tensor sin, Tensor mask) {}
+
+    /**
+     * What every decoder layer of one forward pass shares: the inputs of the full-attention
+     * layers and of the sliding-window ones (null for a kind the model has no layer of), and the
      * KV cache (null outside generation).
      */
-    public record Context(Tensor cos, Tensor sin, Tensor mask, KvCache cache) {}
+    public record Context(AttentionInputs full, AttentionInputs sliding, KvCache cache) {
+        AttentionInputs of(Layer layer) {
+            return layer.sliding() ? sliding : full;
+        }
+    }
 
-    /** embed_tokens: (batch, seq) ids to (batch, seq, hidden). */
+    /** embed_tokens: (batch, seq) ids to (batch, seq, hidden), times sqrt(hidden) for Gemma. */
     public Tensor embed(Tensor inputIds) {
-        return torch.embedding(embedTokens, inputIds);
+        Tensor x = torch.embedding(embedTokens, inputIds);
+        return opts.scaleEmbedding() ? x.mul(embeddingScale(x)) : x;
+    }
+
+    /** Gemma's normalizer sqrt(hidden_size), rounded to the embeddings' dtype as transformers does (bf16: 5.65625 for 32). */
+    private org.bytedeco.pytorch.Scalar embeddingScale(Tensor x) {
+        double scale = Tensor.create(new double[] {Math.sqrt(cfg.hiddenSize())}).to(x.scalar_type()).item_double();
+        return new org.bytedeco.pytorch.Scalar(scale);
     }
 
     /** The {@link Context} of a forward pass over {@code positionIds}, after what {@code cache} holds. */
     public Context context(Tensor attentionMask, Tensor positionIds, KvCache cache) {
-        Tensor[] cosSin = rope.cosSin(positionIds);                     // (batch, 1, seq, head_dim) each
-        long seq = positionIds.size(1);
         long past = cache == null ? 0 : cache.length();
+        boolean anySliding = layers.stream().anyMatch(Layer::sliding);
+        boolean anyFull = layers.stream().anyMatch(l -> !l.sliding());
+        Tensor[] cosSin = rope.cosSin(positionIds);                     // (batch, 1, seq, head_dim) each
+        Tensor[] localCosSin = localRope == null || !anySliding ? cosSin : localRope.cosSin(positionIds);
+        AttentionInputs full = !anyFull ? null
+                : new AttentionInputs(cosSin[0], cosSin[1], mask(attentionMask, 0, positionIds.size(1), past, cache));
+        AttentionInputs sliding = !anySliding ? null : new AttentionInputs(localCosSin[0], localCosSin[1],
+                mask(attentionMask, cfg.slidingWindow(), positionIds.size(1), past, cache));
+        return new Context(full, sliding, cache);
+    }
+
+    /** The mask of {@code seq} new queries after {@code past} cached keys, {@code window} keys back at most (0: all). */
+    private Tensor mask(Tensor attentionMask, int window, long seq, long past, KvCache cache) {
         // Right padding only (training batches): a causal mask already keeps every real query away
         // from the padded keys, which all lie after it, so the fused causal kernel can run without
-        // an explicit mask. Padded positions then differ, but they are never read.
-        boolean window = cfg.slidingWindow() > 0 && cfg.slidingWindow() < past + seq;
-        Tensor mask;
+        // an explicit mask. Padded positions then differ, but they are never read. Soft-capped
+        // attention is computed by hand and needs the mask written out.
+        boolean windowed = window > 0 && window < past + seq;
         if (cache == null && isolatedSequences(attentionMask)) {
-            mask = packedMask(attentionMask, cfg.slidingWindow());  // neat_packing: (batch, 1, seq, seq)
-        } else if (cache == null && !window && paddedOnTheRightOnly(attentionMask)) {
-            mask = null;
-        } else if (seq == 1 && !window) {
+            return packedMask(attentionMask, window);                   // neat_packing: (batch, 1, seq, seq)
+        } else if (cache == null && !windowed && !opts.capsAttention() && paddedOnTheRightOnly(attentionMask)) {
+            return null;
+        } else if (seq == 1 && !windowed) {
             // one new (real) token sees every real key: the padding mask alone, (batch, 1, 1, past + 1)
-            mask = attentionMask.ne(new org.bytedeco.pytorch.Scalar(0)).unsqueeze(1).unsqueeze(1);
-        } else {
-            mask = attentionMask(attentionMask, cfg.slidingWindow(), past); // (batch, 1, seq, past + seq) bool
+            return attentionMask.ne(new org.bytedeco.pytorch.Scalar(0)).unsqueeze(1).unsqueeze(1);
         }
-        return new Context(cosSin[0], cosSin[1], mask, cache);
+        return attentionMask(attentionMask, window, past);              // (batch, 1, seq, past + seq) bool
     }
 
-    /** Decoder layer {@code i}: x + attention(norm(x)), then + mlp(norm(.)); (batch, seq, hidden) both ways. */
+    /**
+     * Decoder layer {@code i}: x + attention(norm(x)), then + mlp(norm(.)); Gemma also normalises
+     * each branch's output (sandwich norms). (batch, seq, hidden) both ways.
+     */
     public Tensor layer(int i, Tensor x, Context ctx) {
-        Layer layer = layers.get(i);
-        x = x.add(attention(layer, rmsNorm(x, layer.inputNorm()), ctx.cos(), ctx.sin(), ctx.mask(), i, ctx.cache()));
-        return x.add(mlp(layer, rmsNorm(x, layer.postNorm())));
+        Layer l = layers.get(i);
+        Tensor attended = attention(l, rmsNorm(x, l.inputNorm()), ctx.of(l), i, ctx.cache());
+        if (opts.sandwichNorms()) {
+            x = x.add(rmsNorm(attended, l.postNorm()));                // post_attention_layernorm
+            return x.add(rmsNorm(mlp(l, rmsNorm(x, l.preFeedforwardNorm())), l.postFeedforwardNorm()));
+        }
+        x = x.add(attended);
+        return x.add(mlp(l, rmsNorm(x, l.postNorm())));
     }
 
-    /** The final norm and the LM head: (batch, seq, hidden) to (batch, seq, vocab) logits. */
+    /** The final norm and the LM head: (batch, seq, hidden) to (batch, seq, vocab) logits, soft-capped for Gemma 2. */
     public Tensor head(Tensor x) {
-        return torch.linear(rmsNorm(x, norm), lmHead);
+        Tensor logits = torch.linear(rmsNorm(x, norm), lmHead);
+        return opts.finalSoftcap() > 0 ? softcap(logits, opts.finalSoftcap()) : logits;
+    }
+
+    /** tanh(x / cap) * cap: x squashed smoothly into (-cap, cap). */
+    private static Tensor softcap(Tensor x, double cap) {
+        return x.div(new org.bytedeco.pytorch.Scalar(cap)).tanh().mul(new org.bytedeco.pytorch.Scalar(cap));
     }
 
     public int numLayers() {
@@ -255,7 +309,8 @@ public final class CausalLm {
                 return true;
             }
         }
-        for (Tensor t : new Tensor[] {l.inputNorm(), l.postNorm(), l.qNorm(), l.kNorm()}) {
+        for (Tensor t : new Tensor[] {l.inputNorm(), l.postNorm(), l.qNorm(), l.kNorm(), l.preFeedforwardNorm(),
+                l.postFeedforwardNorm()}) {
             if (t != null && t.requires_grad()) {
                 return true;
             }
@@ -278,8 +333,11 @@ public final class CausalLm {
         return embedTokens.requires_grad();
     }
 
-    /** self_attn: softmax(q k^T / sqrt(head_dim) + mask) v with grouped kv heads. */
-    private Tensor attention(Layer l, Tensor h, Tensor cos, Tensor sin, Tensor mask, int index, KvCache cache) {
+    /**
+     * self_attn: softmax(q k^T * scale + mask) v with grouped kv heads; scale is head_dim^-0.5
+     * (Gemma: query_pre_attn_scalar^-0.5), and Gemma 2 soft-caps the scores.
+     */
+    private Tensor attention(Layer l, Tensor h, AttentionInputs in, int index, KvCache cache) {
         long batch = h.size(0);
         long seq = h.size(1);
         int hd = cfg.headDim();
@@ -287,33 +345,72 @@ public final class CausalLm {
         Tensor q = l.q().apply(h).view(batch, seq, cfg.numHeads(), hd).transpose(1, 2);
         Tensor k = l.k().apply(h).view(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
         Tensor v = l.v().apply(h).view(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
-        if (cfg.qkNorm()) { // qwen3: q_norm / k_norm over head_dim, before RoPE
+        if (cfg.qkNorm()) { // qwen3, gemma3: q_norm / k_norm over head_dim, before RoPE
             q = rmsNorm(q, l.qNorm());
             k = rmsNorm(k, l.kNorm());
         }
-        q = rope.apply(q, cos, sin);
-        k = rope.apply(k, cos, sin);
+        q = rope.apply(q, in.cos(), in.sin());                          // the local RoPE's angles on sliding layers
+        k = rope.apply(k, in.cos(), in.sin());
         if (cache != null) {                                            // (batch, kv_heads, past + seq, head_dim)
             Tensor[] kv = cache.append(index, k, v);
             k = kv[0];
             v = kv[1];
         }
         boolean gqa = cfg.numKvHeads() != cfg.numHeads();
-        Tensor y = mask == null
-                ? torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, true, new DoubleOptional(), gqa)
+        Tensor mask = in.mask();
+        DoubleOptional scale = opts.queryPreAttnScalar() > 0
+                ? new DoubleOptional(Math.pow(opts.queryPreAttnScalar(), -0.5)) : new DoubleOptional();
+        Tensor y = opts.capsAttention() ? softcappedAttention(q, k, v, mask, scale.get())
+                : mask == null
+                ? torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, true, scale, gqa)
                 : torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false,
-                        new DoubleOptional(), gqa);                     // (batch, heads, seq, head_dim)
+                        scale, gqa);                                    // (batch, heads, seq, head_dim)
         y = y.transpose(1, 2).reshape(batch, seq, (long) cfg.numHeads() * hd);
         return l.o().apply(y);
     }
 
-    /** mlp: down_proj(silu(gate_proj(x)) * up_proj(x)). */
-    private Tensor mlp(Layer l, Tensor h) {
-        return l.down().apply(torch.silu(l.gate().apply(h)).mul(l.up().apply(h)));
+    /**
+     * Gemma 2's eager attention, which the fused kernel cannot do: softmax(tanh(q k^T * scale / cap)
+     * * cap + mask) v, the softmax in float32. q (batch, heads, seq, head_dim), k and v (batch,
+     * kv_heads, total, head_dim), mask (batch, 1, seq, total) bool, never null here.
+     */
+    private Tensor softcappedAttention(Tensor q, Tensor k, Tensor v, Tensor mask, double scale) {
+        long groups = cfg.numHeads() / cfg.numKvHeads();
+        if (groups > 1) {                                               // repeat_kv: kv head j serves heads j*groups..
+            k = k.repeat_interleave(groups, new org.bytedeco.pytorch.LongOptional(1), new org.bytedeco.pytorch.LongOptional());
+            v = v.repeat_interleave(groups, new org.bytedeco.pytorch.LongOptional(1), new org.bytedeco.pytorch.LongOptional());
+        }
+        Tensor scores = softcap(q.matmul(k.transpose(2, 3)).mul(new org.bytedeco.pytorch.Scalar(scale)),
+                opts.attentionSoftcap());                               // (batch, heads, seq, total)
+        scores = scores.masked_fill(mask.logical_not(), new org.bytedeco.pytorch.Scalar(Double.NEGATIVE_INFINITY));
+        Tensor probs = scores.softmax(-1, new org.bytedeco.pytorch.ScalarTypeOptional(wide(scores.scalar_type())));
+        return probs.to(q.scalar_type()).matmul(v);
     }
 
+    /** mlp: down_proj(act(gate_proj(x)) * up_proj(x)), act silu (SwiGLU) or tanh-approximated gelu (GeGLU). */
+    private Tensor mlp(Layer l, Tensor h) {
+        Tensor gate = l.gate().apply(h);
+        Tensor act = opts.activation() == ForwardOptions.Activation.GELU_TANH ? torch.gelu(gate, "tanh") : torch.silu(gate);
+        return l.down().apply(act.mul(l.up().apply(h)));
+    }
+
+    /**
+     * RMSNorm over the last dimension: w * x / rms(x); Gemma's is (1 + w) * x / rms(x) computed
+     * in float32 (or wider) and cast back to x's dtype.
+     */
     private Tensor rmsNorm(Tensor x, Tensor weight) {
-        return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight), new DoubleOptional(cfg.rmsNormEps()));
+        if (opts.normOffset() == 0) {
+            return torch.rms_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight), new DoubleOptional(cfg.rmsNormEps()));
+        }
+        Tensor wide = x.to(wide(x.scalar_type()));
+        Tensor scale = weight.to(wide.scalar_type()).add(new org.bytedeco.pytorch.Scalar(opts.normOffset()));
+        return torch.rms_norm(wide, new long[] {x.size(-1)}, new TensorOptional(scale),
+                new DoubleOptional(cfg.rmsNormEps())).to(x.scalar_type());
+    }
+
+    /** float32 for the 16-bit types, which transformers' Gemma upcasts for norms and softmax; others as they are. */
+    private static ScalarType wide(ScalarType t) {
+        return t.value == ScalarType.BFloat16.value || t.value == ScalarType.Half.value ? ScalarType.Float : t;
     }
 
     /** A neat-packed batch: the attention mask numbers the sequences 1, 2, ... instead of holding 1s. */

@@ -18,9 +18,11 @@ import java.util.Set;
  * The architecture read from a Hugging Face {@code config.json} for the Llama family; what each
  * {@link Architecture} reads differently (biases, q/k norm, sliding window) it answers itself.
  *
- * @param slidingWindow Mistral's attention window (a query sees this many keys back, itself
- *                      included); 0 for full causal attention
+ * @param slidingWindow the attention window of the sliding layers (a query sees this many keys
+ *                      back, itself included): all of Mistral's, Gemma's by {@link #slidingLayer};
+ *                      0 for full causal attention
  * @param raw the file as read, written back unchanged when the model is saved
+ * @param forward how the forward pass departs from Llama's (Gemma's norms, soft-caps, layer pattern)
  */
 public record ModelConfig(
         String modelType,
@@ -40,14 +42,19 @@ public record ModelConfig(
         boolean qkNorm,
         int slidingWindow,
         Dtype torchDtype,
-        ObjectNode raw) {
+        ObjectNode raw,
+        ForwardOptions forward) {
 
     /** The supported model_type values, one per {@link Architecture}. */
     public static final Set<String> MODEL_TYPES = Set.copyOf(Architecture.modelTypes());
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** {@code rope_scaling} with {@code rope_type: llama3}; null when the model uses plain RoPE. */
-    public record RopeScaling(double factor, double lowFreqFactor, double highFreqFactor, int originalMaxPositions) {}
+    /**
+     * {@code rope_scaling} with {@code rope_type} llama3 or linear (inverse frequencies divided by
+     * factor; the low/high factors and original length are llama3's only); null for plain RoPE.
+     */
+    public record RopeScaling(String type, double factor, double lowFreqFactor, double highFreqFactor,
+                              int originalMaxPositions) {}
 
     public ModelConfig {
         List<String> problems = new ArrayList<>();
@@ -73,6 +80,9 @@ public record ModelConfig(
         if (!(ropeTheta > 0)) {
             problems.add("rope_theta must be > 0, got " + ropeTheta);
         }
+        if (forward != null && forward.slidingLayers().size() != numLayers) {
+            problems.add("layer_types has " + forward.slidingLayers().size() + " entries for " + numLayers + " layers");
+        }
         if (!problems.isEmpty()) {
             throw new UserError("invalid config.json: " + String.join("; ", problems));
         }
@@ -94,13 +104,14 @@ public record ModelConfig(
         return fromJson((ObjectNode) root, file.toString());
     }
 
-    static ModelConfig fromJson(ObjectNode c, String source) {
-        String type = c.path("model_type").asText("");
+    static ModelConfig fromJson(ObjectNode file, String source) {
+        String type = file.path("model_type").asText("");
         Architecture arch = Architecture.ofModelType(type);
         if (arch == null) {
             throw new UserError(source + ": model_type '" + type + "' is not supported; supported: "
                     + String.join(", ", MODEL_TYPES.stream().sorted().toList()));
         }
+        ObjectNode c = GemmaDefaults.textConfig(arch, file, source);
         int hidden = requireInt(c, "hidden_size", source);
         int heads = requireInt(c, "num_attention_heads", source);
         int kvHeads = c.hasNonNull("num_key_value_heads") ? c.get("num_key_value_heads").asInt() : heads;
@@ -119,18 +130,26 @@ public record ModelConfig(
             throw new UserError(source + ": use_sliding_window=true (Qwen2 per-layer sliding windows) is "
                     + "not supported");
         }
-        // transformers >= 4.56 writes "dtype", older versions "torch_dtype"
-        JsonNode dtype = c.hasNonNull("dtype") ? c.get("dtype") : c.get("torch_dtype");
-        String act = c.path("hidden_act").asText("silu");
-        if (!act.equals("silu")) {
-            throw new UserError(source + ": hidden_act '" + act + "' is not supported (only silu)");
+        // transformers >= 4.56 writes "dtype", older versions "torch_dtype"; gemma3 writes it at the top level
+        JsonNode dtype = file.hasNonNull("dtype") ? file.get("dtype") : file.hasNonNull("torch_dtype")
+                ? file.get("torch_dtype") : c.hasNonNull("dtype") ? c.get("dtype") : c.get("torch_dtype");
+        int numLayers = requireInt(c, "num_hidden_layers", source);
+        if (c.hasNonNull("rope_parameters")) {   // rope_theta and rope_scaling would be read as absent
+            throw new UserError(source + ": rope_parameters (transformers 5's RoPE layout) is not supported; write "
+                    + "rope_theta and rope_scaling (rope_local_base_freq for Gemma 3) as transformers 4 does");
         }
         return new ModelConfig(type, hidden, requireInt(c, "intermediate_size", source),
-                requireInt(c, "num_hidden_layers", source), heads, kvHeads, headDim,
+                numLayers, heads, kvHeads, headDim,
                 requireInt(c, "vocab_size", source), c.path("rms_norm_eps").asDouble(1e-6),
                 c.path("rope_theta").asDouble(10000.0), ropeScaling(c.get("rope_scaling"), source),
                 c.path("tie_word_embeddings").asBoolean(false), qkvBias, outputBias, arch.qkNorm, window,
-                dtype != null && !dtype.isNull() ? Dtype.ofTorchName(dtype.asText()) : Dtype.F32, c);
+                dtype != null && !dtype.isNull() ? Dtype.ofTorchName(dtype.asText()) : Dtype.F32, file,
+                ForwardOptions.read(arch, c, numLayers, source));
+    }
+
+    /** Whether decoder layer {@code layer} attends within {@link #slidingWindow()} (Mistral: all; Gemma: by layer_types). */
+    public boolean slidingLayer(int layer) {
+        return slidingWindow > 0 && forward.slidingLayers().get(layer);
     }
 
     /** This config with another vocab_size (a resized embedding), in {@link #raw} too so that config.json says so. */
@@ -158,16 +177,23 @@ public record ModelConfig(
         if (type.equals("default")) {
             return null;
         }
+        if (type.equals("linear")) {
+            if (!(s.path("factor").asDouble(0) > 0)) {
+                throw new UserError(source + ": rope_scaling of type linear needs a positive 'factor', got "
+                        + s.get("factor"));
+            }
+            return new RopeScaling(type, s.get("factor").asDouble(), 0, 0, 0);
+        }
         if (!type.equals("llama3")) {
             throw new UserError(source + ": rope_scaling type '" + type
-                    + "' is not supported (supported: llama3, default)");
+                    + "' is not supported (supported: llama3, linear, default)");
         }
         for (String k : List.of("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")) {
             if (!s.hasNonNull(k)) {
                 throw new UserError(source + ": rope_scaling of type llama3 needs '" + k + "'");
             }
         }
-        return new RopeScaling(s.get("factor").asDouble(), s.get("low_freq_factor").asDouble(),
+        return new RopeScaling(type, s.get("factor").asDouble(), s.get("low_freq_factor").asDouble(),
                 s.get("high_freq_factor").asDouble(), s.get("original_max_position_embeddings").asInt());
     }
 

@@ -20,13 +20,16 @@ import java.util.regex.Pattern;
  *   model.layers.{i}.self_attn.q_norm.weight       (head_dim)          k_norm likewise
  *   model.layers.{i}.self_attn.o_proj.weight       (hidden, heads x head_dim)       .bias (hidden)
  *   model.layers.{i}.post_attention_layernorm.weight  (hidden)
+ *   model.layers.{i}.pre_feedforward_layernorm.weight (hidden)      Gemma; post_feedforward_ likewise
  *   model.layers.{i}.mlp.gate_proj.weight          (intermediate, hidden)           up_proj likewise
  *   model.layers.{i}.mlp.down_proj.weight          (hidden, intermediate)
  *   model.norm.weight                              (hidden)
  *   lm_head.weight                                 (vocab, hidden), absent when tie_word_embeddings
  * </pre>
- * The four architectures share these names; which of the optional ones exist is the
- * {@link Architecture}'s deviation, read into the {@link ModelConfig}. So a question about a name
+ * The architectures share these names; which of the optional ones exist is the
+ * {@link Architecture}'s deviation, read into the {@link ModelConfig}. A gemma3 checkpoint stores
+ * the text model's "model." names under "model.language_model." ({@link #storedName}): the names
+ * are mapped where files are read and written, and are these everywhere else. So a question about a name
  * alone (its layer, its module, its optimizer group) is a static method, and a question that
  * needs the config (which tensors exist, their shapes, the size of an attention head) is asked of
  * an instance. The fine-tuning methods' name rules (weight decay groups, Muon, Adam-mini, BAdam,
@@ -78,6 +81,10 @@ public final class ModelLayout {
                 shapes.put(linear(i, "o_proj") + ".bias", new long[] {h});
             }
             shapes.put(postAttentionNorm(i), new long[] {h});
+            if (cfg.forward().sandwichNorms()) {
+                shapes.put(preFeedforwardNorm(i), new long[] {h});
+                shapes.put(postFeedforwardNorm(i), new long[] {h});
+            }
             shapes.put(linear(i, "gate_proj") + WEIGHT, new long[] {inter, h});
             shapes.put(linear(i, "up_proj") + WEIGHT, new long[] {inter, h});
             shapes.put(linear(i, "down_proj") + WEIGHT, new long[] {h, inter});
@@ -131,6 +138,32 @@ public final class ModelLayout {
 
     public static String postAttentionNorm(int layer) {
         return layerPrefix(layer) + "post_attention_layernorm.weight";
+    }
+
+    /** Gemma's norm of the MLP's input, (hidden) (post_attention_layernorm there normalises the attention output). */
+    public static String preFeedforwardNorm(int layer) {
+        return layerPrefix(layer) + "pre_feedforward_layernorm.weight";
+    }
+
+    /** Gemma's norm of the MLP's output, (hidden). */
+    public static String postFeedforwardNorm(int layer) {
+        return layerPrefix(layer) + "post_feedforward_layernorm.weight";
+    }
+
+    /**
+     * The name a parameter has in the checkpoint files: "model.x" under {@code checkpointPrefix}
+     * ({@link Architecture#checkpointPrefix()}: "model.language_model.x" for gemma3), others (lm_head) as they are.
+     */
+    public static String storedName(String name, String checkpointPrefix) {
+        return name.startsWith("model.") ? checkpointPrefix + name.substring("model.".length()) : name;
+    }
+
+    /** The inverse of {@link #storedName}; null for a stored name outside the text model (gemma3's vision tower). */
+    public static String canonicalName(String stored, String checkpointPrefix) {
+        if (stored.startsWith(checkpointPrefix)) {
+            return "model." + stored.substring(checkpointPrefix.length());
+        }
+        return stored.startsWith("model.") ? null : stored;
     }
 
     /** qwen3's per-head RMSNorm of the queries, (head_dim). */

@@ -23,7 +23,9 @@ import org.bytedeco.pytorch.Tensor;
  * A model's parameters by their Hugging Face names, held in float32 (the master copy every
  * computation uses), together with the dtype each was stored in and the shard it came from, so
  * that saving writes back the same layout: load, save, load is bit-exact because F16 and BF16
- * widen to F32 exactly and narrow back to the same bits.
+ * widen to F32 exactly and narrow back to the same bits. Names are {@link ModelLayout}'s; the
+ * files' names may carry another prefix (gemma3's "model.language_model."), mapped on reading and
+ * writing.
  */
 public final class ModelWeights {
     public static final String SINGLE_FILE = "model.safetensors";
@@ -36,18 +38,44 @@ public final class ModelWeights {
     private final Map<String, Dtype> storedDtypes;
     /** Shard file per tensor; empty when the model is one {@value #SINGLE_FILE}. */
     private final Map<String, String> shardOf;
+    /** Where the files keep the "model." names: {@link Architecture#checkpointPrefix()}. */
+    private final String checkpointPrefix;
 
     public ModelWeights(Map<String, Tensor> tensors, Map<String, Dtype> storedDtypes, Map<String, String> shardOf) {
-        this(tensors, Map.of(), storedDtypes, shardOf);
+        this(tensors, Map.of(), storedDtypes, shardOf, "model.");
     }
 
     /** Weights some of which are held in 4 bits ({@code quantized}, by name). */
     public ModelWeights(Map<String, Tensor> tensors, Map<String, QuantizedWeight> quantized, Map<String, Dtype> storedDtypes,
                         Map<String, String> shardOf) {
+        this(tensors, quantized, storedDtypes, shardOf, "model.");
+    }
+
+    private ModelWeights(Map<String, Tensor> tensors, Map<String, QuantizedWeight> quantized,
+                         Map<String, Dtype> storedDtypes, Map<String, String> shardOf, String checkpointPrefix) {
         this.tensors = new LinkedHashMap<>(tensors);
         this.quantized = new LinkedHashMap<>(quantized);
         this.storedDtypes = new LinkedHashMap<>(storedDtypes);
         this.shardOf = new LinkedHashMap<>(shardOf);
+        this.checkpointPrefix = checkpointPrefix;
+    }
+
+    /**
+     * These weights with {@code tensors} (and their stored dtypes) in place of the full-precision ones:
+     * the 4-bit weights, shard layout and checkpoint names stay (a resized embedding and head).
+     */
+    ModelWeights withTensors(Map<String, Tensor> tensors, Map<String, Dtype> storedDtypes) {
+        return new ModelWeights(tensors, quantized, storedDtypes, shardOf, checkpointPrefix);
+    }
+
+    /** The name parameter {@code name} has in the files (and in a PEFT adapter of this model). */
+    public String storedName(String name) {
+        return ModelLayout.storedName(name, checkpointPrefix);
+    }
+
+    /** The parameter a stored name is, or null when it is outside the text model. */
+    public String canonicalName(String stored) {
+        return ModelLayout.canonicalName(stored, checkpointPrefix);
     }
 
     /**
@@ -69,7 +97,7 @@ public final class ModelWeights {
         }
         Map<String, QuantizedWeight> movedQuantized = new LinkedHashMap<>();
         quantized.forEach((name, q) -> movedQuantized.put(name, q.to(device)));
-        return new ModelWeights(moved, movedQuantized, storedDtypes, shardOf);
+        return new ModelWeights(moved, movedQuantized, storedDtypes, shardOf, checkpointPrefix);
     }
 
     public Tensor get(String name) {
@@ -164,7 +192,9 @@ public final class ModelWeights {
     public static ModelWeights load(Path dir, ModelConfig cfg, java.util.function.Function<String, Dtype> heldAs,
                                     java.util.function.Predicate<String> wanted, FourBitQuantization quantization)
             throws IOException {
-        Map<String, String> shardOf = new LinkedHashMap<>();
+        Map<String, String> indexed = new LinkedHashMap<>();     // stored name -> shard, as the index says
+        Map<String, String> shardOf = new LinkedHashMap<>();     // parameter name -> shard
+        String prefix = cfg.architecture().checkpointPrefix();
         List<String> files = new ArrayList<>();
         Path index = dir.resolve(INDEX_FILE);
         if (Files.exists(index)) {
@@ -172,8 +202,8 @@ public final class ModelWeights {
             if (map == null || !map.isObject()) {
                 throw new UserError(index + " has no 'weight_map' object");
             }
-            map.fields().forEachRemaining(f -> shardOf.put(f.getKey(), f.getValue().asText()));
-            new TreeSet<>(shardOf.values()).forEach(files::add);
+            map.fields().forEachRemaining(f -> indexed.put(f.getKey(), f.getValue().asText()));
+            new TreeSet<>(indexed.values()).forEach(files::add);
         } else if (Files.exists(dir.resolve(SINGLE_FILE))) {
             files.add(SINGLE_FILE);
         } else {
@@ -192,26 +222,34 @@ public final class ModelWeights {
             }
             Safetensors.Header header = Safetensors.readHeader(path);
             for (Safetensors.Entry e : header.entries().values()) {
-                String name = e.name();
-                if (name.endsWith("rotary_emb.inv_freq")) {
+                if (e.name().endsWith("rotary_emb.inv_freq")) {
                     continue; // a buffer older checkpoints saved; recomputed from the config
                 }
-                if (!shardOf.isEmpty() && !file.equals(shardOf.get(name))) {
-                    throw new UserError(path + ": tensor '" + name + "' is not assigned to this shard in "
+                if (!indexed.isEmpty() && !file.equals(indexed.get(e.name()))) {
+                    throw new UserError(path + ": tensor '" + e.name() + "' is not assigned to this shard in "
                             + INDEX_FILE);
+                }
+                String name = ModelLayout.canonicalName(e.name(), prefix);
+                if (name == null) {
+                    throw new UserError(path + ": unexpected tensor '" + e.name() + "': only the text model (under "
+                            + prefix + ") of a " + cfg.modelType() + " checkpoint is supported; use a checkpoint "
+                            + "without the vision tower");
+                }
+                if (!indexed.isEmpty()) {
+                    shardOf.put(name, file);
                 }
                 long[] want = expected.get(name);
                 boolean tiedHead = name.equals(ModelLayout.LM_HEAD) && cfg.tieWordEmbeddings();
                 if (want == null && !tiedHead) {
-                    throw new UserError(path + ": unexpected tensor '" + name + "' for a "
+                    throw new UserError(path + ": unexpected tensor '" + e.name() + "' for a "
                             + cfg.modelType() + " model with this config.json");
                 }
                 if (want != null && !Arrays.equals(want, e.shape())) {
-                    throw new UserError(path + ": tensor '" + name + "' has shape "
+                    throw new UserError(path + ": tensor '" + e.name() + "' has shape "
                             + Arrays.toString(e.shape()) + " but config.json implies " + Arrays.toString(want));
                 }
                 if (tensors.containsKey(name) || quantized.containsKey(name)) {
-                    throw new UserError(path + ": tensor '" + name + "' appears in two files");
+                    throw new UserError(path + ": tensor '" + e.name() + "' appears in two files");
                 }
                 if (!wanted.test(name)) {
                     continue;
@@ -231,12 +269,12 @@ public final class ModelWeights {
                 .filter(n -> !tensors.containsKey(n) && !quantized.containsKey(n)).toList();
         if (!missing.isEmpty()) {
             throw new UserError("model directory " + dir + " is missing " + missing.size()
-                    + " tensor(s), first: " + missing.get(0));
+                    + " tensor(s), first: " + ModelLayout.storedName(missing.get(0), prefix));
         }
         Map<String, Tensor> ordered = new LinkedHashMap<>();
         expected.keySet().stream().filter(tensors::containsKey).forEach(n -> ordered.put(n, tensors.get(n)));
         tensors.keySet().stream().filter(n -> !ordered.containsKey(n)).forEach(n -> ordered.put(n, tensors.get(n)));
-        return new ModelWeights(ordered, quantized, dtypes, shardOf);
+        return new ModelWeights(ordered, quantized, dtypes, shardOf, prefix);
     }
 
     /** One tensor in {@code held}; the stored copy (when it differs) is released before the next is read. */
@@ -306,17 +344,19 @@ public final class ModelWeights {
             dtypes.put(e.getKey(), dtype);
             totalBytes += e.getValue().numel() * dtype.numBytes;
             String file = layout.isEmpty() ? SINGLE_FILE : layout.get(e.getKey());
-            byFile.computeIfAbsent(file, f -> new TreeMap<>()).put(e.getKey(), e.getValue());
+            byFile.computeIfAbsent(file, f -> new TreeMap<>()).put(storedName(e.getKey()), e.getValue());
         }
+        Map<String, Dtype> storedAs = new LinkedHashMap<>();
+        dtypes.forEach((n, d) -> storedAs.put(storedName(n), d));
         Map<String, Long> checksums = new TreeMap<>();
         for (Map.Entry<String, Map<String, Tensor>> f : byFile.entrySet()) {   // converted tensor by tensor
-            checksums.put(f.getKey(), Safetensors.write(dir.resolve(f.getKey()), f.getValue(), dtypes));
+            checksums.put(f.getKey(), Safetensors.write(dir.resolve(f.getKey()), f.getValue(), storedAs));
         }
         if (!layout.isEmpty()) {
             ObjectNode index = JSON.createObjectNode();
             index.putObject("metadata").put("total_size", totalBytes);
             ObjectNode map = index.putObject("weight_map");
-            new TreeMap<>(layout).forEach(map::put);
+            new TreeMap<String, String>(layout).forEach((n, file) -> map.put(storedName(n), file));
             DiskWrites.writeString(dir.resolve(INDEX_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(index));
         }
         return checksums;

@@ -324,9 +324,10 @@ public final class OftAdapter implements Adapter {
     public Map<String, Long> save(Path dir, ModelWeights weights, String baseModel) throws IOException {
         Files.createDirectories(dir);
         Map<String, Tensor> out = new TreeMap<>();
-        tensors().forEach((n, t) -> out.put(PREFIX + n, t.to(torch.ScalarType.Float)));
+        // PEFT keys carry the names of the model's files (gemma3: model.language_model.)
+        tensors().forEach((n, t) -> out.put(PREFIX + weights.storedName(n), t.to(torch.ScalarType.Float)));
         for (String n : savedModules(weights)) {
-            out.put(PREFIX + n, weights.get(n).to(torch.ScalarType.Float));
+            out.put(PREFIX + weights.storedName(n), weights.get(n).to(torch.ScalarType.Float));
         }
         long checksum = Safetensors.write(dir.resolve(WEIGHTS_FILE), out);
         // OFTConfig's fields as PEFT 0.18's save_pretrained writes them (sorted keys)
@@ -403,7 +404,8 @@ public final class OftAdapter implements Adapter {
             if (!e.name().startsWith(PREFIX)) {
                 throw new UserError(file + ": key '" + e.name() + "' does not start with " + PREFIX);
             }
-            String key = e.name().substring(PREFIX.length());
+            String stored = e.name().substring(PREFIX.length());
+            String key = weights.canonicalName(stored) == null ? stored : weights.canonicalName(stored);
             Tensor t = Safetensors.readTensor(header, e).to(torch.ScalarType.Float);
             if (key.endsWith(suffix)) {
                 String weight = key.substring(0, key.length() - suffix.length()) + ".weight";

@@ -9,26 +9,41 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * Rotary position embedding in the Hugging Face ("rotate_half") layout:
  * {@code q' = q * cos + rotate_half(q) * sin}, with {@code cos = cos(cat(f, f))} and
  * {@code f = position * inv_freq}, {@code inv_freq[i] = theta^(-2i / head_dim)}, optionally
- * rescaled by the {@code llama3} rule.
+ * rescaled by the {@code llama3} or {@code linear} rule. Gemma 3's sliding layers have a RoPE of
+ * their own ({@link #local}): base rope_local_base_freq, never rescaled.
  */
 public final class RotaryEmbedding {
     /** (head_dim / 2) inverse frequencies, float32. */
     private final Tensor invFreq;
     private final int headDim;
 
+    /** The model's (global) RoPE: rope_theta with rope_scaling. */
     public RotaryEmbedding(ModelConfig cfg) {
-        this.headDim = cfg.headDim();
-        this.invFreq = Tensor.create(inverseFrequencies(cfg));
+        this(cfg.headDim(), cfg.ropeTheta(), cfg.ropeScaling());
     }
 
-    /** transformers' {@code _compute_default_rope_parameters} and {@code _compute_llama3_parameters}. */
-    static float[] inverseFrequencies(ModelConfig cfg) {
-        int half = cfg.headDim() / 2;
+    private RotaryEmbedding(int headDim, double theta, ModelConfig.RopeScaling scaling) {
+        this.headDim = headDim;
+        this.invFreq = Tensor.create(inverseFrequencies(headDim, theta, scaling));
+    }
+
+    /** The plain RoPE of base {@code theta} that Gemma 3's sliding layers use. */
+    static RotaryEmbedding local(ModelConfig cfg, double theta) {
+        return new RotaryEmbedding(cfg.headDim(), theta, null);
+    }
+
+    /**
+     * transformers' {@code _compute_default_rope_parameters}, {@code _compute_linear_scaling_rope_parameters}
+     * and {@code _compute_llama3_parameters}.
+     */
+    static float[] inverseFrequencies(int headDim, double theta, ModelConfig.RopeScaling s) {
+        int half = headDim / 2;
         float[] inv = new float[half];
-        ModelConfig.RopeScaling s = cfg.ropeScaling();
         for (int i = 0; i < half; i++) {
-            double f = 1.0 / Math.pow(cfg.ropeTheta(), (2.0 * i) / cfg.headDim());
-            if (s != null) {
+            double f = 1.0 / Math.pow(theta, (2.0 * i) / headDim);
+            if (s != null && s.type().equals("linear")) {
+                f = f / s.factor();
+            } else if (s != null) {
                 double lowWavelen = s.originalMaxPositions() / s.lowFreqFactor();
                 double highWavelen = s.originalMaxPositions() / s.highFreqFactor();
                 double wavelen = 2 * Math.PI / f;

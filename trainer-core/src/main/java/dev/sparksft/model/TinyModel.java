@@ -23,8 +23,10 @@ import org.bytedeco.pytorch.Tensor;
  * BPE with ChatML special tokens, or a copy of another model's tokenizer files).
  *
  * <p>Initialisation follows transformers' {@code _init_weights}: normal(0, initializer_range)
- * for projections and embeddings, ones for norms, zeros for biases; seeded, so the same options
- * give the same bytes.
+ * for projections and embeddings, ones for norms (zeros for Gemma's, which scale by 1 + w), zeros
+ * for biases; seeded, so the same options give the same bytes. A Gemma config is written as
+ * transformers 4.57 saves Gemma2Config / Gemma3TextConfig (gemma3: the text model's keys under
+ * text_config, weights under model.language_model., no vision tower).
  */
 public final class TinyModel {
     static final List<String> CHATML_TOKENS = List.of("<|endoftext|>", "<|im_start|>", "<|im_end|>");
@@ -97,7 +99,8 @@ public final class TinyModel {
         try (tok) {
             ObjectNode config = config(o, tok);
             config.put("torch_dtype", dtype.torchName);
-            config.put("vocab_size", Math.max(vocabSize, tok.vocabSize()));
+            ObjectNode text = config.has("text_config") ? (ObjectNode) config.get("text_config") : config;
+            text.put("vocab_size", Math.max(vocabSize, tok.vocabSize()));
             ModelConfig cfg = ModelConfig.load(writeJson(o.out().resolve("config.json"), config).getParent());
             writeRandomWeights(cfg, o.seed(), dtype, o.out());
             ObjectNode gen = JSON.createObjectNode();
@@ -134,6 +137,19 @@ public final class TinyModel {
 
     static ObjectNode config(Options o, Tokenizer tok) {
         Architecture arch = Architecture.ofModelType(o.arch());
+        if (arch == Architecture.GEMMA3) {   // the text model's keys under text_config, as Gemma3Config saves them
+            ObjectNode text = config(new Options(Architecture.GEMMA3_TEXT.modelType, o.out(), o.seed(), o.hidden(),
+                    o.layers(), o.heads(), o.kvHeads(), o.intermediate(), o.tokenizer(), o.merges(), o.ropeTheta()), tok);
+            ObjectNode c = JSON.createObjectNode();
+            c.putArray("architectures").add(arch.hfClass);
+            c.put("model_type", arch.modelType);
+            for (String top : List.of("torch_dtype", "transformers_version", "bos_token_id", "eos_token_id", "pad_token_id")) {
+                c.set(top, text.remove(top));
+            }
+            text.remove("architectures");
+            c.set("text_config", text);
+            return c;
+        }
         ObjectNode c = JSON.createObjectNode();
         c.putArray("architectures").add(arch.hfClass);
         c.put("model_type", arch.modelType);
@@ -149,7 +165,11 @@ public final class TinyModel {
         c.put("max_position_embeddings", 4096);
         c.put("rms_norm_eps", 1e-6);
         c.put("rope_theta", o.ropeTheta() > 0 ? o.ropeTheta() : arch.usualRopeTheta);
-        c.put("hidden_act", "silu");
+        if (arch.isGemma()) {
+            putGemmaKeys(c, arch, o);
+        } else {
+            c.put("hidden_act", "silu");
+        }
         c.put("initializer_range", INITIALIZER_RANGE);
         c.put("tie_word_embeddings", arch.tiedByDefault);
         c.put("attention_dropout", 0.0);
@@ -165,13 +185,38 @@ public final class TinyModel {
         return c;
     }
 
+    /** Gemma2Config's / Gemma3TextConfig's own keys with their defaults, query_pre_attn_scalar = head_dim. */
+    private static void putGemmaKeys(ObjectNode c, Architecture arch, Options o) {
+        c.put("hidden_activation", "gelu_pytorch_tanh");
+        c.put("query_pre_attn_scalar", o.hidden() / o.heads());
+        c.put("sliding_window", 4096);
+        c.put("cache_implementation", "hybrid");
+        var types = c.putArray("layer_types");
+        for (int i = 0; i < o.layers(); i++) {
+            int pattern = arch == Architecture.GEMMA2 ? 2 : 6;
+            types.add((i + 1) % pattern != 0 ? "sliding_attention" : "full_attention");
+        }
+        if (arch == Architecture.GEMMA2) {
+            c.put("final_logit_softcapping", 30.0);
+            c.put("attn_logit_softcapping", 50.0);
+        } else {
+            c.putNull("final_logit_softcapping");
+            c.putNull("attn_logit_softcapping");
+            c.putNull("rope_scaling");
+            c.put("rope_local_base_freq", 10000.0);
+            c.put("use_bidirectional_attention", false);
+        }
+    }
 
-    /** transformers' _init_weights for one tensor, float32: ones for norms, zeros for biases, else N(0, 0.02). */
-    private static Tensor draw(String name, long[] shape, Random rng) {
+    /**
+     * transformers' _init_weights for one tensor, float32: ones for norms (Gemma's: zeros, as it
+     * scales by 1 + w), zeros for biases, else N(0, 0.02).
+     */
+    private static Tensor draw(String name, long[] shape, Random rng, boolean offsetNorms) {
         int n = (int) java.util.Arrays.stream(shape).reduce(1, Math::multiplyExact);
         float[] values = new float[n];
         if (name.endsWith("norm.weight")) {
-            java.util.Arrays.fill(values, 1f);
+            java.util.Arrays.fill(values, offsetNorms ? 0f : 1f);
         } else if (!name.endsWith(".bias")) {
             for (int i = 0; i < n; i++) {
                 values[i] = (float) (rng.nextGaussian() * INITIALIZER_RANGE);
@@ -180,13 +225,20 @@ public final class TinyModel {
         return Tensor.create(values, shape);
     }
 
-    /** model.safetensors of random weights in HF order from {@code seed}, each tensor drawn when it is written. */
+    /**
+     * model.safetensors of random weights in HF order from {@code seed}, each tensor drawn when it
+     * is written, under the names of the architecture's files.
+     */
     private static void writeRandomWeights(ModelConfig cfg, long seed, Dtype dtype, Path out) throws IOException {
         Random rng = new Random(seed);
-        Map<String, long[]> shapes = new ModelLayout(cfg).expectedShapes();
+        String prefix = cfg.architecture().checkpointPrefix();
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        new ModelLayout(cfg).expectedShapes().forEach((n, shape) -> shapes.put(ModelLayout.storedName(n, prefix), shape));
         Map<String, Dtype> dtypes = new LinkedHashMap<>();
         shapes.keySet().forEach(n -> dtypes.put(n, dtype));
-        Safetensors.write(out.resolve(ModelWeights.SINGLE_FILE), shapes, dtypes, name -> draw(name, shapes.get(name), rng));
+        boolean offsetNorms = cfg.forward().normOffset() != 0;
+        Safetensors.write(out.resolve(ModelWeights.SINGLE_FILE), shapes, dtypes,
+                name -> draw(name, shapes.get(name), rng, offsetNorms));
     }
 
     private static void putId(ObjectNode n, String key, Integer id) {

@@ -85,8 +85,8 @@ public final class VocabResize {
         Map<String, Dtype> stored = new LinkedHashMap<>();
         all.keySet().forEach(n -> stored.put(n, weights.storedDtype(n)));
         weights.quantizedWeights().keySet().forEach(n -> stored.put(n, weights.storedDtype(n)));
-        // QLoRA's 4-bit linears are not the embedding or the head: they pass through unchanged
-        ModelWeights out = new ModelWeights(all, weights.quantizedWeights(), stored, weights.shardLayout());
+        // QLoRA's 4-bit linears and a checkpoint's names (gemma3's model.language_model.) stay as they are
+        ModelWeights out = weights.withTensors(all, stored);
         if (grows) {
             LOG.info("Resized token embeddings from {} to {} ({} tokens, {} rows initialised with the noisy mean).", rows,
                     newRows, tokens.length(), ids.isEmpty() ? newRows - rows : ids.size());

@@ -82,4 +82,14 @@ class LlamaProCommandTest {
         assertTrue(err.toString().contains("--num-expand 3 must divide the model's num_hidden_layers 8"), err.toString());
     }
 
+    @Test
+    void aGemmaModelIsRefusedByModelType(@TempDir Path tmp) throws Exception {
+        Path gemma = tmp.resolve("gemma2");
+        TinyModel.write(new TinyModel.Options("gemma2", gemma, 0, 16, 2, 2, 1, 32, null, 0, 0));
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        assertEquals(2, SftMain.exitCode(new String[] {"llama-pro", "--model", gemma.toString(), "--out",
+                tmp.resolve("pro").toString(), "--num-expand", "1"}, new java.io.PrintStream(err)));
+        assertTrue(err.toString().contains("llama-pro: model_type gemma2 is not supported"), err.toString());
+    }
+
 }

@@ -100,11 +100,12 @@ class ZeroTest {
 
     /** Trains {@code config} on {@code world} (from {@code resume} when not null); the trained tensors and losses. */
     static Run train(SftConfig config, World world, Path outDir, Path resume) {
-        try (Tokenizer raw = Tokenizer.load(model)) {
+        Path base = Path.of(config.model().modelNameOrPath());
+        try (Tokenizer raw = Tokenizer.load(base)) {
             RunData d = RunData.load(config, raw);
             List<TokenizedExample> train = d.trainExamples();
-            CausalLm m = Models.forTraining(config, model, resume, null, d.tokenizer().vocabSize(), CPU);
-            Outputs outputs = world.isMain() ? Outputs.prepare(outDir, model, true, false) : Outputs.open(outDir, model);
+            CausalLm m = Models.forTraining(config, base, resume, null, d.tokenizer().vocabSize(), CPU);
+            Outputs outputs = world.isMain() ? Outputs.prepare(outDir, base, true, false) : Outputs.open(outDir, base);
             TrainingSetup setup = TrainingSetup.of(config.training(), config.finetuning(), m, train.size(), world);
             List<TokenizedExample> eval = d.eval().isEmpty() ? List.of() : d.encode(d.eval());
             Trainer trainer = new Trainer(config.training(), m, setup, train, eval, world, d.tokenizer().padId(),
@@ -190,8 +191,9 @@ class ZeroTest {
     }
 
     static Map<String, float[]> initial(SftConfig config) throws Exception {
-        try (Tokenizer raw = Tokenizer.load(model)) {
-            CausalLm m = Models.forTraining(config, model, null, null, raw.vocabSize(), CPU);
+        Path base = Path.of(config.model().modelNameOrPath());
+        try (Tokenizer raw = Tokenizer.load(base)) {
+            CausalLm m = Models.forTraining(config, base, null, null, raw.vocabSize(), CPU);
             Map<String, float[]> out = new LinkedHashMap<>();
             (m.adapter() != null ? m.adapter().tensors() : m.weights().tensors())
                     .forEach((n, t) -> out.put(n, floats(t.to(torch.ScalarType.Float).contiguous())));
@@ -329,6 +331,20 @@ class ZeroTest {
         SftConfig zero = config(dir, "zero", method, 1, "deepspeed: " + deepspeed(dir, "ds_z3_config.json", 3) + "\n");
         Run got = onRanks(worldSize, zero, dir, null);
         assertSame("AdamW ZeRO-3 x" + worldSize, reference, got, initial(zero));
+    }
+
+    /** Gemma's extra norms and its soft-capped eager attention shard like any other tensors. */
+    @Test
+    void aGemma2ModelAtStageThreeEqualsOneProcess(@TempDir Path dir) throws Exception {
+        Path gemma = shared.resolve("gemma2");
+        TinyModel.write(new TinyModel.Options("gemma2", gemma, 0, 32, 2, 4, 2, 64, null, 0, 0));
+        String method = "finetuning_type: full";
+        String onGemma = "model_name_or_path: " + gemma + "\n";
+        Path single = Files.createDirectories(dir.resolve("single"));
+        Run reference = onRanks(1, config(single, "single", method, 2, onGemma), single, null);
+        SftConfig zero = config(dir, "zero", method, 1, onGemma + "deepspeed: " + deepspeed(dir, "ds_z3_config.json", 3) + "\n");
+        Run got = onRanks(2, zero, dir, null);
+        assertSame("gemma2 AdamW ZeRO-3 x2", reference, got, initial(zero));
     }
 
     @Test

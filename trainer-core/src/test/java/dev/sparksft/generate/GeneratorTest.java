@@ -36,10 +36,13 @@ class GeneratorTest {
         Path model = dir.resolve(arch);
         if (!model.resolve("config.json").toFile().exists()) {
             TinyModel.write(new TinyModel.Options(arch, model, 7, 32, 2, 4, 2, 64, null, 0, 0));
+            java.nio.file.Path cfg = model.resolve("config.json");
             if (arch.equals("mistral")) {   // a window much shorter than prompt + answer
-                java.nio.file.Path cfg = model.resolve("config.json");
                 java.nio.file.Files.writeString(cfg, java.nio.file.Files.readString(cfg).replaceFirst("\\{",
                         "{\"sliding_window\": 6, "));
+            } else if (arch.startsWith("gemma")) {   // the same on the sliding layers
+                java.nio.file.Files.writeString(cfg, java.nio.file.Files.readString(cfg)
+                        .replace("\"sliding_window\" : 4096", "\"sliding_window\" : 6"));
             }
         }
         return CausalLm.load(model, 0);
@@ -64,10 +67,10 @@ class GeneratorTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "qwen2", "qwen3", "mistral"})
+    @ValueSource(strings = {"llama", "qwen2", "qwen3", "mistral", "gemma2", "gemma3_text", "gemma3"})
     void greedyWithTheCacheEqualsRecomputingEveryStep(String arch) throws Exception {
         CausalLm model = tiny(arch);
-        if (arch.equals("mistral")) {
+        if (arch.equals("mistral") || arch.startsWith("gemma")) {
             assertEquals(6, model.config().slidingWindow());
         }
         Sampling greedy = Sampling.greedy(12);

@@ -20,6 +20,9 @@ import org.junit.jupiter.params.provider.ValueSource;
  * Logits and mean loss of each architecture against the float64 numpy reference in
  * src/test/python/make_parity_fixtures.py (HF semantics written independently of this code).
  * Tolerance: 1e-4 relative to the largest |logit| of the batch, and 1e-4 relative on the loss.
+ * The Gemma fixtures are HF directories as save_pretrained writes them (gemma2 without
+ * tie_word_embeddings: true; gemma3 with a text_config of only the non-default keys and its
+ * weights under model.language_model.), with soft-caps and windows small enough to matter.
  */
 class ParityTest {
     static final double RELATIVE_TOLERANCE = 1e-4;
@@ -34,7 +37,7 @@ class ParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"})
     void logitsAndLossMatchReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
@@ -84,7 +87,7 @@ class ParityTest {
      * in bf16 too) give the reference's float64 loss within 2e-2 relative.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"})
     void bf16LossIsWithinTwoPercentOfTheReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
@@ -111,7 +114,7 @@ class ParityTest {
 
     /** The KV-cache generator's greedy tokens equal the independent reference's argmax decoding of row 0. */
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"})
     void greedyTokensMatchReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
