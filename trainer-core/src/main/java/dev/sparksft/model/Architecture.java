@@ -26,7 +26,11 @@ public enum Architecture {
      * A Gemma 3 image-text checkpoint, text only: the text model's config under {@code text_config}, its weights
      * under {@code model.language_model.}; the vision tower is refused.
      */
-    GEMMA3("gemma3", "Gemma3ForConditionalGeneration", 1000000.0, true, true, false, true, "sliding_window", false);
+    GEMMA3("gemma3", "Gemma3ForConditionalGeneration", 1000000.0, true, true, false, true, "sliding_window", false),
+    /** Qwen3-MoE: qwen3's attention, a mixture-of-experts feedforward ({@link MoeConfig}) on the sparse layers. */
+    QWEN3_MOE("qwen3_moe", "Qwen3MoeForCausalLM", 1000000.0, false, true, false, true, null, true),
+    /** Mixtral: Mistral's attention (sliding_window when set), a mixture-of-experts feedforward on every layer. */
+    MIXTRAL("mixtral", "MixtralForCausalLM", 1000000.0, false, false, false, false, "sliding_window", false);
 
     /** config.json's {@code model_type}. */
     public final String modelType;
@@ -70,7 +74,8 @@ public enum Architecture {
         return null;
     }
 
-    /** Every model_type, in declaration order: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3. */
+    /** Every model_type, in declaration order: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3,
+     * qwen3_moe, mixtral. */
     public static List<String> modelTypes() {
         return java.util.Arrays.stream(values()).map(a -> a.modelType).toList();
     }

@@ -17,6 +17,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * Gemma 2 and 3 are the same model with the {@link ForwardOptions} transformers' Gemma code
  * has: embeddings scaled by sqrt(hidden), (1 + w) norms, sandwich-normed blocks, GeGLU,
  * soft-capped scores and logits, and full or sliding attention (each with its RoPE) per layer.
+ * qwen3_moe and mixtral replace the MLP of their sparse layers by a mixture of experts ({@link SparseMoe}).
  *
  * <p>This class is the math; the parameters live in {@link ModelWeights}, under the names
  * {@link ModelLayout} gives, and are referenced here per layer. Each line of {@link #forward} mirrors transformers' modelling code.
@@ -52,10 +53,12 @@ public final class CausalLm {
 
     /**
      * One decoder block's parameters; q/k norms and the feedforward norms (Gemma's) are null where
-     * the architecture has none. {@code sliding}: the layer attends within sliding_window.
+     * the architecture has none. {@code sliding}: the layer attends within sliding_window. A sparse
+     * layer (qwen3_moe, mixtral) has its {@link SparseMoe} in {@code moe} and no gate, up and down.
      */
     record Layer(Tensor inputNorm, Proj q, Proj k, Proj v, Tensor qNorm, Tensor kNorm, Proj o, Tensor postNorm,
-                 Tensor preFeedforwardNorm, Tensor postFeedforwardNorm, Proj gate, Proj up, Proj down, boolean sliding) {}
+                 Tensor preFeedforwardNorm, Tensor postFeedforwardNorm, Proj gate, Proj up, Proj down, boolean sliding,
+                 SparseMoe moe) {}
 
     /** The model saved in {@code dir}, refused when its vocabulary is smaller than the tokenizer's. */
     public static CausalLm load(java.nio.file.Path dir, int tokenizerVocabSize) throws java.io.IOException {
@@ -129,7 +132,9 @@ public final class CausalLm {
         this.opts = cfg.forward();
         this.localRope = opts.localRopeTheta() > 0 ? RotaryEmbedding.local(cfg, opts.localRopeTheta()) : null;
         this.layers = new ArrayList<>();
+        MoeConfig moe = cfg.moe();
         for (int i = 0; i < cfg.numLayers(); i++) {
+            boolean sparse = moe != null && moe.sparse(i);
             layers.add(new Layer(
                     weights.get(ModelLayout.inputNorm(i)),
                     proj(layout, i, "q_proj"), proj(layout, i, "k_proj"), proj(layout, i, "v_proj"),
@@ -139,18 +144,36 @@ public final class CausalLm {
                     weights.get(ModelLayout.postAttentionNorm(i)),
                     optional(ModelLayout.preFeedforwardNorm(i), opts.sandwichNorms()),
                     optional(ModelLayout.postFeedforwardNorm(i), opts.sandwichNorms()),
-                    proj(layout, i, "gate_proj"), proj(layout, i, "up_proj"), proj(layout, i, "down_proj"),
-                    cfg.slidingLayer(i)));
+                    sparse ? null : proj(layout, i, "gate_proj"), sparse ? null : proj(layout, i, "up_proj"),
+                    sparse ? null : proj(layout, i, "down_proj"),
+                    cfg.slidingLayer(i), sparse ? sparseMoe(moe, i) : null));
         }
     }
 
+    /** Layer {@code layer}'s router and experts, each a {@link Proj} (so adapters and 4-bit weights apply). */
+    private SparseMoe sparseMoe(MoeConfig moe, int layer) {
+        List<Proj[]> experts = new ArrayList<>();
+        for (int e = 0; e < moe.numExperts(); e++) {
+            Proj[] linears = new Proj[3];
+            for (int j = 0; j < 3; j++) {
+                linears[j] = weightProj(moe.expertLinear(layer, e, moe.expertLeaves().get(j)), false);
+            }
+            experts.add(linears);
+        }
+        return new SparseMoe(weightProj(moe.router(layer), false), experts, moe.topK(), moe.normTopkProb());
+    }
+
     private Proj proj(ModelLayout layout, int layer, String leaf) {
-        String module = ModelLayout.linear(layer, leaf);
+        return weightProj(ModelLayout.linear(layer, leaf), layout.hasBias(leaf));
+    }
+
+    /** The linear {@code module} ("model.layers.0.mlp.experts.3.up_proj"), with its bias when {@code bias}. */
+    private Proj weightProj(String module, boolean bias) {
         String w = module + ".weight";
         LoraAdapter.Pair pair = lora == null ? null : lora.pair(w);
         Tensor rotation = oft == null ? null : oft.rotation(w);
         QuantizedWeight q = weights.quantized(w);
-        return new Proj(q == null ? weights.get(w) : null, q, optional(module + ".bias", layout.hasBias(leaf)), lora, pair,
+        return new Proj(q == null ? weights.get(w) : null, q, optional(module + ".bias", bias), lora, pair,
                 oft, rotation);
     }
 
@@ -219,9 +242,21 @@ public final class CausalLm {
      * layers and of the sliding-window ones (null for a kind the model has no layer of), and the
      * KV cache (null outside generation).
      */
-    public record Context(AttentionInputs full, AttentionInputs sliding, KvCache cache) {
+    public record Context(AttentionInputs full, AttentionInputs sliding, KvCache cache, List<Tensor> routerLogits) {
+        public Context(AttentionInputs full, AttentionInputs sliding, KvCache cache) {
+            this(full, sliding, cache, null);
+        }
+
         AttentionInputs of(Layer layer) {
             return layer.sliding() ? sliding : full;
+        }
+
+        /**
+         * This context collecting each sparse layer's router logits, (batch * seq, experts), into
+         * {@code into} in layer order as the layers run (the load-balancing loss reads them).
+         */
+        public Context collectingRouterLogits(List<Tensor> into) {
+            return new Context(full, sliding, cache, into);
         }
     }
 
@@ -281,7 +316,8 @@ public final class CausalLm {
             return x.add(rmsNorm(mlp(l, rmsNorm(x, l.preFeedforwardNorm())), l.postFeedforwardNorm()));
         }
         x = x.add(attended);
-        return x.add(mlp(l, rmsNorm(x, l.postNorm())));
+        Tensor h = rmsNorm(x, l.postNorm());
+        return x.add(l.moe() != null ? l.moe().apply(h, ctx.routerLogits()) : mlp(l, h));
     }
 
     /** The final norm and the LM head: (batch, seq, hidden) to (batch, seq, vocab) logits, soft-capped for Gemma 2. */
@@ -302,7 +338,9 @@ public final class CausalLm {
     /** Whether any parameter of decoder layer {@code i} (its adapter's included) trains now. */
     public boolean layerTrains(int i) {
         Layer l = layers.get(i);
-        for (Proj p : List.of(l.q(), l.k(), l.v(), l.o(), l.gate(), l.up(), l.down())) {
+        List<Proj> projs = new ArrayList<>(List.of(l.q(), l.k(), l.v(), l.o()));
+        projs.addAll(l.moe() != null ? l.moe().projections() : List.of(l.gate(), l.up(), l.down()));
+        for (Proj p : projs) {
             if (p.w() != null && p.w().requires_grad() || p.b() != null && p.b().requires_grad()
                     || p.pair() != null && (p.pair().a().requires_grad() || p.pair().b().requires_grad())
                     || p.rotation() != null && p.rotation().requires_grad()) {

@@ -138,6 +138,7 @@ public record ModelConfig(
             throw new UserError(source + ": rope_parameters (transformers 5's RoPE layout) is not supported; write "
                     + "rope_theta and rope_scaling (rope_local_base_freq for Gemma 3) as transformers 4 does");
         }
+        MoeConfig.read(arch, c, numLayers, requireInt(c, "intermediate_size", source), source);   // its problems, now
         return new ModelConfig(type, hidden, requireInt(c, "intermediate_size", source),
                 numLayers, heads, kvHeads, headDim,
                 requireInt(c, "vocab_size", source), c.path("rms_norm_eps").asDouble(1e-6),
@@ -145,6 +146,11 @@ public record ModelConfig(
                 c.path("tie_word_embeddings").asBoolean(false), qkvBias, outputBias, arch.qkNorm, window,
                 dtype != null && !dtype.isNull() ? Dtype.ofTorchName(dtype.asText()) : Dtype.F32, file,
                 ForwardOptions.read(arch, c, numLayers, source));
+    }
+
+    /** The mixture-of-experts feedforward (qwen3_moe, mixtral), read from {@link #raw}; null for a dense model. */
+    public MoeConfig moe() {
+        return MoeConfig.read(architecture(), raw, numLayers, intermediateSize, "config.json");
     }
 
     /** Whether decoder layer {@code layer} attends within {@link #slidingWindow()} (Mistral: all; Gemma: by layer_types). */

@@ -39,9 +39,15 @@ public final class ModelLayout {
     public static final String EMBEDDING = "model.embed_tokens.weight";
     public static final String FINAL_NORM = "model.norm.weight";
     public static final String LM_HEAD = "lm_head.weight";
-    /** The nn.Linear modules of a decoder layer (find_all_linear_modules without lm_head). */
+    /**
+     * The nn.Linear modules of a decoder layer (find_all_linear_modules without lm_head, leaves as
+     * PEFT matches them): the dense ones, then the mixture-of-experts ones: the router "gate" (an
+     * nn.Linear in transformers 4.x, so LLaMA-Factory's "all" includes it) and Mixtral's expert
+     * w1/w2/w3 (Qwen3-MoE's experts reuse gate_proj/up_proj/down_proj).
+     */
     public static final List<String> LAYER_LINEARS = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-            "up_proj", "down_proj");
+            "up_proj", "down_proj", "gate", "w1", "w2", "w3");
+    private static final List<String> DENSE_LINEARS = LAYER_LINEARS.subList(0, 7);
     private static final Set<String> ATTENTION_LINEARS = Set.of("q_proj", "k_proj", "v_proj", "o_proj");
     private static final String LAYERS = "model.layers.";
     private static final String WEIGHT = ".weight";
@@ -60,6 +66,7 @@ public final class ModelLayout {
         long q = (long) cfg.numHeads() * cfg.headDim();
         long kv = (long) cfg.numKvHeads() * cfg.headDim();
         long inter = cfg.intermediateSize();
+        MoeConfig moe = cfg.moe();
         Map<String, long[]> shapes = new LinkedHashMap<>();
         shapes.put(EMBEDDING, new long[] {cfg.vocabSize(), h});
         for (int i = 0; i < cfg.numLayers(); i++) {
@@ -85,6 +92,10 @@ public final class ModelLayout {
                 shapes.put(preFeedforwardNorm(i), new long[] {h});
                 shapes.put(postFeedforwardNorm(i), new long[] {h});
             }
+            if (moe != null && moe.sparse(i)) {
+                putExperts(shapes, moe, i, h);
+                continue;
+            }
             shapes.put(linear(i, "gate_proj") + WEIGHT, new long[] {inter, h});
             shapes.put(linear(i, "up_proj") + WEIGHT, new long[] {inter, h});
             shapes.put(linear(i, "down_proj") + WEIGHT, new long[] {h, inter});
@@ -94,6 +105,18 @@ public final class ModelLayout {
             shapes.put(LM_HEAD, new long[] {cfg.vocabSize(), h});
         }
         return shapes;
+    }
+
+    /** A sparse layer's router (experts, hidden) and each expert's gate and up (inter, hidden) and down (hidden, inter). */
+    private static void putExperts(Map<String, long[]> shapes, MoeConfig moe, int layer, long h) {
+        long inter = moe.expertIntermediate();
+        shapes.put(moe.router(layer) + WEIGHT, new long[] {moe.numExperts(), h});
+        for (int e = 0; e < moe.numExperts(); e++) {
+            List<String> leaves = moe.expertLeaves();
+            shapes.put(moe.expertLinear(layer, e, leaves.get(0)) + WEIGHT, new long[] {inter, h});
+            shapes.put(moe.expertLinear(layer, e, leaves.get(1)) + WEIGHT, new long[] {inter, h});
+            shapes.put(moe.expertLinear(layer, e, leaves.get(2)) + WEIGHT, new long[] {h, inter});
+        }
     }
 
     /** Whether the linear module {@code leaf} ("q_proj", ...) of a layer has a bias in this config. */
@@ -126,8 +149,8 @@ public final class ModelLayout {
 
     /** The module of one of {@link #LAYER_LINEARS} in layer {@code layer}: "model.layers.3.self_attn.q_proj". */
     public static String linear(int layer, String leaf) {
-        if (!LAYER_LINEARS.contains(leaf)) {
-            throw new IllegalStateException(leaf + " is not a linear module of a decoder layer");
+        if (!DENSE_LINEARS.contains(leaf)) {
+            throw new IllegalStateException(leaf + " is not a dense linear module of a decoder layer");
         }
         return layerPrefix(layer) + (ATTENTION_LINEARS.contains(leaf) ? "self_attn." : "mlp.") + leaf;
     }

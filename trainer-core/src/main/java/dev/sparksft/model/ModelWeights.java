@@ -240,6 +240,9 @@ public final class ModelWeights {
                 }
                 long[] want = expected.get(name);
                 boolean tiedHead = name.equals(ModelLayout.LM_HEAD) && cfg.tieWordEmbeddings();
+                if (want == null && !tiedHead && MoeConfig.fusedExperts(e.name()) != null) {
+                    throw new UserError(path + ": " + MoeConfig.fusedExperts(e.name()));
+                }
                 if (want == null && !tiedHead) {
                     throw new UserError(path + ": unexpected tensor '" + e.name() + "' for a "
                             + cfg.modelType() + " model with this config.json");

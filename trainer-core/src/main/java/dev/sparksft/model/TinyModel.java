@@ -170,6 +170,9 @@ public final class TinyModel {
         } else {
             c.put("hidden_act", "silu");
         }
+        if (arch == Architecture.QWEN3_MOE || arch == Architecture.MIXTRAL) {
+            putMoeKeys(c, arch, o);
+        }
         c.put("initializer_range", INITIALIZER_RANGE);
         c.put("tie_word_embeddings", arch.tiedByDefault);
         c.put("attention_dropout", 0.0);
@@ -183,6 +186,28 @@ public final class TinyModel {
         c.put("use_cache", true);
         c.put("transformers_version", "4.57.0");
         return c;
+    }
+
+    /**
+     * A small mixture of experts: 4 experts, each token routed to 2, experts as wide as
+     * --intermediate; router_aux_loss_coef 0 (transformers' default is 0.001), since training with
+     * the load-balancing loss is refused until it is implemented ({@link MoeConfig#requireNoAuxLoss}).
+     */
+    private static void putMoeKeys(ObjectNode c, Architecture arch, Options o) {
+        c.put(arch == Architecture.MIXTRAL ? "num_local_experts" : "num_experts", 4);
+        c.put("num_experts_per_tok", 2);
+        c.put("output_router_logits", false);
+        c.put("router_aux_loss_coef", 0.0);
+        if (arch == Architecture.MIXTRAL) {
+            c.putNull("sliding_window");
+            c.put("router_jitter_noise", 0.0);
+        } else {
+            c.put("moe_intermediate_size", o.intermediate());
+            c.put("norm_topk_prob", true);
+            c.put("decoder_sparse_step", 1);
+            c.putArray("mlp_only_layers");
+            c.put("use_sliding_window", false);
+        }
     }
 
     /** Gemma2Config's / Gemma3TextConfig's own keys with their defaults, query_pre_attn_scalar = head_dim. */

@@ -40,7 +40,8 @@ class MakeTinyModelTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "qwen3_moe",
+            "mixtral"})
     void writesACompleteLoadableModelDirectory(String arch, @TempDir Path dir) throws Exception {
         TinyModel.write(options(arch, dir, null));
         for (String f : List.of("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
@@ -53,7 +54,7 @@ class MakeTinyModelTest {
             assertEquals(arch, cfg.modelType());
             assertEquals(256 + 40 + 3, cfg.vocabSize(), "bytes + merges + ChatML specials");
             assertEquals(tok.vocabSize(), cfg.vocabSize());
-            assertEquals(arch.startsWith("qwen") || arch.startsWith("gemma"), cfg.tieWordEmbeddings());
+            assertEquals(arch.startsWith("qwen") && !arch.endsWith("_moe") || arch.startsWith("gemma"), cfg.tieWordEmbeddings());
             Tokenizer chat = Templates.get("chatml").prepare(tok);
             int[] ids = chat.encode("<|im_start|>user\nhello<|im_end|>");
             assertEquals(chat.tokenId("<|im_start|>").orElseThrow(), ids[0]);
@@ -98,7 +99,7 @@ class MakeTinyModelTest {
     void badOptionsAreNamed() {
         String m = assertThrows(IllegalArgumentException.class,
                 () -> SftMain.parseTinyModel(List.of("--arch", "gpt2", "--out", "x"))).getMessage();
-        assertTrue(m.contains("--arch must be one of llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3, got 'gpt2'"), m);
+        assertTrue(m.contains("--arch must be one of llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3, qwen3_moe, mixtral, got 'gpt2'"), m);
         m = assertThrows(IllegalArgumentException.class,
                 () -> SftMain.parseTinyModel(List.of("--arch", "llama", "--out", "x", "--heads", "3"))).getMessage();
         assertTrue(m.contains("--hidden (128) / --heads (3) must be an even integer head size"), m);

@@ -347,6 +347,29 @@ class ZeroTest {
         assertSame("gemma2 AdamW ZeRO-3 x2", reference, got, initial(zero));
     }
 
+    /**
+     * A mixture of experts (qwen3_moe in full at stage 3, mixtral's LoRA over every expert and
+     * router at stage 2) on 2 ranks equals one process: routing is per token, so a rank's
+     * micro-batch routes as it would in the one process's accumulation step.
+     */
+    @ParameterizedTest(name = "{0} ZeRO {1} x2")
+    @CsvSource(delimiter = '|', value = {"qwen3_moe | 3 | finetuning_type: full",
+            "mixtral | 2 | finetuning_type: lora;lora_rank: 4;lora_target: all"})
+    void aMixtureOfExpertsModelShardedEqualsOneProcess(String arch, int stage, String method, @TempDir Path dir)
+            throws Exception {
+        Path moe = shared.resolve(arch);
+        if (!Files.exists(moe.resolve("config.json"))) {
+            TinyModel.write(new TinyModel.Options(arch, moe, 0, 32, 2, 4, 2, 64, null, 0, 0));
+        }
+        String onMoe = "model_name_or_path: " + moe + "\n";
+        Path single = Files.createDirectories(dir.resolve("single"));
+        Run reference = onRanks(1, config(single, "single", method, 2, onMoe), single, null);
+        SftConfig zero = config(dir, "zero", method, 1, onMoe + "deepspeed: "
+                + deepspeed(dir, "ds_z" + stage + "_config.json", stage) + "\n");
+        Run got = onRanks(2, zero, dir, null);
+        assertSame(arch + " ZeRO-" + stage + " x2", reference, got, initial(zero));
+    }
+
     @Test
     void loraAtStageThreeEqualsOneProcess(@TempDir Path dir) throws Exception {
         String method = "finetuning_type: lora;lora_rank: 4;loraplus_lr_ratio: 4";

@@ -40,6 +40,9 @@ class GeneratorTest {
             if (arch.equals("mistral")) {   // a window much shorter than prompt + answer
                 java.nio.file.Files.writeString(cfg, java.nio.file.Files.readString(cfg).replaceFirst("\\{",
                         "{\"sliding_window\": 6, "));
+            } else if (arch.equals("mixtral")) {   // Mistral's window, on a mixture of experts
+                java.nio.file.Files.writeString(cfg, java.nio.file.Files.readString(cfg)
+                        .replace("\"sliding_window\" : null", "\"sliding_window\" : 6"));
             } else if (arch.startsWith("gemma")) {   // the same on the sliding layers
                 java.nio.file.Files.writeString(cfg, java.nio.file.Files.readString(cfg)
                         .replace("\"sliding_window\" : 4096", "\"sliding_window\" : 6"));
@@ -67,10 +70,11 @@ class GeneratorTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "qwen2", "qwen3", "mistral", "gemma2", "gemma3_text", "gemma3"})
+    @ValueSource(strings = {"llama", "qwen2", "qwen3", "mistral", "gemma2", "gemma3_text", "gemma3", "qwen3_moe",
+            "mixtral"})
     void greedyWithTheCacheEqualsRecomputingEveryStep(String arch) throws Exception {
         CausalLm model = tiny(arch);
-        if (arch.equals("mistral") || arch.startsWith("gemma")) {
+        if (arch.equals("mistral") || arch.equals("mixtral") || arch.startsWith("gemma")) {
             assertEquals(6, model.config().slidingWindow());
         }
         Sampling greedy = Sampling.greedy(12);

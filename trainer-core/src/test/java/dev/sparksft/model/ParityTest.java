@@ -37,7 +37,8 @@ class ParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "qwen3_moe",
+            "qwen3_moe_unnormalised", "mixtral"})
     void logitsAndLossMatchReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
@@ -87,7 +88,8 @@ class ParityTest {
      * in bf16 too) give the reference's float64 loss within 2e-2 relative.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "qwen3_moe",
+            "qwen3_moe_unnormalised", "mixtral"})
     void bf16LossIsWithinTwoPercentOfTheReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
@@ -114,7 +116,8 @@ class ParityTest {
 
     /** The KV-cache generator's greedy tokens equal the independent reference's argmax decoding of row 0. */
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "qwen3_moe",
+            "qwen3_moe_unnormalised", "mixtral"})
     void greedyTokensMatchReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
