@@ -110,6 +110,34 @@ class DistributedTrainingTest {
         assertTrue(rel < 1e-5, "gemma3 weights differ by " + rel + " of the update");
     }
 
+    /**
+     * A mixture of experts (mixtral: 4 experts, top-2, every layer sparse) trains the same on 2
+     * ranks as in one process: routing is per token, so a rank's micro-batch routes as in the
+     * one process's accumulation step.
+     */
+    @Test
+    void aMixtralModelTrainsTheSameOnTwoRanks(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("mixtral");
+        dev.sparksft.model.TinyModel.write(new dev.sparksft.model.TinyModel.Options("mixtral", model, 3, 32, 2, 4, 2, 64,
+                null, 0, 0));
+        String sgd = COMMON.replace("num_train_epochs: 2", "num_train_epochs: 1");
+        Path single = Files.createDirectories(dir.resolve("single"));
+        TrainCommand.run(SftConfig.fromValues(SparkTests.values(single, sgd + "gradient_accumulation_steps: 2\n",
+                "model_name_or_path=" + model, "per_device_train_batch_size=2")));
+        Path run = Files.createDirectories(dir.resolve("w2"));
+        TrainingJob.run(SparkTests.spark(), SparkTests.values(run, sgd, "model_name_or_path=" + model, "world_size=2",
+                "gradient_accumulation_steps=1", "per_device_train_batch_size=2"), new PrintStream(new ByteArrayOutputStream(), true));
+        List<Double> reference = losses(single.resolve("out"));
+        List<Double> got = losses(run.resolve("out"));
+        assertEquals(3, reference.size(), "11 examples, global batch 4: 3 steps");
+        assertEquals(reference.size(), got.size());
+        for (int i = 0; i < got.size(); i++) {
+            assertEquals(reference.get(i), got.get(i), 1e-5 * reference.get(i), "mixtral step " + (i + 1));
+        }
+        double rel = relativeDifference(weights(single.resolve("out")), weights(run.resolve("out")), weights(model));
+        assertTrue(rel < 1e-5, "mixtral weights differ by " + rel + " of the update");
+    }
+
     static Map<String, Tensor> weights(Path dir) throws Exception {
         return ModelComparison.weights(dir);
     }

@@ -39,6 +39,10 @@ final class LlamaProCommand {
             throw new UserError("llama-pro: model_type " + cfg.modelType() + " is not supported (its per-layer "
                     + "layer_types are not expanded); use a llama, mistral, qwen2 or qwen3 model");
         }
+        if (cfg.moe() != null) {   // mlp_only_layers and the experts' down projections would need expanding too
+            throw new UserError("llama-pro: model_type " + cfg.modelType() + " (a mixture of experts) is not supported; "
+                    + "use a llama, mistral, qwen2 or qwen3 model");
+        }
         int numLayers = cfg.numLayers();
         if (numExpand < 1 || numLayers % numExpand != 0) {
             throw new UserError("llama-pro: --num-expand " + numExpand + " must divide the model's num_hidden_layers "

@@ -92,4 +92,15 @@ class LlamaProCommandTest {
         assertTrue(err.toString().contains("llama-pro: model_type gemma2 is not supported"), err.toString());
     }
 
+    @Test
+    void aMixtureOfExpertsModelIsRefusedByModelType(@TempDir Path tmp) throws Exception {
+        Path moe = tmp.resolve("mixtral");
+        TinyModel.write(new TinyModel.Options("mixtral", moe, 0, 16, 2, 2, 1, 32, null, 0, 0));
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        assertEquals(2, SftMain.exitCode(new String[] {"llama-pro", "--model", moe.toString(), "--out",
+                tmp.resolve("pro").toString(), "--num-expand", "1"}, new java.io.PrintStream(err)));
+        assertTrue(err.toString().contains("llama-pro: model_type mixtral (a mixture of experts) is not supported"),
+                err.toString());
+    }
+
 }

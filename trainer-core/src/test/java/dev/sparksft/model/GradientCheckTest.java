@@ -32,7 +32,8 @@ class GradientCheckTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "qwen3_moe", "mixtral"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "qwen3_moe",
+            "qwen3_moe_unnormalised", "mixtral"})
     void autogradMatchesFiniteDifferences(String arch) throws Exception {
         Path dir = ParityTest.fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
