@@ -47,7 +47,8 @@ public final class ModelLayout {
      */
     public static final List<String> LAYER_LINEARS = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
             "up_proj", "down_proj", "gate", "w1", "w2", "w3");
-    private static final List<String> DENSE_LINEARS = LAYER_LINEARS.subList(0, 7);
+    /** The linears of a dense decoder layer: attention and MLP. */
+    public static final List<String> DENSE_LINEARS = LAYER_LINEARS.subList(0, 7);
     private static final Set<String> ATTENTION_LINEARS = Set.of("q_proj", "k_proj", "v_proj", "o_proj");
     private static final String LAYERS = "model.layers.";
     private static final String WEIGHT = ".weight";
