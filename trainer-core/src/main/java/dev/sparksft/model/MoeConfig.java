@@ -101,19 +101,6 @@ public record MoeConfig(String block, List<String> expertLeaves, int numExperts,
         return v.asInt();
     }
 
-    /**
-     * Training adds router_aux_loss_coef x the load-balancing loss in LLaMA-Factory (it turns
-     * output_router_logits on); spark-sft computes that loss ({@link SparseMoe#loadBalancingLoss})
-     * but does not train with it yet, so a run that would is refused rather than silently different.
-     */
-    public void requireNoAuxLoss(java.nio.file.Path dir) {
-        if (routerAuxLossCoef != 0) {
-            throw new UserError(dir.resolve("config.json") + ": router_aux_loss_coef=" + routerAuxLossCoef
-                    + ": training with the router load-balancing loss is not supported yet; set router_aux_loss_coef: 0 "
-                    + "in config.json to train on the cross-entropy alone (as LLaMA-Factory then does)");
-        }
-    }
-
     /** Whether decoder layer {@code layer}'s feedforward is the sparse block. */
     public boolean sparse(int layer) {
         return sparseLayers.get(layer);

@@ -23,7 +23,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * Computed simply: a loop over the experts, each gathering its routed tokens (index_select),
  * running on them only and adding its weighted output back (index_add), as the HF loop does.
  */
-final class SparseMoe {
+public final class SparseMoe {
     private final CausalLm.Proj router;      // (experts, hidden)
     private final List<CausalLm.Proj[]> experts;  // per expert: gate, up, down
     private final int topK;
@@ -80,6 +80,32 @@ final class SparseMoe {
         return out.view(h.size(0), h.size(1), hidden);
     }
 
+    /**
+     * The load-balancing loss split by layer, for a backward that recomputes one layer at a time:
+     * aux = sum over layers l of E * sum_e F[e] * S_l[e] / C, with F[e] = sum_j f[j, e] from
+     * {@code routerLogits} of all layers (no gradient), S_l[e] layer l's sum of router
+     * probabilities over real tokens and C = layers x real tokens. Returns F / C * E, (E), so that
+     * a layer's share is {@link #layerShare}.
+     */
+    public static Tensor shareWeights(List<Tensor> routerLogits, Tensor attentionMask, int numExperts, int topK) {
+        Tensor logits = torch.cat(new TensorVector(routerLogits.toArray(new Tensor[0])), 0);  // (L * tokens, E)
+        Tensor probs = logits.softmax(-1, new ScalarTypeOptional(wide(logits.scalar_type())));
+        Tensor chosen = probs.topk(topK, -1, true, true).get1();
+        Tensor picks = torch.one_hot(chosen, numExperts).to(probs.scalar_type()).sum(new long[] {1}, false,
+                new ScalarTypeOptional());                                                    // (L * tokens, E)
+        Tensor real = attentionMask.reshape(-1).ne(new Scalar(0)).to(probs.scalar_type()).repeat(routerLogits.size());
+        Tensor count = real.sum();
+        return picks.mul(real.view(-1, 1)).sum(new long[] {0}, false, new ScalarTypeOptional())
+                .div(count).div(count).mul(new Scalar((double) numExperts));               // (E)
+    }
+
+    /** One layer's share of the load-balancing loss: sum_e weights[e] * S_l[e], with its graph. */
+    public static Tensor layerShare(Tensor layerLogits, Tensor attentionMask, Tensor weights) {
+        Tensor probs = layerLogits.softmax(-1, new ScalarTypeOptional(wide(layerLogits.scalar_type())));
+        Tensor real = attentionMask.reshape(-1).ne(new Scalar(0)).to(probs.scalar_type());
+        return probs.mul(real.view(-1, 1)).sum(new long[] {0}, false, new ScalarTypeOptional()).mul(weights).sum();
+    }
+
     /** float32 for the 16-bit types (HF's softmax dtype=torch.float); float64 stays float64 for the gradient check. */
     private static ScalarType wide(ScalarType t) {
         return t.value == ScalarType.BFloat16.value || t.value == ScalarType.Half.value ? ScalarType.Float : t;
@@ -94,7 +120,7 @@ final class SparseMoe {
      * @param routerLogits  per sparse layer, (batch * seq, experts)
      * @param attentionMask (batch, seq), non-zero for real tokens
      */
-    static Tensor loadBalancingLoss(List<Tensor> routerLogits, Tensor attentionMask, int numExperts, int topK) {
+    public static Tensor loadBalancingLoss(List<Tensor> routerLogits, Tensor attentionMask, int numExperts, int topK) {
         Tensor logits = torch.cat(new TensorVector(routerLogits.toArray(new Tensor[0])), 0);  // (L * tokens, E)
         Tensor probs = logits.softmax(-1, new ScalarTypeOptional(wide(logits.scalar_type())));
         Tensor chosen = probs.topk(topK, -1, true, true).get1();                            // (L * tokens, k)

@@ -190,14 +190,13 @@ public final class TinyModel {
 
     /**
      * A small mixture of experts: 4 experts, each token routed to 2, experts as wide as
-     * --intermediate; router_aux_loss_coef 0 (transformers' default is 0.001), since training with
-     * the load-balancing loss is refused until it is implemented ({@link MoeConfig#requireNoAuxLoss}).
+     * --intermediate; router_aux_loss_coef at transformers' default 0.001.
      */
     private static void putMoeKeys(ObjectNode c, Architecture arch, Options o) {
         c.put(arch == Architecture.MIXTRAL ? "num_local_experts" : "num_experts", 4);
         c.put("num_experts_per_tok", 2);
         c.put("output_router_logits", false);
-        c.put("router_aux_loss_coef", 0.0);
+        c.put("router_aux_loss_coef", 0.001);
         if (arch == Architecture.MIXTRAL) {
             c.putNull("sliding_window");
             c.put("router_jitter_noise", 0.0);

@@ -4,6 +4,7 @@ import dev.sparksft.data.Batch;
 import dev.sparksft.dist.Sharding;
 import dev.sparksft.loss.SftLoss;
 import dev.sparksft.model.CausalLm;
+import dev.sparksft.model.SparseMoe;
 import dev.sparksft.optim.LayerwiseOptimizer;
 import dev.sparksft.runtime.Autocast;
 import java.util.ArrayList;
@@ -59,7 +60,13 @@ final class ActivationCheckpointing {
     /** {@link #forwardBackward(CausalLm, Batch, Tensor, SftLoss, long, boolean, Sharding, LayerwiseOptimizer, double)} without a reference. */
     static double forwardBackward(CausalLm model, Batch b, SftLoss loss, long numTargets, boolean bf16, Sharding shards,
                                   LayerwiseOptimizer layerwise, double lr) {
-        return forwardBackward(model, b, null, loss, numTargets, bf16, shards, layerwise, lr);
+        return forwardBackward(model, b, null, loss, numTargets, bf16, shards, layerwise, lr, null);
+    }
+
+    /** The next overload without the router term. */
+    static double forwardBackward(CausalLm model, Batch b, Tensor refLogits, SftLoss loss, long numTargets, boolean bf16,
+                                  Sharding shards, LayerwiseOptimizer layerwise, double lr) {
+        return forwardBackward(model, b, refLogits, loss, numTargets, bf16, shards, layerwise, lr, null);
     }
 
     /**
@@ -70,9 +77,12 @@ final class ActivationCheckpointing {
      * backward, layer i after its own, the embedding at the end (a tied embedding, which the head
      * reads too, only then). So at most the head's, one layer's and the embedding's gradients exist
      * at once. A stepped layer is not read again: the gradient passed down was computed before.
+     * With {@code aux} (a mixture of experts' load-balancing term, null: none) the forward keeps
+     * the router logits (no graph) to fix each expert's routed fraction, and each recomputed
+     * sparse layer backpropagates its share of the term ({@link SparseMoe#layerShare}) with its output.
      */
     static double forwardBackward(CausalLm model, Batch b, Tensor refLogits, SftLoss loss, long numTargets, boolean bf16,
-                                  Sharding shards, LayerwiseOptimizer layerwise, double lr) {
+                                  Sharding shards, LayerwiseOptimizer layerwise, double lr, RouterAux aux) {
         int numLayers = model.numLayers();
         int lowest = lowest(model);           // the lowest layer whose input gradient is needed
         Generator dropout = model.adapter() == null ? null : model.adapter().dropoutGenerator();
@@ -91,18 +101,32 @@ final class ActivationCheckpointing {
             ctx = model.context(b.attentionMask(), b.positionIds(), null);
         }
         shards.release(model.embeddingWeights());   // its backward needs the ids and the vocabulary size only
+        List<Tensor> router = new ArrayList<>();    // the sparse layers' logits, (batch * seq, experts), no graph
+        Tensor shareWeights = null;
         try (NoGradGuard noGrad = new NoGradGuard()) {
             Tensor x = embedded.detach();
             inputs.add(x);
+            CausalLm.Context forwardCtx = aux == null ? ctx : ctx.collectingRouterLogits(router);
             for (int i = 0; i < numLayers; i++) {
                 dropoutStates.add(dropout == null ? null : dropout.get_state());
                 shards.gather(shards.layerTensors(i));
                 // the layer's intermediates are freed with its own scope; only its output is kept
                 try (PointerScope layer = new PointerScope(); Autocast autocast = Autocast.bf16(model.device(), bf16)) {
-                    x = keep(model.layer(i, x, ctx), layer, step);
+                    int before = router.size();
+                    x = keep(model.layer(i, x, forwardCtx), layer, step);
+                    for (int r = before; r < router.size(); r++) {
+                        keep(router.get(r), layer, step);
+                    }
                 }
                 shards.release(shards.layerTensors(i));
                 inputs.add(x);
+            }
+        }
+        if (aux != null) {
+            try (NoGradGuard noGrad = new NoGradGuard()) {
+                aux.term(router, b.attentionMask());                    // its value, for the log
+                shareWeights = SparseMoe.shareWeights(router, b.attentionMask(), aux.moe.numExperts(), aux.moe.topK())
+                        .mul(new Scalar(aux.weight));                   // (experts)
             }
         }
         top = inputs.get(numLayers).detach().requires_grad_(true);
@@ -129,10 +153,18 @@ final class ActivationCheckpointing {
             try (PointerScope layer = new PointerScope()) {
                 Tensor x = inputs.get(i).detach().requires_grad_(needInputGrad);
                 Tensor y;
-                try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
-                    y = model.layer(i, x, ctx);                          // recomputed, with its graph
+                List<Tensor> layerRouter = new ArrayList<>();
+                try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {   // recomputed, with its graph
+                    y = model.layer(i, x, aux == null ? ctx : ctx.collectingRouterLogits(layerRouter));
                 }
-                backward(y, grad);
+                if (layerRouter.isEmpty()) {
+                    backward(y, grad);
+                } else {                                                 // + this layer's share of coef / M x aux
+                    Tensor share = SparseMoe.layerShare(layerRouter.get(0), b.attentionMask(), shareWeights);
+                    torch.backward(new TensorVector(y, share), new TensorVector(grad, torch.ones_like(share,
+                            new org.bytedeco.pytorch.TensorOptions(), new org.bytedeco.pytorch.MemoryFormatOptional())),
+                            new BoolOptional(), false, new TensorVector());
+                }
                 grad = needInputGrad ? keep(x.grad().detach(), layer, step) : new Tensor();
             }
             shards.reduceToOwners(shards.layerTensors(i));

@@ -56,11 +56,6 @@ public final class Models {
     public static CausalLm forTraining(SftConfig config, Path baseDir, Path resumeDir, Path adapterDir, NewTokens tokens,
                                          Device device) throws IOException {
         requireFp8Support(config, device.type().value == org.bytedeco.pytorch.global.torch.DeviceType.CUDA.value);
-        Path configDir = resumeDir != null && !config.finetuning().adapter() ? resumeDir : baseDir;
-        dev.sparksft.model.MoeConfig moe = ModelConfig.load(configDir).moe();
-        if (moe != null) {
-            moe.requireNoAuxLoss(configDir);
-        }
         long seed = config.training().seed();
         if (!config.finetuning().adapter()) {
             if (adapterDir != null) {

@@ -63,6 +63,9 @@ public final class Trainer {
     private final LrSchedule schedule;
     private final TrainingSetup setup;
     private TrainerLog log;
+    private final dev.sparksft.model.MoeConfig auxMoe;   // a mixture of experts trained with its load-balancing loss, else null
+    private RouterAux stepAux;                           // the current step's term, null without one
+    private double auxSinceLog;
     private volatile long currentStep;
 
     /** The outcome of {@link #train}: train_results.json's fields. */
@@ -88,6 +91,7 @@ public final class Trainer {
         this.args = args;
         this.model = model;
         this.setup = setup;
+        this.auxMoe = RouterAux.of(model);
         this.trainable = setup.trainable();
         this.optimizer = setup.optimizer();
         this.layerwise = optimizer instanceof LayerwiseOptimizer l ? l : null;
@@ -189,6 +193,10 @@ public final class Trainer {
                     }
                 }
                 long numTargets = world.allReduceSum(localTargets);        // N of the whole step
+                stepAux = null;
+                if (auxMoe != null && numTargets > 0) {   // M: the step's micro-batches with data, all ranks
+                    stepAux = new RouterAux(auxMoe, world.allReduceSum(micros.stream().filter(m -> !m.isEmpty()).count()));
+                }
                 double localLossSum = 0;
                 for (List<TokenizedExample> batch : micros) {
                     if (numTargets == 0) {
@@ -210,6 +218,11 @@ public final class Trainer {
                 Sharding sharding = setup.sharding();
                 sharding.reduceGradients(trainable);   // SUM over ranks: into every rank, or (ZeRO 2) into each owner; ZeRO 3: done
                 stepLoss = numTargets == 0 ? 0.0 : world.allReduceSum(localLossSum) / numTargets;
+                if (stepAux != null) {   // as HF logs it: the cross-entropy plus coef x the micro-batches' mean aux
+                    double auxMean = world.allReduceSum(stepAux.sum) * stepAux.weight / auxMoe.routerAuxLossCoef();
+                    stepLoss += auxMoe.routerAuxLossCoef() * auxMean;
+                    auxSinceLog += auxMean;
+                }
                 if (layerwise != null) {
                     // what the backward pass has not stepped (without checkpointing: every tensor, in
                     // order); no clip (its class says why)
@@ -247,6 +260,11 @@ public final class Trainer {
                 double seconds = (System.nanoTime() - logStart) / 1e9;
                 log.train(done, epoch, lossSinceLog / stepsSinceLog, schedule.lr((int) done), gradNorm,
                         world.allReduceSum((double) tokensSinceLog) / seconds);
+                if (auxMoe != null) {   // the load-balancing loss as its own figure, mean over the logged steps
+                    ((com.fasterxml.jackson.databind.node.ObjectNode) log.history().get(log.history().size() - 1))
+                            .put("aux_loss", auxSinceLog / stepsSinceLog);
+                    auxSinceLog = 0;
+                }
                 lossSinceLog = 0;
                 stepsSinceLog = 0;
                 tokensSinceLog = 0;
@@ -349,8 +367,8 @@ public final class Trainer {
         try (Training training = new Training(model)) {
             return setup.activationCheckpointing()
                     ? ActivationCheckpointing.forwardBackward(model, b, refLogits, loss, numTargets, args.bf16(),
-                            setup.sharding(), layerwise, lr)
-                    : plainForwardBackward(model, b, refLogits, loss, numTargets, args.bf16());
+                            setup.sharding(), layerwise, lr, stepAux)
+                    : plainForwardBackward(model, b, refLogits, loss, numTargets, args.bf16(), stepAux);
         }
     }
 
@@ -362,12 +380,28 @@ public final class Trainer {
     /** {@link #plainForwardBackward(CausalLm, Batch, SftLoss, long, boolean)} with ASFT's reference logits (or null). */
     static double plainForwardBackward(CausalLm model, Batch b, Tensor refLogits, SftLoss loss, long numTargets,
                                        boolean bf16) {
+        return plainForwardBackward(model, b, refLogits, loss, numTargets, bf16, null);
+    }
+
+    /** The overload above with a mixture of experts' load-balancing term {@code aux} (null: none) backpropagated too. */
+    static double plainForwardBackward(CausalLm model, Batch b, Tensor refLogits, SftLoss loss, long numTargets,
+                                       boolean bf16, RouterAux aux) {
         Tensor sum;
+        Tensor total;
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
-            Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
-            sum = loss.sum(logits, b.labels(), refLogits);
+            List<Tensor> router = new java.util.ArrayList<>();
+            CausalLm.Context ctx = model.context(b.attentionMask(), b.positionIds(), null);
+            Tensor x = model.embed(b.inputIds());
+            for (int i = 0; i < model.numLayers(); i++) {
+                x = model.layer(i, x, aux == null ? ctx : ctx.collectingRouterLogits(router));
+            }
+            sum = loss.sum(model.head(x), b.labels(), refLogits);
+            total = sum.div(new Scalar((double) numTargets));
+            if (aux != null) {
+                total = total.add(aux.term(router, b.attentionMask()));
+            }
         }
-        sum.div(new Scalar((double) numTargets)).backward();
+        total.backward();
         return sum.item_double();
     }
 

@@ -28,8 +28,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * qwen3_moe and mixtral: config.json reading (which layers are sparse, the refusals by key), the
  * checkpoint names and their refusals (a missing expert, transformers 5's fused experts), the
- * load-balancing loss against the numpy reference (make_moe_fixtures.py, 1e-6 relative), LoRA's
- * "all" over the experts and routers, and training refused while it would need the aux loss.
+ * load-balancing loss against the numpy reference (make_moe_fixtures.py, 1e-6 relative), and LoRA's
+ * "all" over the experts and routers.
  * The forward pass itself is {@link ParityTest}'s.
  */
 class MoeTest {
@@ -188,21 +188,5 @@ class MoeTest {
         }
         // 2 layers x (4 attention + router + 4 experts x 3) linears, an A and a B each
         assertEquals(2 * (4 + 1 + 12) * 2, names.size());
-    }
-
-    @Test
-    void trainingWithTheAuxLossIsRefusedByKey(@TempDir Path dir) throws Exception {
-        Path model = dir.resolve("moe");
-        TinyModel.write(new TinyModel.Options("qwen3_moe", model, 1, 32, 2, 4, 2, 64, null, 0, 0));
-        Path cfgFile = model.resolve("config.json");
-        Files.writeString(cfgFile, Files.readString(cfgFile).replace("\"router_aux_loss_coef\" : 0.0",
-                "\"router_aux_loss_coef\" : 0.001"));
-        Path yaml = Files.writeString(dir.resolve("t.yaml"), "model_name_or_path: " + model
-                + "\ntemplate: chatml\ndataset: x\noutput_dir: o\ndo_train: true\nfinetuning_type: full\n");
-        SftConfig config = SftConfig.load(yaml, List.of());
-        String m = assertThrows(UserError.class, () -> Models.forTraining(config, model, null, null, 299,
-                new org.bytedeco.pytorch.Device(org.bytedeco.pytorch.global.torch.DeviceType.CPU))).getMessage();
-        assertTrue(m.contains("router_aux_loss_coef=0.001: training with the router load-balancing loss is not "
-                + "supported yet; set router_aux_loss_coef: 0"), m);
     }
 }

@@ -71,6 +71,16 @@ class ActivationCheckpointingTest {
         SftConfig config = SftConfig.load(yaml, List.of());
         Map<String, float[]> plain = gradients(config, false);
         Map<String, float[]> checkpointed = gradients(config, true);
+        if (arch.equals("qwen3_moe") || arch.equals("mixtral")) {   // the router term is there, in both
+            Map<String, float[]> without = gradients(config, false, false);
+            double change = 0;
+            for (String name : plain.keySet()) {
+                for (int i = 0; i < plain.get(name).length; i++) {
+                    change = Math.max(change, Math.abs(plain.get(name)[i] - without.get(name)[i]));
+                }
+            }
+            assertTrue(change > 1e-7, arch + ": the load-balancing term changes no gradient (" + change + ")");
+        }
         double diff = 0;
         double largest = 0;
         for (String name : plain.keySet()) {
@@ -90,11 +100,18 @@ class ActivationCheckpointingTest {
 
     /** The trainable tensors' gradients after two micro-batches (so dropout's generator moves on between them). */
     static Map<String, float[]> gradients(SftConfig config, boolean checkpointing) throws Exception {
+        return gradients(config, checkpointing, true);
+    }
+
+    /** The gradients of 2 micro-batches; a mixture of experts adds its load-balancing term when {@code withAux}. */
+    static Map<String, float[]> gradients(SftConfig config, boolean checkpointing, boolean withAux) throws Exception {
         try (PointerScope scope = new PointerScope()) {
             CausalLm model = Models.forTraining(config, Path.of(config.model().modelNameOrPath()), null, null, 0, CPU);
             TrainingSetup setup = TrainingSetup.of(config.training(), config.finetuning(), model, 8, World.single(),
                     checkpointing);
             Trainer.Training training = new Trainer.Training(model);
+            dev.sparksft.model.MoeConfig moe = RouterAux.of(model);
+            RouterAux aux = moe == null || !withAux ? null : new RouterAux(moe, 2);
             try (training) {
                 for (int micro = 0; micro < 2; micro++) {
                     Batch b = batch(config.data().neatPacking(), 11 + micro, model.config().vocabSize());
@@ -103,9 +120,10 @@ class ActivationCheckpointingTest {
                         n += l;
                     }
                     if (checkpointing) {
-                        ActivationCheckpointing.forwardBackward(model, b, setup.loss(), n, config.training().bf16());
+                        ActivationCheckpointing.forwardBackward(model, b, null, setup.loss(), n, config.training().bf16(),
+                                dev.sparksft.dist.Sharding.none(), null, 0, aux);
                     } else {
-                        Trainer.plainForwardBackward(model, b, setup.loss(), n, config.training().bf16());
+                        Trainer.plainForwardBackward(model, b, null, setup.loss(), n, config.training().bf16(), aux);
                     }
                 }
             }
