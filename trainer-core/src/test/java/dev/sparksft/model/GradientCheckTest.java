@@ -32,7 +32,7 @@ class GradientCheckTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "phi4_mini"})
     void autogradMatchesFiniteDifferences(String arch) throws Exception {
         Path dir = ParityTest.fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
