@@ -60,8 +60,8 @@ final class ConfigKeys {
             + "a ZeRO-3 config (the same memory per rank as FSDP full_shard) and world_size";
     static final String RAY = "spark-sft distributes with Spark, not Ray: set world_size (the number of ranks) and "
             + "run scripts/spark-sft";
-    static final String KTRANSFORMERS = "KTransformers' CPU offload of MoE experts is not supported (spark-sft "
-            + "trains dense Llama-family models)";
+    static final String KTRANSFORMERS = "KTransformers' CPU offload of MoE experts (its AMX and int8 expert "
+            + "kernels) is not part of spark-sft: train on GPU ranks with ZeRO-3 or LoRA instead";
     static final String EVAL_COMMAND = "LLaMA-Factory's eval command (MMLU, CMMLU, C-Eval) is not part of spark-sft: "
             + "do_eval computes the loss on eval_dataset, scripts/sft score the exact match of generated answers";
     static final String VOCABULARY = "new tokens are initialised with LLaMA-Factory's noise_init only (the mean of "
