@@ -24,6 +24,14 @@ with the Java implementation:
     config.json is written as transformers' save_pretrained writes it: a gemma3 checkpoint's
     text_config holds only the keys that differ from Gemma3TextConfig's defaults, and its weights
     are named model.language_model.*
+  * Phi-3 / Phi-4-mini (phi3_forward): q, k, v sliced in that order from the fused qkv_proj,
+    gate and up the two halves of gate_up_proj (mlp = down(up * silu(gate))), no biases; RoPE on
+    the first int(head_dim * partial_rotary_factor) dimensions of each head, the rest passed
+    through; longrope (transformers' _compute_longrope_parameters and its dynamic update):
+    inv_freq = 1 / (ext * theta^(2i/rotary_dim)) with ext = long_factor when the forward's largest
+    position + 1 exceeds original_max_position_embeddings, else short_factor, and cos / sin times
+    sqrt(1 + ln(s) / ln(original)) for s = max_position_embeddings / original > 1; Mistral's
+    sliding window on every layer when sliding_window is set
 
 Run from the repository root:  python3 trainer-core/src/test/python/make_parity_fixtures.py
 Needs only numpy.
@@ -143,6 +151,8 @@ def forward(cfg, w, input_ids, attention_mask):
     """(batch, seq) ids -> (batch, seq, vocab) logits, float64."""
     if cfg["model_type"] in ("gemma2", "gemma3_text"):
         return gemma_forward(cfg, w, input_ids, attention_mask)
+    if cfg["model_type"] == "phi3":
+        return phi3_forward(cfg, w, input_ids, attention_mask)
     b, t = input_ids.shape
     n_heads, n_kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_heads
@@ -277,6 +287,91 @@ def gemma_forward(cfg, w, input_ids, attention_mask, prefix="model."):
     x = gemma_norm(x, w[prefix + "norm.weight"], eps)
     head = w[prefix + "embed_tokens.weight"] if cfg["tie_word_embeddings"] else w["lm_head.weight"]
     return soft_cap(x @ head.T, cfg.get("final_logit_softcapping"))
+
+
+def phi3_rope(cfg, head_dim, t):
+    """cos, sin (seq, rotary_dim) of positions 0..t-1 as Phi3RotaryEmbedding computes them."""
+    dim = int(head_dim * cfg.get("partial_rotary_factor", 1.0))
+    exponents = np.arange(0, dim, 2, dtype=np.float64) / dim
+    scaling, attention = cfg.get("rope_scaling"), 1.0
+    if scaling and scaling.get("rope_type", scaling.get("type")) == "longrope":
+        original = cfg["original_max_position_embeddings"]
+        ext = np.array(scaling["long_factor"] if t > original else scaling["short_factor"], dtype=np.float64)
+        inv_freq = 1.0 / (ext * cfg["rope_theta"] ** exponents)
+        s = cfg["max_position_embeddings"] / original
+        attention = scaling.get("attention_factor") or (math.sqrt(1 + math.log(s) / math.log(original)) if s > 1 else 1.0)
+    else:
+        inv_freq = 1.0 / (cfg["rope_theta"] ** exponents)
+    freqs = np.outer(np.arange(t, dtype=np.float64), inv_freq)
+    emb = np.concatenate([freqs, freqs], axis=-1)
+    return np.cos(emb) * attention, np.sin(emb) * attention
+
+
+def phi3_forward(cfg, w, input_ids, attention_mask):
+    """Phi3ForCausalLM, float64."""
+    b, t = input_ids.shape
+    n_heads, n_kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_heads
+    inter, eps = cfg["intermediate_size"], cfg["rms_norm_eps"]
+    cos, sin = phi3_rope(cfg, head_dim, t)
+    rot = cos.shape[-1]
+
+    def rope(x):
+        turned, rest = x[..., :rot], x[..., rot:]
+        return np.concatenate([turned * cos + rotate_half(turned) * sin, rest], axis=-1)
+
+    q_idx, k_idx = np.arange(t)[:, None], np.arange(t)[None, :]
+    causal = k_idx <= q_idx
+    if cfg.get("sliding_window"):
+        causal = causal & ((q_idx - k_idx) < cfg["sliding_window"])
+    allowed = causal[None] & (attention_mask[:, None, :] == 1)            # (batch, q, k)
+
+    x = w["model.embed_tokens.weight"][input_ids]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
+        qkv = h @ w[p + "self_attn.qkv_proj.weight"].T                      # (batch, seq, (heads + 2 kv) * d)
+        nq, nk = n_heads * head_dim, n_kv * head_dim
+        q = qkv[..., :nq].reshape(b, t, n_heads, head_dim).transpose(0, 2, 1, 3)
+        k = qkv[..., nq:nq + nk].reshape(b, t, n_kv, head_dim).transpose(0, 2, 1, 3)
+        v = qkv[..., nq + nk:].reshape(b, t, n_kv, head_dim).transpose(0, 2, 1, 3)
+        q, k = rope(q), rope(k)
+        k = np.repeat(k, n_heads // n_kv, axis=1)
+        v = np.repeat(v, n_heads // n_kv, axis=1)
+        scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(head_dim)
+        scores = np.where(allowed[:, None, :, :], scores, -np.inf)
+        probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        probs = probs / probs.sum(axis=-1, keepdims=True)
+        attn = (probs @ v).transpose(0, 2, 1, 3).reshape(b, t, nq)
+        x = x + attn @ w[p + "self_attn.o_proj.weight"].T
+
+        h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
+        gate_up = h @ w[p + "mlp.gate_up_proj.weight"].T                    # (batch, seq, 2 * inter)
+        gate, up = gate_up[..., :inter], gate_up[..., inter:]
+        x = x + (up * (gate / (1 + np.exp(-gate)))) @ w[p + "mlp.down_proj.weight"].T
+
+    x = rms_norm(x, w["model.norm.weight"], eps)
+    head = w["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else w["lm_head.weight"]
+    return x @ head.T
+
+
+def phi3_weights(cfg, rng):
+    hidden, inter, vocab = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    n_heads, n_kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    head_dim = cfg.get("head_dim") or hidden // n_heads
+    w = {"model.embed_tokens.weight": rng.normal(0, 0.5, (vocab, hidden)),
+         "model.norm.weight": 1 + rng.normal(0, 0.1, hidden)}
+    if not cfg["tie_word_embeddings"]:
+        w["lm_head.weight"] = rng.normal(0, 0.2, (vocab, hidden))
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        w[p + "input_layernorm.weight"] = 1 + rng.normal(0, 0.1, hidden)
+        w[p + "post_attention_layernorm.weight"] = 1 + rng.normal(0, 0.1, hidden)
+        w[p + "self_attn.qkv_proj.weight"] = rng.normal(0, 0.2, ((n_heads + 2 * n_kv) * head_dim, hidden))
+        w[p + "self_attn.o_proj.weight"] = rng.normal(0, 0.2, (hidden, n_heads * head_dim))
+        w[p + "mlp.gate_up_proj.weight"] = rng.normal(0, 0.2, (2 * inter, hidden))
+        w[p + "mlp.down_proj.weight"] = rng.normal(0, 0.2, (hidden, inter))
+    return w
 
 
 def causal_lm_loss(logits, labels):
@@ -421,6 +516,37 @@ GEMMA_FIXTURES = {
 }
 
 
+PHI3_BASE = {"hidden_act": "silu", "rms_norm_eps": 1e-5, "bos_token_id": 1, "eos_token_id": 2,
+             "pad_token_id": 0, "initializer_range": 0.02, "attention_dropout": 0.0, "resid_pdrop": 0.0,
+             "embd_pdrop": 0.0, "use_cache": True}
+
+PHI3_FIXTURES = {
+    # Phi-3 (mini/medium layout): fused qkv_proj and gate_up_proj, GQA 4:2, full rotary without
+    # scaling, a sliding window (5) shorter than the sequence, untied, two shards, F16 storage
+    "phi3": dict(config={"architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
+                         "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+                         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 96,
+                         "rope_theta": 10000.0, "max_position_embeddings": 256,
+                         "original_max_position_embeddings": 256, "partial_rotary_factor": 1.0,
+                         "rope_scaling": None, "sliding_window": 5, "tie_word_embeddings": False},
+                 dtype="F16", shards=2, seed=8),
+    # Phi-4-mini's layout: partial_rotary_factor 0.75 (12 of head_dim 16 rotated), longrope with
+    # original_max_position_embeddings 8 < 12 so the long factors apply (max 64: attention factor
+    # sqrt(2)), no window, tied, F32; expected.json also holds an 8-token prefix's logits, where
+    # the short factors apply
+    "phi4_mini": dict(config={"architectures": ["Phi3ForCausalLM"], "model_type": "phi3",
+                              "hidden_size": 64, "intermediate_size": 64, "num_hidden_layers": 2,
+                              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 96,
+                              "rope_theta": 10000.0, "max_position_embeddings": 64,
+                              "original_max_position_embeddings": 8, "partial_rotary_factor": 0.75,
+                              "rope_scaling": {"type": "longrope",
+                                               "short_factor": [1.0, 1.1, 1.3, 1.7, 2.5, 4.0],
+                                               "long_factor": [1.0, 1.5, 3.0, 6.0, 12.0, 24.0]},
+                              "sliding_window": None, "tie_word_embeddings": True},
+                      dtype="F32", shards=1, seed=9),
+}
+
+
 def saved_config(text, dtype_name, composite):
     """config.json as save_pretrained writes it: tie_word_embeddings: true is the base default and
     is left out; a composite config nests the text model's differences from its class defaults."""
@@ -439,12 +565,13 @@ def saved_config(text, dtype_name, composite):
 def main():
     specs = [(arch, dict(BASE, **spec["config"]), spec) for arch, spec in FIXTURES.items()]
     specs += [(arch, dict(GEMMA_BASE, **spec["config"]), spec) for arch, spec in GEMMA_FIXTURES.items()]
+    specs += [(arch, dict(PHI3_BASE, **spec["config"]), spec) for arch, spec in PHI3_FIXTURES.items()]
     for arch, cfg, spec in specs:
         dtype_name = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[spec["dtype"]]
         composite = spec.get("composite", False)
         saved = saved_config(cfg, dtype_name, composite) if arch in GEMMA_FIXTURES else dict(cfg, torch_dtype=dtype_name)
         rng = np.random.default_rng(spec["seed"])
-        stored = random_weights(cfg, rng)
+        stored = phi3_weights(cfg, rng) if arch in PHI3_FIXTURES else random_weights(cfg, rng)
         weights = {n: quantize(v, spec["dtype"]) for n, v in stored.items()}
         if composite:   # Gemma3ForConditionalGeneration's names for the text model
             stored = {("model.language_model." + n[len("model."):] if n.startswith("model.") else n): v
@@ -470,6 +597,11 @@ def main():
             step = forward(cfg, weights, greedy, np.ones_like(greedy))
             greedy = np.concatenate([greedy, [[int(np.argmax(step[0, -1]))]]], axis=1)
         greedy_tokens = greedy[0, seq:].tolist()
+        extra = {}
+        if arch in PHI3_FIXTURES and cfg.get("rope_scaling"):
+            short = cfg["original_max_position_embeddings"]
+            prefix = forward(cfg, weights, input_ids[:, :short], attention_mask[:, :short])
+            extra["short_prefix"] = {"length": short, "logits": [round(float(v), 10) for v in prefix.reshape(-1)]}
 
         directory = os.path.join(OUT, arch)
         save_model(directory, stored, spec["dtype"], spec["shards"])
@@ -479,10 +611,37 @@ def main():
             json.dump({"input_ids": input_ids.tolist(), "attention_mask": attention_mask.tolist(),
                        "labels": labels.tolist(), "logits_shape": list(logits.shape),
                        "logits": [round(float(v), 10) for v in logits.reshape(-1)],
-                       "loss": loss, "greedy_tokens": greedy_tokens}, f)
+                       "loss": loss, "greedy_tokens": greedy_tokens, **extra}, f)
         print(f"{arch}: loss {loss:.6f}, |logits| max {np.abs(logits).max():.3f}")
         if arch in GEMMA_FIXTURES:
             print_gemma_sensitivity(cfg, weights, input_ids, attention_mask, labels, loss)
+        if arch in PHI3_FIXTURES:
+            print_phi3_sensitivity(cfg, weights, input_ids, attention_mask, labels, loss)
+
+
+def print_phi3_sensitivity(cfg, weights, input_ids, attention_mask, labels, loss):
+    """How much the window, the partial rotary and longrope's long factors change the loss."""
+    changes = [("sliding_window", None), ("partial_rotary_factor", 1.0)]
+    if cfg.get("rope_scaling"):
+        changes.append(("original_max_position_embeddings", 64))     # the short factors, attention factor kept
+    for key, off in changes:
+        if cfg.get(key) in (None, off):
+            continue
+        if key == "partial_rotary_factor":   # full rotary needs one factor per frequency: extend with 1.0
+            dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+            s = dict(cfg["rope_scaling"])
+            for f in ("short_factor", "long_factor"):
+                s[f] = s[f] + [1.0] * (dim // 2 - len(s[f]))
+            changed_cfg = dict(cfg, partial_rotary_factor=1.0, rope_scaling=s)
+        elif key == "original_max_position_embeddings":
+            s = cfg["max_position_embeddings"] / cfg["original_max_position_embeddings"]
+            kept = math.sqrt(1 + math.log(s) / math.log(cfg["original_max_position_embeddings"]))
+            changed_cfg = dict(cfg, original_max_position_embeddings=64,
+                               rope_scaling=dict(cfg["rope_scaling"], attention_factor=kept))
+        else:
+            changed_cfg = dict(cfg, **{key: off})
+        changed = causal_lm_loss(forward(changed_cfg, weights, input_ids, attention_mask), labels)
+        print(f"    without {key}: loss {changed:.6f} ({abs(changed - loss) / loss:.1e} relative)")
 
 
 def print_gemma_sensitivity(cfg, weights, input_ids, attention_mask, labels, loss):

@@ -111,6 +111,40 @@ class DistributedTrainingTest {
     }
 
     /**
+     * Phi-3's fused qkv_proj / gate_up_proj (sliced per step), partial rotary, longrope with the
+     * long factors in use (original_max_position_embeddings 4, shorter than the examples) and a
+     * sliding window train the same on 2 ranks as in one process.
+     */
+    @Test
+    void aPhi3ModelTrainsTheSameOnTwoRanks(@TempDir Path dir) throws Exception {
+        Path model = dir.resolve("phi3");
+        dev.sparksft.model.TinyModel.write(new dev.sparksft.model.TinyModel.Options("phi3", model, 3, 32, 2, 2, 1, 64,
+                null, 0, 0));
+        Path config = model.resolve("config.json");
+        Files.writeString(config, Files.readString(config).replace("\"sliding_window\" : null", "\"sliding_window\" : 8")
+                .replace("\"original_max_position_embeddings\" : 4096", "\"original_max_position_embeddings\" : 4")
+                .replace("\"partial_rotary_factor\" : 1.0", "\"partial_rotary_factor\" : 0.5")
+                .replace("\"rope_scaling\" : null", "\"rope_scaling\" : {\"type\": \"longrope\", "
+                        + "\"short_factor\": [1.0, 1.2, 1.5, 2.0], \"long_factor\": [1.0, 2.0, 4.0, 8.0]}"));
+        String sgd = COMMON.replace("num_train_epochs: 2", "num_train_epochs: 1");
+        Path single = Files.createDirectories(dir.resolve("single"));
+        TrainCommand.run(SftConfig.fromValues(SparkTests.values(single, sgd + "gradient_accumulation_steps: 2\n",
+                "model_name_or_path=" + model, "per_device_train_batch_size=2")));
+        Path run = Files.createDirectories(dir.resolve("w2"));
+        TrainingJob.run(SparkTests.spark(), SparkTests.values(run, sgd, "model_name_or_path=" + model, "world_size=2",
+                "gradient_accumulation_steps=1", "per_device_train_batch_size=2"), new PrintStream(new ByteArrayOutputStream(), true));
+        List<Double> reference = losses(single.resolve("out"));
+        List<Double> got = losses(run.resolve("out"));
+        assertEquals(3, reference.size(), "11 examples, global batch 4: 3 steps");
+        assertEquals(reference.size(), got.size());
+        for (int i = 0; i < got.size(); i++) {
+            assertEquals(reference.get(i), got.get(i), 1e-5 * reference.get(i), "phi3 step " + (i + 1));
+        }
+        double rel = relativeDifference(weights(single.resolve("out")), weights(run.resolve("out")), weights(model));
+        assertTrue(rel < 1e-5, "phi3 weights differ by " + rel + " of the update");
+    }
+
+    /**
      * A mixture of experts (mixtral: 4 experts, top-2, every layer sparse) trains the same on 2
      * ranks as in one process: routing is per token, so a rank's micro-batch routes as in the
      * one process's accumulation step.

@@ -17,7 +17,7 @@ import java.util.Map;
 public final class SftMain {
     static final String USAGE = """
             usage: sft <command> [options]
-              make-tiny-model --arch {llama,qwen2,qwen3,mistral,gemma2,gemma3_text,gemma3,qwen3_moe,mixtral} --out DIR [--seed N] [--hidden H] [--layers L]
+              make-tiny-model --arch {llama,qwen2,qwen3,mistral,gemma2,gemma3_text,gemma3,phi3,qwen3_moe,mixtral} --out DIR [--seed N] [--hidden H] [--layers L]
                               [--heads A] [--kv-heads K] [--intermediate I] [--tokenizer DIR] [--merges M]
                               [--rope-theta T] [--dtype {float32,bfloat16,float16}]
               make-dataset --task {reverse,sort} --out FILE.jsonl [--num N] [--max-len L] [--seed S]

@@ -5,7 +5,8 @@ import java.util.List;
 /**
  * The Hugging Face architectures this model class runs, and how each deviates from Llama. Every
  * one shares Llama's parameter names ({@link ModelLayout}; Gemma adds the pre/post-feedforward
- * norms, and a gemma3 checkpoint stores the text model under {@code model.language_model.});
+ * norms, a gemma3 checkpoint stores the text model under {@code model.language_model.}, and
+ * Phi-3 fuses q/k/v and gate/up, {@link #fusedProjections});
  * what differs is read from config.json here: which attention projections carry biases, whether
  * q and k are RMS-normalised per head, and whether attention is windowed. How the forward pass
  * differs (Gemma's norms, activation, soft-caps, layer pattern) is {@link ForwardOptions}. The
@@ -27,6 +28,12 @@ public enum Architecture {
      * under {@code model.language_model.}; the vision tower is refused.
      */
     GEMMA3("gemma3", "Gemma3ForConditionalGeneration", 1000000.0, true, true, false, true, "sliding_window", false),
+    /**
+     * Phi-3 and Phi-4-mini: Llama's block with q/k/v fused into qkv_proj and gate/up into
+     * gate_up_proj, no biases, RoPE on the first partial_rotary_factor of head_dim with longrope
+     * scaling, and an optional sliding window on every layer.
+     */
+    PHI3("phi3", "Phi3ForCausalLM", 10000.0, false, false, false, false, "sliding_window", false),
     /** Qwen3-MoE: qwen3's attention, a mixture-of-experts feedforward ({@link MoeConfig}) on the sparse layers. */
     QWEN3_MOE("qwen3_moe", "Qwen3MoeForCausalLM", 1000000.0, false, true, false, true, null, true),
     /** Mixtral: Mistral's attention (sliding_window when set), a mixture-of-experts feedforward on every layer. */
@@ -74,7 +81,7 @@ public enum Architecture {
         return null;
     }
 
-    /** Every model_type, in declaration order: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3,
+    /** Every model_type, in declaration order: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3, phi3,
      * qwen3_moe, mixtral. */
     public static List<String> modelTypes() {
         return java.util.Arrays.stream(values()).map(a -> a.modelType).toList();
@@ -95,13 +102,22 @@ public enum Architecture {
         return this == GEMMA3 ? "model.language_model." : "model.";
     }
 
-    /** Biases on q_proj, k_proj and v_proj, given config.json's attention_bias. */
+    /** Biases on q_proj, k_proj and v_proj, given config.json's attention_bias (Phi-3 has none and reads no key). */
     public boolean qkvBias(boolean attentionBias) {
-        return fixedAttentionBiases || attentionBias;
+        return this != PHI3 && (fixedAttentionBiases || attentionBias);
     }
 
     /** A bias on o_proj, given config.json's attention_bias. */
     public boolean outputBias(boolean attentionBias) {
-        return !fixedAttentionBiases && attentionBias;
+        return this != PHI3 && !fixedAttentionBiases && attentionBias;
+    }
+
+    /**
+     * Whether the layer's projections are fused as Phi-3 stores them: self_attn.qkv_proj
+     * ((heads + 2 kv_heads) x head_dim, hidden), rows q then k then v, and mlp.gate_up_proj
+     * (2 x intermediate, hidden), rows gate then up.
+     */
+    public boolean fusedProjections() {
+        return this == PHI3;
     }
 }

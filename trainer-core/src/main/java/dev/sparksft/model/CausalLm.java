@@ -17,6 +17,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * Gemma 2 and 3 are the same model with the {@link ForwardOptions} transformers' Gemma code
  * has: embeddings scaled by sqrt(hidden), (1 + w) norms, sandwich-normed blocks, GeGLU,
  * soft-capped scores and logits, and full or sliding attention (each with its RoPE) per layer.
+ * Phi-3 is Llama's block with q/k/v and gate/up each one fused matmul, sliced after it, and RoPE
+ * on part of each head ({@link RotaryEmbedding}).
  * qwen3_moe and mixtral replace the MLP of their sparse layers by a mixture of experts ({@link SparseMoe}).
  *
  * <p>This class is the math; the parameters live in {@link ModelWeights}, under the names
@@ -53,8 +55,9 @@ public final class CausalLm {
 
     /**
      * One decoder block's parameters; q/k norms and the feedforward norms (Gemma's) are null where
-     * the architecture has none. {@code sliding}: the layer attends within sliding_window. A sparse
-     * layer (qwen3_moe, mixtral) has its {@link SparseMoe} in {@code moe} and no gate, up and down.
+     * the architecture has none. {@code sliding}: the layer attends within sliding_window. Phi-3's
+     * fused projections: {@code q} is qkv_proj and {@code gate} is gate_up_proj, with k, v and up null.
+     * A sparse layer (qwen3_moe, mixtral) has its {@link SparseMoe} in {@code moe} and no gate, up and down.
      */
     record Layer(Tensor inputNorm, Proj q, Proj k, Proj v, Tensor qNorm, Tensor kNorm, Proj o, Tensor postNorm,
                  Tensor preFeedforwardNorm, Tensor postFeedforwardNorm, Proj gate, Proj up, Proj down, boolean sliding,
@@ -134,18 +137,20 @@ public final class CausalLm {
         this.layers = new ArrayList<>();
         MoeConfig moe = cfg.moe();
         for (int i = 0; i < cfg.numLayers(); i++) {
+            boolean fused = cfg.architecture().fusedProjections();
             boolean sparse = moe != null && moe.sparse(i);
             layers.add(new Layer(
                     weights.get(ModelLayout.inputNorm(i)),
-                    proj(layout, i, "q_proj"), proj(layout, i, "k_proj"), proj(layout, i, "v_proj"),
+                    proj(layout, i, fused ? "qkv_proj" : "q_proj"), fused ? null : proj(layout, i, "k_proj"),
+                    fused ? null : proj(layout, i, "v_proj"),
                     optional(ModelLayout.queryNorm(i), cfg.qkNorm()),
                     optional(ModelLayout.keyNorm(i), cfg.qkNorm()),
                     proj(layout, i, "o_proj"),
                     weights.get(ModelLayout.postAttentionNorm(i)),
                     optional(ModelLayout.preFeedforwardNorm(i), opts.sandwichNorms()),
                     optional(ModelLayout.postFeedforwardNorm(i), opts.sandwichNorms()),
-                    sparse ? null : proj(layout, i, "gate_proj"), sparse ? null : proj(layout, i, "up_proj"),
-                    sparse ? null : proj(layout, i, "down_proj"),
+                    sparse ? null : proj(layout, i, fused ? "gate_up_proj" : "gate_proj"),
+                    fused || sparse ? null : proj(layout, i, "up_proj"), sparse ? null : proj(layout, i, "down_proj"),
                     cfg.slidingLayer(i), sparse ? sparseMoe(moe, i) : null));
         }
     }
@@ -338,9 +343,12 @@ public final class CausalLm {
     /** Whether any parameter of decoder layer {@code i} (its adapter's included) trains now. */
     public boolean layerTrains(int i) {
         Layer l = layers.get(i);
-        List<Proj> projs = new ArrayList<>(List.of(l.q(), l.k(), l.v(), l.o()));
-        projs.addAll(l.moe() != null ? l.moe().projections() : List.of(l.gate(), l.up(), l.down()));
+        List<Proj> projs = new ArrayList<>(java.util.Arrays.asList(l.q(), l.k(), l.v(), l.o()));
+        projs.addAll(l.moe() != null ? l.moe().projections() : java.util.Arrays.asList(l.gate(), l.up(), l.down()));
         for (Proj p : projs) {
+            if (p == null) {
+                continue;                                               // Phi-3's k, v, up: inside the fused projections
+            }
             if (p.w() != null && p.w().requires_grad() || p.b() != null && p.b().requires_grad()
                     || p.pair() != null && (p.pair().a().requires_grad() || p.pair().b().requires_grad())
                     || p.rotation() != null && p.rotation().requires_grad()) {
@@ -379,10 +387,11 @@ public final class CausalLm {
         long batch = h.size(0);
         long seq = h.size(1);
         int hd = cfg.headDim();
+        Tensor[] qkv = queryKeyValue(l, h);
         // (batch, seq, heads * head_dim) -> (batch, heads, seq, head_dim)
-        Tensor q = l.q().apply(h).view(batch, seq, cfg.numHeads(), hd).transpose(1, 2);
-        Tensor k = l.k().apply(h).view(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
-        Tensor v = l.v().apply(h).view(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
+        Tensor q = qkv[0].reshape(batch, seq, cfg.numHeads(), hd).transpose(1, 2);
+        Tensor k = qkv[1].reshape(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
+        Tensor v = qkv[2].reshape(batch, seq, cfg.numKvHeads(), hd).transpose(1, 2);
         if (cfg.qkNorm()) { // qwen3, gemma3: q_norm / k_norm over head_dim, before RoPE
             q = rmsNorm(q, l.qNorm());
             k = rmsNorm(k, l.kNorm());
@@ -425,8 +434,30 @@ public final class CausalLm {
         return probs.to(q.scalar_type()).matmul(v);
     }
 
-    /** mlp: down_proj(act(gate_proj(x)) * up_proj(x)), act silu (SwiGLU) or tanh-approximated gelu (GeGLU). */
+    /**
+     * q, k and v of (batch, seq, hidden) h: (batch, seq, heads * head_dim) and twice (batch, seq,
+     * kv_heads * head_dim); Phi-3's qkv_proj(h) split in that order (its forward's slices).
+     */
+    private Tensor[] queryKeyValue(Layer l, Tensor h) {
+        if (l.k() != null) {
+            return new Tensor[] {l.q().apply(h), l.k().apply(h), l.v().apply(h)};
+        }
+        long q = (long) cfg.numHeads() * cfg.headDim();
+        long kv = (long) cfg.numKvHeads() * cfg.headDim();
+        Tensor qkv = l.q().apply(h);                                    // (batch, seq, q + 2 kv)
+        return new Tensor[] {qkv.narrow(-1, 0, q), qkv.narrow(-1, q, kv), qkv.narrow(-1, q + kv, kv)};
+    }
+
+    /**
+     * mlp: down_proj(act(gate_proj(x)) * up_proj(x)), act silu (SwiGLU) or tanh-approximated gelu
+     * (GeGLU); Phi-3: gate, up = gate_up_proj(x).chunk(2, dim=-1), down_proj(up * silu(gate)).
+     */
     private Tensor mlp(Layer l, Tensor h) {
+        if (l.up() == null) {
+            Tensor gateUp = l.gate().apply(h);                          // (batch, seq, 2 * intermediate)
+            long inter = cfg.intermediateSize();
+            return l.down().apply(gateUp.narrow(-1, inter, inter).mul(torch.silu(gateUp.narrow(-1, 0, inter))));
+        }
         Tensor gate = l.gate().apply(h);
         Tensor act = opts.activation() == ForwardOptions.Activation.GELU_TANH ? torch.gelu(gate, "tanh") : torch.silu(gate);
         return l.down().apply(act.mul(l.up().apply(h)));

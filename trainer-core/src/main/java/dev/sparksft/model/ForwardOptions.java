@@ -22,10 +22,12 @@ import java.util.List;
  * @param queryPreAttnScalar query_pre_attn_scalar: scores are scaled by its ^-0.5; 0: by head_dim^-0.5
  * @param slidingLayers      per layer, whether it attends within sliding_window (layer_types' "sliding_attention")
  * @param localRopeTheta     rope_local_base_freq, the plain RoPE base of the sliding layers; 0: the global RoPE on all
+ * @param partialRotaryFactor Phi-3's partial_rotary_factor: RoPE turns the first int(head_dim * factor)
+ *                           dimensions of each head and passes the rest through; 1 for every other family
  */
 public record ForwardOptions(double normOffset, Activation activation, boolean scaleEmbedding, boolean sandwichNorms,
                              double attentionSoftcap, double finalSoftcap, double queryPreAttnScalar,
-                             List<Boolean> slidingLayers, double localRopeTheta) {
+                             List<Boolean> slidingLayers, double localRopeTheta, double partialRotaryFactor) {
 
     /** The MLP's gate activation: down(act(gate(x)) * up(x)). */
     public enum Activation {
@@ -42,14 +44,17 @@ public record ForwardOptions(double normOffset, Activation activation, boolean s
     /** Llama's forward with every layer windowed when {@code windowed} (Mistral's sliding_window) or none. */
     static ForwardOptions llama(int numLayers, boolean windowed) {
         return new ForwardOptions(0, Activation.SILU, false, false, 0, 0, 0,
-                Collections.nCopies(numLayers, windowed), 0);
+                Collections.nCopies(numLayers, windowed), 0, 1.0);
     }
 
     /**
      * The options of {@code arch} from its text config {@code c} (Gemma's with the config class's
      * defaults filled in), every problem named by key.
      */
-    static ForwardOptions read(Architecture arch, JsonNode c, int numLayers, String source) {
+    static ForwardOptions read(Architecture arch, JsonNode c, int numLayers, int headDim, String source) {
+        if (arch == Architecture.PHI3) {
+            return phi3(c, numLayers, headDim, source);
+        }
         if (!arch.isGemma()) {
             String act = c.path("hidden_act").asText("silu");
             if (!act.equals("silu")) {
@@ -76,7 +81,20 @@ public record ForwardOptions(double normOffset, Activation activation, boolean s
         }
         return new ForwardOptions(1, Activation.GELU_TANH, true, true, positiveOrNone(c, "attn_logit_softcapping", source),
                 positiveOrNone(c, "final_logit_softcapping", source), scalar, slidingLayers(arch, c, numLayers, source),
-                localTheta);
+                localTheta, 1.0);
+    }
+
+    /** Phi-3's: Llama's with partial_rotary_factor, a window on every layer when sliding_window is set, no dropout. */
+    private static ForwardOptions phi3(JsonNode c, int numLayers, int headDim, String source) {
+        String act = c.path("hidden_act").asText("silu");
+        if (!act.equals("silu")) {
+            throw new UserError(source + ": hidden_act '" + act + "' is not supported for phi3 (only silu); "
+                    + "set hidden_act: silu");
+        }
+        Phi3Rope.refuseDropout(c, source);
+        return new ForwardOptions(0, Activation.SILU, false, false, 0, 0, 0,
+                Collections.nCopies(numLayers, c.path("sliding_window").asInt(0) > 0), 0,
+                Phi3Rope.partialRotaryFactor(c, headDim, source));
     }
 
     /**

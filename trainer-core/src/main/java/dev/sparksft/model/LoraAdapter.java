@@ -116,7 +116,7 @@ public final class LoraAdapter implements Adapter {
                         + "example embed_tokens, lm_head or norm");
             }
         }
-        List<String> used = new ArrayList<>(new TreeSet<>(targets));
+        List<String> used = new ArrayList<>(all ? linear : new TreeSet<>(targets));   // all: the linears this model has (Phi-3: fused)
         return new LoraAdapter(s.rank(), s.alpha(), s.dropout(), s.rslora(), used, s.modulesToSave(), pairs);
     }
 

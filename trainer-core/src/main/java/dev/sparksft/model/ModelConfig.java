@@ -50,11 +50,25 @@ public record ModelConfig(
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /**
-     * {@code rope_scaling} with {@code rope_type} llama3 or linear (inverse frequencies divided by
-     * factor; the low/high factors and original length are llama3's only); null for plain RoPE.
+     * {@code rope_scaling} with {@code rope_type} llama3, linear (inverse frequencies divided by
+     * factor; the low/high factors and original length are llama3's only) or longrope (Phi-3:
+     * inverse frequency i divided by shortFactor[i], or by longFactor[i] when a forward's positions
+     * reach past originalMaxPositions, and cos / sin times attentionFactor); null for plain RoPE.
      */
     public record RopeScaling(String type, double factor, double lowFreqFactor, double highFreqFactor,
-                              int originalMaxPositions) {}
+                              int originalMaxPositions, List<Double> shortFactor, List<Double> longFactor,
+                              double attentionFactor) {
+        public RopeScaling {
+            shortFactor = shortFactor == null ? null : List.copyOf(shortFactor);
+            longFactor = longFactor == null ? null : List.copyOf(longFactor);
+        }
+
+        /** llama3 or linear scaling. */
+        public RopeScaling(String type, double factor, double lowFreqFactor, double highFreqFactor,
+                           int originalMaxPositions) {
+            this(type, factor, lowFreqFactor, highFreqFactor, originalMaxPositions, null, null, 1.0);
+        }
+    }
 
     public ModelConfig {
         List<String> problems = new ArrayList<>();
@@ -142,10 +156,11 @@ public record ModelConfig(
         return new ModelConfig(type, hidden, requireInt(c, "intermediate_size", source),
                 numLayers, heads, kvHeads, headDim,
                 requireInt(c, "vocab_size", source), c.path("rms_norm_eps").asDouble(1e-6),
-                c.path("rope_theta").asDouble(10000.0), ropeScaling(c.get("rope_scaling"), source),
+                c.path("rope_theta").asDouble(10000.0), arch == Architecture.PHI3 && isLongRope(c.get("rope_scaling"))
+                        ? Phi3Rope.longRope(c, headDim, source) : ropeScaling(c.get("rope_scaling"), source),
                 c.path("tie_word_embeddings").asBoolean(false), qkvBias, outputBias, arch.qkNorm, window,
                 dtype != null && !dtype.isNull() ? Dtype.ofTorchName(dtype.asText()) : Dtype.F32, file,
-                ForwardOptions.read(arch, c, numLayers, source));
+                ForwardOptions.read(arch, c, numLayers, headDim, source));
     }
 
     /** The mixture-of-experts feedforward (qwen3_moe, mixtral), read from {@link #raw}; null for a dense model. */
@@ -156,6 +171,11 @@ public record ModelConfig(
     /** Whether decoder layer {@code layer} attends within {@link #slidingWindow()} (Mistral: all; Gemma: by layer_types). */
     public boolean slidingLayer(int layer) {
         return slidingWindow > 0 && forward.slidingLayers().get(layer);
+    }
+
+    /** The leading dimensions of each head that RoPE turns: head_dim, or int(head_dim * partial_rotary_factor) for Phi-3. */
+    public int rotaryDim() {
+        return Phi3Rope.rotaryDim(headDim, forward.partialRotaryFactor());
     }
 
     /** This config with another vocab_size (a resized embedding), in {@link #raw} too so that config.json says so. */
@@ -173,6 +193,11 @@ public record ModelConfig(
     /** The architecture of {@link #modelType()}. */
     public Architecture architecture() {
         return Architecture.ofModelType(modelType);
+    }
+
+    private static boolean isLongRope(JsonNode s) {
+        return s != null && s.isObject() && (s.hasNonNull("rope_type") ? s.get("rope_type") : s.path("type"))
+                .asText("").equals("longrope");
     }
 
     private static RopeScaling ropeScaling(JsonNode s, String source) {

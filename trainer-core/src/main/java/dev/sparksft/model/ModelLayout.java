@@ -23,6 +23,8 @@ import java.util.regex.Pattern;
  *   model.layers.{i}.pre_feedforward_layernorm.weight (hidden)      Gemma; post_feedforward_ likewise
  *   model.layers.{i}.mlp.gate_proj.weight          (intermediate, hidden)           up_proj likewise
  *   model.layers.{i}.mlp.down_proj.weight          (hidden, intermediate)
+ *   model.layers.{i}.self_attn.qkv_proj.weight     ((heads + 2 kv_heads) x head_dim, hidden)   Phi-3, for q/k/v
+ *   model.layers.{i}.mlp.gate_up_proj.weight       (2 x intermediate, hidden)                  Phi-3, for gate/up
  *   model.norm.weight                              (hidden)
  *   lm_head.weight                                 (vocab, hidden), absent when tie_word_embeddings
  * </pre>
@@ -41,15 +43,21 @@ public final class ModelLayout {
     public static final String LM_HEAD = "lm_head.weight";
     /**
      * The nn.Linear modules of a decoder layer (find_all_linear_modules without lm_head, leaves as
-     * PEFT matches them): the dense ones, then the mixture-of-experts ones: the router "gate" (an
-     * nn.Linear in transformers 4.x, so LLaMA-Factory's "all" includes it) and Mixtral's expert
-     * w1/w2/w3 (Qwen3-MoE's experts reuse gate_proj/up_proj/down_proj).
+     * PEFT matches them), of every architecture: Llama's seven, Phi-3's fused qkv_proj and
+     * gate_up_proj, and a mixture of experts' router "gate" (an nn.Linear in transformers 4.x, so
+     * LLaMA-Factory's "all" includes it) and Mixtral's expert w1/w2/w3 (Qwen3-MoE's experts reuse
+     * gate_proj/up_proj/down_proj). The grammars share no leaf name, so a name alone still tells
+     * its module; which of them a model has is {@link #layerLinears()}.
      */
     public static final List<String> LAYER_LINEARS = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+            "up_proj", "down_proj", "qkv_proj", "gate_up_proj", "gate", "w1", "w2", "w3");
+    private static final List<String> UNFUSED_LINEARS = LAYER_LINEARS.subList(0, 7);
+    /** Phi-3's layer linears, in its modules' order. */
+    private static final List<String> FUSED_LINEARS = List.of("qkv_proj", "o_proj", "gate_up_proj", "down_proj");
+    /** A mixture of experts' layer linears: Llama's (dense layers, attention, Qwen3-MoE's experts), the router, Mixtral's experts. */
+    private static final List<String> MOE_LINEARS = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
             "up_proj", "down_proj", "gate", "w1", "w2", "w3");
-    /** The linears of a dense decoder layer: attention and MLP. */
-    public static final List<String> DENSE_LINEARS = LAYER_LINEARS.subList(0, 7);
-    private static final Set<String> ATTENTION_LINEARS = Set.of("q_proj", "k_proj", "v_proj", "o_proj");
+    private static final Set<String> ATTENTION_LINEARS = Set.of("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj");
     private static final String LAYERS = "model.layers.";
     private static final String WEIGHT = ".weight";
     /** transformers' get_decay_parameter_names: biases and norm weights get no weight decay. */
@@ -72,6 +80,10 @@ public final class ModelLayout {
         shapes.put(EMBEDDING, new long[] {cfg.vocabSize(), h});
         for (int i = 0; i < cfg.numLayers(); i++) {
             shapes.put(inputNorm(i), new long[] {h});
+            if (fused()) {
+                putFusedLayer(shapes, i, h, q, kv, inter);
+                continue;
+            }
             shapes.put(linear(i, "q_proj") + WEIGHT, new long[] {q, h});
             shapes.put(linear(i, "k_proj") + WEIGHT, new long[] {kv, h});
             shapes.put(linear(i, "v_proj") + WEIGHT, new long[] {kv, h});
@@ -120,6 +132,24 @@ public final class ModelLayout {
         }
     }
 
+    /** Phi-3's layer i, in its modules' order: qkv_proj, o_proj, the norm, gate_up_proj, down_proj. */
+    private void putFusedLayer(Map<String, long[]> shapes, int i, long h, long q, long kv, long inter) {
+        shapes.put(linear(i, "qkv_proj") + WEIGHT, new long[] {q + 2 * kv, h});   // rows: q, k, v
+        shapes.put(linear(i, "o_proj") + WEIGHT, new long[] {h, q});
+        shapes.put(postAttentionNorm(i), new long[] {h});
+        shapes.put(linear(i, "gate_up_proj") + WEIGHT, new long[] {2 * inter, h}); // rows: gate, up
+        shapes.put(linear(i, "down_proj") + WEIGHT, new long[] {h, inter});
+    }
+
+    private boolean fused() {
+        return cfg.architecture().fusedProjections();
+    }
+
+    /** The linear modules of this model's decoder layers: what lora_target / oft_target {@code all} adapts. */
+    public List<String> layerLinears() {
+        return fused() ? FUSED_LINEARS : cfg.moe() != null ? MOE_LINEARS : UNFUSED_LINEARS;
+    }
+
     /** Whether the linear module {@code leaf} ("q_proj", ...) of a layer has a bias in this config. */
     public boolean hasBias(String leaf) {
         return leaf.equals("o_proj") ? cfg.outputBias() : cfg.qkvBias() && ATTENTION_LINEARS.contains(leaf);
@@ -150,8 +180,8 @@ public final class ModelLayout {
 
     /** The module of one of {@link #LAYER_LINEARS} in layer {@code layer}: "model.layers.3.self_attn.q_proj". */
     public static String linear(int layer, String leaf) {
-        if (!DENSE_LINEARS.contains(leaf)) {
-            throw new IllegalStateException(leaf + " is not a dense linear module of a decoder layer");
+        if (!LAYER_LINEARS.contains(leaf)) {
+            throw new IllegalStateException(leaf + " is not a linear module of a decoder layer");
         }
         return layerPrefix(layer) + (ATTENTION_LINEARS.contains(leaf) ? "self_attn." : "mlp.") + leaf;
     }

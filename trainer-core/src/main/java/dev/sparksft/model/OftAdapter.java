@@ -186,7 +186,7 @@ public final class OftAdapter implements Adapter {
                         + "example embed_tokens, lm_head or norm");
             }
         }
-        List<String> used = new ArrayList<>(new TreeSet<>(targets));
+        List<String> used = new ArrayList<>(all ? linear : new TreeSet<>(targets));   // all: the linears this model has (Phi-3: fused)
         return new OftAdapter(s.rank(), s.blockSize(), s.moduleDropout(), CAYLEY_NEUMANN, NUM_NEUMANN_TERMS, used,
                 s.modulesToSave(), rotations);
     }

@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
@@ -8,23 +9,35 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 /**
  * Rotary position embedding in the Hugging Face ("rotate_half") layout:
  * {@code q' = q * cos + rotate_half(q) * sin}, with {@code cos = cos(cat(f, f))} and
- * {@code f = position * inv_freq}, {@code inv_freq[i] = theta^(-2i / head_dim)}, optionally
- * rescaled by the {@code llama3} or {@code linear} rule. Gemma 3's sliding layers have a RoPE of
- * their own ({@link #local}): base rope_local_base_freq, never rescaled.
+ * {@code f = position * inv_freq}, {@code inv_freq[i] = theta^(-2i / rotary_dim)}, optionally
+ * rescaled by the {@code llama3}, {@code linear} or {@code longrope} rule. Gemma 3's sliding layers have a RoPE of
+ * their own ({@link #local}): base rope_local_base_freq, never rescaled. Phi-3 turns only the
+ * first rotary_dim = int(head_dim * partial_rotary_factor) dimensions of each head; others turn all.
  */
 public final class RotaryEmbedding {
-    /** (head_dim / 2) inverse frequencies, float32. */
+    /** (rotary_dim / 2) inverse frequencies, float32. */
     private final Tensor invFreq;
-    private final int headDim;
+    /** longrope's inverse frequencies for a forward whose positions reach past original_max_position_embeddings; else null. */
+    private final Tensor longInvFreq;
+    private final int rotaryDim;
+    private final int originalMaxPositions;
+    /** longrope's scale of cos and sin (transformers' attention_scaling); 1 for the other rules. */
+    private final double attentionFactor;
 
-    /** The model's (global) RoPE: rope_theta with rope_scaling. */
+    /** The model's (global) RoPE: rope_theta with rope_scaling over the rotary dimension. */
     public RotaryEmbedding(ModelConfig cfg) {
-        this(cfg.headDim(), cfg.ropeTheta(), cfg.ropeScaling());
+        this(cfg.rotaryDim(), cfg.ropeTheta(), cfg.ropeScaling());
     }
 
-    private RotaryEmbedding(int headDim, double theta, ModelConfig.RopeScaling scaling) {
-        this.headDim = headDim;
-        this.invFreq = Tensor.create(inverseFrequencies(headDim, theta, scaling));
+    private RotaryEmbedding(int rotaryDim, double theta, ModelConfig.RopeScaling scaling) {
+        this.rotaryDim = rotaryDim;
+        boolean longRope = scaling != null && scaling.type().equals("longrope");
+        this.invFreq = Tensor.create(longRope ? longRopeFrequencies(rotaryDim, theta, scaling.shortFactor().stream()
+                .mapToDouble(Double::doubleValue).toArray()) : inverseFrequencies(rotaryDim, theta, scaling));
+        this.longInvFreq = !longRope ? null : Tensor.create(longRopeFrequencies(rotaryDim, theta,
+                scaling.longFactor().stream().mapToDouble(Double::doubleValue).toArray()));
+        this.originalMaxPositions = longRope ? scaling.originalMaxPositions() : 0;
+        this.attentionFactor = longRope ? scaling.attentionFactor() : 1.0;
     }
 
     /** The plain RoPE of base {@code theta} that Gemma 3's sliding layers use. */
@@ -60,23 +73,45 @@ public final class RotaryEmbedding {
         return inv;
     }
 
-    /** cos and sin for {@code positionIds} (batch, seq): each (batch, 1, seq, head_dim), float32. */
-    public Tensor[] cosSin(Tensor positionIds) {
-        Tensor freqs = positionIds.to(ScalarType.Float).unsqueeze(-1).mul(invFreq.to(positionIds.device(), ScalarType.Float));
-        Tensor emb = torch.cat(new TensorVector(freqs, freqs), -1).unsqueeze(1); // (batch, 1, seq, head_dim)
-        return new Tensor[] {emb.cos(), emb.sin()};
+    /** transformers' {@code _compute_longrope_parameters}: inv_freq[i] = 1 / (ext[i] * theta^(2i / rotary_dim)). */
+    static float[] longRopeFrequencies(int rotaryDim, double theta, double[] ext) {
+        float[] inv = new float[rotaryDim / 2];
+        for (int i = 0; i < inv.length; i++) {
+            inv[i] = (float) (1.0 / (ext[i] * Math.pow(theta, (2.0 * i) / rotaryDim)));
+        }
+        return inv;
     }
 
-    /** x (batch, heads, seq, head_dim) rotated by the position angles. */
+    /**
+     * cos and sin for {@code positionIds} (batch, seq): each (batch, 1, seq, rotary_dim), float32.
+     * longrope switches to the long factors when the call's largest position + 1 exceeds
+     * original_max_position_embeddings, per call as transformers' dynamic update does (so in KV-cache
+     * generation the keys already cached keep the factors they were turned with).
+     */
+    public Tensor[] cosSin(Tensor positionIds) {
+        Tensor inv = longInvFreq != null && positionIds.max().item_long() + 1 > originalMaxPositions ? longInvFreq : invFreq;
+        Tensor freqs = positionIds.to(ScalarType.Float).unsqueeze(-1).mul(inv.to(positionIds.device(), ScalarType.Float));
+        Tensor emb = torch.cat(new TensorVector(freqs, freqs), -1).unsqueeze(1); // (batch, 1, seq, rotary_dim)
+        if (attentionFactor == 1.0) {
+            return new Tensor[] {emb.cos(), emb.sin()};
+        }
+        Scalar scale = new Scalar(attentionFactor);
+        return new Tensor[] {emb.cos().mul(scale), emb.sin().mul(scale)};
+    }
+
+    /** x (batch, heads, seq, head_dim) with its first rotary_dim dimensions rotated by the position angles. */
     public Tensor apply(Tensor x, Tensor cos, Tensor sin) {
-        int half = headDim / 2;
-        Tensor x1 = x.narrow(-1, 0, half);
-        Tensor x2 = x.narrow(-1, half, half);
+        long headDim = x.size(-1);
+        Tensor turned = rotaryDim == headDim ? x : x.narrow(-1, 0, rotaryDim);
+        int half = rotaryDim / 2;
+        Tensor x1 = turned.narrow(-1, 0, half);
+        Tensor x2 = turned.narrow(-1, half, half);
         Tensor rotated = torch.cat(new TensorVector(x2.neg(), x1), -1); // rotate_half(x)
         if (cos.scalar_type().value != x.scalar_type().value) {   // bf16: HF casts cos/sin to x's dtype
             cos = cos.to(x.scalar_type());
             sin = sin.to(x.scalar_type());
         }
-        return x.mul(cos).add(rotated.mul(sin));
+        Tensor y = turned.mul(cos).add(rotated.mul(sin));
+        return rotaryDim == headDim ? y : torch.cat(new TensorVector(y, x.narrow(-1, rotaryDim, headDim - rotaryDim)), -1);
     }
 }

@@ -26,7 +26,8 @@ import org.bytedeco.pytorch.Tensor;
  * for projections and embeddings, ones for norms (zeros for Gemma's, which scale by 1 + w), zeros
  * for biases; seeded, so the same options give the same bytes. A Gemma config is written as
  * transformers 4.57 saves Gemma2Config / Gemma3TextConfig (gemma3: the text model's keys under
- * text_config, weights under model.language_model., no vision tower).
+ * text_config, weights under model.language_model., no vision tower); a Phi-3 one as Phi3Config
+ * saves it, its q/k/v and gate/up fused (qkv_proj, gate_up_proj).
  */
 public final class TinyModel {
     static final List<String> CHATML_TOKENS = List.of("<|endoftext|>", "<|im_start|>", "<|im_end|>");
@@ -167,6 +168,8 @@ public final class TinyModel {
         c.put("rope_theta", o.ropeTheta() > 0 ? o.ropeTheta() : arch.usualRopeTheta);
         if (arch.isGemma()) {
             putGemmaKeys(c, arch, o);
+        } else if (arch == Architecture.PHI3) {
+            putPhi3Keys(c);
         } else {
             c.put("hidden_act", "silu");
         }
@@ -176,7 +179,7 @@ public final class TinyModel {
         c.put("initializer_range", INITIALIZER_RANGE);
         c.put("tie_word_embeddings", arch.tiedByDefault);
         c.put("attention_dropout", 0.0);
-        if (!arch.fixedAttentionBiases) {   // qwen2's biases are not configurable, so it has no attention_bias key
+        if (!arch.fixedAttentionBiases && arch != Architecture.PHI3) {   // qwen2's and phi3's biases are not configurable
             c.put("attention_bias", false);
         }
         putId(c, "bos_token_id", tok.bosId());
@@ -207,6 +210,17 @@ public final class TinyModel {
             c.putArray("mlp_only_layers");
             c.put("use_sliding_window", false);
         }
+    }
+
+    /** Phi3Config's own keys with its defaults: full rotary, no rope_scaling, no window, no dropout. */
+    private static void putPhi3Keys(ObjectNode c) {
+        c.put("hidden_act", "silu");
+        c.put("original_max_position_embeddings", 4096);
+        c.put("partial_rotary_factor", 1.0);
+        c.putNull("rope_scaling");
+        c.putNull("sliding_window");
+        c.put("resid_pdrop", 0.0);
+        c.put("embd_pdrop", 0.0);
     }
 
     /** Gemma2Config's / Gemma3TextConfig's own keys with their defaults, query_pre_attn_scalar = head_dim. */

@@ -190,7 +190,8 @@ public final class Models {
         }
         if (modules.isEmpty()) {
             throw new UserError("lora_target: " + ft.loraTarget() + " matches no linear module of the expanded layers "
-                    + layers + " (use_llama_pro); choose from " + String.join(", ", ModelLayout.LAYER_LINEARS) + " or all");
+                    + layers + " (use_llama_pro); choose from " + String.join(", ", new ModelLayout(base.config()).layerLinears())
+                    + " or all");
         }
         return modules;
     }

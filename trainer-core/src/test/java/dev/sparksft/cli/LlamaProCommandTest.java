@@ -52,7 +52,7 @@ class LlamaProCommandTest {
         // new index -> source layer: 0-3 <- 0-3, 4 <- 3 (expanded), 5-8 <- 4-7, 9 <- 7 (expanded)
         int[] from = {0, 1, 2, 3, 3, 4, 5, 6, 7, 7};
         for (int i = 0; i < 10; i++) {
-            for (String leaf : ModelLayout.DENSE_LINEARS) {
+            for (String leaf : new ModelLayout(cfg).layerLinears()) {
                 var got = w.get(ModelLayout.linear(i, leaf) + ".weight");
                 var want = src.get(ModelLayout.linear(from[i], leaf) + ".weight");
                 boolean zero = (i == 4 || i == 9) && (leaf.equals("o_proj") || leaf.equals("down_proj"));

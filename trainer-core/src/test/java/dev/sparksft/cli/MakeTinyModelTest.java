@@ -40,7 +40,7 @@ class MakeTinyModelTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "qwen3_moe",
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "phi3", "qwen3_moe",
             "mixtral"})
     void writesACompleteLoadableModelDirectory(String arch, @TempDir Path dir) throws Exception {
         TinyModel.write(options(arch, dir, null));
@@ -99,7 +99,7 @@ class MakeTinyModelTest {
     void badOptionsAreNamed() {
         String m = assertThrows(IllegalArgumentException.class,
                 () -> SftMain.parseTinyModel(List.of("--arch", "gpt2", "--out", "x"))).getMessage();
-        assertTrue(m.contains("--arch must be one of llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3, qwen3_moe, mixtral, got 'gpt2'"), m);
+        assertTrue(m.contains("--arch must be one of llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3, phi3, qwen3_moe, mixtral, got 'gpt2'"), m);
         m = assertThrows(IllegalArgumentException.class,
                 () -> SftMain.parseTinyModel(List.of("--arch", "llama", "--out", "x", "--heads", "3"))).getMessage();
         assertTrue(m.contains("--hidden (128) / --heads (3) must be an even integer head size"), m);

@@ -347,6 +347,20 @@ class ZeroTest {
         assertSame("gemma2 AdamW ZeRO-3 x2", reference, got, initial(zero));
     }
 
+    /** Phi-3's fused qkv_proj / gate_up_proj shard like any other tensors; OFT's all finds them. */
+    @ParameterizedTest(name = "phi3 {0} ZeRO 3 x2")
+    @CsvSource({"finetuning_type: full", "finetuning_type: oft;oft_block_size: 8;oft_target: all"})
+    void aPhi3ModelAtStageThreeEqualsOneProcess(String method, @TempDir Path dir) throws Exception {
+        Path phi3 = shared.resolve("phi3");
+        TinyModel.write(new TinyModel.Options("phi3", phi3, 0, 32, 2, 4, 2, 64, null, 0, 0));
+        String onPhi3 = "model_name_or_path: " + phi3 + "\n";
+        Path single = Files.createDirectories(dir.resolve("single"));
+        Run reference = onRanks(1, config(single, "single", method, 2, onPhi3), single, null);
+        SftConfig zero = config(dir, "zero", method, 1, onPhi3 + "deepspeed: " + deepspeed(dir, "ds_z3_config.json", 3) + "\n");
+        Run got = onRanks(2, zero, dir, null);
+        assertSame("phi3 " + method + " ZeRO-3 x2", reference, got, initial(zero));
+    }
+
     /**
      * A mixture of experts (qwen3_moe in full at stage 3, mixtral's LoRA over every expert and
      * router at stage 2) on 2 ranks equals one process: routing is per token, so a rank's

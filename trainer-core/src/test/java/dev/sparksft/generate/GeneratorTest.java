@@ -46,6 +46,9 @@ class GeneratorTest {
             } else if (arch.startsWith("gemma")) {   // the same on the sliding layers
                 java.nio.file.Files.writeString(cfg, java.nio.file.Files.readString(cfg)
                         .replace("\"sliding_window\" : 4096", "\"sliding_window\" : 6"));
+            } else if (arch.equals("phi3")) {   // Phi-3's window is off by default (null): on every layer here
+                java.nio.file.Files.writeString(cfg, java.nio.file.Files.readString(cfg)
+                        .replace("\"sliding_window\" : null", "\"sliding_window\" : 6"));
             }
         }
         return CausalLm.load(model, 0);
@@ -70,11 +73,12 @@ class GeneratorTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "qwen2", "qwen3", "mistral", "gemma2", "gemma3_text", "gemma3", "qwen3_moe",
+    @ValueSource(strings = {"llama", "qwen2", "qwen3", "mistral", "gemma2", "gemma3_text", "gemma3", "phi3", "qwen3_moe",
             "mixtral"})
     void greedyWithTheCacheEqualsRecomputingEveryStep(String arch) throws Exception {
         CausalLm model = tiny(arch);
-        if (arch.equals("mistral") || arch.equals("mixtral") || arch.startsWith("gemma")) {
+        if (arch.equals("mistral") || arch.startsWith("gemma") || arch.equals("phi3")
+                || arch.equals("mixtral")) {
             assertEquals(6, model.config().slidingWindow());
         }
         Sampling greedy = Sampling.greedy(12);

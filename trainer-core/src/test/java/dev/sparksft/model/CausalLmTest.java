@@ -26,7 +26,7 @@ class CausalLmTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"mistral", "qwen2", "gemma2", "gemma3_text"})
+    @ValueSource(strings = {"mistral", "qwen2", "gemma2", "gemma3_text", "phi3"})
     void leftAndRightPaddedRowsMatchTheUnpaddedRow(String arch) throws Exception {
         Path dir = ParityTest.fixture(arch);
         int[] longRow = {5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45, 49};

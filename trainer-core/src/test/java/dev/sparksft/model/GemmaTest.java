@@ -189,7 +189,7 @@ class GemmaTest {
         ModelWeights weights = ModelWeights.load(dir, cfg);
         LoraAdapter adapter = LoraAdapter.create(weights,
                 new LoraAdapter.Settings(4, 8, 0, false, List.of("all"), List.of()), 3);
-        assertEquals(cfg.numLayers() * ModelLayout.DENSE_LINEARS.size(), adapter.tensors().size() / 2,
+        assertEquals(cfg.numLayers() * new ModelLayout(cfg).layerLinears().size(), adapter.tensors().size() / 2,
                 "all: every linear of every layer");
         adapter.save(out, weights, dir.toString());
         Safetensors.Header header = Safetensors.readHeader(out.resolve(LoraAdapter.WEIGHTS_FILE));

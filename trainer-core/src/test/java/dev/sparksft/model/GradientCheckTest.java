@@ -32,7 +32,7 @@ class GradientCheckTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "qwen3_moe",
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "phi4_mini", "qwen3_moe",
             "qwen3_moe_unnormalised", "mixtral"})
     void autogradMatchesFiniteDifferences(String arch) throws Exception {
         Path dir = ParityTest.fixture(arch);

@@ -23,6 +23,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * The Gemma fixtures are HF directories as save_pretrained writes them (gemma2 without
  * tie_word_embeddings: true; gemma3 with a text_config of only the non-default keys and its
  * weights under model.language_model.), with soft-caps and windows small enough to matter.
+ * The Phi-3 fixtures hold fused qkv_proj / gate_up_proj weights: phi3 with a window of 5, phi4_mini
+ * with Phi-4-mini's partial rotary (0.75) and longrope past an original length of 8.
  */
 class ParityTest {
     static final double RELATIVE_TOLERANCE = 1e-4;
@@ -37,8 +39,8 @@ class ParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "qwen3_moe",
-            "qwen3_moe_unnormalised", "mixtral"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "phi3", "phi4_mini",
+            "qwen3_moe", "qwen3_moe_unnormalised", "mixtral"})
     void logitsAndLossMatchReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
@@ -88,8 +90,8 @@ class ParityTest {
      * in bf16 too) give the reference's float64 loss within 2e-2 relative.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "qwen3_moe",
-            "qwen3_moe_unnormalised", "mixtral"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "phi3", "phi4_mini",
+            "qwen3_moe", "qwen3_moe_unnormalised", "mixtral"})
     void bf16LossIsWithinTwoPercentOfTheReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
@@ -116,8 +118,8 @@ class ParityTest {
 
     /** The KV-cache generator's greedy tokens equal the independent reference's argmax decoding of row 0. */
     @ParameterizedTest
-    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "qwen3_moe",
-            "qwen3_moe_unnormalised", "mixtral"})
+    @ValueSource(strings = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "phi3", "phi4_mini",
+            "qwen3_moe", "qwen3_moe_unnormalised", "mixtral"})
     void greedyTokensMatchReference(String arch) throws Exception {
         Path dir = fixture(arch);
         JsonNode expected = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());

@@ -47,6 +47,7 @@ class ActivationCheckpointingTest {
         TinyModel.write(new TinyModel.Options("qwen3", shared.resolve("qwen3"), 6, 32, 3, 4, 2, 64, null, 0, 0));
         TinyModel.write(new TinyModel.Options("gemma2", shared.resolve("gemma2"), 7, 32, 3, 4, 2, 64, null, 0, 0));
         TinyModel.write(new TinyModel.Options("gemma3", shared.resolve("gemma3"), 8, 32, 3, 4, 2, 64, null, 0, 0));
+        TinyModel.write(new TinyModel.Options("phi3", shared.resolve("phi3"), 9, 32, 3, 4, 2, 64, null, 0, 0));
         TinyModel.write(new TinyModel.Options("qwen3_moe", shared.resolve("qwen3_moe"), 9, 32, 3, 4, 2, 64, null, 0, 0));
         TinyModel.write(new TinyModel.Options("mixtral", shared.resolve("mixtral"), 10, 32, 3, 4, 2, 64, null, 0, 0));
     }
@@ -60,6 +61,8 @@ class ActivationCheckpointingTest {
             "gemma2 | finetuning_type: full",
             "gemma2 | finetuning_type: freeze;freeze_trainable_layers: 1",
             "gemma3 | finetuning_type: lora;lora_rank: 4;lora_target: all",
+            "phi3 | finetuning_type: lora;lora_rank: 4;lora_target: qkv_proj,gate_up_proj",
+            "phi3 | finetuning_type: freeze;freeze_trainable_layers: 1",
             "qwen3_moe | finetuning_type: full",
             "mixtral | finetuning_type: lora;lora_rank: 4;lora_target: all",
             "llama | finetuning_type: full;neat_packing: true",
