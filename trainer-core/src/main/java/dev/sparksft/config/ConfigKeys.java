@@ -70,8 +70,8 @@ final class ConfigKeys {
             + "with add_tokens or add_special_tokens";
     static final String PROFILER = "LLaMA-Factory's torch profiler traces are not written; scripts/bench-train "
             + "measures the time of a training step";
-    static final String MOE = "mixture-of-experts models are not supported yet (spark-sft trains dense Llama-family "
-            + "models)";
+    static final String MOE = "the override of a mixture-of-experts model's router_aux_loss_coef is not applied: "
+            + "spark-sft weights the load-balancing loss with router_aux_loss_coef of the model's config.json; set it there";
 
     private static final Map<String, Decision> TABLE = new LinkedHashMap<>();
 
