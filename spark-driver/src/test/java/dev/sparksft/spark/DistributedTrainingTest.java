@@ -17,6 +17,8 @@ import java.util.Map;
 import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * docs/ARCHITECTURE.md invariants 1-3 through Spark: the same global batch split as (world_size,
@@ -86,28 +88,9 @@ class DistributedTrainingTest {
      */
     @Test
     void aGemma3ModelTrainsTheSameOnTwoRanks(@TempDir Path dir) throws Exception {
-        Path model = dir.resolve("gemma3");
-        dev.sparksft.model.TinyModel.write(new dev.sparksft.model.TinyModel.Options("gemma3", model, 3, 32, 2, 4, 2, 64,
-                null, 0, 0));
-        Path config = model.resolve("config.json");
-        Files.writeString(config, Files.readString(config).replace("\"sliding_window\" : 4096", "\"sliding_window\" : 8")
-                .replace("\"attn_logit_softcapping\" : null", "\"attn_logit_softcapping\" : 1.0"));
-        String sgd = COMMON.replace("num_train_epochs: 2", "num_train_epochs: 1");
-        Path single = Files.createDirectories(dir.resolve("single"));
-        TrainCommand.run(SftConfig.fromValues(SparkTests.values(single, sgd + "gradient_accumulation_steps: 2\n",
-                "model_name_or_path=" + model, "per_device_train_batch_size=2")));
-        Path run = Files.createDirectories(dir.resolve("w2"));
-        TrainingJob.run(SparkTests.spark(), SparkTests.values(run, sgd, "model_name_or_path=" + model, "world_size=2",
-                "gradient_accumulation_steps=1", "per_device_train_batch_size=2"), new PrintStream(new ByteArrayOutputStream(), true));
-        List<Double> reference = losses(single.resolve("out"));
-        List<Double> got = losses(run.resolve("out"));
-        assertEquals(3, reference.size(), "11 examples, global batch 4: 3 steps");
-        assertEquals(reference.size(), got.size());
-        for (int i = 0; i < got.size(); i++) {
-            assertEquals(reference.get(i), got.get(i), 1e-5 * reference.get(i), "gemma3 step " + (i + 1));
-        }
-        double rel = relativeDifference(weights(single.resolve("out")), weights(run.resolve("out")), weights(model));
-        assertTrue(rel < 1e-5, "gemma3 weights differ by " + rel + " of the update");
+        assertFamilyTrainsTheSameOnTwoRanks(dir, "gemma3", 4, 2, Map.of(
+                "\"sliding_window\" : 4096", "\"sliding_window\" : 8",
+                "\"attn_logit_softcapping\" : null", "\"attn_logit_softcapping\" : 1.0"));
     }
 
     /**
@@ -117,43 +100,44 @@ class DistributedTrainingTest {
      */
     @Test
     void aPhi3ModelTrainsTheSameOnTwoRanks(@TempDir Path dir) throws Exception {
-        Path model = dir.resolve("phi3");
-        dev.sparksft.model.TinyModel.write(new dev.sparksft.model.TinyModel.Options("phi3", model, 3, 32, 2, 2, 1, 64,
-                null, 0, 0));
-        Path config = model.resolve("config.json");
-        Files.writeString(config, Files.readString(config).replace("\"sliding_window\" : null", "\"sliding_window\" : 8")
-                .replace("\"original_max_position_embeddings\" : 4096", "\"original_max_position_embeddings\" : 4")
-                .replace("\"partial_rotary_factor\" : 1.0", "\"partial_rotary_factor\" : 0.5")
-                .replace("\"rope_scaling\" : null", "\"rope_scaling\" : {\"type\": \"longrope\", "
+        assertFamilyTrainsTheSameOnTwoRanks(dir, "phi3", 2, 1, Map.of(
+                "\"sliding_window\" : null", "\"sliding_window\" : 8",
+                "\"original_max_position_embeddings\" : 4096", "\"original_max_position_embeddings\" : 4",
+                "\"partial_rotary_factor\" : 1.0", "\"partial_rotary_factor\" : 0.5",
+                "\"rope_scaling\" : null", "\"rope_scaling\" : {\"type\": \"longrope\", "
                         + "\"short_factor\": [1.0, 1.2, 1.5, 2.0], \"long_factor\": [1.0, 2.0, 4.0, 8.0]}"));
-        String sgd = COMMON.replace("num_train_epochs: 2", "num_train_epochs: 1");
-        Path single = Files.createDirectories(dir.resolve("single"));
-        TrainCommand.run(SftConfig.fromValues(SparkTests.values(single, sgd + "gradient_accumulation_steps: 2\n",
-                "model_name_or_path=" + model, "per_device_train_batch_size=2")));
-        Path run = Files.createDirectories(dir.resolve("w2"));
-        TrainingJob.run(SparkTests.spark(), SparkTests.values(run, sgd, "model_name_or_path=" + model, "world_size=2",
-                "gradient_accumulation_steps=1", "per_device_train_batch_size=2"), new PrintStream(new ByteArrayOutputStream(), true));
-        List<Double> reference = losses(single.resolve("out"));
-        List<Double> got = losses(run.resolve("out"));
-        assertEquals(3, reference.size(), "11 examples, global batch 4: 3 steps");
-        assertEquals(reference.size(), got.size());
-        for (int i = 0; i < got.size(); i++) {
-            assertEquals(reference.get(i), got.get(i), 1e-5 * reference.get(i), "phi3 step " + (i + 1));
-        }
-        double rel = relativeDifference(weights(single.resolve("out")), weights(run.resolve("out")), weights(model));
-        assertTrue(rel < 1e-5, "phi3 weights differ by " + rel + " of the update");
     }
 
     /**
-     * A mixture of experts (mixtral: 4 experts, top-2, every layer sparse) trains the same on 2
-     * ranks as in one process: routing is per token, so a rank's micro-batch routes as in the
-     * one process's accumulation step.
+     * The other new families as make-tiny-model writes them: Gemma 2's and Gemma 3's text blocks,
+     * and the mixtures of experts (mixtral: 4 experts, top-2, every layer sparse; qwen3_moe with
+     * q/k norms), whose routing is per token, so a rank's micro-batch routes as in the one
+     * process's accumulation step.
      */
-    @Test
-    void aMixtralModelTrainsTheSameOnTwoRanks(@TempDir Path dir) throws Exception {
-        Path model = dir.resolve("mixtral");
-        dev.sparksft.model.TinyModel.write(new dev.sparksft.model.TinyModel.Options("mixtral", model, 3, 32, 2, 4, 2, 64,
-                null, 0, 0));
+    @ParameterizedTest
+    @ValueSource(strings = {"gemma2", "gemma3_text", "mixtral", "qwen3_moe"})
+    void aModelOfEachFamilyTrainsTheSameOnTwoRanks(String arch, @TempDir Path dir) throws Exception {
+        assertFamilyTrainsTheSameOnTwoRanks(dir, arch, 4, 2, Map.of());
+    }
+
+    /**
+     * A tiny {@code arch} model (hidden 32, 2 layers, {@code heads} / {@code kvHeads}) with each
+     * {@code edits} key of its config.json replaced by its value (every key must be there), trained
+     * by SGD one epoch in one process (accumulation 2) and by Spark on 2 ranks: equal losses and
+     * weights.
+     */
+    private static void assertFamilyTrainsTheSameOnTwoRanks(Path dir, String arch, int heads, int kvHeads,
+                                                            Map<String, String> edits) throws Exception {
+        Path model = dir.resolve(arch);
+        dev.sparksft.model.TinyModel.write(new dev.sparksft.model.TinyModel.Options(arch, model, 3, 32, 2, heads, kvHeads,
+                64, null, 0, 0));
+        Path config = model.resolve("config.json");
+        String json = Files.readString(config);
+        for (Map.Entry<String, String> e : edits.entrySet()) {
+            assertTrue(json.contains(e.getKey()), arch + " config.json has no " + e.getKey());
+            json = json.replace(e.getKey(), e.getValue());
+        }
+        Files.writeString(config, json);
         String sgd = COMMON.replace("num_train_epochs: 2", "num_train_epochs: 1");
         Path single = Files.createDirectories(dir.resolve("single"));
         TrainCommand.run(SftConfig.fromValues(SparkTests.values(single, sgd + "gradient_accumulation_steps: 2\n",
@@ -166,10 +150,10 @@ class DistributedTrainingTest {
         assertEquals(3, reference.size(), "11 examples, global batch 4: 3 steps");
         assertEquals(reference.size(), got.size());
         for (int i = 0; i < got.size(); i++) {
-            assertEquals(reference.get(i), got.get(i), 1e-5 * reference.get(i), "mixtral step " + (i + 1));
+            assertEquals(reference.get(i), got.get(i), 1e-5 * reference.get(i), arch + " step " + (i + 1));
         }
         double rel = relativeDifference(weights(single.resolve("out")), weights(run.resolve("out")), weights(model));
-        assertTrue(rel < 1e-5, "mixtral weights differ by " + rel + " of the update");
+        assertTrue(rel < 1e-5, arch + " weights differ by " + rel + " of the update");
     }
 
     static Map<String, Tensor> weights(Path dir) throws Exception {
