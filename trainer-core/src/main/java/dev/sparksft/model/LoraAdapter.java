@@ -15,7 +15,6 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 import java.util.TreeSet;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
@@ -251,13 +250,7 @@ public final class LoraAdapter implements Adapter {
      */
     public Map<String, Long> save(Path dir, ModelWeights weights, String baseModel) throws IOException {
         Files.createDirectories(dir);
-        Map<String, Tensor> out = new TreeMap<>();
-        // PEFT keys carry the names of the model's files (gemma3: model.language_model.)
-        tensors().forEach((n, t) -> out.put(PREFIX + weights.storedName(n), t.to(torch.ScalarType.Float)));
-        for (String n : savedModules(weights)) {
-            out.put(PREFIX + weights.storedName(n), weights.get(n).to(torch.ScalarType.Float));
-        }
-        long checksum = Safetensors.write(dir.resolve(WEIGHTS_FILE), out);
+        long checksum = PeftFiles.writeWeights(dir, tensors(), savedModules(weights), weights);
         ObjectNode c = JSON.createObjectNode();
         c.putObject("alpha_pattern");
         c.put("base_model_name_or_path", baseModel).put("bias", "none").put("fan_in_fan_out", false)
@@ -273,12 +266,7 @@ public final class LoraAdapter implements Adapter {
             c.put("lora_alpha", alpha);
         }
         c.put("lora_dropout", dropout);
-        if (modulesToSave.isEmpty()) {
-            c.putNull("modules_to_save");
-        } else {
-            ArrayNode m = c.putArray("modules_to_save");
-            modulesToSave.forEach(m::add);
-        }
+        PeftFiles.putModulesToSave(c, modulesToSave);
         c.put("peft_type", "LORA").put("r", rank);
         c.putObject("rank_pattern");
         c.putNull("revision");

@@ -323,13 +323,7 @@ public final class OftAdapter implements Adapter {
     @Override
     public Map<String, Long> save(Path dir, ModelWeights weights, String baseModel) throws IOException {
         Files.createDirectories(dir);
-        Map<String, Tensor> out = new TreeMap<>();
-        // PEFT keys carry the names of the model's files (gemma3: model.language_model.)
-        tensors().forEach((n, t) -> out.put(PREFIX + weights.storedName(n), t.to(torch.ScalarType.Float)));
-        for (String n : savedModules(weights)) {
-            out.put(PREFIX + weights.storedName(n), weights.get(n).to(torch.ScalarType.Float));
-        }
-        long checksum = Safetensors.write(dir.resolve(WEIGHTS_FILE), out);
+        long checksum = PeftFiles.writeWeights(dir, tensors(), savedModules(weights), weights);
         // OFTConfig's fields as PEFT 0.18's save_pretrained writes them (sorted keys)
         ObjectNode c = JSON.createObjectNode();
         c.putNull("auto_mapping");
@@ -340,12 +334,7 @@ public final class OftAdapter implements Adapter {
         c.putNull("layers_pattern");
         c.putNull("layers_to_transform");
         c.put("module_dropout", moduleDropout);
-        if (modulesToSave.isEmpty()) {
-            c.putNull("modules_to_save");
-        } else {
-            ArrayNode m = c.putArray("modules_to_save");
-            modulesToSave.forEach(m::add);
-        }
+        PeftFiles.putModulesToSave(c, modulesToSave);
         c.put("num_cayley_neumann_terms", numNeumannTerms).put("oft_block_size", blockSize).put("peft_type", "OFT")
                 .put("peft_version", PEFT_VERSION).put("r", rank);
         c.putNull("revision");
