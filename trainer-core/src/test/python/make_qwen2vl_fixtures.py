@@ -11,8 +11,10 @@ src/test/resources/qwen2vl/<name>/:
                 keys as Qwen's (in_chans), weights named visual.*, model.layers.*, model.embed_tokens,
                 model.norm, lm_head (checked here: transformers loads this directory to the same
                 logits)
-  t5/           (qwen2_vl only) save_pretrained's transformers-5 layout: text_config, rope_parameters,
-                weights model.visual.*, model.language_model.*, lm_head
+  t5/           (qwen2_vl only) the transformers-5 layout: save_pretrained's config.json (text_config,
+                rope_parameters), weights named as transformers 5's modules are, model.visual.*,
+                model.language_model.* (5.17's save_pretrained maps them back to the hub's names, earlier 5.x
+                releases did not); checked here: transformers loads it to the same logits
   expected.json the batch (input_ids with image pads, attention_mask with one row padded on the
                 right, labels, image_grid_thw of three images of different grids), get_rope_index's
                 position ids (3, batch, seq) and rope deltas, the loss (float64), the text-only batch
@@ -161,11 +163,17 @@ def main(kind, name, with_t5):
     os.makedirs(out)
     cfg, model = build(kind)
     if with_t5:
-        # a copy: .to(bfloat16) would also round the rotary inv_freq buffers of the reference
-        copy.deepcopy(model).to(torch.bfloat16).save_pretrained(os.path.join(out, "t5"))
-        for f in os.listdir(os.path.join(out, "t5")):
-            if f not in ("config.json", "model.safetensors"):
-                os.remove(os.path.join(out, "t5", f))
+        # save_pretrained's config.json (text_config, rope_parameters); 5.17's save_pretrained writes the hub's
+        # weight names back, so the weights are written under the module names themselves (model.visual.*,
+        # model.language_model.*), as transformers 5's own state_dict and its first releases' files have them
+        t5 = os.path.join(out, "t5")
+        copy.deepcopy(model).to(torch.bfloat16).save_pretrained(t5)
+        for f in os.listdir(t5):
+            os.remove(os.path.join(t5, f)) if f != "config.json" else None
+        state = {n: p.detach().to(torch.bfloat16).contiguous() for n, p in model.state_dict().items()
+                 if not (cfg.tie_word_embeddings and n == "lm_head.weight")}
+        assert any(n.startswith("model.language_model.") for n in state) and any(n.startswith("model.visual.") for n in state)
+        save_file(state, os.path.join(t5, "model.safetensors"), metadata={"format": "pt"})
     hub = os.path.join(out, "hub")
     os.makedirs(hub)
     with open(os.path.join(hub, "config.json"), "w") as f:
@@ -195,7 +203,16 @@ def main(kind, name, with_t5):
         again = loaded(input_ids=ids, attention_mask=mask, pixel_values=pv, image_grid_thw=grid,
                        mm_token_type_ids=token_types).logits
         assert torch.equal(again, result.logits), (again - result.logits).abs().max()
-        greedy = greedy_with_image(model, ids[1:, :int(mask[1].sum()) - 2], pv[-8:], grid[2:], 5)
+        if with_t5:
+            loaded = type(model).from_pretrained(os.path.join(out, "t5"), dtype=torch.float64,
+                                                 attn_implementation="eager").eval()
+            again = loaded(input_ids=ids, attention_mask=mask, pixel_values=pv, image_grid_thw=grid,
+                           mm_token_type_ids=token_types).logits
+            assert torch.equal(again, result.logits), (again - result.logits).abs().max()
+        # row 0 up to image A and one token after it: image A's rope delta is -3, so decoding must add it
+        prompt = ids[:1, :12]
+        greedy = greedy_with_image(model, prompt, pv[:24], grid[:1], 5)
+        wrong = greedy_with_image(model, prompt, pv[:24], grid[:1], 5, ignore_deltas=True)
     write_f64(os.path.join(out, "logits.f64"), result.logits)
     write_f64(os.path.join(out, "vision.f64"), vision)
     write_f64(os.path.join(out, "text_logits.f64"), text_logits)
@@ -204,15 +221,28 @@ def main(kind, name, with_t5):
         "image_grid_thw": GRIDS, "position_ids": positions.tolist(), "rope_deltas": deltas.flatten().tolist(),
         "loss": result.loss.item(), "logits_shape": list(result.logits.shape), "vision_shape": list(vision.shape),
         "text_input_ids": text_ids.tolist(), "text_logits_shape": list(text_logits.shape),
-        "greedy_prompt": ids[1, :int(mask[1].sum()) - 2].tolist(), "greedy_tokens": greedy,
+        "greedy_prompt": prompt[0].tolist(), "greedy_tokens": greedy, "greedy_tokens_without_rope_deltas": wrong,
     }
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f)
     print(name, "loss", result.loss.item(), "max |logit|", result.logits.abs().max().item())
 
 
-def greedy_with_image(model, prompt, pv, grid, steps):
-    """Argmax decoding of row 1's prompt (image C) with the KV cache: transformers' rope_deltas path."""
+def greedy_with_image(model, prompt, pv, grid, steps, ignore_deltas=False):
+    """Argmax decoding of a prompt with an image with the KV cache: transformers' rope_deltas path (or, to show
+    that the test tells them apart, decode steps at their plain cache positions)."""
+    if ignore_deltas:
+        with torch.no_grad():
+            ids = prompt
+            pos, _ = model.model.get_rope_index(ids, (ids == IMAGE).int(), image_grid_thw=grid)
+            out = model(input_ids=ids, pixel_values=pv, image_grid_thw=grid, position_ids=pos, use_cache=True)
+            tokens, cache = [int(out.logits[0, -1].argmax())], out.past_key_values
+            for s in range(1, steps):
+                p = torch.full((3, 1, 1), ids.shape[1] + s - 1)
+                out = model(input_ids=torch.tensor([[tokens[-1]]]), position_ids=p, past_key_values=cache, use_cache=True)
+                tokens.append(int(out.logits[0, -1].argmax()))
+                cache = out.past_key_values
+        return tokens
     out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), pixel_values=pv,
                          image_grid_thw=grid, mm_token_type_ids=(prompt == IMAGE).int(), max_new_tokens=steps,
                          do_sample=False, eos_token_id=None, pad_token_id=0)
