@@ -175,6 +175,37 @@ class Qwen2VlTest {
         }
     }
 
+    /** bf16 autocast and pure bf16 weights (pixel values cast to them) give the reference's loss within 2e-2 relative. */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen2_vl", "qwen2_5_vl"})
+    void bf16LossIsWithinTwoPercentOfTheReference(String name) throws Exception {
+        JsonNode e = expected(name);
+        try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            Path dir = fixture(name).resolve("hub");
+            ModelConfig cfg = ModelConfig.load(dir);
+            ModelWeights weights = ModelWeights.load(dir, cfg);
+            Tensor ids = Tensors.longs(e.get("input_ids"));
+            Tensor mask = Tensors.longs(e.get("attention_mask"));
+            Tensor labels = Tensors.longs(e.get("labels"));
+            VisionInputs images = images(e, cfg.visionLanguage().vision().patchValues());
+            CausalLm model = new CausalLm(cfg, weights);
+            Tensor positions = model.ropeIndex(ids, mask, images).positionIds();
+            double want = e.get("loss").asDouble();
+            double autocast;
+            try (dev.sparksft.runtime.Autocast a = dev.sparksft.runtime.Autocast.cpuBf16(true)) {
+                autocast = CausalLmLoss.mean(model.forward(ids, mask, positions, null, images), labels);
+            }
+            java.util.Map<String, Tensor> bf16 = new java.util.LinkedHashMap<>();
+            weights.tensors().forEach((n, t) -> bf16.put(n, t.to(Dtype.BF16.scalarType)));
+            double pure = CausalLmLoss.mean(new CausalLm(cfg, new ModelWeights(bf16, java.util.Map.of(), java.util.Map.of()))
+                    .forward(ids, mask, positions, null, images).to(ScalarType.Float), labels);
+            System.out.printf("qwen2vl %s: bf16 autocast loss %.5f (rel %.2e), pure bf16 %.5f (rel %.2e), reference %.5f%n",
+                    name, autocast, Math.abs(autocast - want) / want, pure, Math.abs(pure - want) / want, want);
+            assertEquals(want, autocast, 2e-2 * want, "bf16 autocast");
+            assertEquals(want, pure, 2e-2 * want, "pure bf16");
+        }
+    }
+
     /** A text-only batch: M-RoPE positions of no image, and plain (batch, seq) positions, give the reference's logits. */
     @ParameterizedTest
     @ValueSource(strings = {"qwen2_vl", "qwen2_5_vl"})
