@@ -175,6 +175,46 @@ class Qwen2VlTest {
         }
     }
 
+    /**
+     * Training through the vision tower: the gradient of the mean loss for vision block 0's qkv bias and norm1 weight,
+     * the merger's last bias and decoder layer 0's q_proj bias equals the reference's within 1e-4 of each tensor's
+     * largest |gradient| (backward through the merger, the window reorder and the masked scatter).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen2_vl", "qwen2_5_vl"})
+    void gradientsThroughTheVisionTowerMatchReference(String name) throws Exception {
+        JsonNode e = expected(name);
+        try (PointerScope scope = new PointerScope()) {
+            Path dir = fixture(name).resolve("hub");
+            ModelConfig cfg = ModelConfig.load(dir);
+            ModelWeights weights = ModelWeights.load(dir, cfg);
+            java.util.List<String> names = new java.util.ArrayList<>();
+            e.get("gradients").fieldNames().forEachRemaining(names::add);
+            names.forEach(n -> weights.get(n).requires_grad_(true));
+            CausalLm model = new CausalLm(cfg, weights);
+            Tensor ids = Tensors.longs(e.get("input_ids"));
+            Tensor mask = Tensors.longs(e.get("attention_mask"));
+            Tensor labels = Tensors.longs(e.get("labels"));
+            VisionInputs images = images(e, cfg.visionLanguage().vision().patchValues());
+            Tensor logits = model.forward(ids, mask, model.ropeIndex(ids, mask, images).positionIds(), null, images);
+            CausalLmLoss.tokenLosses(logits, labels).sum()
+                    .div(new org.bytedeco.pytorch.Scalar((double) CausalLmLoss.countTargets(labels))).backward();
+            for (String n : names) {
+                float[] got = Tensors.floats(weights.get(n).grad());
+                JsonNode want = e.get("gradients").get(n);
+                double scale = 0;
+                double worst = 0;
+                for (int i = 0; i < got.length; i++) {
+                    scale = Math.max(scale, Math.abs(want.get(i).asDouble()));
+                    worst = Math.max(worst, Math.abs(got[i] - want.get(i).asDouble()));
+                }
+                assertEquals(want.size(), got.length, n);
+                System.out.printf("qwen2vl %s: d loss / d %s max |error| / max |grad| = %.2e%n", name, n, worst / scale);
+                assertTrue(scale > 0 && worst < 1e-4 * scale, name + " " + n + " gradient differs by " + worst);
+            }
+        }
+    }
+
     /** bf16 autocast and pure bf16 weights (pixel values cast to them) give the reference's loss within 2e-2 relative. */
     @ParameterizedTest
     @ValueSource(strings = {"qwen2_vl", "qwen2_5_vl"})
