@@ -346,6 +346,15 @@ public final class CausalLm {
         return MropePositions.of(inputIds, attentionMask, images, vl);
     }
 
+    /**
+     * The names of the parameters (held as tensors) of one part of the model ({@link ModelLayout#partOf}): what
+     * freeze_vision_tower, freeze_multi_modal_projector and freeze_language_model freeze. A text model's are all
+     * {@link ModelLayout.Part#LANGUAGE_MODEL}.
+     */
+    public List<String> parameterNames(ModelLayout.Part part) {
+        return weights.tensors().keySet().stream().filter(n -> ModelLayout.partOf(n) == part).toList();
+    }
+
     /** Qwen2-VL's multimodal config (vision tower, M-RoPE, image tokens), or null for a text model. */
     public Qwen2VlConfig visionLanguage() {
         return vl;

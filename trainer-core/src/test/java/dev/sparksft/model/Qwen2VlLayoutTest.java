@@ -119,6 +119,14 @@ class Qwen2VlLayoutTest {
         assertEquals(ModelLayout.EMBEDDING, embed.get(0));
         assertTrue(embed.containsAll(weights.tensors().keySet().stream().filter(n -> n.startsWith("visual.")).toList()));
         assertFalse(model.embeddingTrains());
+        List<String> tower = model.parameterNames(ModelLayout.Part.VISION_TOWER);
+        List<String> merger = model.parameterNames(ModelLayout.Part.MULTI_MODAL_PROJECTOR);
+        List<String> lm = model.parameterNames(ModelLayout.Part.LANGUAGE_MODEL);
+        assertEquals(1 + 2 * 12, tower.size(), "patch_embed and two blocks of 12 tensors");
+        assertEquals(List.of("visual.merger.ln_q.weight", "visual.merger.ln_q.bias", "visual.merger.mlp.0.weight",
+                "visual.merger.mlp.0.bias", "visual.merger.mlp.2.weight", "visual.merger.mlp.2.bias"), merger);
+        assertEquals(weights.tensors().size(), tower.size() + merger.size() + lm.size());
+        assertTrue(lm.contains(ModelLayout.EMBEDDING) && lm.stream().noneMatch(n -> n.startsWith("visual.")));
         weights.get("visual.merger.mlp.2.bias").requires_grad_(true);
         assertTrue(model.embeddingTrains(), "a trainable merger makes the embed step train");
         weights.get("visual.merger.mlp.2.bias").requires_grad_(false);
