@@ -16,6 +16,8 @@ import java.nio.file.Paths;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -243,6 +245,38 @@ class Qwen2VlTest {
                     name, autocast, Math.abs(autocast - want) / want, pure, Math.abs(pure - want) / want, want);
             assertEquals(want, autocast, 2e-2 * want, "bf16 autocast");
             assertEquals(want, pure, 2e-2 * want, "pure bf16");
+        }
+    }
+
+    /**
+     * Left padding (how generation batches prompts): row 1 padded on the left gets the same M-RoPE positions and
+     * logits at its real tokens as padded on the right (within 1e-5: the attention runs another mask path).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen2_vl", "qwen2_5_vl"})
+    void leftPaddingGivesTheSamePositionsAndLogits(String name) throws Exception {
+        JsonNode e = expected(name);
+        try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            CausalLm model = load(name, "hub");
+            Tensor ids = Tensors.longs(e.get("input_ids"));
+            Tensor mask = Tensors.longs(e.get("attention_mask"));
+            long seq = ids.size(1);
+            long real = mask.get(1).sum().item_long();
+            long pad = seq - real;
+            Tensor leftIds = ids.clone();
+            Tensor leftMask = mask.clone();
+            leftIds.get(1).copy_(torch.cat(new TensorVector(ids.get(1).narrow(0, real, pad), ids.get(1).narrow(0, 0, real))));
+            leftMask.get(1).copy_(torch.cat(new TensorVector(mask.get(1).narrow(0, real, pad), mask.get(1).narrow(0, 0, real))));
+            VisionInputs images = images(e, model.visionLanguage().vision().patchValues());
+            MropePositions right = model.ropeIndex(ids, mask, images);
+            MropePositions left = model.ropeIndex(leftIds, leftMask, images);
+            assertTrue(left.positionIds().select(1, 1).narrow(1, pad, real).equal(right.positionIds().select(1, 1).narrow(1, 0, real)));
+            assertArrayEquals(right.ropeDeltas(), left.ropeDeltas());
+            Tensor a = model.forward(ids, mask, right.positionIds(), null, images).get(1).narrow(0, 0, real);
+            Tensor b = model.forward(leftIds, leftMask, left.positionIds(), null, images).get(1).narrow(0, pad, real);
+            double worst = a.sub(b).abs().max().item_double();
+            System.out.printf("qwen2vl %s: left vs right padding max |logit difference| = %.2e%n", name, worst);
+            assertTrue(worst < 1e-5, name + " left padding changes row 1's logits by " + worst);
         }
     }
 
