@@ -6,7 +6,7 @@ import java.util.List;
  * The Hugging Face architectures this model class runs, and how each deviates from Llama. Every
  * one shares Llama's parameter names ({@link ModelLayout}; Gemma adds the pre/post-feedforward
  * norms, a gemma3 checkpoint stores the text model under {@code model.language_model.}, and
- * Phi-3 fuses q/k/v and gate/up, {@link #fusedProjections});
+ * Phi-3 fuses q/k/v and gate/up, {@link #fusedProjections}; Qwen2-VL adds its vision tower's, {@link VisionLayout});
  * what differs is read from config.json here: which attention projections carry biases, whether
  * q and k are RMS-normalised per head, and whether attention is windowed. How the forward pass
  * differs (Gemma's norms, activation, soft-caps, layer pattern) is {@link ForwardOptions}. The

@@ -28,6 +28,7 @@ import java.util.regex.Pattern;
  *   model.norm.weight                              (hidden)
  *   lm_head.weight                                 (vocab, hidden), absent when tie_word_embeddings
  * </pre>
+ * Qwen2-VL's vision tower adds its own under "visual." ({@link VisionLayout}, {@link #partOf}).
  * The architectures share these names; which of the optional ones exist is the
  * {@link Architecture}'s deviation, read into the {@link ModelConfig}. A gemma3 checkpoint stores
  * the text model's "model." names under "model.language_model." ({@link #storedName}): the names
