@@ -65,7 +65,10 @@ public final class ImageDecoder {
             IIOMetadata metadata = format.equals("png") ? reader.getImageMetadata(0) : null;
             BufferedImage image = reader.read(0);
             for (String warning : warnings) {
-                if (warning.contains("Premature end")) {
+                // libjpeg's "Corrupt JPEG data: premature end of data segment" and the JDK's
+                // "Truncated File - Missing EOI marker": Pillow raises "image file is truncated"
+                String w = warning.toLowerCase(java.util.Locale.ROOT);
+                if (w.contains("premature end") || w.contains("truncated")) {
                     throw truncated(path, warning);
                 }
             }
