@@ -62,6 +62,14 @@ def write_generated():
     Image.fromarray(pattern(6000, 10, 3, noise=0)).save(os.path.join(HERE, "wide_6000x10.png"))
     Image.fromarray(pattern(40, 30, 3)).quantize(colors=16).save(os.path.join(HERE, "palette_40x30.gif"))
     Image.fromarray(pattern(40, 30, 3)).save(os.path.join(HERE, "rgb_40x30.bmp"))
+    # JPEG variants the JDK must decode as libjpeg-turbo does (CMYK: Pillow's samples)
+    Image.fromarray(pattern(40, 30, 1)[:, :, 0]).save(os.path.join(HERE, "gray_40x30.jpg"))
+    Image.fromarray(pattern(40, 30, 3)).save(os.path.join(HERE, "rgb444_40x30.jpg"), subsampling=0, quality=90)
+    Image.fromarray(pattern(41, 31, 3)).save(os.path.join(HERE, "progressive_41x31.jpg"), progressive=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display; Image.open does not apply it
+    Image.fromarray(pattern(40, 30, 3)).save(os.path.join(HERE, "exif6_40x30.jpg"), exif=exif)
+    Image.fromarray(pattern(40, 30, 3)).convert("CMYK").save(os.path.join(HERE, "cmyk_40x30.jpg"))
 
 
 RESIZE_CASES = [
@@ -139,6 +147,9 @@ PIPELINE_CASES = [
     ("wide_6000x10.png", 768 * 768, 32 * 32),
     ("palette_40x30.gif", 768 * 768, 32 * 32),
     ("rgb_40x30.bmp", 768 * 768, 32 * 32),
+    ("gray_40x30.jpg", 768 * 768, 32 * 32),
+    ("exif6_40x30.jpg", 768 * 768, 32 * 32),
+    ("cmyk_40x30.jpg", 768 * 768, 32 * 32),
 ]
 
 

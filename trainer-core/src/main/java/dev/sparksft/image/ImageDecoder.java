@@ -29,8 +29,9 @@ import org.w3c.dom.Node;
  *       add alpha (Pillow keeps it as info, which {@code convert("RGB")} ignores).</li>
  *   <li>JPEG: grey is "L", YCbCr "RGB", decoded by the JDK's libjpeg (islow IDCT, fancy
  *       upsampling), which Pillow's libjpeg-turbo matches on the tested files (see
- *       ImageDecoderTest for the measured differences). CMYK/YCCK JPEGs are refused: the JDK does
- *       not decode them as Pillow does.</li>
+ *       ImageDecoderTest for the measured differences). Adobe CMYK JPEGs are "CMYK" with
+ *       Pillow's samples; {@code convert("RGB")} then applies Pillow's naive formula, no ICC
+ *       profile.</li>
  *   <li>GIF and BMP: a palette of greys i -> (i, i, i) opens as "L", any other palette as "P",
  *       as Pillow's plugins do; true-colour BMP as "RGB"/"RGBA".</li>
  *   <li>EXIF orientation is not applied (neither Pillow's {@code Image.open} nor LLaMA-Factory
@@ -54,6 +55,8 @@ public final class ImageDecoder {
         }
         ImageReader reader = readers.next();
         List<String> warnings = new ArrayList<>();
+        BufferedImage image;
+        IIOMetadata metadata;
         try (ImageInputStream in = ImageIO.createImageInputStream(new ByteArrayInputStream(bytes))) {
             reader.setInput(in, true, false);
             reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
@@ -62,31 +65,31 @@ public final class ImageDecoder {
                 throw new UserError(path + " has " + pixels + " pixels, more than the " + MAX_PIXELS
                         + " that Pillow opens (a decompression bomb to it): scale the image down");
             }
-            IIOMetadata metadata = format.equals("png") ? reader.getImageMetadata(0) : null;
-            BufferedImage image = reader.read(0);
-            for (String warning : warnings) {
-                // libjpeg's "Corrupt JPEG data: premature end of data segment" and the JDK's
-                // "Truncated File - Missing EOI marker": Pillow raises "image file is truncated"
-                String w = warning.toLowerCase(java.util.Locale.ROOT);
-                if (w.contains("premature end") || w.contains("truncated")) {
-                    throw truncated(path, warning);
-                }
-            }
-            return format.equals("png") ? png(image.getRaster(), image, metadata, path) : other(image, format, path);
+            metadata = format.equals("png") ? reader.getImageMetadata(0) : null;
+            image = reader.read(0);
         } catch (IIOException e) {
             if (format.equals("jpeg") && String.valueOf(e.getMessage()).contains("Unsupported Image Type")) {
-                throw new UserError(path + " is a CMYK or YCCK JPEG, which spark-sft does not decode as Pillow does:"
-                        + " convert it to an RGB JPEG or PNG");
+                throw new UserError(path + " is a JPEG in a colour space the JDK does not decode: convert it to an RGB JPEG or PNG");
             }
             throw truncated(path, e.getMessage());
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | IllegalArgumentException | IndexOutOfBoundsException | NegativeArraySizeException e) {
             if (e instanceof UserError u) {
                 throw u;
             }
+            // what ImageIO's decoders throw on damaged data besides IIOException
             throw truncated(path, e.toString());
         } finally {
             reader.dispose();
         }
+        for (String warning : warnings) {
+            // libjpeg's "Corrupt JPEG data: premature end of data segment" and the JDK's
+            // "Truncated File - Missing EOI marker": Pillow raises "image file is truncated" for both
+            String w = warning.toLowerCase(java.util.Locale.ROOT);
+            if (w.contains("premature end") || w.contains("truncated")) {
+                throw truncated(path, warning);
+            }
+        }
+        return format.equals("png") ? png(image.getRaster(), image, metadata, path) : other(image, format, path);
     }
 
     private static UserError truncated(String path, String reason) {
@@ -202,6 +205,10 @@ public final class ImageDecoder {
                 return new PilImage(PilImage.Mode.L, w, h, indices, null);
             }
             return new PilImage(PilImage.Mode.P, w, h, indices, palette);
+        }
+        if (image.getColorModel().getColorSpace().getType() == java.awt.color.ColorSpace.TYPE_CMYK) {
+            // the JDK's reader gives the CMYK samples of an Adobe CMYK/YCCK JPEG uninverted, as Pillow's "CMYK"
+            return new PilImage(PilImage.Mode.CMYK, w, h, bands(raster, new int[] {0, 1, 2, 3}, 0, 1), null);
         }
         return switch (raster.getNumBands()) {
             case 1 -> new PilImage(PilImage.Mode.L, w, h, bands(raster, new int[] {0}, 0, 1), null);

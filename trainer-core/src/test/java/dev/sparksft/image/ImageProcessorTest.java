@@ -54,7 +54,7 @@ class ImageProcessorTest {
             assertEquals(c.get("sha256").asText(), ImageFixtures.sha256(ImageFixtures.littleEndian(pv.values())), what + ": pixel_values");
             cases++;
         }
-        assertEquals(19, cases);
+        assertEquals(22, cases);
     }
 
     @Test
