@@ -17,6 +17,9 @@ import json
 import math
 import os
 
+import struct
+import zlib
+
 import numpy as np
 from PIL import Image
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -40,6 +43,31 @@ def pattern(w, h, channels, noise=24):
     return np.clip(np.stack(planes, axis=-1), 0, 255).astype(np.uint8)
 
 
+def write_png(path, samples, bit_depth, color_type):
+    """A PNG of (h, w, channels) samples at any bit depth, for the layouts Pillow cannot save."""
+    h, w = samples.shape[:2]
+    rows = []
+    for y in range(h):
+        row = samples[y].reshape(-1)
+        if bit_depth == 16:
+            raw = row.astype(">u2").tobytes()
+        elif bit_depth == 8:
+            raw = row.astype(np.uint8).tobytes()
+        else:  # pack bit_depth-bit samples, most significant first
+            per = 8 // bit_depth
+            padded = np.concatenate([row, np.zeros((-len(row)) % per, dtype=row.dtype)]).reshape(-1, per)
+            raw = bytes(int(sum(int(v) << (8 - bit_depth * (i + 1)) for i, v in enumerate(g))) for g in padded)
+        rows.append(b"\x00" + raw)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+                + chunk(b"IEND", b""))
+
+
 def write_generated():
     Image.fromarray(pattern(37, 29, 3)).save(os.path.join(HERE, "rgb_37x29.png"))
     Image.fromarray(pattern(160, 120, 3)).save(os.path.join(HERE, "rgb_160x120.png"))
@@ -57,11 +85,17 @@ def write_generated():
     i16[0, :5] = 60000
     Image.fromarray(i16).save(os.path.join(HERE, "gray16_37x29.png"))
     Image.fromarray(pattern(37, 29, 1)[:, :, 0] > 127).save(os.path.join(HERE, "bits_37x29.png"))
-    Image.fromarray(pattern(300, 200, 3, noise=3)).save(os.path.join(HERE, "large_300x200.png"))
+    Image.fromarray(pattern(300, 200, 3, noise=0)).save(os.path.join(HERE, "large_300x200.png"))
     Image.fromarray(pattern(10, 6, 3)).save(os.path.join(HERE, "tiny_10x6.png"))
     Image.fromarray(pattern(6000, 10, 3, noise=0)).save(os.path.join(HERE, "wide_6000x10.png"))
     Image.fromarray(pattern(40, 30, 3)).quantize(colors=16).save(os.path.join(HERE, "palette_40x30.gif"))
     Image.fromarray(pattern(40, 30, 3)).save(os.path.join(HERE, "rgb_40x30.bmp"))
+    # PNG layouts Pillow opens in other modes: 16-bit RGB and grey+alpha, 2- and 4-bit grey, RGB + tRNS
+    write_png(os.path.join(HERE, "rgb16_9x7.png"), rng.integers(0, 65536, size=(7, 9, 3)), 16, 2)
+    write_png(os.path.join(HERE, "la16_9x7.png"), rng.integers(0, 65536, size=(7, 9, 2)), 16, 4)
+    write_png(os.path.join(HERE, "gray2_9x7.png"), rng.integers(0, 4, size=(7, 9, 1)), 2, 0)
+    write_png(os.path.join(HERE, "gray4_9x7.png"), rng.integers(0, 16, size=(7, 9, 1)), 4, 0)
+    Image.fromarray(pattern(9, 7, 3)).save(os.path.join(HERE, "trns_9x7.png"), transparency=(10, 20, 30))
     # JPEG variants the JDK must decode as libjpeg-turbo does (CMYK: Pillow's samples)
     Image.fromarray(pattern(40, 30, 1)[:, :, 0]).save(os.path.join(HERE, "gray_40x30.jpg"))
     Image.fromarray(pattern(40, 30, 3)).save(os.path.join(HERE, "rgb444_40x30.jpg"), subsampling=0, quality=90)
@@ -101,6 +135,16 @@ def resize_fixtures():
                 f.write(data)
             out.append({"source": name, "mode": im.mode, "width": w, "height": h, "file": fname, "sha256": sha(data)})
     return out
+
+
+def resize_hashes():
+    """Many more ratios, hashed only: every target size from a seeded draw, up and down."""
+    im = Image.open(os.path.join(HERE, "rgb_160x120.png"))
+    im.load()
+    draw = np.random.default_rng(99)
+    sizes = [(3, 2), (1000, 13), (160, 1), (1, 120), (80, 60), (320, 240), (53, 40)]
+    sizes += [(int(a), int(b)) for a, b in draw.integers(1, 400, size=(40, 2))]
+    return [{"width": w, "height": h, "sha256": sha(im.resize((w, h)).tobytes())} for w, h in sizes]
 
 
 def regularize(image, image_max_pixels, image_min_pixels):
@@ -203,7 +247,7 @@ def main():
     processor = Qwen2VLImageProcessorPil(**kwargs)
     fixtures = {
         "versions": {"pillow": Image.__version__, "numpy": np.__version__},
-        "decodes": decodes, "resizes": resize_fixtures(), "pipeline": pipeline_fixtures(processor),
+        "decodes": decodes, "resizes": resize_fixtures(), "resize_hashes": resize_hashes(), "pipeline": pipeline_fixtures(processor),
     }
     with open(os.path.join(HERE, "fixtures.json"), "w") as f:
         json.dump(fixtures, f, separators=(",", ":"))

@@ -34,7 +34,7 @@ class ImageDecoderTest {
             }
             files++;
         }
-        assertEquals(16, files);
+        assertEquals(21, files);
     }
 
     /**

@@ -35,6 +35,18 @@ class PilResizeTest {
     }
 
     @Test
+    void fortySevenMoreRatiosEqualPillowsHashes() {
+        PilImage source = ImageFixtures.decode("rgb_160x120.png");
+        int cases = 0;
+        for (JsonNode c : ImageFixtures.root().get("resize_hashes")) {
+            PilImage resized = PilResize.resize(source, c.get("width").asInt(), c.get("height").asInt());
+            assertEquals(c.get("sha256").asText(), ImageFixtures.sha256(resized.data()), "160x120 -> " + c.get("width") + "x" + c.get("height"));
+            cases++;
+        }
+        assertEquals(47, cases);
+    }
+
+    @Test
     void theBicubicKernelIsKeysWithAMinusOneHalf() {
         assertEquals(1.0, PilResize.bicubic(0), 0);
         assertEquals(0.0, PilResize.bicubic(1), 0);
