@@ -15,6 +15,7 @@ import javax.imageio.ImageIO;
 import javax.imageio.ImageReader;
 import javax.imageio.metadata.IIOMetadata;
 import javax.imageio.stream.ImageInputStream;
+import javax.imageio.stream.MemoryCacheImageInputStream;
 import org.w3c.dom.Node;
 
 /**
@@ -57,7 +58,8 @@ public final class ImageDecoder {
         List<String> warnings = new ArrayList<>();
         BufferedImage image;
         IIOMetadata metadata;
-        try (ImageInputStream in = ImageIO.createImageInputStream(new ByteArrayInputStream(bytes))) {
+        // in memory: ImageIO.createImageInputStream would cache the stream in a temporary file
+        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(bytes))) {
             reader.setInput(in, true, false);
             reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
             long pixels = (long) reader.getWidth(0) * reader.getHeight(0);

@@ -70,6 +70,20 @@ class ImageProcessorTest {
     }
 
     @Test
+    void aLargeImageTakesWellUnderASecond() {
+        // a 1500x1000 image: regularized to 940x627 (image_max_pixels 768*768), resized to 952x616
+        PilImage big = PilResize.resize(ImageFixtures.decode("large_300x200.png"), 1500, 1000);
+        ImageProcessor processor = new ImageProcessor(ImageProcessorConfig.defaults(), 768 * 768, 32 * 32);
+        processor.process(big, "warm-up");
+        long start = System.nanoTime();
+        PixelValues pv = processor.process(big, "big");
+        long ms = (System.nanoTime() - start) / 1_000_000;
+        System.out.println("1500x1000 image to " + pv.grid() + " in " + ms + " ms");
+        assertEquals(new ImageSizing.Grid(1, 44, 68), pv.grid());
+        assertTrue(ms < 2000, ms + " ms");
+    }
+
+    @Test
     void aBatchConcatenatesImagesInOrder() {
         ImageProcessor processor = new ImageProcessor(ImageProcessorConfig.defaults(), 768 * 768, 32 * 32);
         PixelValues a = processor.process(ImageFixtures.bytes("tiny_10x6.png"), "a");
