@@ -12,6 +12,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.sparksft.UserError;
 import dev.sparksft.runtime.Torch;
 import java.nio.file.Path;
+import java.nio.file.Paths;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -65,6 +66,29 @@ class Qwen2VlLayoutTest {
         assertEquals(new TreeSet<>(hub.keySet()), new TreeSet<>(t5.keySet()));
         assertTrue(hub.containsKey("visual.blocks.0.attn.qkv.weight") && hub.containsKey(ModelLayout.EMBEDDING));
         hub.forEach((n, t) -> assertTrue(t.equal(t5.get(n)), n));
+    }
+
+    /**
+     * The end-to-end tests' tiny Qwen2-VL (resources/qwen2vl_demo/model, transformers 5.17's save_pretrained: a
+     * text_config whose rope_parameters say both "type": "mrope" and "rope_type": "default", hub weight names) loads.
+     */
+    @Test
+    void theDemoModelSavedByTransformers5Loads() throws Exception {
+        Path dir = Paths.get(Qwen2VlLayoutTest.class.getResource("/qwen2vl_demo/model/config.json").toURI()).getParent();
+        ModelConfig cfg = ModelConfig.load(dir);
+        assertEquals(8, cfg.headDim());
+        assertEquals(1000000.0, cfg.ropeTheta());
+        assertFalse(cfg.tieWordEmbeddings());
+        assertEquals(List.of(2, 1, 1), cfg.visionLanguage().mropeSection());
+        assertEquals(3012, cfg.visionLanguage().imageTokenId());
+        CausalLm model = new CausalLm(cfg, ModelWeights.load(dir, cfg));
+        try (NoGradGuard g = new NoGradGuard()) {
+            Tensor ids = Tensor.create(new long[] {3001, 82, 612, 198}, 1, 4);
+            Tensor logits = model.forward(ids, ids.new_ones(new long[] {1, 4}), model.ropeIndex(ids, null, null).positionIds(),
+                    null, null);
+            assertEquals(3072, logits.size(2));
+            assertTrue(logits.isfinite().all().item_bool());
+        }
     }
 
     /** Saving writes the names the directory came with (hub or transformers 5) and the same bits. */
