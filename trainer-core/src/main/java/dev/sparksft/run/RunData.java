@@ -98,7 +98,7 @@ public record RunData(ChatTemplate template, Tokenizer tokenizer, SupervisedEnco
         List<TokenizedExample> out = new ArrayList<>(conversations.size());
         for (int i = 0; i < conversations.size(); i++) {
             TokenizedExample ex = encoder.encode(conversations.get(i));
-            out.add(new TokenizedExample(i, ex.inputIds(), ex.labels()));
+            out.add(ex.withIndex(i));
         }
         return out;
     }
