@@ -46,6 +46,8 @@ public final class ImageHeaders {
             } finally {
                 reader.dispose();
             }
+        } catch (UserError e) {
+            throw e;
         } catch (IOException | IllegalArgumentException | IndexOutOfBoundsException e) {   // a broken header
             throw new UserError(row + ": image " + path + " cannot be read as " + formatOf(path) + ": "
                     + e.getMessage() + "; replace the file (it may be truncated or not what its name says)");
