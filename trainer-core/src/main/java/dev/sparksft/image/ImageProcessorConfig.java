@@ -24,7 +24,7 @@ import java.util.List;
 public record ImageProcessorConfig(
         long minPixels, long maxPixels, int patchSize, int temporalPatchSize, int mergeSize,
         float[] imageMean, float[] imageStd, boolean doResize, boolean doRescale, double rescaleFactor,
-        boolean doNormalize, boolean doConvertRgb, String source) {
+        boolean doNormalize, boolean doConvertRgb, String source) implements java.io.Serializable {
     public static final String FILE = "preprocessor_config.json";
     /** OPENAI_CLIP_MEAN and OPENAI_CLIP_STD, the processor's defaults. */
     public static final double[] CLIP_MEAN = {0.48145466, 0.4578275, 0.40821073};
@@ -204,5 +204,16 @@ public record ImageProcessorConfig(
             out[i] = (float) values[i]; // numpy's np.array(mean, dtype=float32)
         }
         return out;
+    }
+
+    /**
+     * The patch grid of an image of {@code size}: LLaMA-Factory's regularization by image_max_pixels
+     * and image_min_pixels, then smart_resize to this processor's factor and bounds; what the
+     * template counts an image's tokens from, from its header alone.
+     */
+    public ImageSizing.Grid grid(ImageSizing.Size size, long imageMaxPixels, long imageMinPixels) {
+        ImageSizing.Size regularized = ImageSizing.regularized(size, imageMaxPixels, imageMinPixels);
+        ImageSizing.Size resized = ImageSizing.smartResize(regularized, patchSize * mergeSize, minPixels, maxPixels);
+        return ImageSizing.imageGrid(resized, patchSize);
     }
 }
