@@ -97,8 +97,8 @@ final class ActivationCheckpointing {
         // autocast's cache of bf16 weight copies, which would otherwise hold every layer's at once
         shards.gather(model.embeddingWeights());
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
-            embedded = model.embed(b.inputIds());
-            ctx = model.context(b.attentionMask(), b.positionIds(), null);
+            embedded = model.embed(b);                // with a vision-language model's images
+            ctx = model.context(b);
         }
         shards.release(model.embeddingWeights());   // its backward needs the ids and the vocabulary size only
         List<Tensor> router = new ArrayList<>();    // the sparse layers' logits, (batch * seq, experts), no graph

@@ -67,6 +67,7 @@ public final class Trainer {
     private RouterAux stepAux;                           // the current step's term, null without one
     private double auxSinceLog;
     private volatile long currentStep;
+    private final BatchImages images;                    // reads and processes a batch's images; NONE for text
 
     /** The outcome of {@link #train}: train_results.json's fields. */
     public record Result(long globalStep, double epoch, double trainLoss, double runtimeSeconds, long numSamples) {}
@@ -88,6 +89,13 @@ public final class Trainer {
      */
     public Trainer(TrainingArguments args, CausalLm model, TrainingSetup setup, RankBatches batches,
                    List<TokenizedExample> eval, World world, int padId, Outputs outputs) {
+        this(args, model, setup, batches, eval, world, padId, outputs, BatchImages.NONE);
+    }
+
+    /** A trainer for one rank whose examples' images {@code images} reads and processes (a vision-language model). */
+    public Trainer(TrainingArguments args, CausalLm model, TrainingSetup setup, RankBatches batches,
+                   List<TokenizedExample> eval, World world, int padId, Outputs outputs, BatchImages images) {
+        this.images = images;
         this.args = args;
         this.model = model;
         this.setup = setup;
@@ -212,7 +220,7 @@ public final class Trainer {
                             continue;
                         }
                         try (PointerScope microScope = new PointerScope()) {
-                            Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
+                            Batch b = images.collate(batch, padId).to(model.device());   // with its images, if any
                             localLossSum += forwardBackward(b, numTargets, lr);
                         }
                     }
@@ -351,7 +359,7 @@ public final class Trainer {
         Evaluator.Sums s;
         setup.sharding().gatherAll();          // ZeRO 3: the whole model for the plain forward
         try (Autocast autocast = Autocast.bf16(model.device(), args.bf16())) {
-            s = Evaluator.sums(model, mine, args.perDeviceEvalBatchSize(), padId, setup.computeAccuracy());
+            s = Evaluator.sums(model, mine, args.perDeviceEvalBatchSize(), padId, setup.computeAccuracy(), images);
         }
         setup.sharding().releaseAll();
         return Evaluator.metrics(new Evaluator.Sums(world.allReduceSum(s.lossSum()), world.allReduceSum(s.numTargets()),
@@ -404,8 +412,8 @@ public final class Trainer {
         Tensor total;
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
             List<Tensor> router = new java.util.ArrayList<>();
-            CausalLm.Context ctx = model.context(b.attentionMask(), b.positionIds(), null);
-            Tensor x = model.embed(b.inputIds());
+            CausalLm.Context ctx = model.context(b);
+            Tensor x = model.embed(b);
             for (int i = 0; i < model.numLayers(); i++) {
                 x = model.layer(i, x, aux == null ? ctx : ctx.collectingRouterLogits(router));
             }
