@@ -137,9 +137,10 @@ final class ActivationCheckpointing {
         Tensor afterForward = dropout == null ? null : dropout.get_state();
         sum.div(new Scalar((double) numTargets)).backward();
         shards.release(model.headWeights());         // the head's graph is gone: its gradients stay until the end
+        List<String> head = new ArrayList<>(model.headWeights());
+        head.removeAll(model.embeddingWeights());       // tied: the embedding's backward adds to it later
+        shards.gradientsReady(head);                    // overlap: the head's bucket leaves while the layers run
         if (layerwise != null) {
-            List<String> head = new ArrayList<>(model.headWeights());
-            head.removeAll(model.embeddingWeights());   // tied: the embedding's backward adds to it later
             layerwise.stepNow(head, lr);
         }
         // grad() is a reference into the leaf's autograd state: detach() gives an owned handle to the same storage
@@ -167,7 +168,8 @@ final class ActivationCheckpointing {
                 }
                 grad = needInputGrad ? keep(x.grad().detach(), layer, step) : new Tensor();
             }
-            shards.reduceToOwners(shards.layerTensors(i));
+            shards.reduceToOwners(shards.layerTensors(i));   // stage 3 (with overlap: started, not awaited)
+            shards.gradientsReady(shards.layerTensors(i));   // stages 0-2 with overlap, the step's last micro-batch
             shards.release(shards.layerTensors(i));
             if (layerwise != null) {
                 layerwise.stepNow(shards.layerTensors(i), lr);
@@ -179,6 +181,8 @@ final class ActivationCheckpointing {
             shards.release(model.embeddingWeights());
         }
         shards.reduceToOwners(shards.outsideLayers());
+        shards.gradientsReady(shards.outsideLayers());
+        shards.awaitReductions();   // stage 3 with overlap: the owners' sums are in before the next micro-batch adds
         if (layerwise != null) {
             layerwise.stepNow(shards.outsideLayers(), lr);
         }
@@ -217,10 +221,11 @@ final class ActivationCheckpointing {
             shards.release(model.embeddingWeights());
         }
         shards.reduceToOwners(shards.outsideLayers());
+        shards.awaitReductions();
     }
 
     /** The lowest layer whose input gradient is needed: 0 when the embedding trains, else the lowest that trains. */
-    private static int lowest(CausalLm model) {
+    static int lowest(CausalLm model) {
         int lowest = 0;
         while (lowest < model.numLayers() && !model.embeddingTrains() && !model.layerTrains(lowest)) {
             lowest++;
