@@ -39,6 +39,17 @@ import org.bytedeco.pytorch.global.torch;
  * only on the partition, on requires_grad (the same on every rank), for stage 2 on which
  * gradients any rank holds, which is itself all-reduced first, and for stage 3 on which tensors
  * are released, which every rank tracks alike (the owner too, though it keeps its data).
+ *
+ * <p>With overlap (overlap_gradient_reduction, several ranks) stages 0 to 2 reduce the step's
+ * gradients while its last micro-batch's backward still runs: {@link #beginStepReduction} arms
+ * it, the layer-by-layer backward reports each piece whose gradients are final
+ * ({@link #gradientsReady}), and each bucket of the {@link #bucketPlan} is started (World's
+ * asynchronous all-reduce, or at stage 2 the held-gradient count, waited, then the reduces to
+ * the owners, started) as soon as all its tensors are final, in plan order; {@link #reduceGradients}
+ * starts what is left and waits for all, before the clip. Earlier micro-batches only accumulate.
+ * Stage 3 keeps reducing every layer of every micro-batch (its non-owners free their gradients
+ * at once), started rather than waited for; a micro-batch's reductions end at its end
+ * ({@link #awaitReductions}), before the next adds to the owners' gradients.
  */
 public final class Sharding {
     private final World world;

@@ -44,6 +44,11 @@ import org.bytedeco.pytorch.global.torch;
  * its weights released. The embedding, final norm and head's gradients are reduced at the end of
  * the micro-batch (a tied embedding gets gradients from both ends). A rank without data for the
  * micro-step makes the same calls in {@link #idle}. Without stage 3 every one of these calls is a no-op.
+ * With overlap_gradient_reduction, each piece's gradients are reported final to
+ * {@link Sharding#gradientsReady} as its backward ends (the head's without a tied embedding,
+ * layer i's, then everything outside the layers), so stages 0 to 2 start their buckets'
+ * reductions during the step's last micro-batch, and stage 3's layer reductions are started
+ * rather than waited for, all of them waited for at the end.
  */
 final class ActivationCheckpointing {
     private ActivationCheckpointing() {}

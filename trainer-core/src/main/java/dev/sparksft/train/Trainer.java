@@ -35,7 +35,10 @@ import org.slf4j.LoggerFactory;
  * micro-batch backpropagates sum(token losses) / N; gradients are summed over ranks (all-reduced,
  * or under ZeRO stage 2 reduced to each tensor's owner), clipped to max_grad_norm and applied with
  * the scheduled learning rate (under ZeRO stages 1 and 2 by each tensor's owner, which then
- * broadcasts it). Under ZeRO stage 3 a rank holds only its own trainable tensors between uses:
+ * broadcasts it). With overlap_gradient_reduction (default) the last micro-batch's backward runs
+ * layer by layer ({@link ActivationCheckpointing}, or {@link LayeredBackward} without
+ * checkpointing) and starts each gradient bucket's reduction as it completes it; the step waits
+ * for all before the clip. Under ZeRO stage 3 a rank holds only its own trainable tensors between uses:
  * the checkpointed forward and backward gather each piece from its owners and reduce its
  * gradients to them ({@link ActivationCheckpointing}), and evaluation, saving and the start
  * broadcast gather the whole model around them. Layer-wise GaLore/APOLLO (one process, one
