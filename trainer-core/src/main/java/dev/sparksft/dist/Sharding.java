@@ -43,7 +43,7 @@ import org.bytedeco.pytorch.global.torch;
  * <p>With overlap (overlap_gradient_reduction, several ranks) stages 0 to 2 reduce the step's
  * gradients while its last micro-batch's backward still runs: {@link #beginStepReduction} arms
  * it, the layer-by-layer backward reports each piece whose gradients are final
- * ({@link #gradientsReady}), and each bucket of the {@link #bucketPlan} is started (World's
+ * ({@link #gradientsReady}), and each bucket of the {@link BucketPlan} is started (World's
  * asynchronous all-reduce, or at stage 2 the held-gradient count, waited, then the reduces to
  * the owners, started) as soon as all its tensors are final, in plan order; {@link #reduceGradients}
  * starts what is left and waits for all, before the clip. Earlier micro-batches only accumulate.
@@ -70,7 +70,7 @@ public final class Sharding {
 
     /** {@link #Sharding(World, int, Map, boolean, long)} reducing after the backward, in one pass (no overlap). */
     public Sharding(World world, int stage, Map<String, Tensor> trainable) {
-        this(world, stage, trainable, false, OVERLAP_BUCKET_ELEMENTS);
+        this(world, stage, trainable, false, BucketPlan.DEFAULT_ELEMENTS);
     }
 
     /**
@@ -96,65 +96,13 @@ public final class Sharding {
         });
         this.partition = Partition.of(numels, world.size());
         this.overlap = overlap && world.size() > 1;
-        this.plan = bucketPlan(names, numels, bucketElements);
+        this.plan = BucketPlan.of(names, numels, bucketElements);
     }
 
-    /** DDP's bucket_cap_mb default, 25 MiB of float32: small enough that the first bucket leaves early. */
-    public static final long OVERLAP_BUCKET_ELEMENTS = 25L * 1024 * 1024 / 4;
+    /** The most elements of one overlapped bucket by default (DDP's 25 MiB of float32). */
+    public static final long DEFAULT_BUCKET_ELEMENTS = BucketPlan.DEFAULT_ELEMENTS;
 
-    /**
-     * The overlapped buckets: the trainable names in the order the layer-by-layer backward
-     * completes their gradients (the final norm and LM head, then decoder layers last to first,
-     * then the embedding and anything else outside the layers, which a tied head adds to until
-     * the very end), consecutive groups packed into buckets of at most {@code bucketElements}
-     * elements; a group larger than that is split between tensors. It depends only on names and
-     * sizes, so every rank computes the same boundaries in the same order without talking.
-     */
-    static List<List<String>> bucketPlan(List<String> names, Map<String, Long> numels, long bucketElements) {
-        List<List<String>> groups = new ArrayList<>();
-        List<String> head = new ArrayList<>();
-        List<String> last = new ArrayList<>();
-        java.util.TreeMap<Integer, List<String>> layers = new java.util.TreeMap<>(Comparator.reverseOrder());
-        for (String n : names) {
-            int layer = ModelLayout.layerIndex(n);
-            if (layer >= 0) {
-                layers.computeIfAbsent(layer, k -> new ArrayList<>()).add(n);
-            } else if (n.equals(ModelLayout.FINAL_NORM) || n.equals(ModelLayout.LM_HEAD)) {
-                head.add(n);
-            } else {
-                last.add(n);
-            }
-        }
-        groups.add(head);
-        groups.addAll(layers.values());
-        groups.add(last);
-        List<List<String>> out = new ArrayList<>();
-        List<String> current = new ArrayList<>();
-        long elements = 0;
-        for (List<String> group : groups) {
-            long size = group.stream().mapToLong(numels::get).sum();
-            if (!current.isEmpty() && elements + size > bucketElements) {
-                out.add(current);
-                current = new ArrayList<>();
-                elements = 0;
-            }
-            for (String n : group) {
-                if (!current.isEmpty() && elements + numels.get(n) > bucketElements) {
-                    out.add(current);
-                    current = new ArrayList<>();
-                    elements = 0;
-                }
-                current.add(n);
-                elements += numels.get(n);
-            }
-        }
-        if (!current.isEmpty()) {
-            out.add(current);
-        }
-        return out;
-    }
-
-    /** The overlapped buckets ({@link #bucketPlan}), first reduced first. */
+    /** The overlapped buckets ({@link BucketPlan}), first reduced first. */
     public List<List<String>> buckets() {
         return plan;
     }
