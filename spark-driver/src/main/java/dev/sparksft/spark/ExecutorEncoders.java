@@ -24,8 +24,10 @@ final class ExecutorEncoders {
         SupervisedEncoder cached = CACHE.get(key);
         if (cached == null) {
             SftConfig config = RunConfig.parse(key.configJson());
-            Tokenizer raw = Tokenizer.load(ModelFiles.local(config.model().modelNameOrPath()));
-            cached = SupervisedEncoder.of(config.data(), config.model(), raw);   // lives as long as the executor
+            java.nio.file.Path modelDir = ModelFiles.local(config.model().modelNameOrPath());
+            Tokenizer raw = Tokenizer.load(modelDir);
+            // lives as long as the executor; an image template reads preprocessor_config.json from the same copy
+            cached = SupervisedEncoder.of(config.data(), config.model(), raw, modelDir);
             CACHE.put(key, cached);
         }
         return cached;

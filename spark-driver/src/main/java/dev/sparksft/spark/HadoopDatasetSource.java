@@ -7,6 +7,7 @@ import dev.sparksft.data.DataFiles;
 import dev.sparksft.data.DatasetInfo;
 import dev.sparksft.data.DatasetRow;
 import dev.sparksft.data.DatasetSource;
+import dev.sparksft.data.MediaFiles;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Path;
@@ -85,6 +86,11 @@ final class HadoopDatasetSource implements DatasetSource {
         try (InputStream in = fs.open(first.getPath())) {
             return DataFiles.rows(0, first.getPath().toString(), in.readAllBytes());
         }
+    }
+
+    @Override
+    public MediaFiles media(String mediaDir) {
+        return HadoopMediaFiles.of(mediaDir);
     }
 
     private boolean exists(String uri) throws IOException {

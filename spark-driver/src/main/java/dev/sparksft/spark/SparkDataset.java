@@ -6,6 +6,7 @@ import dev.sparksft.data.DatasetInfo;
 import dev.sparksft.data.DatasetRow;
 import dev.sparksft.data.DatasetRules;
 import dev.sparksft.data.DatasetSpec;
+import dev.sparksft.data.MediaFiles;
 import dev.sparksft.data.Packing;
 import dev.sparksft.data.TokenizedExample;
 import dev.sparksft.generate.Predictor;
@@ -33,6 +34,8 @@ import scala.Tuple2;
  * dropped with one warning; dense indices 0..n-1 over the kept examples; the seeded val_size
  * split. Names resolve through {@link DatasetInfo} over any Hadoop path, and executors turn each
  * file's bytes into rows with {@link DataFiles#rows} (JSON, JSON Lines, Parquet), as one process does.
+ * An images column's paths are resolved (media_dir first) and their headers read on the executors
+ * that convert the rows ({@link HadoopMediaFiles}); the examples carry the resolved paths.
  */
 final class SparkDataset {
     /** The tokenized training set (indexed 0..numTrain-1, not yet ordered for training) and the eval set. */
@@ -178,7 +181,8 @@ final class SparkDataset {
                 .filter(t -> t._2() - offsets[t._1().dataset()] < DatasetRules.usedRows(Long.MAX_VALUE, maxSamples));
         ExecutorEncoders.Key encoders = encoderKey;
         List<DatasetSpec> specList = List.copyOf(specs);
-        JavaRDD<Encoded> encoded = ordered.mapPartitions(it -> encodePartition(it, encoders, specList, prompts))
+        MediaFiles media = HadoopMediaFiles.of(data.mediaDir());   // images are read where their rows are converted
+        JavaRDD<Encoded> encoded = ordered.mapPartitions(it -> encodePartition(it, encoders, specList, media, prompts))
                 .persist(StorageLevel.MEMORY_AND_DISK());
         reportDropped(encoded, specs, counts, maxSamples);
         raw.unpersist(false);
@@ -187,13 +191,14 @@ final class SparkDataset {
 
     /** Rule 4 on an executor: each row converted and tokenized (or its drop reason), numbered by its row order. */
     private static Iterator<Encoded> encodePartition(Iterator<Tuple2<DatasetRow, Long>> rows, ExecutorEncoders.Key key,
-                                                     List<DatasetSpec> specs, boolean prompts) throws IOException {
+                                                     List<DatasetSpec> specs, MediaFiles media, boolean prompts)
+            throws IOException {
         SupervisedEncoder encoder = ExecutorEncoders.get(key);
         List<Encoded> out = new ArrayList<>();
         while (rows.hasNext()) {
             Tuple2<DatasetRow, Long> t = rows.next();
             DatasetRow r = t._1();
-            DatasetRules.Converted c = DatasetRules.convert(specs.get(r.dataset()), r, t._2());
+            DatasetRules.Converted c = DatasetRules.convert(specs.get(r.dataset()), r, t._2(), media);
             if (c.conversation() == null) {
                 out.add(new Encoded(r.dataset(), t._2(), null, null, c.dropped()));
                 continue;

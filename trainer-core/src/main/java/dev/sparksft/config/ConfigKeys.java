@@ -47,8 +47,8 @@ final class ConfigKeys {
     static final String QUANTIZATION = "exporting a quantized model (GPTQ through optimum and gptqmodel, with its "
             + "calibration dataset) is not implemented; export in the model's dtype (scripts/sft export), and train "
             + "over 4-bit weights with quantization_bit: 4";
-    static final String MULTIMODAL = "spark-sft trains text-only models: images, videos and audio (and the vision "
-            + "tower's settings) are not supported; remove the multimodal keys and use a text model";
+    static final String MULTIMODAL = "videos and audio are not supported yet (images are, with template: qwen2_vl); "
+            + "remove the video and audio keys";
     static final String PREFERENCE = "spark-sft trains stage: sft only: preference and reinforcement training "
             + "(DPO, KTO, ORPO, SimPO, PPO, reward models) is not supported";
     static final String MEGATRON = "Megatron-Core training (tensor, pipeline, expert and context parallelism) is "
@@ -139,11 +139,11 @@ final class ConfigKeys {
         refuse(QUANTIZATION, "export_quantization_bit: null",
                 "export_quantization_dataset: null", "export_quantization_nsamples: 128",
                 "export_quantization_maxlen: 1024");
-        refuse(MULTIMODAL, "image_max_pixels: 589824", "image_min_pixels: 1024", "video_max_pixels: 65536",
-                "video_min_pixels: 256", "video_fps: 2.0", "video_maxlen: 128", "audio_sampling_rate: 16000",
-                "image_do_pan_and_scan: false", "crop_to_patches: false", "use_audio_in_video: false",
-                "freeze_vision_tower: true", "freeze_multi_modal_projector: true", "freeze_language_model: false",
-                "media_dir: null");
+        refuse(MULTIMODAL, "video_max_pixels: 65536", "video_min_pixels: 256", "video_fps: 2.0", "video_maxlen: 128",
+                "audio_sampling_rate: 16000", "use_audio_in_video: false");
+        refuse("gemma3's pan-and-scan crops and InternVL's patch crops are not implemented: spark-sft's image "
+                + "template is qwen2_vl, which takes whole images", "image_do_pan_and_scan: false",
+                "crop_to_patches: false");
         refuse(PREFERENCE, "pref_beta: 0.1", "pref_ftx: 0.0", "pref_bco_weight: 0.0", "pref_loss: sigmoid",
                 "dpo_label_smoothing: 0.0", "kto_chosen_weight: 1.0", "kto_rejected_weight: 1.0", "simpo_gamma: 0.5",
                 "ppo_buffer_size: 1", "ppo_epochs: 4", "ppo_score_norm: false", "ppo_target: 6.0",

@@ -5,7 +5,11 @@ import com.fasterxml.jackson.annotation.JsonProperty;
 import java.util.ArrayList;
 import java.util.List;
 
-/** What data to train on and how to render it (LLaMA-Factory's DataArguments; same defaults). */
+/**
+ * What data to train on and how to render it (LLaMA-Factory's DataArguments; same defaults).
+ * {@code media_dir} is the folder an images column's relative paths are looked up in first
+ * (dataset_dir unless set; {@code data/MediaFiles}).
+ */
 public record DataArguments(
         @JsonProperty("template") String template,
         @JsonProperty("dataset") List<String> dataset,
@@ -22,7 +26,8 @@ public record DataArguments(
         @JsonProperty("tool_format") String toolFormat,
         @JsonProperty("val_size") Double valSize,
         @JsonProperty("packing") Boolean packing,
-        @JsonProperty("neat_packing") Boolean neatPacking) {
+        @JsonProperty("neat_packing") Boolean neatPacking,
+        @JsonProperty("media_dir") String mediaDir) {
 
     /**
      * enable_thinking as LLaMA-Factory reads it: true, false, or null (Python's None). Reasoning
@@ -42,6 +47,7 @@ public record DataArguments(
         dataset = dataset == null ? List.of() : List.copyOf(dataset);
         evalDataset = evalDataset == null ? List.of() : List.copyOf(evalDataset);
         datasetDir = datasetDir == null ? "data" : datasetDir;
+        mediaDir = mediaDir == null ? datasetDir : mediaDir;   // LLaMA-Factory: media_dir defaults to dataset_dir
         cutoffLen = cutoffLen == null ? 2048 : cutoffLen;
         trainOnPrompt = trainOnPrompt != null && trainOnPrompt;
         maskHistory = maskHistory != null && maskHistory;

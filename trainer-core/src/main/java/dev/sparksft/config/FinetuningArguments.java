@@ -74,7 +74,11 @@ public record FinetuningArguments(
         @JsonProperty("asft_alpha") Double asftAlpha,
         @JsonProperty("compute_accuracy") Boolean computeAccuracy,
         @JsonProperty("disable_shuffling") Boolean disableShuffling,
-        @JsonProperty("plot_loss") Boolean plotLoss) {
+        @JsonProperty("plot_loss") Boolean plotLoss,
+        // a vision-language model's parts (LLaMA-Factory's defaults: only the language model trains)
+        @JsonProperty("freeze_vision_tower") Boolean freezeVisionTower,
+        @JsonProperty("freeze_multi_modal_projector") Boolean freezeMultiModalProjector,
+        @JsonProperty("freeze_language_model") Boolean freezeLanguageModel) {
 
     public FinetuningArguments {
         stage = stage == null ? "sft" : stage;
@@ -132,6 +136,9 @@ public record FinetuningArguments(
         computeAccuracy = computeAccuracy != null && computeAccuracy;
         disableShuffling = disableShuffling != null && disableShuffling;
         plotLoss = plotLoss != null && plotLoss;
+        freezeVisionTower = freezeVisionTower == null || freezeVisionTower;
+        freezeMultiModalProjector = freezeMultiModalProjector == null || freezeMultiModalProjector;
+        freezeLanguageModel = freezeLanguageModel != null && freezeLanguageModel;
 
         List<String> p = new ArrayList<>();
         if (!stage.equals("sft")) {
@@ -267,6 +274,11 @@ public record FinetuningArguments(
         }
         if (useBadam && badamSwitchInterval == 0) {
             p.add("badam_switch_interval must be >= 1, or -1 to never switch blocks, got 0");
+        }
+        if (freezeVisionTower && freezeMultiModalProjector && freezeLanguageModel) {
+            p.add("freeze_language_model: true with freeze_vision_tower and freeze_multi_modal_projector true (their "
+                    + "defaults) leaves no part of the model to train; set freeze_language_model: false, or "
+                    + "freeze_vision_tower or freeze_multi_modal_projector to false");
         }
         ConfigProblems.throwIfAny(p);
     }

@@ -21,6 +21,10 @@ import java.util.List;
  * refused. {@code quantization_device_map: auto} places an inference model over several GPUs in
  * LLaMA-Factory; here one device holds it, so it changes nothing, and training refuses it as
  * LLaMA-Factory does.
+ *
+ * <p>Images (LLaMA-Factory's ProcessorArguments): {@code image_max_pixels} and
+ * {@code image_min_pixels} (768x768 and 32x32) bound an image's area before the model's image
+ * processor resizes it ({@code image/ImageSizing.regularized}).
  */
 public record ModelArguments(@JsonProperty("model_name_or_path") String modelNameOrPath,
                              @JsonProperty("adapter_name_or_path") String adapterNameOrPath,
@@ -35,14 +39,25 @@ public record ModelArguments(@JsonProperty("model_name_or_path") String modelNam
                              @JsonProperty("quantization_method") String quantizationMethod,
                              @JsonProperty("quantization_type") String quantizationType,
                              @JsonProperty("double_quantization") Boolean doubleQuantization,
-                             @JsonProperty("quantization_device_map") String quantizationDeviceMap) {
+                             @JsonProperty("quantization_device_map") String quantizationDeviceMap,
+                             @JsonProperty("image_max_pixels") Integer imageMaxPixels,
+                             @JsonProperty("image_min_pixels") Integer imageMinPixels) {
     public ModelArguments {
         resizeVocab = resizeVocab != null && resizeVocab;
         quantizationMethod = quantizationMethod == null ? "bnb" : quantizationMethod;
         quantizationType = quantizationType == null ? "nf4" : quantizationType;
         doubleQuantization = doubleQuantization == null || doubleQuantization;
         exportSize = exportSize == null ? 5 : exportSize;   // GB per shard of an export, LLaMA-Factory's default
+        imageMaxPixels = imageMaxPixels == null ? 768 * 768 : imageMaxPixels;   // ProcessorArguments' defaults
+        imageMinPixels = imageMinPixels == null ? 32 * 32 : imageMinPixels;
         List<String> problems = new ArrayList<>();
+        if (imageMinPixels < 1) {
+            problems.add("image_min_pixels must be >= 1, got " + imageMinPixels);
+        }
+        if (imageMaxPixels < imageMinPixels) {
+            problems.add("image_max_pixels (" + imageMaxPixels + ") cannot be smaller than image_min_pixels ("
+                    + imageMinPixels + "); raise image_max_pixels or lower image_min_pixels");
+        }
         if (exportSize < 1) {
             problems.add("export_size must be >= 1 (GB per file of the exported model), got " + exportSize);
         }

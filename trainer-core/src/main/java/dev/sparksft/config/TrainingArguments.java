@@ -9,11 +9,12 @@ import java.util.Set;
 /**
  * How to train: Hugging Face (Seq2Seq)TrainingArguments keys with their defaults, plus three keys
  * of spark-sft's own: {@code num_threads} (OpenBLAS threads for the fp32 matmuls; default: all
- * cores), {@code intra_op_threads} (libtorch's own parallel kernels; default 1, measured faster
- * on small machines, see runtime.Torch) and {@code overlap_gradient_reduction} (default true:
- * with several ranks each gradient bucket is reduced as soon as the last micro-batch's backward
- * has completed it, see dist.Sharding; false reduces all of them after the backward, the same
- * result). {@code deepspeed} is the path of a DeepSpeed JSON
+ * cores), {@code intra_op_threads} (libtorch's own parallel kernels; null when unset, which
+ * runtime.CpuFeatures resolves: 1 for float32, measured faster on small machines, all of the rank's
+ * cores for bf16 where oneDNN runs bf16 matmuls on them) and {@code overlap_gradient_reduction}
+ * (default true: with several ranks each gradient bucket is reduced as soon as the last
+ * micro-batch's backward has completed it, see dist.Sharding; false reduces all of them after the
+ * backward, the same result). {@code deepspeed} is the path of a DeepSpeed JSON
  * ({@link DeepSpeedConfig}), read by every rank when training starts.
  */
 public record TrainingArguments(
@@ -94,7 +95,6 @@ public record TrainingArguments(
         fp8 = fp8 != null && fp8;
         fp8Backend = fp8Backend == null ? "auto" : fp8Backend;
         numThreads = numThreads == null ? Runtime.getRuntime().availableProcessors() : numThreads;
-        intraOpThreads = intraOpThreads == null ? 1 : intraOpThreads;
         overlapGradientReduction = overlapGradientReduction == null || overlapGradientReduction;
 
         List<String> p = new ArrayList<>();
@@ -105,7 +105,9 @@ public record TrainingArguments(
         positive(p, "save_steps", saveSteps);
         positive(p, "eval_steps", evalSteps);
         positive(p, "num_threads", numThreads);
-        positive(p, "intra_op_threads", intraOpThreads);
+        if (intraOpThreads != null) {
+            positive(p, "intra_op_threads", intraOpThreads);
+        }
         if (!(learningRate > 0)) {
             p.add("learning_rate must be > 0, got " + learningRate);
         }

@@ -9,14 +9,28 @@ import java.util.List;
  *
  * @param index  position in the source dataset (0-based), kept through every later stage
  * @param source where the example came from ("file.jsonl line 7"), for error messages
+ * @param images the images column's images in order (resolved paths and header sizes), which the
+ *               {@code <image>} placeholders of the messages stand for; empty for text
  */
 public record Conversation(long index, String source, List<Message> prompt, List<Message> response, String system,
-                           String tools) {
+                           String tools, List<ImageFile> images) {
+    /** The placeholder of one image in message text (LLaMA-Factory's IMAGE_PLACEHOLDER). */
+    public static final String IMAGE_PLACEHOLDER = "<image>";
+    public static final String VIDEO_PLACEHOLDER = "<video>";
+    public static final String AUDIO_PLACEHOLDER = "<audio>";
+
     public Conversation {
         prompt = List.copyOf(prompt);
         response = List.copyOf(response);
         system = system == null ? "" : system;
         tools = tools == null ? "" : tools;
+        images = images == null ? List.of() : List.copyOf(images);
+    }
+
+    /** A text-only conversation. */
+    public Conversation(long index, String source, List<Message> prompt, List<Message> response, String system,
+                        String tools) {
+        this(index, source, prompt, response, system, tools, List.of());
     }
 
     /** Null when the example is valid for supervised training, else why it is not. */

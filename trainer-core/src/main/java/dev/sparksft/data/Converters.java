@@ -18,11 +18,60 @@ public final class Converters {
 
     private Converters() {}
 
+    /** A row without images (a spec without an images column). */
     public static Conversation convert(DatasetSpec spec, JsonRecords.Row row, long index) {
-        return switch (spec.formatting()) {
+        return convert(spec, row, index, null);
+    }
+
+    /** @param media where the images column's paths are found (only read when the spec has that column) */
+    public static Conversation convert(DatasetSpec spec, JsonRecords.Row row, long index, MediaFiles media) {
+        Conversation c = switch (spec.formatting()) {
             case ALPACA -> alpaca(spec, row, index);
             case SHAREGPT, OPENAI -> conversation(spec, row, index);
         };
+        if (spec.images() == null) {
+            return c;
+        }
+        List<String> names = imageNames(spec.images(), row);
+        if (names.isEmpty()) {
+            return c;
+        }
+        if (media == null) {
+            throw new IllegalStateException("dataset '" + spec.name() + "' has an images column but no media files");
+        }
+        List<ImageFile> images = new ArrayList<>(names.size());
+        for (String name : names) {
+            images.add(media.image(row.source(), name));
+        }
+        return new Conversation(c.index(), c.source(), c.prompt(), c.response(), c.system(), c.tools(), images);
+    }
+
+    /**
+     * The images column's paths, as LLaMA-Factory's {@code _find_medias} takes them: null or an empty
+     * list is none, one string is one image, a list of strings is several.
+     */
+    static List<String> imageNames(String column, JsonRecords.Row row) {
+        JsonNode v = row.value().get(column);
+        if (v == null || v.isNull()) {
+            return List.of();
+        }
+        List<JsonNode> items = new ArrayList<>();
+        if (v.isArray()) {
+            v.forEach(items::add);
+        } else {
+            items.add(v);
+        }
+        List<String> names = new ArrayList<>();
+        for (int i = 0; i < items.size(); i++) {
+            JsonNode item = items.get(i);
+            if (!item.isTextual() || item.asText().isEmpty()) {
+                throw new UserError(row.source() + ": column '" + column + "' (columns.images) holds "
+                        + abbreviate(item.toString()) + (v.isArray() ? " at position " + i : "")
+                        + "; expected image paths (a string or a list of strings; bytes and objects are not supported)");
+            }
+            names.add(item.asText());
+        }
+        return names;
     }
 
     /** instruction + "\n" + input is the user turn, history pairs come before it, output is the reply. */

@@ -109,10 +109,17 @@ public final class DatasetInfo {
                 "audios", "chosen", "rejected", "kto_tag"), infoFile, name, "columns");
         checkKeys(t, List.of("role_tag", "content_tag", "user_tag", "assistant_tag", "observation_tag", "function_tag",
                 "system_tag"), infoFile, name, "tags");
-        for (String media : List.of("images", "videos", "audios", "chosen", "rejected", "kto_tag")) {
+        for (String media : List.of("videos", "audios")) {
             if (c.hasNonNull(media)) {
-                throw new UserError(infoFile + ": dataset '" + name + "' has columns." + media
-                        + ", which spark-sft does not support (text-only SFT)");
+                throw new UserError(infoFile + ": dataset '" + name + "' has columns." + media + " ('"
+                        + c.get(media).asText() + "'): " + media + " are not supported yet (images are, with "
+                        + "template: qwen2_vl); remove columns." + media + " from its entry");
+            }
+        }
+        for (String pref : List.of("chosen", "rejected", "kto_tag")) {
+            if (c.hasNonNull(pref)) {
+                throw new UserError(infoFile + ": dataset '" + name + "' has columns." + pref
+                        + ", which spark-sft does not support (preference data; spark-sft trains sft)");
             }
         }
         // LLaMA-Factory's DatasetAttr.join: a columns (tags) object sets every column (tag) it does not name to null.
@@ -122,7 +129,7 @@ public final class DatasetInfo {
                 col(c, "prompt", d.prompt(), hasColumns), col(c, "query", d.query(), hasColumns),
                 col(c, "response", d.response(), hasColumns), col(c, "history", d.history(), hasColumns),
                 col(c, "messages", d.messages(), hasColumns), col(c, "system", d.system(), hasColumns),
-                col(c, "tools", d.tools(), hasColumns),
+                col(c, "tools", d.tools(), hasColumns), col(c, "images", d.images(), hasColumns),
                 col(t, "role_tag", d.roleTag(), hasTags), col(t, "content_tag", d.contentTag(), hasTags),
                 col(t, "user_tag", d.userTag(), hasTags), col(t, "assistant_tag", d.assistantTag(), hasTags),
                 col(t, "observation_tag", d.observationTag(), hasTags), col(t, "function_tag", d.functionTag(), hasTags),

@@ -87,11 +87,20 @@ public final class DatasetRules {
      * ("source: reason: row").
      */
     public static Converted convert(DatasetSpec spec, DatasetRow row, long index) {
+        return convert(spec, row, index, null);
+    }
+
+    /**
+     * Rule 4 for one row whose images (if the spec has an images column) are found through
+     * {@code media}: resolved and their headers read here, where the row is converted (an
+     * executor under Spark).
+     */
+    public static Converted convert(DatasetSpec spec, DatasetRow row, long index, MediaFiles media) {
         JsonRecords.Row record = row.asRecord();
         String reason;
         Conversation c = null;
         try {
-            c = Converters.convert(spec, record, index);
+            c = Converters.convert(spec, record, index, media);
             reason = c.invalidReason();
         } catch (InvalidExampleException e) {
             reason = e.getMessage();

@@ -29,4 +29,7 @@ public interface DatasetSource {
 
     /** The rows of the first data file at {@code location} (enough to tell its formatting). */
     List<DatasetRow> firstFileRows(String location) throws IOException;
+
+    /** The images of this source's datasets, relative paths looked up under {@code mediaDir} first. */
+    MediaFiles media(String mediaDir);
 }

@@ -3,7 +3,8 @@ package dev.sparksft.data;
 /**
  * One dataset as LLaMA-Factory's {@code dataset_info.json} describes it (DatasetAttr): where the
  * file is, its formatting, which columns hold what, and the role tags of sharegpt/openai data.
- * Column and tag fields are null where the data has no such column. Serializable: Spark ships
+ * Column and tag fields are null where the data has no such column ({@code images}: image paths,
+ * none unless columns.images names it). Serializable: Spark ships
  * it to the executors that convert rows.
  */
 public record DatasetSpec(
@@ -16,7 +17,7 @@ public record DatasetSpec(
         // sharegpt / openai columns
         String messages,
         // common columns
-        String system, String tools,
+        String system, String tools, String images,
         // sharegpt / openai tags
         String roleTag, String contentTag, String userTag, String assistantTag, String observationTag,
         String functionTag, String systemTag) implements java.io.Serializable {
@@ -33,10 +34,10 @@ public record DatasetSpec(
     public static DatasetSpec defaults(String name, String path, Formatting formatting) {
         if (formatting == Formatting.OPENAI) {
             // OpenAI-style messages: role/content with the role names of the chat API.
-            return new DatasetSpec(name, path, formatting, null, null, null, null, null, "messages", null, null,
+            return new DatasetSpec(name, path, formatting, null, null, null, null, null, "messages", null, null, null,
                     "role", "content", "user", "assistant", "tool", "function_call", "system");
         }
         return new DatasetSpec(name, path, formatting, null, "instruction", "input", "output", null,
-                "conversations", null, null, "from", "value", "human", "gpt", "observation", "function_call", "system");
+                "conversations", null, null, null, "from", "value", "human", "gpt", "observation", "function_call", "system");
     }
 }

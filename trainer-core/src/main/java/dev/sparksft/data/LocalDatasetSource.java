@@ -54,6 +54,11 @@ public final class LocalDatasetSource implements DatasetSource {
         return DataFiles.rows(0, files.get(0).toString(), Files.readAllBytes(files.get(0)));
     }
 
+    @Override
+    public MediaFiles media(String mediaDir) {
+        return new LocalMediaFiles(mediaDir);
+    }
+
     /** Every row of the data at {@code location} (a file, or a folder's files in path order). */
     public List<DatasetRow> rows(int dataset, String location) throws IOException {
         return DataFiles.read(dataset, Path.of(location));

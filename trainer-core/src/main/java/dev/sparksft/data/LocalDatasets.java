@@ -20,6 +20,13 @@ public final class LocalDatasets {
      */
     public static List<Conversation> load(List<String> names, LocalDatasetSource source, String key, Integer maxSamples,
                                           boolean skipBadRows) throws IOException {
+        return load(names, source, key, maxSamples, skipBadRows, source.datasetDir());
+    }
+
+    /** @param mediaDir where the images columns' relative paths are looked up first (media_dir) */
+    public static List<Conversation> load(List<String> names, LocalDatasetSource source, String key, Integer maxSamples,
+                                          boolean skipBadRows, String mediaDir) throws IOException {
+        MediaFiles media = source.media(mediaDir);
         List<DatasetSpec> specs = DatasetInfo.resolve(names, source);
         List<List<DatasetRow>> rows = new ArrayList<>();
         List<String> malformed = new ArrayList<>();
@@ -53,7 +60,7 @@ public final class LocalDatasets {
             long dropped = 0;
             String first = null;
             for (DatasetRow r : used) {
-                DatasetRules.Converted c = DatasetRules.convert(spec, r, out.size());
+                DatasetRules.Converted c = DatasetRules.convert(spec, r, out.size(), media);
                 if (c.conversation() != null) {
                     out.add(c.conversation());
                 } else if (dropped++ == 0) {

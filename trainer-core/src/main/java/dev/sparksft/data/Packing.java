@@ -63,13 +63,16 @@ public final class Packing {
         int at = 0;
         for (int s = 0; s < members.size(); s++) {
             TokenizedExample ex = members.get(s);
+            if (!ex.images().isEmpty()) {   // SupervisedEncoder.of refuses packing with an image template
+                throw new IllegalStateException("example " + ex.index() + " has images and cannot be packed");
+            }
             System.arraycopy(ex.inputIds(), 0, ids, at, ex.length());
             System.arraycopy(ex.labels(), 0, labels, at, ex.length());
             labels[at] = TokenizedExample.IGNORE_INDEX;   // never a target across the boundary
             segments[s] = ex.length();
             at += ex.length();
         }
-        return new TokenizedExample(index, ids, labels, segments, neat);
+        return new TokenizedExample(index, ids, labels, segments, neat, List.of());
     }
 
     /** The whole training set packed into at most cutoff_len tokens per example, renumbered 0.. */

@@ -21,8 +21,10 @@ import org.slf4j.LoggerFactory;
  * Tokenized examples on disk ({@code tokenized_path}): JSON Lines of
  * {@code {"input_ids": [...], "labels": [...]}}, labels -100 where masked, plus
  * {@code "segment_lengths"} and {@code "isolated"} for a packed row, so that a packed set reads
- * back with its position ids and attention as it was packed. Written to a temporary name and
- * renamed, so a file is whole or absent.
+ * back with its position ids and attention as it was packed, and, for an example with images,
+ * {@code "images"} (their resolved paths, in token order) and {@code "image_grid_thw"} (each one's
+ * [t, h, w] patch grid), so that a tokenized multimodal set trains without its dataset. Written to
+ * a temporary name and renamed, so a file is whole or absent.
  */
 public final class TokenizedFiles {
     private static final Logger LOG = LoggerFactory.getLogger(TokenizedFiles.class);
@@ -50,6 +52,18 @@ public final class TokenizedFiles {
                     g.writeFieldName("segment_lengths");
                     g.writeArray(ex.segmentLengths(), 0, ex.segmentLengths().length);
                     g.writeBooleanField("isolated", ex.isolated());
+                }
+                if (!ex.images().isEmpty()) {
+                    g.writeArrayFieldStart("images");
+                    for (TokenizedExample.Image image : ex.images()) {
+                        g.writeString(image.path());
+                    }
+                    g.writeEndArray();
+                    g.writeArrayFieldStart("image_grid_thw");
+                    for (TokenizedExample.Image image : ex.images()) {
+                        g.writeArray(new int[] {image.gridT(), image.gridH(), image.gridW()}, 0, 3);
+                    }
+                    g.writeEndArray();
                 }
                 g.writeEndObject();
                 g.writeRaw('\n');
@@ -99,7 +113,31 @@ public final class TokenizedFiles {
             throw new UserError(where + ": input_ids, labels and segment_lengths disagree in length ("
                     + ids.length + ", " + labels.length + ", " + java.util.Arrays.stream(segments).sum() + ")");
         }
-        return new TokenizedExample(index, ids, labels, segments, row.path("isolated").asBoolean(false));
+        return new TokenizedExample(index, ids, labels, segments, row.path("isolated").asBoolean(false),
+                images(row, where));
+    }
+
+    /** "images" and "image_grid_thw", one path and one [t, h, w] per image; none when absent. */
+    private static List<TokenizedExample.Image> images(JsonNode row, String where) {
+        JsonNode paths = row.get("images");
+        if (paths == null || paths.isNull()) {
+            return List.of();
+        }
+        JsonNode grids = row.get("image_grid_thw");
+        if (!paths.isArray() || grids == null || !grids.isArray() || grids.size() != paths.size()) {
+            throw new UserError(where + ": \"images\" must be a list of paths with one [t, h, w] per image in "
+                    + "\"image_grid_thw\"; write it again with `scripts/sft tokenize`");
+        }
+        List<TokenizedExample.Image> out = new ArrayList<>();
+        for (int i = 0; i < paths.size(); i++) {
+            int[] thw = ints(grids.get(i), where, "image_grid_thw[" + i + "]");
+            if (!paths.get(i).isTextual() || thw.length != 3) {
+                throw new UserError(where + ": image " + i + " needs a path and a [t, h, w] grid, got "
+                        + paths.get(i) + " and " + grids.get(i));
+            }
+            out.add(new TokenizedExample.Image(paths.get(i).asText(), thw[0], thw[1], thw[2]));
+        }
+        return out;
     }
 
     private static int[] ints(JsonNode array, String where, String key) {

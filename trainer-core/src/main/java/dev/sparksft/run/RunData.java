@@ -74,9 +74,11 @@ public record RunData(ChatTemplate template, Tokenizer tokenizer, SupervisedEnco
         LocalDatasetSource source = new LocalDatasetSource(Path.of(data.datasetDir()));
         boolean skip = config.distributed().skipBadRows();
         List<Conversation> train = data.dataset().isEmpty() ? List.of()
-                : LocalDatasets.load(data.dataset(), source, "dataset", data.maxSamples(), skip);
+                : LocalDatasets.load(data.dataset(), source, "dataset", data.maxSamples(), skip,
+                        data.mediaDir());
         List<Conversation> eval = data.evalDataset().isEmpty() ? List.of()
-                : LocalDatasets.load(data.evalDataset(), source, "eval_dataset", data.maxSamples(), skip);
+                : LocalDatasets.load(data.evalDataset(), source, "eval_dataset", data.maxSamples(), skip,
+                        data.mediaDir());
         if (data.valSize() > 0) {
             // datasets' train_test_split: a float is a fraction rounded up, an integer a count
             boolean[] isEval = data.validationSplit(train.size(), config.training().seed());
@@ -96,7 +98,7 @@ public record RunData(ChatTemplate template, Tokenizer tokenizer, SupervisedEnco
         List<TokenizedExample> out = new ArrayList<>(conversations.size());
         for (int i = 0; i < conversations.size(); i++) {
             TokenizedExample ex = encoder.encode(conversations.get(i));
-            out.add(new TokenizedExample(i, ex.inputIds(), ex.labels()));
+            out.add(ex.withIndex(i));
         }
         return out;
     }

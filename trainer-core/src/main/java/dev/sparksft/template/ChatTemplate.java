@@ -29,6 +29,9 @@ import org.slf4j.LoggerFactory;
  *                    {@code add_thought()} (open + close; GLM-4.7 writes the close word alone)
  * @param toolCalling how the tools column enters the first system prompt and how function messages
  *                    are written
+ * @param mmPlugin    the multimodal plugin that expands {@code <image>} placeholders (qwen2_vl); null
+ *                    for a text template, whose placeholders stay text as LLaMA-Factory's base plugin
+ *                    leaves them
  */
 public record ChatTemplate(
         String name,
@@ -46,7 +49,8 @@ public record ChatTemplate(
         boolean reasoning,
         boolean efficientEos,
         String emptyThought,
-        ToolCalling toolCalling) {
+        ToolCalling toolCalling,
+        MmPlugin mmPlugin) {
     private static final Logger LOG = LoggerFactory.getLogger(ChatTemplate.class);
 
 
@@ -93,13 +97,13 @@ public record ChatTemplate(
     /** The same template with another default system prompt (the {@code default_system} key). */
     public ChatTemplate withDefaultSystem(String system) {
         return new ChatTemplate(name, user, assistant, this.system, observation, prefix, system, stopWords, thoughtOpen,
-                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, toolCalling);
+                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, toolCalling, mmPlugin);
     }
 
     /** The same template with other tool calling (the {@code tool_format} key: {@link ToolCalling#withFormat}). */
     public ChatTemplate withToolCalling(ToolCalling calling) {
         return new ChatTemplate(name, user, assistant, system, observation, prefix, defaultSystem, stopWords, thoughtOpen,
-                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, calling);
+                thoughtClose, replaceEos, foldSystem, reasoning, efficientEos, emptyThought, calling, mmPlugin);
     }
 
     /** The tokens the formatters name one by one ({@link Slot.Token}). */

@@ -23,17 +23,31 @@ public final class Templates {
     private static final Map<String, ChatTemplate> BUILT_IN = new LinkedHashMap<>();
 
     /**
-     * LLaMA-Factory's templates for image, video or audio models (a multimodal plugin); refused
-     * with a message that says so. gemma3, llama4, mistral_small and the qwen3_5 family have
-     * plugins too but are built in: their text-only encoding is the plain template's.
+     * LLaMA-Factory's templates for image, video or audio models and the multimodal plugin each
+     * registers, except qwen2_vl, which is built in with its plugin ({@link MmPlugin#QWEN2_VL});
+     * refused by name. The templates whose registration names LLaMA-Factory's Qwen2VLPlugin are
+     * qwen2_vl, keye_vl, mimo_vl and dots_ocr (with its own tokens); glm4v, qwen2_omni and qwen3_vl
+     * are subclasses of it. gemma3, llama4, mistral_small and the qwen3_5 family have plugins too
+     * but are built in as text templates: their text-only encoding is the plain template's, and
+     * they refuse images.
      */
-    private static final Set<String> MULTIMODAL = Set.of("dots_ocr", "ernie_vl", "gemma3n", "gemma4", "gemma4n",
-            "glm4_5v", "glm4v", "glm_ocr", "granite3_vision", "intern_s1", "intern_vl", "keye_vl", "kimi_vl", "lfm2_vl",
-            "llava", "llava_next", "llava_next_llama3", "llava_next_mistral", "llava_next_qwen", "llava_next_video",
-            "llava_next_video_mistral", "llava_next_video_yi", "llava_next_yi", "mimo_vl", "minicpm_o", "minicpm_v",
-            "minicpm_v_4_6", "ministral3", "mllama", "moss_vl", "paligemma", "paligemma_chat", "pixtral",
-            "qwen2_audio", "qwen2_omni", "qwen2_vl", "qwen3_omni", "qwen3_omni_nothink", "qwen3_vl",
-            "qwen3_vl_nothink", "video_llava", "yi_vl", "youtu_vl");
+    private static final Map<String, String> MULTIMODAL = Map.ofEntries(Map.entry("dots_ocr", "qwen2_vl"),
+            Map.entry("ernie_vl", "ernie_vl"), Map.entry("gemma3n", "gemma3n"), Map.entry("gemma4", "gemma4"),
+            Map.entry("gemma4n", "gemma4"), Map.entry("glm4_5v", "glm4v"), Map.entry("glm4v", "glm4v"),
+            Map.entry("glm_ocr", "glm4v"), Map.entry("granite3_vision", "llava_next"), Map.entry("intern_s1", "intern_vl"),
+            Map.entry("intern_vl", "intern_vl"), Map.entry("keye_vl", "qwen2_vl"), Map.entry("kimi_vl", "kimi_vl"),
+            Map.entry("lfm2_vl", "lfm2_vl"), Map.entry("llava", "llava"), Map.entry("llava_next", "llava_next"),
+            Map.entry("llava_next_llama3", "llava_next"), Map.entry("llava_next_mistral", "llava_next"),
+            Map.entry("llava_next_qwen", "llava_next"), Map.entry("llava_next_video", "llava_next_video"),
+            Map.entry("llava_next_video_mistral", "llava_next_video"), Map.entry("llava_next_video_yi", "llava_next_video"),
+            Map.entry("llava_next_yi", "llava_next"), Map.entry("mimo_vl", "qwen2_vl"), Map.entry("minicpm_o", "minicpm_v"),
+            Map.entry("minicpm_v", "minicpm_v"), Map.entry("minicpm_v_4_6", "minicpm_v_4_6"),
+            Map.entry("ministral3", "pixtral"), Map.entry("mllama", "mllama"), Map.entry("moss_vl", "moss_vl"),
+            Map.entry("paligemma", "paligemma"), Map.entry("paligemma_chat", "paligemma"), Map.entry("pixtral", "pixtral"),
+            Map.entry("qwen2_audio", "qwen2_audio"), Map.entry("qwen2_omni", "qwen2_omni"),
+            Map.entry("qwen3_omni", "qwen2_omni"), Map.entry("qwen3_omni_nothink", "qwen2_omni"),
+            Map.entry("qwen3_vl", "qwen3_vl"), Map.entry("qwen3_vl_nothink", "qwen3_vl"),
+            Map.entry("video_llava", "video_llava"), Map.entry("yi_vl", "llava"), Map.entry("youtu_vl", "youtu_vl"));
 
     // The strings several families share, as LLaMA-Factory's "copied from ... template" entries do.
     private static final String CHATML_USER = "<|im_start|>user\n{{content}}<|im_end|>\n<|im_start|>assistant\n";
@@ -231,6 +245,8 @@ public final class Templates {
         template("phi4_mini").user("<|user|>{{content}}<|end|><|assistant|>").assistant("{{content}}<|end|>")
                 .system("<|system|>{{content}}<|end|>").stopWords("<|end|>").replaceEos().add();
         qwen("qwen").defaultSystem("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.").add();
+        // Qwen2-VL and Qwen2.5-VL: qwen's slots and tool format, its own default system, images through Qwen2VLPlugin
+        qwen("qwen2_vl").defaultSystem("You are a helpful assistant.").mmPlugin(MmPlugin.QWEN2_VL).add();
         qwen("qwen3").reasoning().add();
         qwen("qwen3_nothink").add();
         qwen("qwen3_5").reasoning().add();
@@ -322,6 +338,7 @@ public final class Templates {
         private boolean replaceEos;
         private boolean foldSystem;
         private boolean reasoning;
+        private MmPlugin mmPlugin;
 
         private Definition(String name) {
             this.name = name;
@@ -398,6 +415,12 @@ public final class Templates {
             return this;
         }
 
+        /** LLaMA-Factory's mm_plugin (the image placeholders' expansion). */
+        Definition mmPlugin(MmPlugin plugin) {
+            mmPlugin = plugin;
+            return this;
+        }
+
         /** ReasoningTemplate. */
         Definition reasoning() {
             reasoning = true;
@@ -408,7 +431,7 @@ public final class Templates {
             if (replaceEos && stopWords.isEmpty()) {
                 throw new IllegalStateException(name + ": replace_eos needs stop words");
             }
-            if (BUILT_IN.containsKey(name) || MULTIMODAL.contains(name)) {
+            if (BUILT_IN.containsKey(name) || MULTIMODAL.containsKey(name)) {
                 throw new IllegalStateException("template " + name + " defined twice");
             }
             Formatter userOrDefault = user != null ? user : slots("{{content}}");
@@ -419,7 +442,7 @@ public final class Templates {
                     observation != null ? observation : userOrDefault,
                     prefix, defaultSystem, stopWords, thoughtOpen, thoughtClose, replaceEos, foldSystem, reasoning,
                     efficientEos, emptyThought != null ? emptyThought : thoughtOpen + thoughtClose,
-                    ToolCalling.forTemplate(name, assistantOrDefault)));
+                    ToolCalling.forTemplate(name, assistantOrDefault), mmPlugin));
         }
     }
 
@@ -438,9 +461,11 @@ public final class Templates {
         if (BUILT_IN.containsKey(name)) {
             return Optional.empty();
         }
-        if (MULTIMODAL.contains(name)) {
+        if (MULTIMODAL.containsKey(name)) {
             return Optional.of("template: '" + name + "' is LLaMA-Factory's template for a multimodal (image, video "
-                    + "or audio) model, and spark-sft trains text only: use a text model and its template");
+                    + "or audio) model with its '" + MULTIMODAL.get(name) + "' plugin, which spark-sft does not support "
+                    + "yet: images train with template: qwen2_vl (Qwen2-VL, Qwen2.5-VL); for text use a text model and "
+                    + "its template");
         }
         return Optional.of("template: unknown template '" + name + "'" + Suggest.didYouMean(name, BUILT_IN.keySet())
                 + "; built-in templates: " + String.join(", ", names()));

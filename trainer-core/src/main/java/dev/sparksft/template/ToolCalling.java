@@ -75,6 +75,7 @@ public record ToolCalling(Formatter function, ToolFormat format, Formatter tools
             entry("phi4_mini", new ToolCalling(null, ToolFormat.DEFAULT, Formatter.of("<|tool|>{{content}}<|/tool|>"),
                     CALL_OPEN, CALL_CLOSE, false, null)),
             entry("qwen", of(Formatter.of("{{content}}<|im_end|>\n"), ToolFormat.QWEN)),
+            entry("qwen2_vl", of(Formatter.of("{{content}}<|im_end|>\n"), ToolFormat.QWEN)),
             entry("qwen3", of(Formatter.of("{{content}}<|im_end|>\n"), ToolFormat.QWEN)),
             entry("qwen3_nothink", of(Formatter.of("{{content}}<|im_end|>\n"), ToolFormat.QWEN)),
             entry("qwen3_5", of(Formatter.of("{{content}}<|im_end|>\n"), ToolFormat.QWEN3_5)),

@@ -202,27 +202,29 @@ public final class Trainer {
                 }
                 double localLossSum = 0;
                 Sharding sharding = setup.sharding();
-                for (int m = 0; m < micros.size(); m++) {
-                    List<TokenizedExample> batch = micros.get(m);
-                    if (numTargets == 0) {
-                        continue; // no rank has a target this step: nobody computes or communicates
-                    }
-                    if (m == micros.size() - 1) {
-                        sharding.beginStepReduction();   // overlap: this backward's buckets leave as it completes them
-                    }
-                    if (batch.isEmpty()) {
-                        // no data on this rank for this micro-step: zero loss, zero gradient; under
-                        // ZeRO 3 it still takes part in the others' gathers and reductions
-                        if (setup.sharding().shardsParameters()) {
-                            ActivationCheckpointing.idle(model, setup.sharding());
+                try (Autocast.StepCasts casts = stepCasts(micros.size())) {
+                    for (int m = 0; m < micros.size(); m++) {
+                        List<TokenizedExample> batch = micros.get(m);
+                        if (numTargets == 0) {
+                            continue; // no rank has a target this step: nobody computes or communicates
                         }
-                        continue;
+                        if (m == micros.size() - 1) {
+                            sharding.beginStepReduction();   // overlap: this backward's buckets leave as it completes them
+                        }
+                        if (batch.isEmpty()) {
+                            // no data on this rank for this micro-step: zero loss, zero gradient; under
+                            // ZeRO 3 it still takes part in the others' gathers and reductions
+                            if (setup.sharding().shardsParameters()) {
+                                ActivationCheckpointing.idle(model, setup.sharding());
+                            }
+                            continue;
+                        }
+                        try (PointerScope microScope = new PointerScope()) {
+                            Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
+                            localLossSum += forwardBackward(b, numTargets, lr);
+                        }
                     }
-                    try (PointerScope microScope = new PointerScope()) {
-                        Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
-                        localLossSum += forwardBackward(b, numTargets, lr);
-                    }
-                }
+                }   // the step's bf16 weight copies are dropped here, before any weight changes
                 // SUM over ranks: into every rank, or (ZeRO 2) into each owner; ZeRO 3: done; with overlap the
                 // buckets the last backward did not start, then the wait for all of them (before the clip)
                 sharding.reduceGradients(trainable);
@@ -368,6 +370,18 @@ public final class Trainer {
         setup.sharding().releaseAll();
         return Evaluator.metrics(new Evaluator.Sums(world.allReduceSum(s.lossSum()), world.allReduceSum(s.numTargets()),
                 world.allReduceSum(s.accuracySum()), world.allReduceSum(s.accuracyCount())), setup.computeAccuracy());
+    }
+
+    /**
+     * Whether the micro-batches of a step share autocast's bf16 copies of the float32 weights
+     * (cast once per step, not once per micro-batch): with bf16 autocast and more than one
+     * micro-batch, unless the run trades that memory away (activation checkpointing keeps one
+     * layer's copies at a time; ZeRO 3's gathered weights are new tensors each forward).
+     */
+    private Autocast.StepCasts stepCasts(int microBatches) {
+        boolean keep = args.bf16() && microBatches > 1 && !setup.activationCheckpointing()
+                && !setup.sharding().shardsParameters();
+        return keep ? Autocast.StepCasts.keep() : Autocast.StepCasts.none();
     }
 
     /**

@@ -40,7 +40,8 @@ import org.junit.jupiter.api.io.TempDir;
  * src/test/python/make_template_fixtures.py) produced for conversations of its demo data, with a
  * byte-level tokenizer whose special tokens the fixture lists. Text templates must give the same
  * input ids, labels, generation prompt and label, eos, pad and stop ids, and the same refusal;
- * the other templates must be refused as multimodal.
+ * qwen2_vl is built in with its image plugin (MultimodalEncodingTest checks it), the other
+ * templates must be refused as multimodal, naming their plugin.
  */
 class LlamaFactoryTemplatesTest {
     static JsonNode fixture;
@@ -196,11 +197,23 @@ class LlamaFactoryTemplatesTest {
                 if (!Templates.names().contains(name)) {
                     missing.add(name);
                 }
+            } else if (name.equals("qwen2_vl")) {
+                assertEquals("qwen2_vl", e.getValue().get("mm_plugin").asText());
+                ChatTemplate t = Templates.get(name);
+                assertEquals(MmPlugin.QWEN2_VL, t.mmPlugin());
+                assertEquals(e.getValue().get("default_system").asText(), t.defaultSystem());
+                assertEquals(e.getValue().get("replace_eos").asBoolean(), t.replaceEos());
+                assertEquals(e.getValue().get("efficient_eos").asBoolean(), t.efficientEos());
+                List<String> stops = new ArrayList<>();
+                e.getValue().get("stop_words").forEach(w -> stops.add(w.asText()));
+                assertEquals(stops, t.stopWords());
             } else {
-                assertFalse(e.getValue().get("mm_plugin").asText().equals("base"), name);
+                String plugin = e.getValue().get("mm_plugin").asText();
+                assertFalse(plugin.equals("base"), name);
                 UserError err = assertThrows(UserError.class, () -> Templates.get(name));
                 assertTrue(err.getMessage().contains("'" + name + "' is LLaMA-Factory's template for a multimodal")
-                        && err.getMessage().contains("spark-sft trains text only"), err.getMessage());
+                        && err.getMessage().contains("with its '" + plugin + "' plugin, which spark-sft does not support "
+                        + "yet"), err.getMessage());
             }
         }
         assertEquals(List.of(), missing, "LLaMA-Factory text templates that are not built in");
@@ -222,9 +235,12 @@ class LlamaFactoryTemplatesTest {
 
     @Test
     void aMultimodalTemplateInAConfigurationIsNamedAsSuch() {
-        String problem = Templates.problem("qwen2_vl").orElseThrow();
-        assertEquals("template: 'qwen2_vl' is LLaMA-Factory's template for a multimodal (image, video or audio) "
-                + "model, and spark-sft trains text only: use a text model and its template", problem);
+        String problem = Templates.problem("qwen3_vl").orElseThrow();
+        assertEquals("template: 'qwen3_vl' is LLaMA-Factory's template for a multimodal (image, video or audio) "
+                + "model with its 'qwen3_vl' plugin, which spark-sft does not support yet: images train with template: "
+                + "qwen2_vl (Qwen2-VL, Qwen2.5-VL); for text use a text model and its template", problem);
+        assertTrue(Templates.problem("qwen2_vl").isEmpty());
+        assertTrue(Templates.problem("moss_vl").orElseThrow().contains("'moss_vl' plugin"));
         assertTrue(Templates.problem("qwen3").isEmpty());
         assertTrue(Templates.problem("qwen9").orElseThrow().startsWith("template: unknown template 'qwen9'"));
     }
