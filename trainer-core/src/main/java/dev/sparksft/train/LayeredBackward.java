@@ -53,8 +53,8 @@ final class LayeredBackward {
         Tensor top;
         Tensor sum;
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
-            CausalLm.Context ctx = model.context(b.attentionMask(), b.positionIds(), null);
-            embedded = model.embed(b.inputIds());
+            CausalLm.Context ctx = model.context(b);
+            embedded = model.embed(b);                     // with a vision-language model's images
             Tensor x = embedded;
             for (int i = 0; i < numLayers; i++) {
                 Tensor in = null;

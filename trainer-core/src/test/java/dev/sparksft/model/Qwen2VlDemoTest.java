@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.image.ImageProcessor;
 import dev.sparksft.image.ImageProcessorConfig;
 import dev.sparksft.image.PixelValues;
+import dev.sparksft.image.VisionInputs;
 import dev.sparksft.loss.CausalLmLoss;
 import dev.sparksft.runtime.Torch;
 import java.nio.file.Files;
