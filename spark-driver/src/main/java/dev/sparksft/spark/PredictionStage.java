@@ -5,7 +5,7 @@ import dev.sparksft.config.SftConfig;
 import dev.sparksft.generate.Predictor;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.train.Models;
-import dev.sparksft.runtime.Torch;
+import dev.sparksft.run.RankThreads;
 import dev.sparksft.template.SupervisedEncoder;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -41,8 +41,8 @@ final class PredictionStage implements FlatMapFunction<Iterator<Predictor.Prompt
         ObjectNode values = RunConfig.values(configJson);
         SftConfig config = SftConfig.fromValues(values);
         TaskContext ctx = TaskContext.get();
-        Torch.load(values.has("num_threads") ? config.training().numThreads() : ctx.cpus(),
-                config.training().intraOpThreads());
+        RankThreads.load(config, values.has("num_threads") ? config.training().numThreads() : ctx.cpus(),
+                !config.distributed().cuda());
         FaultInjection.ofTask().beforePrediction(ctx.partitionId());
         SupervisedEncoder encoder = ExecutorEncoders.get(new ExecutorEncoders.Key(configJson));
         Device device = new Device(torch.DeviceType.CPU);

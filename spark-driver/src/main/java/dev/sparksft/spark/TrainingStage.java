@@ -10,7 +10,7 @@ import dev.sparksft.dist.Heartbeat;
 import dev.sparksft.dist.Rendezvous;
 import dev.sparksft.dist.World;
 import dev.sparksft.model.CausalLm;
-import dev.sparksft.runtime.Torch;
+import dev.sparksft.run.RankThreads;
 import dev.sparksft.template.SupervisedEncoder;
 import dev.sparksft.train.Checkpoints;
 import dev.sparksft.train.Models;
@@ -81,7 +81,7 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
         SftConfig config = SftConfig.fromValues(values);
         TrainingArguments args = config.training();
         // threads per rank: num_threads when given, else the cores Spark gave the task (spark.task.cpus)
-        Torch.load(values.has("num_threads") ? args.numThreads() : ctx.cpus(), args.intraOpThreads());
+        RankThreads.load(config, values.has("num_threads") ? args.numThreads() : ctx.cpus(), !config.distributed().cuda());
         Duration timeout = Duration.ofSeconds(config.distributed().ddpTimeout());
         Device device = new Device(torch.DeviceType.CPU);
         if (config.distributed().cuda()) {

@@ -4,7 +4,6 @@ import dev.sparksft.UserError;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.model.Adapter;
-import dev.sparksft.runtime.Torch;
 import dev.sparksft.train.Models;
 import dev.sparksft.train.Outputs;
 import java.io.IOException;
@@ -53,7 +52,7 @@ public final class ExportCommand {
                 }
             }
         }
-        Torch.load(config.training().numThreads(), config.training().intraOpThreads());
+        dev.sparksft.run.RankThreads.load(config, config.training().numThreads(), true);
         // with a template, the base model grows for the tokens its training run added (the adapter's
         // embed_tokens and lm_head have the grown shape) and the exported tokenizer holds them
         dev.sparksft.tokenizer.Tokenizer tokenizer = null;

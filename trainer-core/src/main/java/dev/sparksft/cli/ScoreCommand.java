@@ -7,7 +7,6 @@ import dev.sparksft.generate.Generator;
 import dev.sparksft.generate.Sampling;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.run.RunData;
-import dev.sparksft.runtime.Torch;
 import dev.sparksft.template.ChatTemplate;
 import dev.sparksft.tokenizer.Tokenizer;
 import java.io.IOException;
@@ -35,7 +34,7 @@ public final class ScoreCommand {
         if (config.training().outputDir() == null) {
             throw new UserError("output_dir is required: score reads the trained model from it");
         }
-        Torch.load(config.training().numThreads(), config.training().intraOpThreads());
+        dev.sparksft.run.RankThreads.load(config, config.training().numThreads(), true);
         Path modelDir = Path.of(config.training().outputDir());
         try (Tokenizer raw = Tokenizer.load(modelDir)) {
             RunData data = RunData.load(config, raw);

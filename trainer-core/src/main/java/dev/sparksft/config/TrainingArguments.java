@@ -9,8 +9,9 @@ import java.util.Set;
 /**
  * How to train: Hugging Face (Seq2Seq)TrainingArguments keys with their defaults, plus two keys
  * of spark-sft's own: {@code num_threads} (OpenBLAS threads for the fp32 matmuls; default: all
- * cores) and {@code intra_op_threads} (libtorch's own parallel kernels; default 1, measured faster
- * on small machines, see runtime.Torch). {@code deepspeed} is the path of a DeepSpeed JSON
+ * cores) and {@code intra_op_threads} (libtorch's own parallel kernels; null when unset, which
+ * runtime.CpuFeatures resolves: 1 for float32, measured faster on small machines, all of the rank's
+ * cores for bf16 where oneDNN runs bf16 matmuls on them). {@code deepspeed} is the path of a DeepSpeed JSON
  * ({@link DeepSpeedConfig}), read by every rank when training starts.
  */
 public record TrainingArguments(
@@ -90,8 +91,7 @@ public record TrainingArguments(
         fp8 = fp8 != null && fp8;
         fp8Backend = fp8Backend == null ? "auto" : fp8Backend;
         numThreads = numThreads == null ? Runtime.getRuntime().availableProcessors() : numThreads;
-        intraOpThreads = intraOpThreads == null ? 1 : intraOpThreads;
-
+        
         List<String> p = new ArrayList<>();
         positive(p, "per_device_train_batch_size", perDeviceTrainBatchSize);
         positive(p, "per_device_eval_batch_size", perDeviceEvalBatchSize);
@@ -100,7 +100,9 @@ public record TrainingArguments(
         positive(p, "save_steps", saveSteps);
         positive(p, "eval_steps", evalSteps);
         positive(p, "num_threads", numThreads);
-        positive(p, "intra_op_threads", intraOpThreads);
+        if (intraOpThreads != null) {
+            positive(p, "intra_op_threads", intraOpThreads);
+        }
         if (!(learningRate > 0)) {
             p.add("learning_rate must be > 0, got " + learningRate);
         }

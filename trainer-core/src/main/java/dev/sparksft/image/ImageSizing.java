@@ -1,5 +1,8 @@
 package dev.sparksft.image;
 
+import java.util.ArrayList;
+import java.util.List;
+
 /**
  * The sizes an image passes through on its way to Qwen2-VL patches, as plain arithmetic on its
  * width and height, so that the data side can count an image's tokens from its header alone and
@@ -53,34 +56,64 @@ public final class ImageSizing {
     }
 
     /**
-     * LLaMA-Factory's regularization of an image of {@code size} for a Qwen2-VL template: the size
-     * the image is resized to (with PIL's bicubic filter) before the processor sees it; {@code size}
-     * itself when no rule applies.
+     * LLaMA-Factory's regularization as the resizes it makes: {@code inSourceMode}, the
+     * image_max_pixels and image_min_pixels rules (BasePlugin, on the image as it was opened, before
+     * its {@code convert("RGB")}), then {@code inRgb}, the Qwen2-VL plugin's side and aspect rules
+     * (after it). Each is a PIL {@code image.resize}, so the processor makes them one by one:
+     * one resize to the final size would give other pixels.
      */
-    public static Size regularized(Size size, long imageMaxPixels, long imageMinPixels) {
+    public record Regularization(List<Size> inSourceMode, List<Size> inRgb) {
+        public Regularization {
+            inSourceMode = List.copyOf(inSourceMode);
+            inRgb = List.copyOf(inRgb);
+        }
+    }
+
+    /** The resizes LLaMA-Factory makes to an image of {@code size} for a Qwen2-VL template, in order. */
+    public static Regularization regularization(Size size, long imageMaxPixels, long imageMinPixels) {
+        List<Size> inSourceMode = new ArrayList<>();
+        List<Size> inRgb = new ArrayList<>();
         int width = size.width();
         int height = size.height();
         if (size.pixels() > imageMaxPixels) {
             double factor = Math.sqrt((double) imageMaxPixels / size.pixels());
             width = (int) (width * factor);
             height = (int) (height * factor);
+            inSourceMode.add(new Size(width, height));
         }
         if ((long) width * height < imageMinPixels) {
             double factor = Math.sqrt((double) imageMinPixels / ((long) width * height));
             width = (int) (width * factor);
             height = (int) (height * factor);
+            inSourceMode.add(new Size(width, height));
         }
         if (Math.min(width, height) < QWEN_MIN_SIDE) {
             width = Math.max(width, QWEN_MIN_SIDE);
             height = Math.max(height, QWEN_MIN_SIDE);
+            inRgb.add(new Size(width, height));
         }
         if ((double) width / height > MAX_ASPECT) {
             width = height * CUT_ASPECT;
+            inRgb.add(new Size(width, height));
         }
         if ((double) height / width > MAX_ASPECT) {
             height = width * CUT_ASPECT;
+            inRgb.add(new Size(width, height));
         }
-        return new Size(width, height);
+        return new Regularization(inSourceMode, inRgb);
+    }
+
+    /**
+     * LLaMA-Factory's regularization of an image of {@code size} for a Qwen2-VL template: the size
+     * the image is resized to (with PIL's bicubic filter) before the processor sees it; {@code size}
+     * itself when no rule applies.
+     */
+    public static Size regularized(Size size, long imageMaxPixels, long imageMinPixels) {
+        Regularization steps = regularization(size, imageMaxPixels, imageMinPixels);
+        if (!steps.inRgb().isEmpty()) {
+            return steps.inRgb().get(steps.inRgb().size() - 1);
+        }
+        return steps.inSourceMode().isEmpty() ? size : steps.inSourceMode().get(steps.inSourceMode().size() - 1);
     }
 
     /**

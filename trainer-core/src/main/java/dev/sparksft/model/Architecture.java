@@ -6,7 +6,7 @@ import java.util.List;
  * The Hugging Face architectures this model class runs, and how each deviates from Llama. Every
  * one shares Llama's parameter names ({@link ModelLayout}; Gemma adds the pre/post-feedforward
  * norms, a gemma3 checkpoint stores the text model under {@code model.language_model.}, and
- * Phi-3 fuses q/k/v and gate/up, {@link #fusedProjections});
+ * Phi-3 fuses q/k/v and gate/up, {@link #fusedProjections}; Qwen2-VL adds its vision tower's, {@link VisionLayout});
  * what differs is read from config.json here: which attention projections carry biases, whether
  * q and k are RMS-normalised per head, and whether attention is windowed. How the forward pass
  * differs (Gemma's norms, activation, soft-caps, layer pattern) is {@link ForwardOptions}. The
@@ -37,7 +37,16 @@ public enum Architecture {
     /** Qwen3-MoE: qwen3's attention, a mixture-of-experts feedforward ({@link MoeConfig}) on the sparse layers. */
     QWEN3_MOE("qwen3_moe", "Qwen3MoeForCausalLM", 1000000.0, false, true, false, true, null, true),
     /** Mixtral: Mistral's attention (sliding_window when set), a mixture-of-experts feedforward on every layer. */
-    MIXTRAL("mixtral", "MixtralForCausalLM", 1000000.0, false, false, false, false, "sliding_window", false);
+    MIXTRAL("mixtral", "MixtralForCausalLM", 1000000.0, false, false, false, false, "sliding_window", false),
+    /**
+     * Qwen2-VL: Qwen2's decoder with M-RoPE (positions in time, height and width, {@link Qwen2VlConfig}) under a
+     * vision tower ({@link VisionTower}: LayerNorm blocks, quick_gelu MLPs, a LayerNorm patch merger). The text
+     * keys sit at the top level (hub checkpoints) or under text_config (transformers 5); the weights under
+     * visual. and model. (hub) or model.visual. and model.language_model. (transformers 5), {@link ModelWeights}.
+     */
+    QWEN2_VL("qwen2_vl", "Qwen2VLForConditionalGeneration", 1000000.0, true, false, true, false, null, true),
+    /** Qwen2.5-VL: Qwen2-VL with RMSNorm, SwiGLU vision blocks attending in windows but on fullatt_block_indexes. */
+    QWEN2_5_VL("qwen2_5_vl", "Qwen2_5_VLForConditionalGeneration", 1000000.0, true, false, true, false, null, true);
 
     /** config.json's {@code model_type}. */
     public final String modelType;
@@ -82,9 +91,19 @@ public enum Architecture {
     }
 
     /** Every model_type, in declaration order: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3, phi3,
-     * qwen3_moe, mixtral. */
+     * qwen3_moe, mixtral, qwen2_vl, qwen2_5_vl. */
     public static List<String> modelTypes() {
         return java.util.Arrays.stream(values()).map(a -> a.modelType).toList();
+    }
+
+    /** The model_types of the text-only architectures (what a tiny model can be written as), in declaration order. */
+    public static List<String> textModelTypes() {
+        return java.util.Arrays.stream(values()).filter(a -> !a.visionLanguage()).map(a -> a.modelType).toList();
+    }
+
+    /** Whether a vision tower feeds image features into the decoder (Qwen2-VL, Qwen2.5-VL; gemma3's is refused). */
+    public boolean visionLanguage() {
+        return this == QWEN2_VL || this == QWEN2_5_VL;
     }
 
     /** Whether the forward pass is Gemma's ({@link ForwardOptions#gemma}) rather than Llama's. */
@@ -97,7 +116,11 @@ public enum Architecture {
         return this == GEMMA3 ? "text_config" : null;
     }
 
-    /** The prefix of the text model's weights in the checkpoint, "model." ({@link ModelLayout}'s own) but for gemma3. */
+    /**
+     * The prefix of the text model's weights in the checkpoint, "model." ({@link ModelLayout}'s own) but for gemma3.
+     * A Qwen2-VL directory may hold either layout; {@link ModelWeights#load} reads which from the names stored, and
+     * this is the one a new model is written in (the hub's).
+     */
     public String checkpointPrefix() {
         return this == GEMMA3 ? "model.language_model." : "model.";
     }

@@ -20,6 +20,19 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * Phi-3 is Llama's block with q/k/v and gate/up each one fused matmul, sliced after it, and RoPE
  * on part of each head ({@link RotaryEmbedding}).
  * qwen3_moe and mixtral replace the MLP of their sparse layers by a mixture of experts ({@link SparseMoe}).
+ * Qwen2-VL and Qwen2.5-VL are Qwen2 under a {@link VisionTower}: {@link #embed(Tensor, VisionInputs)} puts the
+ * tower's image features at the image tokens, and the layers take M-RoPE's (3, batch, seq) positions
+ * ({@link #ropeIndex}).
+ *
+ * <p>A vision-language batch, for the trainer:
+ * <pre>
+ *   MropePositions pos = model.ropeIndex(inputIds, attentionMask, images);   // images: null for text only
+ *   Tensor x = model.embed(inputIds, images);                               // (batch, seq, hidden)
+ *   Context ctx = model.context(attentionMask, pos.positionIds(), null);   // (3, batch, seq) positions
+ *   for (int i = 0; i < model.numLayers(); i++) x = model.layer(i, x, ctx);
+ *   Tensor logits = model.head(x);                                          // or forward(..., null, images)
+ * </pre>
+ * A text-only batch may also keep its (batch, seq) positions: M-RoPE over three equal axes is 1-D RoPE.
  *
  * <p>This class is the math; the parameters live in {@link ModelWeights}, under the names
  * {@link ModelLayout} gives, and are referenced here per layer. Each line of {@link #forward} mirrors transformers' modelling code.
@@ -37,6 +50,8 @@ public final class CausalLm {
     private final Adapter adapter;    // null without an adapter
     private final LoraAdapter lora;   // the adapter when it is LoRA, else null
     private final OftAdapter oft;     // the adapter when it is OFT, else null
+    private final Qwen2VlConfig vl;   // Qwen2-VL's image tokens and vision tower config; null for a text model
+    private final VisionTower visual; // null for a text model
 
     /**
      * A linear layer: x W^T + b, plus the LoRA term when the weight is adapted, or with x rotated
@@ -50,6 +65,13 @@ public final class CausalLm {
             Tensor in = rotation == null ? x : oft.rotate(x, rotation);
             Tensor y = b == null ? torch.linear(in, weight) : torch.linear(in, weight, new TensorOptional(b));
             return pair == null ? y : lora.addTo(y, x, pair);
+        }
+
+        /** Whether any of its parameters (weight, bias, adapter) trains now. */
+        boolean trains() {
+            return w != null && w.requires_grad() || b != null && b.requires_grad()
+                    || pair != null && (pair.a().requires_grad() || pair.b().requires_grad())
+                    || rotation != null && rotation.requires_grad();
         }
     }
 
@@ -135,6 +157,8 @@ public final class CausalLm {
         this.opts = cfg.forward();
         this.localRope = opts.localRopeTheta() > 0 ? RotaryEmbedding.local(cfg, opts.localRopeTheta()) : null;
         this.layers = new ArrayList<>();
+        this.vl = cfg.visionLanguage();
+        this.visual = vl == null ? null : new VisionTower(vl.vision(), weights, module -> weightProj(module, true));
         MoeConfig moe = cfg.moe();
         for (int i = 0; i < cfg.numLayers(); i++) {
             boolean fused = cfg.architecture().fusedProjections();
@@ -227,7 +251,18 @@ public final class CausalLm {
      * @param cache         null for a plain forward over the whole sequence
      */
     public Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds, KvCache cache) {
-        Tensor x = embed(inputIds);                                     // (batch, seq, hidden)
+        return forward(inputIds, attentionMask, positionIds, cache, null);
+    }
+
+    /**
+     * {@link #forward(Tensor, Tensor, Tensor, KvCache)} of a vision-language model with the batch's images
+     * ({@code images} null: none; a cached decode step has none).
+     *
+     * @param positionIds (3, batch, seq) M-RoPE positions ({@link #ropeIndex}; for decode steps
+     *                    {@link MropePositions#decodePositions}), or (batch, seq) for text only
+     */
+    public Tensor forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds, KvCache cache, VisionInputs images) {
+        Tensor x = embed(inputIds, images);                             // (batch, seq, hidden)
         Context ctx = context(attentionMask, positionIds, cache);
         for (int i = 0; i < layers.size(); i++) {
             x = layer(i, x, ctx);
@@ -265,6 +300,66 @@ public final class CausalLm {
         }
     }
 
+    /**
+     * Qwen2-VL's embed step: embed_tokens, then the vision tower's features of {@code images} in place of the
+     * image tokens, in order (masked_scatter: image i's features fill its run of image tokens); {@code images}
+     * null: embed_tokens alone. (batch, seq) ids to (batch, seq, hidden).
+     */
+    public Tensor embed(Tensor inputIds, VisionInputs images) {
+        Tensor x = embed(inputIds);
+        if (images == null) {
+            return x;
+        }
+        if (visual == null) {
+            throw new IllegalArgumentException("images given to a " + cfg.modelType() + " model, which has no vision tower");
+        }
+        Tensor features = visual.forward(images).to(x.scalar_type());    // (image tokens, hidden)
+        Tensor isImage = inputIds.eq(new org.bytedeco.pytorch.Scalar(vl.imageTokenId())); // (batch, seq)
+        long tokens = isImage.sum().item_long();
+        if (tokens != features.size(0)) {
+            throw new UserError("the batch has " + tokens + " image tokens (image_token_id " + vl.imageTokenId()
+                    + ") but its " + images.numImages() + " image(s) give " + features.size(0) + " features; "
+                    + "image tokens and features do not match: each image needs t*h*w/" + vl.vision().mergeUnit()
+                    + " image tokens");
+        }
+        return x.masked_scatter(isImage.unsqueeze(-1).expand_as(x), features);
+    }
+
+    /** The image features of {@code images}, (image tokens, hidden): the vision tower's output, merger included. */
+    public Tensor imageFeatures(VisionInputs images) {
+        if (visual == null) {
+            throw new IllegalArgumentException("a " + cfg.modelType() + " model has no vision tower");
+        }
+        return visual.forward(images);
+    }
+
+    /**
+     * Qwen2-VL's M-RoPE positions of a batch (transformers' get_rope_index): (3, batch, seq) and each row's
+     * rope delta, for {@link #context} and for decode steps after a prefill. {@code attentionMask} null: all real;
+     * {@code images} null: text only.
+     */
+    public MropePositions ropeIndex(Tensor inputIds, Tensor attentionMask, VisionInputs images) {
+        if (vl == null) {
+            throw new IllegalArgumentException("M-RoPE positions are for a vision-language model; " + cfg.modelType()
+                    + " takes (batch, seq) positions");
+        }
+        return MropePositions.of(inputIds, attentionMask, images, vl);
+    }
+
+    /**
+     * The names of the parameters (held as tensors) of one part of the model ({@link ModelLayout#partOf}): what
+     * freeze_vision_tower, freeze_multi_modal_projector and freeze_language_model freeze. A text model's are all
+     * {@link ModelLayout.Part#LANGUAGE_MODEL}.
+     */
+    public List<String> parameterNames(ModelLayout.Part part) {
+        return weights.tensors().keySet().stream().filter(n -> ModelLayout.partOf(n) == part).toList();
+    }
+
+    /** Qwen2-VL's multimodal config (vision tower, M-RoPE, image tokens), or null for a text model. */
+    public Qwen2VlConfig visionLanguage() {
+        return vl;
+    }
+
     /** embed_tokens: (batch, seq) ids to (batch, seq, hidden), times sqrt(hidden) for Gemma. */
     public Tensor embed(Tensor inputIds) {
         Tensor x = torch.embedding(embedTokens, inputIds);
@@ -277,7 +372,10 @@ public final class CausalLm {
         return new org.bytedeco.pytorch.Scalar(scale);
     }
 
-    /** The {@link Context} of a forward pass over {@code positionIds}, after what {@code cache} holds. */
+    /**
+     * The {@link Context} of a forward pass over {@code positionIds}, after what {@code cache} holds: (batch, seq),
+     * or for Qwen2-VL (3, batch, seq) M-RoPE positions.
+     */
     public Context context(Tensor attentionMask, Tensor positionIds, KvCache cache) {
         long past = cache == null ? 0 : cache.length();
         boolean anySliding = layers.stream().anyMatch(Layer::sliding);
@@ -285,9 +383,9 @@ public final class CausalLm {
         Tensor[] cosSin = rope.cosSin(positionIds);                     // (batch, 1, seq, head_dim) each
         Tensor[] localCosSin = localRope == null || !anySliding ? cosSin : localRope.cosSin(positionIds);
         AttentionInputs full = !anyFull ? null
-                : new AttentionInputs(cosSin[0], cosSin[1], mask(attentionMask, 0, positionIds.size(1), past, cache));
+                : new AttentionInputs(cosSin[0], cosSin[1], mask(attentionMask, 0, positionIds.size(-1), past, cache));
         AttentionInputs sliding = !anySliding ? null : new AttentionInputs(localCosSin[0], localCosSin[1],
-                mask(attentionMask, cfg.slidingWindow(), positionIds.size(1), past, cache));
+                mask(attentionMask, cfg.slidingWindow(), positionIds.size(-1), past, cache));
         return new Context(full, sliding, cache);
     }
 
@@ -349,9 +447,7 @@ public final class CausalLm {
             if (p == null) {
                 continue;                                               // Phi-3's k, v, up: inside the fused projections
             }
-            if (p.w() != null && p.w().requires_grad() || p.b() != null && p.b().requires_grad()
-                    || p.pair() != null && (p.pair().a().requires_grad() || p.pair().b().requires_grad())
-                    || p.rotation() != null && p.rotation().requires_grad()) {
+            if (p.trains()) {
                 return true;
             }
         }
@@ -364,9 +460,17 @@ public final class CausalLm {
         return false;
     }
 
-    /** The names of the weights {@link #embed} reads: (vocab, hidden) embed_tokens. */
+    /**
+     * The names of the weights {@link #embed} reads: (vocab, hidden) embed_tokens, and a vision-language model's
+     * whole vision tower (visual.*, the merger included), which its embed step runs.
+     */
     public List<String> embeddingWeights() {
-        return List.of(ModelLayout.EMBEDDING);
+        if (visual == null) {
+            return List.of(ModelLayout.EMBEDDING);
+        }
+        List<String> names = new ArrayList<>(List.of(ModelLayout.EMBEDDING));
+        weights.tensors().keySet().stream().filter(n -> n.startsWith(VisionLayout.PREFIX)).forEach(names::add);
+        return names;
     }
 
     /** The names of the weights {@link #head} reads: the final norm and the LM head (embed_tokens when tied). */
@@ -374,9 +478,12 @@ public final class CausalLm {
         return List.of(ModelLayout.FINAL_NORM, cfg.tieWordEmbeddings() ? ModelLayout.EMBEDDING : ModelLayout.LM_HEAD);
     }
 
-    /** Whether the token embedding trains now (with tied embeddings the head trains through it). */
+    /**
+     * Whether the embed step trains now: the token embedding (with tied embeddings the head trains through it)
+     * or any parameter of a vision-language model's vision tower or merger.
+     */
     public boolean embeddingTrains() {
-        return embedTokens.requires_grad();
+        return embedTokens.requires_grad() || visual != null && visual.trains();
     }
 
     /**

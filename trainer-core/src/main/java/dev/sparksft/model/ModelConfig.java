@@ -125,7 +125,8 @@ public record ModelConfig(
             throw new UserError(source + ": model_type '" + type + "' is not supported; supported: "
                     + String.join(", ", MODEL_TYPES.stream().sorted().toList()));
         }
-        ObjectNode c = GemmaDefaults.textConfig(arch, file, source);
+        ObjectNode c = arch.visionLanguage() ? Qwen2VlConfig.textConfig(file, source)
+                : GemmaDefaults.textConfig(arch, file, source);
         int hidden = requireInt(c, "hidden_size", source);
         int heads = requireInt(c, "num_attention_heads", source);
         int kvHeads = c.hasNonNull("num_key_value_heads") ? c.get("num_key_value_heads").asInt() : heads;
@@ -153,6 +154,9 @@ public record ModelConfig(
                     + "rope_theta and rope_scaling (rope_local_base_freq for Gemma 3) as transformers 4 does");
         }
         MoeConfig.read(arch, c, numLayers, requireInt(c, "intermediate_size", source), source);   // its problems, now
+        if (arch.visionLanguage()) {
+            Qwen2VlConfig.read(arch, file, headDim, hidden, source);   // the vision tower's and M-RoPE's problems, now
+        }
         return new ModelConfig(type, hidden, requireInt(c, "intermediate_size", source),
                 numLayers, heads, kvHeads, headDim,
                 requireInt(c, "vocab_size", source), c.path("rms_norm_eps").asDouble(1e-6),
@@ -166,6 +170,15 @@ public record ModelConfig(
     /** The mixture-of-experts feedforward (qwen3_moe, mixtral), read from {@link #raw}; null for a dense model. */
     public MoeConfig moe() {
         return MoeConfig.read(architecture(), raw, numLayers, intermediateSize, "config.json");
+    }
+
+    /**
+     * Qwen2-VL's and Qwen2.5-VL's vision tower, M-RoPE sections and image tokens, read from {@link #raw}; null
+     * for a text-only architecture.
+     */
+    public Qwen2VlConfig visionLanguage() {
+        return !architecture().visionLanguage() ? null
+                : Qwen2VlConfig.read(architecture(), raw, headDim, hiddenSize, "config.json");
     }
 
     /** Whether decoder layer {@code layer} attends within {@link #slidingWindow()} (Mistral: all; Gemma: by layer_types). */
@@ -182,6 +195,9 @@ public record ModelConfig(
     public ModelConfig withVocabSize(int vocabSize) {
         ObjectNode c = raw.deepCopy();
         c.put("vocab_size", vocabSize);
+        if (c.get("text_config") instanceof ObjectNode text && text.has("vocab_size")) {
+            text.put("vocab_size", vocabSize);                          // transformers 5's layout reads it there
+        }
         return fromJson(c, "config.json");
     }
 

@@ -28,6 +28,7 @@ import java.util.regex.Pattern;
  *   model.norm.weight                              (hidden)
  *   lm_head.weight                                 (vocab, hidden), absent when tie_word_embeddings
  * </pre>
+ * Qwen2-VL's vision tower adds its own under "visual." ({@link VisionLayout}, {@link #partOf}).
  * The architectures share these names; which of the optional ones exist is the
  * {@link Architecture}'s deviation, read into the {@link ModelConfig}. A gemma3 checkpoint stores
  * the text model's "model." names under "model.language_model." ({@link #storedName}): the names
@@ -59,6 +60,8 @@ public final class ModelLayout {
             "up_proj", "down_proj", "gate", "w1", "w2", "w3");
     private static final Set<String> ATTENTION_LINEARS = Set.of("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj");
     private static final String LAYERS = "model.layers.";
+    /** Where gemma3's and a transformers-5 Qwen2-VL file keep the text model's "model." names. */
+    static final String LANGUAGE_MODEL_PREFIX = "model.language_model.";
     private static final String WEIGHT = ".weight";
     /** transformers' get_decay_parameter_names: biases and norm weights get no weight decay. */
     private static final Pattern NO_DECAY = Pattern.compile("bias|layernorm|rmsnorm|(?:^|\\.)norm(?:$|\\.)|_norm(?:$|\\.)");
@@ -116,6 +119,10 @@ public final class ModelLayout {
         shapes.put(FINAL_NORM, new long[] {h});
         if (!cfg.tieWordEmbeddings()) {
             shapes.put(LM_HEAD, new long[] {cfg.vocabSize(), h});
+        }
+        Qwen2VlConfig vl = cfg.visionLanguage();
+        if (vl != null) {
+            shapes.putAll(VisionLayout.expectedShapes(vl.vision()));   // visual.*
         }
         return shapes;
     }
@@ -206,18 +213,50 @@ public final class ModelLayout {
 
     /**
      * The name a parameter has in the checkpoint files: "model.x" under {@code checkpointPrefix}
-     * ({@link Architecture#checkpointPrefix()}: "model.language_model.x" for gemma3), others (lm_head) as they are.
+     * ({@link Architecture#checkpointPrefix()}: "model.language_model.x" for gemma3 and a transformers-5
+     * Qwen2-VL file), others (lm_head) as they are; where the text model is under "model.language_model.",
+     * Qwen2-VL's vision tower "visual.x" is under "model.visual.x".
      */
     public static String storedName(String name, String checkpointPrefix) {
+        if (name.startsWith(VisionLayout.PREFIX)) {
+            return checkpointPrefix.equals(LANGUAGE_MODEL_PREFIX) ? "model." + name : name;
+        }
         return name.startsWith("model.") ? checkpointPrefix + name.substring("model.".length()) : name;
     }
 
-    /** The inverse of {@link #storedName}; null for a stored name outside the text model (gemma3's vision tower). */
+    /** The inverse of {@link #storedName}; null for a stored name outside the model (gemma3's vision tower). */
     public static String canonicalName(String stored, String checkpointPrefix) {
         if (stored.startsWith(checkpointPrefix)) {
             return "model." + stored.substring(checkpointPrefix.length());
         }
+        if (checkpointPrefix.equals(LANGUAGE_MODEL_PREFIX) && stored.startsWith("model." + VisionLayout.PREFIX)) {
+            return stored.substring("model.".length());
+        }
         return stored.startsWith("model.") ? null : stored;
+    }
+
+    /** The parts of a vision-language model that LLaMA-Factory freezes separately. */
+    public enum Part {
+        /** visual.patch_embed and visual.blocks: what freeze_vision_tower (default true) freezes */
+        VISION_TOWER,
+        /** visual.merger, the patch merger: what freeze_multi_modal_projector (default true) freezes */
+        MULTI_MODAL_PROJECTOR,
+        /** model.* and lm_head, every parameter of a text-only model: what freeze_language_model freezes */
+        LANGUAGE_MODEL
+    }
+
+    /**
+     * The part parameter {@code name} (a name of this layout, not a stored one) belongs to: its vision tower,
+     * its multi-modal projector or its language model. The layer linears ({@link #layerLinearModule}, what
+     * lora_target "all" adapts) are the language model's only, as LLaMA-Factory's "all" leaves out the frozen
+     * vision tower and projector; the vision linears are {@link VisionLayout#towerLinears} and
+     * {@link VisionLayout#mergerLinears}.
+     */
+    public static Part partOf(String name) {
+        if (name.startsWith(VisionLayout.MERGER)) {
+            return Part.MULTI_MODAL_PROJECTOR;
+        }
+        return name.startsWith(VisionLayout.PREFIX) ? Part.VISION_TOWER : Part.LANGUAGE_MODEL;
     }
 
     /** qwen3's per-head RMSNorm of the queries, (head_dim). */
@@ -230,9 +269,12 @@ public final class ModelLayout {
         return layerPrefix(layer) + "self_attn.k_norm.weight";
     }
 
-    /** "model.layers.0.self_attn.q_proj" for the weight of one of {@link #LAYER_LINEARS}, else null. */
+    /**
+     * "model.layers.0.self_attn.q_proj" for the weight of one of {@link #LAYER_LINEARS} in a decoder layer, else
+     * null (Qwen2.5-VL's vision blocks reuse gate_proj, up_proj, down_proj, outside model.layers.).
+     */
     public static String layerLinearModule(String param) {
-        if (!param.endsWith(WEIGHT)) {
+        if (!param.endsWith(WEIGHT) || !param.startsWith(LAYERS)) {
             return null;
         }
         String module = param.substring(0, param.length() - WEIGHT.length());

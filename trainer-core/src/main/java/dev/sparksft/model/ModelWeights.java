@@ -194,7 +194,6 @@ public final class ModelWeights {
             throws IOException {
         Map<String, String> indexed = new LinkedHashMap<>();     // stored name -> shard, as the index says
         Map<String, String> shardOf = new LinkedHashMap<>();     // parameter name -> shard
-        String prefix = cfg.architecture().checkpointPrefix();
         List<String> files = new ArrayList<>();
         Path index = dir.resolve(INDEX_FILE);
         if (Files.exists(index)) {
@@ -215,12 +214,18 @@ public final class ModelWeights {
         Map<String, Tensor> tensors = new LinkedHashMap<>();
         Map<String, QuantizedWeight> quantized = new LinkedHashMap<>();
         Map<String, Dtype> dtypes = new LinkedHashMap<>();
+        Map<String, Safetensors.Header> headers = new LinkedHashMap<>();
         for (String file : files) {
             Path path = dir.resolve(file).normalize();
             if (!path.startsWith(dir.normalize()) || !Files.isRegularFile(path)) {
                 throw new UserError(index + " names shard '" + file + "', which is not a file in " + dir);
             }
-            Safetensors.Header header = Safetensors.readHeader(path);
+            headers.put(file, Safetensors.readHeader(path));
+        }
+        String prefix = checkpointPrefix(cfg, headers.values());
+        for (String file : files) {
+            Path path = dir.resolve(file).normalize();
+            Safetensors.Header header = headers.get(file);
             for (Safetensors.Entry e : header.entries().values()) {
                 if (e.name().endsWith("rotary_emb.inv_freq")) {
                     continue; // a buffer older checkpoints saved; recomputed from the config
@@ -278,6 +283,18 @@ public final class ModelWeights {
         expected.keySet().stream().filter(tensors::containsKey).forEach(n -> ordered.put(n, tensors.get(n)));
         tensors.keySet().stream().filter(n -> !ordered.containsKey(n)).forEach(n -> ordered.put(n, tensors.get(n)));
         return new ModelWeights(ordered, quantized, dtypes, shardOf, prefix);
+    }
+
+    /**
+     * Where the files keep the "model." names: the architecture's prefix, but for a Qwen2-VL directory the one its
+     * names show: "model.language_model." (transformers 5's modules, with the vision tower under "model.visual.")
+     * or "model." (the hub's, with "visual.").
+     */
+    private static String checkpointPrefix(ModelConfig cfg, java.util.Collection<Safetensors.Header> headers) {
+        boolean languageModel = headers.stream().flatMap(h -> h.entries().keySet().stream())
+                .anyMatch(n -> n.startsWith(ModelLayout.LANGUAGE_MODEL_PREFIX));
+        return cfg.architecture().visionLanguage() && languageModel ? ModelLayout.LANGUAGE_MODEL_PREFIX
+                : cfg.architecture().checkpointPrefix();
     }
 
     /** One tensor in {@code held}; the stored copy (when it differs) is released before the next is read. */

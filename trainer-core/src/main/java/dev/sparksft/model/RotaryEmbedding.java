@@ -23,13 +23,21 @@ public final class RotaryEmbedding {
     private final int originalMaxPositions;
     /** longrope's scale of cos and sin (transformers' attention_scaling); 1 for the other rules. */
     private final double attentionFactor;
+    /** Qwen2-VL's M-RoPE: per section its count of frequencies, section i turned by axis i % 3; null for 1-D RoPE. */
+    private final int[] mropeSection;
 
-    /** The model's (global) RoPE: rope_theta with rope_scaling over the rotary dimension. */
+    /** The model's (global) RoPE: rope_theta with rope_scaling over the rotary dimension (M-RoPE for Qwen2-VL). */
     public RotaryEmbedding(ModelConfig cfg) {
-        this(cfg.rotaryDim(), cfg.ropeTheta(), cfg.ropeScaling());
+        this(cfg.rotaryDim(), cfg.ropeTheta(), cfg.ropeScaling(), cfg.visionLanguage() == null ? null
+                : cfg.visionLanguage().mropeSection().stream().mapToInt(Integer::intValue).toArray());
     }
 
     private RotaryEmbedding(int rotaryDim, double theta, ModelConfig.RopeScaling scaling) {
+        this(rotaryDim, theta, scaling, null);
+    }
+
+    private RotaryEmbedding(int rotaryDim, double theta, ModelConfig.RopeScaling scaling, int[] mropeSection) {
+        this.mropeSection = mropeSection;
         this.rotaryDim = rotaryDim;
         boolean longRope = scaling != null && scaling.type().equals("longrope");
         this.invFreq = Tensor.create(longRope ? longRopeFrequencies(rotaryDim, theta, scaling.shortFactor().stream()
@@ -89,6 +97,9 @@ public final class RotaryEmbedding {
      * generation the keys already cached keep the factors they were turned with).
      */
     public Tensor[] cosSin(Tensor positionIds) {
+        if (positionIds.dim() == 3) {
+            return multimodalCosSin(positionIds);
+        }
         Tensor inv = longInvFreq != null && positionIds.max().item_long() + 1 > originalMaxPositions ? longInvFreq : invFreq;
         Tensor freqs = positionIds.to(ScalarType.Float).unsqueeze(-1).mul(inv.to(positionIds.device(), ScalarType.Float));
         Tensor emb = torch.cat(new TensorVector(freqs, freqs), -1).unsqueeze(1); // (batch, 1, seq, rotary_dim)
@@ -97,6 +108,36 @@ public final class RotaryEmbedding {
         }
         Scalar scale = new Scalar(attentionFactor);
         return new Tensor[] {emb.cos().mul(scale), emb.sin().mul(scale)};
+    }
+
+    /**
+     * M-RoPE (Qwen2-VL's rotary embedding and apply_multimodal_rotary_pos_emb): positions (3, batch, seq) of
+     * time, height and width give three sets of angles (3, batch, seq, head_dim / 2); the frequencies are split
+     * into mrope_section's runs, run i taking axis i % 3's angles; cos and sin of cat(angles, angles), each
+     * (batch, 1, seq, head_dim). Three equal axes give 1-D RoPE's values.
+     */
+    private Tensor[] multimodalCosSin(Tensor positionIds) {
+        if (mropeSection == null || positionIds.size(0) != 3) {
+            throw new IllegalArgumentException("position ids of shape " + java.util.Arrays.toString(positionIds.sizes().vec().get())
+                    + ": (3, batch, seq) M-RoPE positions are for a Qwen2-VL model; this model takes (batch, seq)");
+        }
+        Tensor freqs = positionIds.to(ScalarType.Float).unsqueeze(-1)
+                .mul(invFreq.to(positionIds.device(), ScalarType.Float));   // (3, batch, seq, head_dim / 2)
+        TensorVector runs = new TensorVector();
+        long start = 0;
+        for (int i = 0; i < mropeSection.length; i++) {
+            runs.push_back(freqs.select(0, i % 3).narrow(-1, start, mropeSection[i]));
+            start += mropeSection[i];
+        }
+        Tensor f = torch.cat(runs, -1);                                      // (batch, seq, head_dim / 2)
+        Tensor emb = torch.cat(new TensorVector(f, f), -1).unsqueeze(1);     // (batch, 1, seq, head_dim)
+        return new Tensor[] {emb.cos(), emb.sin()};
+    }
+
+    /** rotate_half: (x1, x2) -> (-x2, x1) over the halves of the last dimension. */
+    static Tensor rotateHalf(Tensor x) {
+        long half = x.size(-1) / 2;
+        return torch.cat(new TensorVector(x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)), -1);
     }
 
     /** x (batch, heads, seq, head_dim) with its first rotary_dim dimensions rotated by the position angles. */

@@ -49,8 +49,8 @@ public final class TinyModel {
                           int intermediate, Path tokenizer, int merges, double ropeTheta) {
         public Options {
             List<String> problems = new java.util.ArrayList<>();
-            if (Architecture.ofModelType(arch) == null) {
-                problems.add("--arch must be one of " + String.join(", ", Architecture.modelTypes()) + ", got '"
+            if (Architecture.ofModelType(arch) == null || Architecture.ofModelType(arch).visionLanguage()) {
+                problems.add("--arch must be one of " + String.join(", ", Architecture.textModelTypes()) + ", got '"
                         + arch + "'");
             }
             if (out == null) {

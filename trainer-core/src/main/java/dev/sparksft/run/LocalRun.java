@@ -10,7 +10,6 @@ import dev.sparksft.generate.Predictor;
 import dev.sparksft.model.CausalLm;
 import dev.sparksft.runtime.Autocast;
 import dev.sparksft.model.ModelConfig;
-import dev.sparksft.runtime.Torch;
 import dev.sparksft.tokenizer.Tokenizer;
 import dev.sparksft.train.Checkpoints;
 import dev.sparksft.train.Evaluator;
@@ -43,7 +42,7 @@ public final class LocalRun {
     public static Trainer.Result run(SftConfig config) throws IOException {
         RunChecks.singleProcess(config);
         TrainingArguments args = config.training();
-        Torch.load(args.numThreads(), args.intraOpThreads());
+        RankThreads.load(config, args.numThreads(), true);
         Path modelDir = Path.of(config.model().modelNameOrPath());
         Path outputDir = Path.of(args.outputDir());
         Path resumeDir = Checkpoints.resumeDir(args.resumeFromCheckpoint(), outputDir);

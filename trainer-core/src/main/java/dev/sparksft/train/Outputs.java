@@ -24,8 +24,16 @@ import java.util.stream.Stream;
  * all_results.json and training_loss.png.
  */
 public final class Outputs {
+    /**
+     * Copied from the source model next to every saved model and checkpoint: generation settings,
+     * the tokenizer and, for a vision-language model, its processor (what the trainer's
+     * SaveProcessorCallback saves: the image processor's preprocessor_config.json and the
+     * processor's chat template).
+     */
     static final List<String> SIDE_FILES = List.of("generation_config.json", "tokenizer.json", "tokenizer_config.json",
-            "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model");
+            "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
+            "preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json",
+            "chat_template.json", "chat_template.jinja");
     private static final List<String> RUN_FILES = List.of(TrainerLog.FILE, Checkpoints.STATE_FILE, "train_results.json",
             "eval_results.json", "all_results.json", "training_loss.png", "config.json", ModelWeights.SINGLE_FILE,
             ModelWeights.INDEX_FILE, Adapter.WEIGHTS_FILE, Adapter.CONFIG_FILE, "pissa_init", "pissa_backup",

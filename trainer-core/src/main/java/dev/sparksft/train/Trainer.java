@@ -198,23 +198,25 @@ public final class Trainer {
                     stepAux = new RouterAux(auxMoe, world.allReduceSum(micros.stream().filter(m -> !m.isEmpty()).count()));
                 }
                 double localLossSum = 0;
-                for (List<TokenizedExample> batch : micros) {
-                    if (numTargets == 0) {
-                        continue; // no rank has a target this step: nobody computes or communicates
-                    }
-                    if (batch.isEmpty()) {
-                        // no data on this rank for this micro-step: zero loss, zero gradient; under
-                        // ZeRO 3 it still takes part in the others' gathers and reductions
-                        if (setup.sharding().shardsParameters()) {
-                            ActivationCheckpointing.idle(model, setup.sharding());
+                try (Autocast.StepCasts casts = stepCasts(micros.size())) {
+                    for (List<TokenizedExample> batch : micros) {
+                        if (numTargets == 0) {
+                            continue; // no rank has a target this step: nobody computes or communicates
                         }
-                        continue;
+                        if (batch.isEmpty()) {
+                            // no data on this rank for this micro-step: zero loss, zero gradient; under
+                            // ZeRO 3 it still takes part in the others' gathers and reductions
+                            if (setup.sharding().shardsParameters()) {
+                                ActivationCheckpointing.idle(model, setup.sharding());
+                            }
+                            continue;
+                        }
+                        try (PointerScope microScope = new PointerScope()) {
+                            Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
+                            localLossSum += forwardBackward(b, numTargets, lr);
+                        }
                     }
-                    try (PointerScope microScope = new PointerScope()) {
-                        Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
-                        localLossSum += forwardBackward(b, numTargets, lr);
-                    }
-                }
+                }   // the step's bf16 weight copies are dropped here, before any weight changes
                 Sharding sharding = setup.sharding();
                 sharding.reduceGradients(trainable);   // SUM over ranks: into every rank, or (ZeRO 2) into each owner; ZeRO 3: done
                 stepLoss = numTargets == 0 ? 0.0 : world.allReduceSum(localLossSum) / numTargets;
@@ -354,6 +356,18 @@ public final class Trainer {
         setup.sharding().releaseAll();
         return Evaluator.metrics(new Evaluator.Sums(world.allReduceSum(s.lossSum()), world.allReduceSum(s.numTargets()),
                 world.allReduceSum(s.accuracySum()), world.allReduceSum(s.accuracyCount())), setup.computeAccuracy());
+    }
+
+    /**
+     * Whether the micro-batches of a step share autocast's bf16 copies of the float32 weights
+     * (cast once per step, not once per micro-batch): with bf16 autocast and more than one
+     * micro-batch, unless the run trades that memory away (activation checkpointing keeps one
+     * layer's copies at a time; ZeRO 3's gathered weights are new tensors each forward).
+     */
+    private Autocast.StepCasts stepCasts(int microBatches) {
+        boolean keep = args.bf16() && microBatches > 1 && !setup.activationCheckpointing()
+                && !setup.sharding().shardsParameters();
+        return keep ? Autocast.StepCasts.keep() : Autocast.StepCasts.none();
     }
 
     /**

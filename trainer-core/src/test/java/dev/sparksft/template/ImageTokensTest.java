@@ -32,6 +32,13 @@ import org.junit.jupiter.api.io.TempDir;
  * so every expected sequence is written out by hand from the template's strings.
  */
 class ImageTokensTest {
+    /** Qwen2-VL's hub preprocessor_config.json numbers: patch 14, temporal 2, merge 2, pixels 3136-12845056. */
+    private static dev.sparksft.image.ImageProcessorConfig qwen2Processor() {
+        dev.sparksft.image.ImageProcessorConfig d = dev.sparksft.image.ImageProcessorConfig.defaults();
+        return new dev.sparksft.image.ImageProcessorConfig(3136, 12845056, 14, 2, 2, d.imageMean(), d.imageStd(), true,
+                true, 1 / 255.0, true, true, null);
+    }
+
     static final String SYSTEM = "system\nYou are a helpful assistant.";
     static Tokenizer raw;
     static Tokenizer tok;
@@ -57,7 +64,7 @@ class ImageTokensTest {
     static SupervisedEncoder encoder(int cutoff, boolean trainOnPrompt, boolean maskHistory) {
         ChatTemplate t = Templates.get("qwen2_vl");
         Tokenizer prepared = t.prepare(tok);
-        ImageTokens images = new ImageTokens(t.mmPlugin(), new ImageProcessorConfig(14, 2, 2, 3136, 12845056),
+        ImageTokens images = new ImageTokens(t.mmPlugin(), qwen2Processor(),
                 768 * 768, 32 * 32);
         return new SupervisedEncoder(t, prepared, new NewTokens(prepared.length(), prepared.vocabSize(), false, true,
                 List.of()), new SupervisedEncoder.Options(cutoff, trainOnPrompt, maskHistory, true, false), images);
@@ -179,7 +186,7 @@ class ImageTokensTest {
         UserError e = assertThrows(UserError.class, () -> new SupervisedEncoder(t, prepared,
                 new NewTokens(prepared.length(), prepared.vocabSize(), false, true, List.of()),
                 new SupervisedEncoder.Options(2048, false, false, true, false),
-                new ImageTokens(t.mmPlugin(), new ImageProcessorConfig(14, 2, 2, 3136, 12845056), 589824, 1024)));
+                new ImageTokens(t.mmPlugin(), qwen2Processor(), 589824, 1024)));
         assertTrue(e.getMessage().startsWith("template 'qwen2_vl' needs the token <|image_pad|> in the tokenizer"),
                 e.getMessage());
     }

@@ -171,7 +171,7 @@ class MultimodalEncodingTest {
         SftConfig c = config(data);
         try (Tokenizer raw = Tokenizer.load(bare)) {
             UserError e = assertThrows(UserError.class, () -> SupervisedEncoder.of(c.data(), c.model(), raw, bare));
-            assertTrue(e.getMessage().contains("has no preprocessor_config.json"), e.getMessage());
+            assertTrue(e.getMessage().contains("preprocessor_config.json does not exist"), e.getMessage());
         }
     }
 
