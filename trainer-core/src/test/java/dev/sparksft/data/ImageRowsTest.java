@@ -54,6 +54,18 @@ class ImageRowsTest {
     }
 
     @Test
+    void alpacaRowsTakeImagesToo(@TempDir Path dir) throws Exception {
+        Path jpg = demo().resolve("mllm_demo_data/2.jpg");
+        Files.writeString(dir.resolve("dataset_info.json"), "{\"a\": {\"file_name\": \"a.json\", \"columns\": "
+                + "{\"prompt\": \"instruction\", \"query\": \"input\", \"response\": \"output\", \"images\": \"pics\"}}}");
+        Files.writeString(dir.resolve("a.json"), "[{\"instruction\": \"<image>Who is he?\", \"input\": \"\", "
+                + "\"output\": \"Muller.\", \"pics\": [\"" + jpg + "\"]}]");
+        List<Conversation> c = LocalDatasets.load(List.of("a"), dir, null);
+        assertEquals("<image>Who is he?", c.get(0).prompt().get(0).content());
+        assertEquals(List.of(new ImageFile(jpg.toString(), 300, 199)), c.get(0).images());
+    }
+
+    @Test
     void aMissingImageNamesTheRowAndWhereItWasLookedFor(@TempDir Path dir) throws Exception {
         dataset(dir, IMAGES, row("[\"pics/none.jpg\"]"));
         UserError e = assertThrows(UserError.class, () -> LocalDatasets.load(List.of("d"), dir, null));
