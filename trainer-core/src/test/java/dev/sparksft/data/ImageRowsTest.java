@@ -80,8 +80,8 @@ class ImageRowsTest {
         Files.writeString(dir.resolve("pics/notes.jpg"), "just text");
         dataset(dir, IMAGES, row("\"pics/notes.jpg\""));
         UserError e = assertThrows(UserError.class, () -> LocalDatasets.load(List.of("d"), dir, null));
-        assertTrue(e.getMessage().startsWith("d.json [0]: image " + dir.resolve("pics/notes.jpg") + " is not an image "
-                + "javax.imageio reads"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("d.json [0]: image " + dir.resolve("pics/notes.jpg") + " is not an image: "
+                + "its first bytes are not those of a PNG, JPEG, GIF or BMP file"), e.getMessage());
         Files.write(dir.resolve("pics/cut.jpg"), java.util.Arrays.copyOf(
                 Files.readAllBytes(demo().resolve("mllm_demo_data/1.jpg")), 30));
         dataset(dir, IMAGES, row("\"pics/cut.jpg\""));
