@@ -132,5 +132,8 @@ class SparkMultimodalDataTest {
         }
         assertTrue(user != null && user.getMessage().startsWith("mllm_demo.json [1]: image 'mllm_demo_data/2.jpg' "
                 + "does not exist: neither file:"), String.valueOf(user == null ? e : user.getMessage()));
+        assertEquals(user, Failures.userError(e), "SparkSftMain reports it as the user's mistake (exit 2)");
+        assertEquals(null, Failures.userError(new RuntimeException("spark-sft rank 1 of 2 failed at step 3: x",
+                new dev.sparksft.UserError("y"))), "a rank's own report stays the rank's");
     }
 }
