@@ -38,7 +38,15 @@ import org.bytedeco.pytorch.global.torch;
  * spent in those steps (Spark: session start, reading, tokenizing, slotting, rendezvous, model
  * load, final save). Prints markdown tables.
  *
- * <p>Usage: SparkBench [STEPS (6)]
+ * <p>{@code SparkBench overlap [STEPS (10)]}: gradient reduction overlapped with the backward
+ * (overlap_gradient_reduction) against after it, in the same Spark local[2] job (2 ranks x 1
+ * thread), with and without activation checkpointing, on the same model at 1 x 128 tokens per
+ * rank and step, so that communication is a visible share of a step; each setting runs 3 times,
+ * alternating off and on, and its per-step time is the median over every timed step of its runs
+ * (the host's neighbours make single steps noisy). The communication time is the Gloo all-reduce
+ * of the whole gradient with nothing else running; the hidden share is (t_off - t_on) / t_comm.
+ *
+ * <p>Usage: SparkBench [STEPS (6)] | SparkBench overlap [STEPS (10)]
  */
 public final class SparkBench {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -58,7 +66,8 @@ public final class SparkBench {
     }
 
     public static void main(String[] args) throws Exception {
-        int steps = args.length > 0 ? Integer.parseInt(args[0]) : 6;
+        boolean overlap = args.length > 0 && args[0].equals("overlap");
+        int steps = args.length > (overlap ? 1 : 0) ? Integer.parseInt(args[overlap ? 1 : 0]) : overlap ? 10 : 6;
         Path dir = Files.createTempDirectory("spark-bench");
         Torch.load(2, 1);
         TinyModel.write(new TinyModel.Options("llama", dir.resolve("model"), 0, 512, 6, 8, 8, 1408, null, 256,
@@ -70,6 +79,10 @@ public final class SparkBench {
                 + "max_steps: " + steps + "\nintra_op_threads: 1\noverwrite_output_dir: true\n";
         Path config = dir.resolve("bench.yaml");
         Files.writeString(config, yaml);
+        if (overlap) {
+            overlapTable(dir, config, steps);
+            return;
+        }
 
         long t0 = System.nanoTime();
         double singleLoop = LocalRun.run(SftConfig.load(config, List.of("output_dir=" + dir.resolve("single"),
@@ -111,6 +124,66 @@ public final class SparkBench {
                 gradientFloats * 4 / 1e6, gloo[0], gloo[1] * 1000);
         System.out.printf("(%d steps of global batch 4, sequences up to 512 tokens, %.1fM parameters; s/step includes "
                 + "the first, warm-up step)%n", steps, gradientFloats / 1e6);
+    }
+
+    /** The overlap table (see the class comment): rows per checkpointing and overlap setting, then the hidden share. */
+    private static void overlapTable(Path dir, Path config, int steps) throws Exception {
+        int cutoff = 128;                      // every row is longer: each example is cutoff tokens
+        int tokensPerStep = 2 * cutoff;        // 2 ranks x 1 example
+        int repeats = 3;
+        SparkSession spark = SparkSession.builder().master("local[2]").appName("spark-sft-bench-overlap")
+                .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+                .config("spark.driver.bindAddress", "127.0.0.1").config("spark.barrier.sync.timeout", "600s")
+                .getOrCreate();
+        spark.sparkContext().setLogLevel("WARN");
+        Map<String, List<Double>> stepSeconds = new java.util.LinkedHashMap<>();   // "ckpt/overlap" -> every timed step
+        int run = 0;
+        for (int repeat = 0; repeat < repeats; repeat++) {
+            for (boolean checkpointing : new boolean[] {true, false}) {
+                for (boolean overlapOn : new boolean[] {false, true}) {
+                    Path out = dir.resolve("overlap-" + run++);
+                    ObjectNode values = SftConfig.loadValues(config, List.of("output_dir=" + out,
+                            "per_device_train_batch_size=1", "world_size=2", "cutoff_len=" + cutoff,
+                            "overlap_gradient_reduction=" + overlapOn,
+                            "disable_gradient_checkpointing=" + !checkpointing));
+                    TrainingJob.run(spark, values, new PrintStream(new ByteArrayOutputStream(), true));
+                    List<Double> times = stepSeconds.computeIfAbsent((checkpointing ? "on" : "off") + "/"
+                            + (overlapOn ? "on" : "off"), k -> new ArrayList<>());
+                    List<String> lines = Files.readAllLines(out.resolve(TrainerLog.FILE));
+                    for (String line : lines.subList(1, lines.size())) {   // the first step warms up
+                        JsonNode row = JSON.readTree(line);
+                        if (row.has("tokens_per_second")) {
+                            times.add(tokensPerStep / row.get("tokens_per_second").asDouble());
+                        }
+                    }
+                }
+            }
+        }
+        spark.stop();
+        long gradientFloats = ModelWeights.expectedShapes(ModelConfig.load(dir.resolve("model"))).values().stream()
+                .mapToLong(shape -> java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b)).sum();
+        double comm = glooAllReduce(gradientFloats, 5)[1];
+        System.out.println("| activation checkpointing | overlap_gradient_reduction | s/step median | min | max | timed steps |");
+        System.out.println("| --- | --- | --- | --- | --- | --- |");
+        stepSeconds.forEach((k, v) -> System.out.printf("| %s | %s | %.3f | %.3f | %.3f | %d |%n", k.split("/")[0],
+                k.split("/")[1], median(v), java.util.Collections.min(v), java.util.Collections.max(v), v.size()));
+        System.out.println();
+        System.out.println("| activation checkpointing | t_comm s (Gloo all-reduce of the gradient, idle ranks) | t_off - t_on s (medians) | hidden share (t_off - t_on) / t_comm |");
+        System.out.println("| --- | --- | --- | --- |");
+        for (String c : new String[] {"on", "off"}) {
+            double saved = median(stepSeconds.get(c + "/off")) - median(stepSeconds.get(c + "/on"));
+            System.out.printf("| %s | %.3f | %+.3f | %.0f%% |%n", c, comm, saved, 100 * saved / comm);
+        }
+        System.out.printf("(Spark local[2], 2 ranks x 1 thread, %.1fM parameters (%.0f MB of float32 gradient), %d runs of "
+                + "%d steps per setting, alternating off and on, 1 x %d tokens per rank and step, the first step of a "
+                + "run a warm-up)%n", gradientFloats / 1e6, gradientFloats * 4 / 1e6, repeats, steps, cutoff);
+    }
+
+    private static double median(List<Double> values) {
+        List<Double> sorted = new ArrayList<>(values);
+        java.util.Collections.sort(sorted);
+        int n = sorted.size();
+        return n % 2 == 1 ? sorted.get(n / 2) : (sorted.get(n / 2 - 1) + sorted.get(n / 2)) / 2;
     }
 
     /** Steady-state tokens/s from trainer_log.jsonl (rows after the first, a warm-up). */

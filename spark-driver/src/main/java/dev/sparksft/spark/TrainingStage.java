@@ -133,7 +133,7 @@ final class TrainingStage extends AbstractFunction1<Iterator<Tuple2<Slot, Tokeni
                 Trainer.Result result = RankRun.trainAndEvaluate(config, model, modelDir, numExamples,
                         new SlottedBatches(slots, rank, args.gradientAccumulationSteps(), faults), eval, world,
                         encoder.tokenizer().padId(), outputs, resume == null ? null : Checkpoints.load(resume),
-                        trainer -> current = trainer).result();
+                        HadoopMediaFiles.of(config.data().mediaDir()), trainer -> current = trainer).result();
                 ObjectNode summary = JSON.createObjectNode().put("rank", rank).put("global_step", result.globalStep())
                         .put("epoch", result.epoch()).put("runtime", result.runtimeSeconds())
                         .put("resumed_from", resume == null ? null : resume.getFileName().toString());

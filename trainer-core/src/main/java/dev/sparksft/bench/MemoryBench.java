@@ -149,7 +149,8 @@ public final class MemoryBench {
                                 : dev.sparksft.train.Outputs.open(out, model);
                         dev.sparksft.run.RankRun.trainAndEvaluate(config, m, model, train.size(),
                                 new dev.sparksft.train.PlannedBatches(train, plan, rank, worldSize, 1, 1), List.of(), w,
-                                runData.tokenizer().padId(), outputs, null, t -> { });
+                                runData.tokenizer().padId(), outputs, null,
+                                new dev.sparksft.data.LocalMediaFiles(config.data().mediaDir()), t -> { });
                         w.allReduceSum(0L);
                         return null;
                     }

@@ -7,11 +7,14 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * How to train: Hugging Face (Seq2Seq)TrainingArguments keys with their defaults, plus two keys
+ * How to train: Hugging Face (Seq2Seq)TrainingArguments keys with their defaults, plus three keys
  * of spark-sft's own: {@code num_threads} (OpenBLAS threads for the fp32 matmuls; default: all
- * cores) and {@code intra_op_threads} (libtorch's own parallel kernels; null when unset, which
+ * cores), {@code intra_op_threads} (libtorch's own parallel kernels; null when unset, which
  * runtime.CpuFeatures resolves: 1 for float32, measured faster on small machines, all of the rank's
- * cores for bf16 where oneDNN runs bf16 matmuls on them). {@code deepspeed} is the path of a DeepSpeed JSON
+ * cores for bf16 where oneDNN runs bf16 matmuls on them) and {@code overlap_gradient_reduction}
+ * (default true: with several ranks each gradient bucket is reduced as soon as the last
+ * micro-batch's backward has completed it, see dist.Sharding; false reduces all of them after the
+ * backward, the same result). {@code deepspeed} is the path of a DeepSpeed JSON
  * ({@link DeepSpeedConfig}), read by every rank when training starts.
  */
 public record TrainingArguments(
@@ -51,7 +54,8 @@ public record TrainingArguments(
         @JsonProperty("fp8_backend") String fp8Backend,
         @JsonProperty("num_threads") Integer numThreads,
         @JsonProperty("intra_op_threads") Integer intraOpThreads,
-        @JsonProperty("deepspeed") String deepspeed) {
+        @JsonProperty("deepspeed") String deepspeed,
+        @JsonProperty("overlap_gradient_reduction") Boolean overlapGradientReduction) {
 
     public static final Set<String> SCHEDULERS = Set.of("linear", "cosine", "cosine_with_restarts", "polynomial",
             "constant", "constant_with_warmup", "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay");
@@ -91,7 +95,8 @@ public record TrainingArguments(
         fp8 = fp8 != null && fp8;
         fp8Backend = fp8Backend == null ? "auto" : fp8Backend;
         numThreads = numThreads == null ? Runtime.getRuntime().availableProcessors() : numThreads;
-        
+        overlapGradientReduction = overlapGradientReduction == null || overlapGradientReduction;
+
         List<String> p = new ArrayList<>();
         positive(p, "per_device_train_batch_size", perDeviceTrainBatchSize);
         positive(p, "per_device_eval_batch_size", perDeviceEvalBatchSize);

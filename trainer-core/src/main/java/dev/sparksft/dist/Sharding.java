@@ -39,6 +39,17 @@ import org.bytedeco.pytorch.global.torch;
  * only on the partition, on requires_grad (the same on every rank), for stage 2 on which
  * gradients any rank holds, which is itself all-reduced first, and for stage 3 on which tensors
  * are released, which every rank tracks alike (the owner too, though it keeps its data).
+ *
+ * <p>With overlap (overlap_gradient_reduction, several ranks) stages 0 to 2 reduce the step's
+ * gradients while its last micro-batch's backward still runs: {@link #beginStepReduction} arms
+ * it, the layer-by-layer backward reports each piece whose gradients are final
+ * ({@link #gradientsReady}), and each bucket of the {@link BucketPlan} is started (World's
+ * asynchronous all-reduce, or at stage 2 the held-gradient count, waited, then the reduces to
+ * the owners, started) as soon as all its tensors are final, in plan order; {@link #reduceGradients}
+ * starts what is left and waits for all, before the clip. Earlier micro-batches only accumulate.
+ * Stage 3 keeps reducing every layer of every micro-batch (its non-owners free their gradients
+ * at once), started rather than waited for; a micro-batch's reductions end at its end
+ * ({@link #awaitReductions}), before the next adds to the owners' gradients.
  */
 public final class Sharding {
     private final World world;
@@ -49,9 +60,26 @@ public final class Sharding {
     private final Map<String, long[]> shapes;   // whole shapes: a released tensor's own is (0,)
     private final Map<Integer, List<String>> byLayer = new HashMap<>();   // decoder layer (-1: none) -> names
     private final Set<String> released = new HashSet<>();   // stage 3: the same set on every rank
+    private final boolean overlap;                 // reduce each bucket as the backward completes it
+    private final List<List<String>> plan;         // the buckets, in the order the backward completes them
+    private final Set<String> ready = new HashSet<>();   // names whose gradient is final this step
+    private final List<World.Pending> inFlight = new ArrayList<>();
+    private boolean reducing;                      // between beginStepReduction and reduceGradients
+    private int launched;                          // buckets of the plan started this step
+    private int launchedInBackward;                // of them, started before reduceGradients (for the log and tests)
 
-    /** @param trainable the parameters that train, in the order every rank iterates them (whole) */
+    /** {@link #Sharding(World, int, Map, boolean, long)} reducing after the backward, in one pass (no overlap). */
     public Sharding(World world, int stage, Map<String, Tensor> trainable) {
+        this(world, stage, trainable, false, BucketPlan.DEFAULT_ELEMENTS);
+    }
+
+    /**
+     * @param trainable      the parameters that train, in the order every rank iterates them (whole)
+     * @param overlap        reduce each gradient bucket as soon as the backward has completed it
+     *                       (overlap_gradient_reduction), instead of all of them after the backward
+     * @param bucketElements the most elements of one overlapped bucket (a larger tensor is a bucket alone)
+     */
+    public Sharding(World world, int stage, Map<String, Tensor> trainable, boolean overlap, long bucketElements) {
         if (stage < 0 || stage > 3) {
             throw new IllegalStateException("ZeRO stage " + stage + " reached the trainer; only 0 to 3 exist here");
         }
@@ -67,6 +95,120 @@ public final class Sharding {
             byLayer.computeIfAbsent(ModelLayout.layerIndex(n), k -> new ArrayList<>()).add(n);
         });
         this.partition = Partition.of(numels, world.size());
+        this.overlap = overlap && world.size() > 1;
+        this.plan = BucketPlan.of(names, numels, bucketElements);
+    }
+
+    /** The most elements of one overlapped bucket by default (DDP's 25 MiB of float32). */
+    public static final long DEFAULT_BUCKET_ELEMENTS = BucketPlan.DEFAULT_ELEMENTS;
+
+    /** The overlapped buckets ({@link BucketPlan}), first reduced first. */
+    public List<List<String>> buckets() {
+        return plan;
+    }
+
+    /** Whether gradients are reduced as the backward completes them (overlap_gradient_reduction on, several ranks). */
+    public boolean overlaps() {
+        return overlap;
+    }
+
+    /** Of the last step's buckets, how many were started during its backward rather than after it. */
+    public int launchedInBackward() {
+        return launchedInBackward;
+    }
+
+    /**
+     * Stages 0 to 2 with overlap (a no-op otherwise): the next backward is the step's last
+     * micro-batch, whose completed gradients are final; from here {@link #gradientsReady} starts
+     * each bucket as soon as all its tensors are final. Earlier micro-batches accumulate locally
+     * (DDP's no_sync).
+     */
+    public void beginStepReduction() {
+        if (overlap && !shardsParameters()) {
+            reducing = true;
+            launchedInBackward = 0;
+        }
+    }
+
+    /** Whether {@link #beginStepReduction} armed the reduction and {@link #reduceGradients} has not ended it. */
+    public boolean reducing() {
+        return reducing;
+    }
+
+    /**
+     * The backward has completed the gradients of {@code group} (names; others are ignored):
+     * while {@link #reducing}, starts every bucket of the plan, in order, whose tensors are all
+     * final or do not train now; no collective is waited for here.
+     */
+    public void gradientsReady(Collection<String> group) {
+        if (!reducing) {
+            return;
+        }
+        ready.addAll(group);
+        while (launched < plan.size() && complete(plan.get(launched))) {
+            start(plan.get(launched++));
+            launchedInBackward++;
+        }
+        finishCompleted();
+    }
+
+    private boolean complete(List<String> bucket) {
+        for (String n : bucket) {
+            if (!ready.contains(n) && tensors.get(n).requires_grad()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Starts one bucket's reduce: to every rank at stages 0 and 1, to each owner at stage 2. */
+    private void start(List<String> bucket) {
+        if (shardsGradients()) {
+            reduceToOwners(bucket, tensors, true);
+            return;
+        }
+        inFlight.addAll(world.allReduceSumStart(replicatedGradients(bucket)));
+    }
+
+    /** The gradients of {@code bucket} that train now; one no rank had data for is zeros (released after each step). */
+    private List<Tensor> replicatedGradients(List<String> bucket) {
+        List<Tensor> grads = new ArrayList<>();
+        for (String n : bucket) {
+            Tensor p = tensors.get(n);
+            if (!p.requires_grad()) {
+                continue;
+            }
+            if (!p.grad().defined() && world.size() > 1) {
+                p.mutable_grad().put(torch.zeros_like(p));
+            }
+            if (p.grad().defined()) {
+                grads.add(p.grad());
+            }
+        }
+        return grads;
+    }
+
+    /** Finishes the started collectives that have ended already, freeing their buffers early. */
+    private void finishCompleted() {
+        for (java.util.Iterator<World.Pending> it = inFlight.iterator(); it.hasNext(); ) {
+            World.Pending p = it.next();
+            if (p.isCompleted()) {
+                it.remove();
+                world.finish(p);
+            }
+        }
+    }
+
+    /**
+     * Waits for every started collective (each wait bounded by ddp_timeout and the heartbeat, as
+     * any collective here), in the order they started. Under stage 3 with overlap the layer
+     * reductions of a micro-batch end here, before the next micro-batch adds to the owners'
+     * gradients.
+     */
+    public void awaitReductions() {
+        while (!inFlight.isEmpty()) {
+            world.finish(inFlight.remove(0));
+        }
     }
 
     /** No sharding at all, for a forward and backward outside a trainer (one rank, nothing trains). */
@@ -114,6 +256,22 @@ public final class Sharding {
      */
     public void reduceGradients(Map<String, Tensor> trainable) {
         if (shardsParameters()) {
+            awaitReductions();
+            return;
+        }
+        if (overlap) {
+            // what the backward did not start (all of it when the last micro-batch had no data on
+            // any rank, or its backward was not layer by layer), in plan order, then wait for all
+            if (!reducing) {
+                launchedInBackward = 0;
+            }
+            reducing = false;
+            while (launched < plan.size()) {
+                start(plan.get(launched++));
+            }
+            awaitReductions();
+            launched = 0;
+            ready.clear();
             return;
         }
         if (!shardsGradients()) {
@@ -135,7 +293,7 @@ public final class Sharding {
             world.allReduceSumInPlace(grads);
             return;
         }
-        reduceToOwners(names, trainable);
+        reduceToOwners(names, trainable, false);
     }
 
     /**
@@ -154,11 +312,15 @@ public final class Sharding {
                 ordered.add(n);
             }
         }
-        reduceToOwners(ordered, tensors);
+        reduceToOwners(ordered, tensors, overlap);
     }
 
-    /** Stage 2's reduce of {@code group} (trainable order), owner by owner; the non-owners drop theirs. */
-    private void reduceToOwners(List<String> group, Map<String, Tensor> trainable) {
+    /**
+     * Stage 2's reduce of {@code group} (trainable order), owner by owner; the non-owners drop
+     * theirs. {@code async}: the reduces are started, not waited for (each bucket's values are
+     * copied out first, so a non-owner drops its gradient at once); {@link #awaitReductions} ends them.
+     */
+    private void reduceToOwners(List<String> group, Map<String, Tensor> trainable, boolean async) {
         // a rank that dropped a gradient it does not own (or had no data this step) still sends zeros
         // wherever another rank has a gradient, so every rank reduces the same list
         long[] held = new long[group.size()];
@@ -179,7 +341,11 @@ public final class Sharding {
                 }
                 grads.add(p.grad());
             }
-            world.reduceSumInPlace(grads, r);
+            if (async) {
+                inFlight.addAll(world.reduceSumStart(grads, r));
+            } else {
+                world.reduceSumInPlace(grads, r);
+            }
         }
         for (String n : group) {
             Tensor p = trainable.get(n);

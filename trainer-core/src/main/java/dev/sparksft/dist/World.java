@@ -242,6 +242,101 @@ public final class World implements AutoCloseable {
         }
     }
 
+    /**
+     * A collective started and not yet waited for ({@link #allReduceSumStart}, {@link #reduceSumStart}):
+     * its work, the flat buffer it reduces, and the tensors the result is copied back into (none
+     * on a reduce's non-root). The buffer and handles are owned here, outside every PointerScope,
+     * until {@link #finish} frees them: the backward that started it closes its scopes before the
+     * step waits.
+     */
+    public static final class Pending {
+        private final Work work;
+        private final Tensor flat;
+        private final List<Tensor> into;   // owned handles on the bucket's tensors, empty on a non-root
+        private final String what;
+
+        private Pending(Work work, Tensor flat, List<Tensor> into, String what) {
+            this.work = work;
+            this.flat = flat;
+            this.into = into;
+            this.what = what;
+        }
+
+        /** Whether the collective has ended (completed or failed): {@link #finish} then returns or throws at once. */
+        public boolean isCompleted() {
+            return work.isCompleted();
+        }
+    }
+
+    /**
+     * Starts the SUM all-reduce of {@code tensors} (bucketed by dtype like {@link #allReduceSumInPlace})
+     * and returns at once: the tensors hold their sum over the ranks once each returned collective
+     * is {@link #finish finished}, and must not change until then (their values were copied into
+     * the flat buffers). Every rank starts the same shapes in the same order.
+     */
+    public List<Pending> allReduceSumStart(List<Tensor> tensors) {
+        return start(tensors, -1, "gradients");
+    }
+
+    /** Starts {@link #reduceSumInPlace}'s reduce to {@code root} and returns at once; see {@link #allReduceSumStart}. */
+    public List<Pending> reduceSumStart(List<Tensor> tensors, int root) {
+        checkRoot(root);
+        return start(tensors, root, "gradients to rank " + root);
+    }
+
+    /**
+     * Waits for {@code pending} as every collective here waits (ddp_timeout, a silent rank's
+     * heartbeat, an interrupt end it with a {@link DistributedException}), copies the result back
+     * and frees its buffer.
+     */
+    public void finish(Pending pending) {
+        await(pending.work, pending.what);
+        unflatten(pending.flat, pending.into);
+        pending.into.forEach(Tensor::close);
+        pending.flat.close();
+        pending.work.close();
+    }
+
+    private List<Pending> start(List<Tensor> tensors, int root, String what) {
+        List<Pending> out = new ArrayList<>();
+        if (size == 1 || tensors.isEmpty()) {
+            return out;
+        }
+        for (List<Tensor> bucket : buckets(tensors)) {
+            try (PointerScope scope = new PointerScope()) {
+                Tensor flat = flatten(bucket);                       // (sum of numel,), a copy
+                Work work;
+                if (root < 0) {
+                    AllreduceOptions options = new AllreduceOptions();
+                    options.reduceOp(new ReduceOp(ReduceOp.RedOpType.SUM));
+                    options.timeout(new Milliseconds(timeout.toMillis()));
+                    work = group.allreduce(new TensorVector(flat), options);
+                } else {
+                    ReduceOptions options = new ReduceOptions();
+                    options.rootRank(root);
+                    options.reduceOp(new ReduceOp(ReduceOp.RedOpType.SUM));
+                    options.timeout(new Milliseconds(timeout.toMillis()));
+                    work = group.reduce(new TensorVector(flat), options);
+                }
+                List<Tensor> into = new ArrayList<>();
+                if (root < 0 || root == rank) {
+                    for (Tensor t : bucket) {
+                        into.add(outliving(t.detach(), scope));      // the same storage, a handle of our own
+                    }
+                }
+                out.add(new Pending(outliving(work, scope), outliving(flat, scope), into, what));
+            }
+        }
+        return out;
+    }
+
+    /** {@code p} taken out of {@code scope} alive: its reference is then ours, released by its close(). */
+    private static <P extends org.bytedeco.javacpp.Pointer> P outliving(P p, PointerScope scope) {
+        p.retainReference();
+        scope.detach(p);
+        return p;
+    }
+
     /** Overwrites each tensor with rank 0's values (initial parameters, so every replica starts equal). */
     public void broadcastFromMain(List<Tensor> tensors) {
         broadcast(tensors, 0, "parameters from rank 0");

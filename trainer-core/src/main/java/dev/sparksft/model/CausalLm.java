@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.image.VisionInputs;
 import dev.sparksft.UserError;
 import java.util.ArrayList;
 import java.util.List;
@@ -231,6 +232,33 @@ public final class CausalLm {
 
     public ModelWeights weights() {
         return weights;
+    }
+
+    /**
+     * A collated batch's logits, (batch, seq, vocab): its images through the vision tower when it has
+     * any, and for a vision-language model its M-RoPE positions.
+     */
+    public Tensor forward(dev.sparksft.data.Batch b) {
+        Tensor x = embed(b);
+        Context ctx = context(b);
+        for (int i = 0; i < layers.size(); i++) {
+            x = layer(i, x, ctx);
+        }
+        return head(x);
+    }
+
+    /** A batch's embed step: embed_tokens, and the image features at the image tokens when it has images. */
+    public Tensor embed(dev.sparksft.data.Batch b) {
+        return embed(b.inputIds(), b.images());
+    }
+
+    /**
+     * A batch's {@link Context} without a cache: over its position ids, or for a vision-language
+     * model over the (3, batch, seq) M-RoPE positions of its ids and images ({@link #ropeIndex}).
+     */
+    public Context context(dev.sparksft.data.Batch b) {
+        Tensor positions = vl == null ? b.positionIds() : ropeIndex(b.inputIds(), b.attentionMask(), b.images()).positionIds();
+        return context(b.attentionMask(), positions, null);
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.image.VisionInputs;
 import dev.sparksft.UserError;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.pytorch.Tensor;

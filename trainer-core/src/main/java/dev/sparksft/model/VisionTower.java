@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.image.VisionInputs;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;

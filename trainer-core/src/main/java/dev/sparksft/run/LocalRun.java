@@ -85,7 +85,8 @@ public final class LocalRun {
                 RankRun.Outcome outcome = RankRun.trainAndEvaluate(config, model, modelDir, train.size(),
                         new PlannedBatches(train, plan, 0, 1, args.perDeviceTrainBatchSize(), args.gradientAccumulationSteps()),
                         data.evalExamples(), world, data.tokenizer().padId(), outputs,
-                        resumeDir == null ? null : Checkpoints.load(resumeDir), trainer -> { });
+                        resumeDir == null ? null : Checkpoints.load(resumeDir),
+                        new dev.sparksft.data.LocalMediaFiles(config.data().mediaDir()), trainer -> { });
                 result = outcome.result();
                 if (args.doEval() && args.predictWithGenerate()) {   // Seq2SeqTrainer: evaluation also generates
                     Map<String, Object> metrics = outcome.evalMetrics();

@@ -29,16 +29,20 @@ public final class RankRun {
      * @param numExamples the whole training set's size (all ranks)
      * @param batches     this rank's micro-batches
      * @param started     told about the trainer before it runs (a failure report names its step)
-     * @param modelDir    model_name_or_path, local (the ASFT loss's reference model is read from it)
+     * @param modelDir    model_name_or_path, local (the ASFT loss's reference model is read from it, and a
+     *                    vision-language model's preprocessor_config.json)
+     * @param media       where the examples' images are read (their paths are resolved already)
      */
     public static Outcome trainAndEvaluate(SftConfig config, CausalLm model, java.nio.file.Path modelDir,
                                            int numExamples, RankBatches batches,
                                            List<TokenizedExample> eval, World world, int padId,
                                            dev.sparksft.train.Outputs outputs, Checkpoints.Loaded resume,
-                                           Consumer<Trainer> started) throws IOException {
+                                           dev.sparksft.data.MediaFiles media, Consumer<Trainer> started) throws IOException {
         TrainingArguments args = config.training();
         TrainingSetup setup = TrainingSetup.of(config, model, numExamples, world, modelDir);
-        Trainer trainer = new Trainer(args, model, setup, batches, eval, world, padId, outputs);
+        dev.sparksft.train.BatchImages images = dev.sparksft.train.BatchImages.forModel(model, modelDir, media,
+                config.model().imageMaxPixels(), config.model().imageMinPixels());
+        Trainer trainer = new Trainer(args, model, setup, batches, eval, world, padId, outputs, images);
         started.accept(trainer);
         Trainer.Result result = args.doTrain() ? trainer.trainAndSave(resume) : null;
         Map<String, Object> metrics = args.doEval() ? trainer.evaluateAndSave(result == null ? 0.0 : result.epoch()) : null;

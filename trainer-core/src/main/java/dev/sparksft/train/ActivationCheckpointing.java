@@ -44,6 +44,11 @@ import org.bytedeco.pytorch.global.torch;
  * its weights released. The embedding, final norm and head's gradients are reduced at the end of
  * the micro-batch (a tied embedding gets gradients from both ends). A rank without data for the
  * micro-step makes the same calls in {@link #idle}. Without stage 3 every one of these calls is a no-op.
+ * With overlap_gradient_reduction, each piece's gradients are reported final to
+ * {@link Sharding#gradientsReady} as its backward ends (the head's without a tied embedding,
+ * layer i's, then everything outside the layers), so stages 0 to 2 start their buckets'
+ * reductions during the step's last micro-batch, and stage 3's layer reductions are started
+ * rather than waited for, all of them waited for at the end.
  */
 final class ActivationCheckpointing {
     private ActivationCheckpointing() {}
@@ -97,8 +102,8 @@ final class ActivationCheckpointing {
         // autocast's cache of bf16 weight copies, which would otherwise hold every layer's at once
         shards.gather(model.embeddingWeights());
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
-            embedded = model.embed(b.inputIds());
-            ctx = model.context(b.attentionMask(), b.positionIds(), null);
+            embedded = model.embed(b);                // with a vision-language model's images
+            ctx = model.context(b);
         }
         shards.release(model.embeddingWeights());   // its backward needs the ids and the vocabulary size only
         List<Tensor> router = new ArrayList<>();    // the sparse layers' logits, (batch * seq, experts), no graph
@@ -137,9 +142,10 @@ final class ActivationCheckpointing {
         Tensor afterForward = dropout == null ? null : dropout.get_state();
         sum.div(new Scalar((double) numTargets)).backward();
         shards.release(model.headWeights());         // the head's graph is gone: its gradients stay until the end
+        List<String> head = new ArrayList<>(model.headWeights());
+        head.removeAll(model.embeddingWeights());       // tied: the embedding's backward adds to it later
+        shards.gradientsReady(head);                    // overlap: the head's bucket leaves while the layers run
         if (layerwise != null) {
-            List<String> head = new ArrayList<>(model.headWeights());
-            head.removeAll(model.embeddingWeights());   // tied: the embedding's backward adds to it later
             layerwise.stepNow(head, lr);
         }
         // grad() is a reference into the leaf's autograd state: detach() gives an owned handle to the same storage
@@ -167,7 +173,8 @@ final class ActivationCheckpointing {
                 }
                 grad = needInputGrad ? keep(x.grad().detach(), layer, step) : new Tensor();
             }
-            shards.reduceToOwners(shards.layerTensors(i));
+            shards.reduceToOwners(shards.layerTensors(i));   // stage 3 (with overlap: started, not awaited)
+            shards.gradientsReady(shards.layerTensors(i));   // stages 0-2 with overlap, the step's last micro-batch
             shards.release(shards.layerTensors(i));
             if (layerwise != null) {
                 layerwise.stepNow(shards.layerTensors(i), lr);
@@ -179,6 +186,8 @@ final class ActivationCheckpointing {
             shards.release(model.embeddingWeights());
         }
         shards.reduceToOwners(shards.outsideLayers());
+        shards.gradientsReady(shards.outsideLayers());
+        shards.awaitReductions();   // stage 3 with overlap: the owners' sums are in before the next micro-batch adds
         if (layerwise != null) {
             layerwise.stepNow(shards.outsideLayers(), lr);
         }
@@ -217,10 +226,11 @@ final class ActivationCheckpointing {
             shards.release(model.embeddingWeights());
         }
         shards.reduceToOwners(shards.outsideLayers());
+        shards.awaitReductions();
     }
 
     /** The lowest layer whose input gradient is needed: 0 when the embedding trains, else the lowest that trains. */
-    private static int lowest(CausalLm model) {
+    static int lowest(CausalLm model) {
         int lowest = 0;
         while (lowest < model.numLayers() && !model.embeddingTrains() && !model.layerTrains(lowest)) {
             lowest++;

@@ -56,6 +56,12 @@ public final class Evaluator {
 
     public static Sums sums(CausalLm model, List<TokenizedExample> examples, int batchSize, int padId,
                             boolean accuracy) {
+        return sums(model, examples, batchSize, padId, accuracy, BatchImages.NONE);
+    }
+
+    /** {@link #sums(CausalLm, List, int, int, boolean)} with the examples' images read by {@code images}. */
+    public static Sums sums(CausalLm model, List<TokenizedExample> examples, int batchSize, int padId,
+                            boolean accuracy, BatchImages images) {
         double lossSum = 0;
         long numTargets = 0;
         double accuracySum = 0;
@@ -63,9 +69,9 @@ public final class Evaluator {
         try (NoGradGuard noGrad = new NoGradGuard()) {
             for (int from = 0; from < examples.size(); from += batchSize) {
                 try (PointerScope scope = new PointerScope()) {
-                    Batch b = Collator.rightPadded(examples.subList(from, Math.min(examples.size(), from + batchSize)),
-                            padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
-                    Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
+                    Batch b = images.collate(examples.subList(from, Math.min(examples.size(), from + batchSize)), padId)
+                            .to(model.device());
+                    Tensor logits = model.forward(b);
                     lossSum += CausalLmLoss.tokenLosses(logits, b.labels()).sum().item_double();
                     numTargets += CausalLmLoss.countTargets(b.labels());
                     if (accuracy) {

@@ -78,7 +78,7 @@ public final class ReferenceModel {
      */
     public Tensor logits(Batch b, boolean bf16) {
         try (NoGradGuard noGrad = new NoGradGuard(); Autocast autocast = Autocast.bf16(model.device(), bf16)) {
-            return model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
+            return model.forward(b);
         }
     }
 }

@@ -79,8 +79,14 @@ public final class TrainableParameters {
         }
         Set<String> trains = new LinkedHashSet<>();
         for (String name : names) {
-            boolean on = all || patterns.stream().anyMatch(name::contains);
+            ModelLayout.Part part = ModelLayout.partOf(name);
+            boolean on = all || patterns.stream().anyMatch(name::contains)
+                    // freeze tuning trains the projector too when it is not frozen (LLaMA-Factory's _setup_freeze_tuning)
+                    || part == ModelLayout.Part.MULTI_MODAL_PROJECTOR && !ft.freezeMultiModalProjector();
             if (name.equals(ModelLayout.LM_HEAD) && cfg.tieWordEmbeddings()) {
+                on = false;
+            }
+            if (frozenPart(part, ft)) {   // get_forbidden_modules: what the freeze_* keys keep frozen
                 on = false;
             }
             if (on) {
@@ -92,6 +98,19 @@ public final class TrainableParameters {
                     + " and freeze_trainable_layers " + ft.freezeTrainableLayers());
         }
         return trains;
+    }
+
+    /**
+     * Whether a vision-language model's {@code part} stays frozen in full and freeze tuning:
+     * freeze_vision_tower (default true), freeze_multi_modal_projector (default true),
+     * freeze_language_model (default false). A text model is all language model.
+     */
+    static boolean frozenPart(ModelLayout.Part part, FinetuningArguments ft) {
+        return switch (part) {
+            case VISION_TOWER -> ft.freezeVisionTower();
+            case MULTI_MODAL_PROJECTOR -> ft.freezeMultiModalProjector();
+            case LANGUAGE_MODEL -> ft.freezeLanguageModel();
+        };
     }
 
     /**

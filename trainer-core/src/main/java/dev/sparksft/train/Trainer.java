@@ -35,7 +35,10 @@ import org.slf4j.LoggerFactory;
  * micro-batch backpropagates sum(token losses) / N; gradients are summed over ranks (all-reduced,
  * or under ZeRO stage 2 reduced to each tensor's owner), clipped to max_grad_norm and applied with
  * the scheduled learning rate (under ZeRO stages 1 and 2 by each tensor's owner, which then
- * broadcasts it). Under ZeRO stage 3 a rank holds only its own trainable tensors between uses:
+ * broadcasts it). With overlap_gradient_reduction (default) the last micro-batch's backward runs
+ * layer by layer ({@link ActivationCheckpointing}, or {@link LayeredBackward} without
+ * checkpointing) and starts each gradient bucket's reduction as it completes it; the step waits
+ * for all before the clip. Under ZeRO stage 3 a rank holds only its own trainable tensors between uses:
  * the checkpointed forward and backward gather each piece from its owners and reduce its
  * gradients to them ({@link ActivationCheckpointing}), and evaluation, saving and the start
  * broadcast gather the whole model around them. Layer-wise GaLore/APOLLO (one process, one
@@ -67,6 +70,7 @@ public final class Trainer {
     private RouterAux stepAux;                           // the current step's term, null without one
     private double auxSinceLog;
     private volatile long currentStep;
+    private final BatchImages images;                    // reads and processes a batch's images; NONE for text
 
     /** The outcome of {@link #train}: train_results.json's fields. */
     public record Result(long globalStep, double epoch, double trainLoss, double runtimeSeconds, long numSamples) {}
@@ -88,6 +92,13 @@ public final class Trainer {
      */
     public Trainer(TrainingArguments args, CausalLm model, TrainingSetup setup, RankBatches batches,
                    List<TokenizedExample> eval, World world, int padId, Outputs outputs) {
+        this(args, model, setup, batches, eval, world, padId, outputs, BatchImages.NONE);
+    }
+
+    /** A trainer for one rank whose examples' images {@code images} reads and processes (a vision-language model). */
+    public Trainer(TrainingArguments args, CausalLm model, TrainingSetup setup, RankBatches batches,
+                   List<TokenizedExample> eval, World world, int padId, Outputs outputs, BatchImages images) {
+        this.images = images;
         this.args = args;
         this.model = model;
         this.setup = setup;
@@ -198,10 +209,15 @@ public final class Trainer {
                     stepAux = new RouterAux(auxMoe, world.allReduceSum(micros.stream().filter(m -> !m.isEmpty()).count()));
                 }
                 double localLossSum = 0;
+                Sharding sharding = setup.sharding();
                 try (Autocast.StepCasts casts = stepCasts(micros.size())) {
-                    for (List<TokenizedExample> batch : micros) {
+                    for (int m = 0; m < micros.size(); m++) {
+                        List<TokenizedExample> batch = micros.get(m);
                         if (numTargets == 0) {
                             continue; // no rank has a target this step: nobody computes or communicates
+                        }
+                        if (m == micros.size() - 1) {
+                            sharding.beginStepReduction();   // overlap: this backward's buckets leave as it completes them
                         }
                         if (batch.isEmpty()) {
                             // no data on this rank for this micro-step: zero loss, zero gradient; under
@@ -212,13 +228,19 @@ public final class Trainer {
                             continue;
                         }
                         try (PointerScope microScope = new PointerScope()) {
-                            Batch b = Collator.rightPadded(batch, padId, Collator.PAD_TO_MULTIPLE_OF).to(model.device());
+                            Batch b = images.collate(batch, padId).to(model.device());   // with its images, if any
                             localLossSum += forwardBackward(b, numTargets, lr);
                         }
                     }
                 }   // the step's bf16 weight copies are dropped here, before any weight changes
-                Sharding sharding = setup.sharding();
-                sharding.reduceGradients(trainable);   // SUM over ranks: into every rank, or (ZeRO 2) into each owner; ZeRO 3: done
+                // SUM over ranks: into every rank, or (ZeRO 2) into each owner; ZeRO 3: done; with overlap the
+                // buckets the last backward did not start, then the wait for all of them (before the clip)
+                sharding.reduceGradients(trainable);
+                if (step == startStep && sharding.overlaps()) {
+                    LOG.info("{}gradient reduction overlapped with the backward: {} buckets, {} started during the "
+                            + "last micro-batch's backward", rankPrefix(world), sharding.buckets().size(),
+                            sharding.launchedInBackward());
+                }
                 stepLoss = numTargets == 0 ? 0.0 : world.allReduceSum(localLossSum) / numTargets;
                 if (stepAux != null) {   // as HF logs it: the cross-entropy plus coef x the micro-batches' mean aux
                     double auxMean = world.allReduceSum(stepAux.sum) * stepAux.weight / auxMoe.routerAuxLossCoef();
@@ -351,7 +373,7 @@ public final class Trainer {
         Evaluator.Sums s;
         setup.sharding().gatherAll();          // ZeRO 3: the whole model for the plain forward
         try (Autocast autocast = Autocast.bf16(model.device(), args.bf16())) {
-            s = Evaluator.sums(model, mine, args.perDeviceEvalBatchSize(), padId, setup.computeAccuracy());
+            s = Evaluator.sums(model, mine, args.perDeviceEvalBatchSize(), padId, setup.computeAccuracy(), images);
         }
         setup.sharding().releaseAll();
         return Evaluator.metrics(new Evaluator.Sums(world.allReduceSum(s.lossSum()), world.allReduceSum(s.numTargets()),
@@ -379,9 +401,13 @@ public final class Trainer {
     private double forwardBackward(Batch b, long numTargets, double lr) {
         Tensor refLogits = setup.reference() == null ? null : setup.reference().logits(b, args.bf16());
         try (Training training = new Training(model)) {
-            return setup.activationCheckpointing()
-                    ? ActivationCheckpointing.forwardBackward(model, b, refLogits, loss, numTargets, args.bf16(),
-                            setup.sharding(), layerwise, lr, stepAux)
+            if (setup.activationCheckpointing()) {
+                return ActivationCheckpointing.forwardBackward(model, b, refLogits, loss, numTargets, args.bf16(),
+                        setup.sharding(), layerwise, lr, stepAux);
+            }
+            // the step's last micro-batch with overlap: backward piece by piece, so buckets leave as they complete
+            return setup.sharding().reducing() && stepAux == null
+                    ? LayeredBackward.forwardBackward(model, b, refLogits, loss, numTargets, args.bf16(), setup.sharding())
                     : plainForwardBackward(model, b, refLogits, loss, numTargets, args.bf16(), stepAux);
         }
     }
@@ -404,8 +430,8 @@ public final class Trainer {
         Tensor total;
         try (Autocast autocast = Autocast.bf16(model.device(), bf16)) {
             List<Tensor> router = new java.util.ArrayList<>();
-            CausalLm.Context ctx = model.context(b.attentionMask(), b.positionIds(), null);
-            Tensor x = model.embed(b.inputIds());
+            CausalLm.Context ctx = model.context(b);
+            Tensor x = model.embed(b);
             for (int i = 0; i < model.numLayers(); i++) {
                 x = model.layer(i, x, aux == null ? ctx : ctx.collectingRouterLogits(router));
             }

@@ -105,7 +105,7 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
     private static Sharding sharding(TrainingArguments args, FinetuningArguments ft, CausalLm model,
                                      Map<String, Tensor> trainable, World world, boolean activationCheckpointing) {
         if (args.deepspeed() == null) {
-            return new Sharding(world, 0, trainable);
+            return new Sharding(world, 0, trainable, args.overlapGradientReduction(), Sharding.DEFAULT_BUCKET_ELEMENTS);
         }
         DeepSpeedConfig ds = DeepSpeedConfig.load(Path.of(args.deepspeed()), args, world.size());
         if (ds.stage() >= 1 && ft.useBadam() && ft.badamMode().equals("layer")) {
@@ -140,7 +140,8 @@ public record TrainingSetup(Map<String, Tensor> trainable, Sharding sharding, Op
             }
             LOG.info("deepspeed: offload_param.device cpu: on a CPU run the parameters are already in host memory");
         }
-        Sharding sharding = new Sharding(world, ds.stage(), trainable);
+        Sharding sharding = new Sharding(world, ds.stage(), trainable, args.overlapGradientReduction(),
+                Sharding.DEFAULT_BUCKET_ELEMENTS);
         if (ds.stage() >= 1) {
             Map<String, Tensor> mine = sharding.owned(trainable);
             LOG.info("{}ZeRO stage {}: this rank steps {} of {} trainable tensors ({} of {} elements)"

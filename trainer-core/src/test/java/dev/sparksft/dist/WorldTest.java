@@ -121,6 +121,42 @@ class WorldTest {
         assertTrue(seconds < 20, "took " + seconds + " s");
     }
 
+    /** Started collectives (overlap) sum as the waited ones do, whichever is finished first, and copy back on finish only. */
+    @Test
+    void startedCollectivesSumOnFinishAndReduceToTheirRootOnly() throws Exception {
+        List<float[]> results = onRanks(2, Duration.ofSeconds(30), w -> {
+            int r = w.rank();
+            Tensor a = Tensor.create(new float[] {r + 1, 10 * (r + 1)}, 2);
+            Tensor b = Tensor.create(new float[] {r, r, r}, 3);
+            List<World.Pending> first = w.allReduceSumStart(List.of(a));
+            List<World.Pending> second = w.reduceSumStart(List.of(b), 1);
+            float before = floats(a)[0];   // not copied back before finish
+            second.forEach(w::finish);
+            first.forEach(w::finish);
+            return new float[] {before, floats(a)[0], floats(a)[1], floats(b)[0], floats(b)[2]};
+        });
+        assertArrayEquals(new float[] {1, 3, 30, 0, 0}, results.get(0), "rank 0: not the reduce's root, b unchanged");
+        assertArrayEquals(new float[] {2, 3, 30, 1, 1}, results.get(1));
+    }
+
+    /** invariant 6 for a started collective: its finish ends after ddp_timeout when the peer never starts its own. */
+    @Test
+    void aStartedCollectiveWhosePeerNeverComesFailsItsFinishWithinTheTimeout() throws Exception {
+        long start = System.nanoTime();
+        List<String> errors = onRanks(2, Duration.ofSeconds(3), w -> {
+            w.allReduceSum(1L);
+            if (w.rank() == 1) {
+                return "stopped";
+            }
+            List<World.Pending> started = w.allReduceSumStart(List.of(torch.ones(4)));
+            DistributedException e = assertThrows(DistributedException.class, () -> started.forEach(w::finish));
+            return e.getMessage();
+        });
+        double seconds = (System.nanoTime() - start) / 1e9;
+        assertTrue(errors.get(0).contains("rank 0") && errors.get(0).contains("did not complete within 3 s"), errors.get(0));
+        assertTrue(seconds < 20, "took " + seconds + " s");
+    }
+
     @Test
     void aRankThatNeverJoinsFailsTheJoinWithinTheTimeout() throws Exception {
         try (Rendezvous rv = Rendezvous.host("127.0.0.1", 2, Duration.ofSeconds(2))) {

@@ -1,5 +1,6 @@
 package dev.sparksft.model;
 
+import dev.sparksft.image.VisionInputs;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;

@@ -1,4 +1,4 @@
-package dev.sparksft.model;
+package dev.sparksft.image;
 
 import org.bytedeco.pytorch.Tensor;
 
@@ -12,8 +12,9 @@ import org.bytedeco.pytorch.Tensor;
  * row 1's, and so on. {@code gridThw[i]} is image i's (t, h, w) in patches (image_grid_thw); image i covers
  * t x h x w rows of pixelValues and its t x h x w / merge^2 image tokens (image_token_id) in input_ids.
  *
- * <p>Pass it to {@link CausalLm#embed(Tensor, VisionInputs)} (or {@link CausalLm#forward(Tensor, Tensor, Tensor,
- * KvCache, VisionInputs)}) with the position ids of {@link CausalLm#ropeIndex}; a batch without images passes null.
+ * <p>A batch carries it ({@code data.Batch#images}); the model's embed step (model.CausalLm) takes it, with the
+ * M-RoPE position ids the model computes from it; a batch without images carries null. Here, beside the image
+ * processor, because batches (data) and the model both use it.
  */
 public record VisionInputs(Tensor pixelValues, int[][] gridThw) {
     public VisionInputs {
