@@ -12,6 +12,8 @@ import dev.sparksft.runtime.Autocast;
 import dev.sparksft.model.ModelConfig;
 import dev.sparksft.tokenizer.Tokenizer;
 import dev.sparksft.train.Checkpoints;
+import dev.sparksft.data.LocalMediaFiles;
+import dev.sparksft.train.BatchImages;
 import dev.sparksft.train.Evaluator;
 import dev.sparksft.train.Models;
 import dev.sparksft.train.Outputs;
@@ -120,7 +122,9 @@ public final class LocalRun {
         Map<String, Double> loss;
         try (Autocast autocast = Autocast.bf16(model.device(), args.bf16())) {
             loss = Evaluator.evaluate(model, eval, args.perDeviceEvalBatchSize(), data.tokenizer().padId(),
-                    config.finetuning().computeAccuracy());
+                    config.finetuning().computeAccuracy(), BatchImages.forModel(model,
+                            Path.of(config.model().modelNameOrPath()), new LocalMediaFiles(config.data().mediaDir()),
+                            config.model().imageMaxPixels(), config.model().imageMinPixels()));
         }
         Map<String, Object> metrics = Evaluator.results(loss, (System.nanoTime() - start) / 1e9, eval.size());
         if (args.predictWithGenerate()) {

@@ -28,8 +28,8 @@ public final class Evaluator {
     public record Sums(double lossSum, long numTargets, double accuracySum, long accuracyCount) {}
 
     public static Map<String, Double> evaluate(CausalLm model, List<TokenizedExample> examples, int batchSize,
-                                               int padId, boolean accuracy) {
-        return metrics(sums(model, examples, batchSize, padId, accuracy), accuracy);
+                                               int padId, boolean accuracy, BatchImages images) {
+        return metrics(sums(model, examples, batchSize, padId, accuracy, images), accuracy);
     }
 
     /**
