@@ -75,6 +75,11 @@ public final class SparkSftMain {
             System.err.println("spark-sft: " + e.getMessage());
             return 2;
         } catch (Exception e) {       // a failed rank, machine or bug: the line a scheduler shows, then the trace
+            UserError onExecutor = Failures.userError(e);
+            if (onExecutor != null) {   // the user's mistake, found where the rows are read: one line, exit 2
+                System.err.println("spark-sft: " + onExecutor.getMessage());
+                return 2;
+            }
             System.err.println("spark-sft: training failed: " + Failures.oneLine(e));
             e.printStackTrace();
             return 1;

@@ -107,7 +107,7 @@ class SparkMultimodalDataTest {
         List<TokenizedExample> local = local(v, f[1]);
         List<TokenizedExample> spark = spark(v);
         assertSame(local, spark);
-        assertEquals(f[0].resolve("mllm_demo_data/1.jpg").toUri().toString().replace("file:///", "file:/"),
+        assertEquals(f[0].resolve("mllm_demo_data/1.jpg").toUri().toString(),
                 spark.get(0).images().get(0).path(), "Spark's examples carry resolved URIs");
         assertEquals(66 * 2, java.util.Arrays.stream(spark.get(0).inputIds()).filter(id -> id == 151655).count());
     }
@@ -132,5 +132,8 @@ class SparkMultimodalDataTest {
         }
         assertTrue(user != null && user.getMessage().startsWith("mllm_demo.json [1]: image 'mllm_demo_data/2.jpg' "
                 + "does not exist: neither file:"), String.valueOf(user == null ? e : user.getMessage()));
+        assertEquals(user, Failures.userError(e), "SparkSftMain reports it as the user's mistake (exit 2)");
+        assertEquals(null, Failures.userError(new RuntimeException("spark-sft rank 1 of 2 failed at step 3: x",
+                new dev.sparksft.UserError("y"))), "a rank's own report stays the rank's");
     }
 }

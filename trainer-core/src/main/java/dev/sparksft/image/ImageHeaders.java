@@ -10,11 +10,16 @@ import javax.imageio.stream.ImageInputStream;
 
 /**
  * An image's width and height read from its header, without decoding the pixels (javax.imageio's
- * readers: JPEG, PNG, GIF, BMP, WBMP, TIFF), so that the data side counts an image's tokens
- * ({@link ImageSizing}) for the cost of a few hundred bytes. The size is the stored one, as PIL's
+ * readers), so that the data side counts an image's tokens ({@link ImageSizing}) for the cost of a
+ * few hundred bytes. The file's kind is checked first with the rule {@link ImageDecoder} decodes
+ * by (PNG, JPEG, GIF, BMP; WebP, TIFF, videos and audio refused by name), so a row is refused
+ * where it is read, not later where its pixels are. The size is the stored one, as PIL's
  * {@code Image.open(...).size} reports it (no EXIF rotation, which LLaMA-Factory does not apply either).
  */
 public final class ImageHeaders {
+    /** Bytes enough for every signature {@link ImageDecoder#format} looks at. */
+    private static final int SIGNATURE = 32;
+
     private ImageHeaders() {}
 
     /**
@@ -24,27 +29,30 @@ public final class ImageHeaders {
      * @param path the image's resolved path, for messages
      */
     public static ImageSizing.Size read(InputStream bytes, String row, String path) {
-        try (InputStream in = bytes; ImageInputStream iis = ImageIO.createImageInputStream(in)) {
-            if (iis == null) {
-                throw new IllegalStateException("javax.imageio has no stream for " + path);
-            }
-            Iterator<ImageReader> readers = ImageIO.getImageReaders(iis);
-            if (!readers.hasNext()) {
-                throw new UserError(row + ": image " + path + " is not an image javax.imageio reads (JPEG, PNG, GIF, "
-                        + "BMP, TIFF); convert it to JPEG or PNG, or remove it from the images column");
-            }
-            ImageReader reader = readers.next();
-            try {
-                reader.setInput(iis, true, true);
-                int width = reader.getWidth(0);
-                int height = reader.getHeight(0);
-                if (width <= 0 || height <= 0) {
-                    throw new UserError(row + ": image " + path + " has a size of " + width + "x" + height
-                            + " in its header; replace the file");
+        try (InputStream in = new java.io.BufferedInputStream(bytes)) {
+            in.mark(SIGNATURE);
+            byte[] head = in.readNBytes(SIGNATURE);
+            in.reset();
+            ImageDecoder.format(head, row + ": image " + path);   // the kinds the decoder reads, or a UserError
+            try (ImageInputStream iis = ImageIO.createImageInputStream(in)) {
+                Iterator<ImageReader> readers = ImageIO.getImageReaders(iis);
+                if (!readers.hasNext()) {
+                    throw new UserError(row + ": image " + path + " has the signature of " + formatOf(path)
+                            + " but no reader takes it; convert it to JPEG or PNG");
                 }
-                return new ImageSizing.Size(width, height);
-            } finally {
-                reader.dispose();
+                ImageReader reader = readers.next();
+                try {
+                    reader.setInput(iis, true, true);
+                    int width = reader.getWidth(0);
+                    int height = reader.getHeight(0);
+                    if (width <= 0 || height <= 0) {
+                        throw new UserError(row + ": image " + path + " has a size of " + width + "x" + height
+                                + " in its header; replace the file");
+                    }
+                    return new ImageSizing.Size(width, height);
+                } finally {
+                    reader.dispose();
+                }
             }
         } catch (UserError e) {
             throw e;

@@ -54,6 +54,18 @@ class ImageRowsTest {
     }
 
     @Test
+    void alpacaRowsTakeImagesToo(@TempDir Path dir) throws Exception {
+        Path jpg = demo().resolve("mllm_demo_data/2.jpg");
+        Files.writeString(dir.resolve("dataset_info.json"), "{\"a\": {\"file_name\": \"a.json\", \"columns\": "
+                + "{\"prompt\": \"instruction\", \"query\": \"input\", \"response\": \"output\", \"images\": \"pics\"}}}");
+        Files.writeString(dir.resolve("a.json"), "[{\"instruction\": \"<image>Who is he?\", \"input\": \"\", "
+                + "\"output\": \"Muller.\", \"pics\": [\"" + jpg + "\"]}]");
+        List<Conversation> c = LocalDatasets.load(List.of("a"), dir, null);
+        assertEquals("<image>Who is he?", c.get(0).prompt().get(0).content());
+        assertEquals(List.of(new ImageFile(jpg.toString(), 300, 199)), c.get(0).images());
+    }
+
+    @Test
     void aMissingImageNamesTheRowAndWhereItWasLookedFor(@TempDir Path dir) throws Exception {
         dataset(dir, IMAGES, row("[\"pics/none.jpg\"]"));
         UserError e = assertThrows(UserError.class, () -> LocalDatasets.load(List.of("d"), dir, null));
@@ -68,8 +80,8 @@ class ImageRowsTest {
         Files.writeString(dir.resolve("pics/notes.jpg"), "just text");
         dataset(dir, IMAGES, row("\"pics/notes.jpg\""));
         UserError e = assertThrows(UserError.class, () -> LocalDatasets.load(List.of("d"), dir, null));
-        assertTrue(e.getMessage().startsWith("d.json [0]: image " + dir.resolve("pics/notes.jpg") + " is not an image "
-                + "javax.imageio reads"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("d.json [0]: image " + dir.resolve("pics/notes.jpg") + " is not an image: "
+                + "its first bytes are not those of a PNG, JPEG, GIF or BMP file"), e.getMessage());
         Files.write(dir.resolve("pics/cut.jpg"), java.util.Arrays.copyOf(
                 Files.readAllBytes(demo().resolve("mllm_demo_data/1.jpg")), 30));
         dataset(dir, IMAGES, row("\"pics/cut.jpg\""));

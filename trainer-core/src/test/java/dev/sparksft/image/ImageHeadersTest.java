@@ -38,8 +38,13 @@ class ImageHeadersTest {
     void textAndTruncatedFilesAreNamedWithTheRowAndPath() throws Exception {
         UserError text = assertThrows(UserError.class, () -> ImageHeaders.read(
                 new ByteArrayInputStream("not an image".getBytes()), "demo.json [2]", "/data/cat.jpg"));
-        assertEquals("demo.json [2]: image /data/cat.jpg is not an image javax.imageio reads (JPEG, PNG, GIF, BMP, "
-                + "TIFF); convert it to JPEG or PNG, or remove it from the images column", text.getMessage());
+        assertEquals("demo.json [2]: image /data/cat.jpg is not an image: its first bytes are not those of a PNG, JPEG, "
+                + "GIF or BMP file; check that the images column names image files, or convert the file to PNG or JPEG",
+                text.getMessage());
+        UserError webp = assertThrows(UserError.class, () -> ImageHeaders.read(new ByteArrayInputStream(
+                "RIFF\0\0\0\0WEBPVP8 ".getBytes()), "demo.json [2]", "/data/cat.webp"));
+        assertTrue(webp.getMessage().startsWith("demo.json [2]: image /data/cat.webp is a WebP image, not an image "
+                + "spark-sft reads"), webp.getMessage());
         byte[] jpeg = Files.readAllBytes(demo("1.jpg"));
         UserError cut = assertThrows(UserError.class, () -> ImageHeaders.read(
                 new ByteArrayInputStream(Arrays.copyOf(jpeg, 40)), "demo.json [2]", "/data/cut.jpg"));
