@@ -147,6 +147,16 @@ public final class TrainableParameters {
         if (model.adapter() == null) {
             throw new IllegalStateException("finetuning_type: " + ft.finetuningType() + " needs the model loaded with its adapter");
         }
+        if (model.visionLanguage() != null && (!ft.freezeVisionTower() || !ft.freezeMultiModalProjector()
+                || ft.freezeLanguageModel())) {
+            // said, not ignored: the adapter sits on the decoder's linears only (lora_target all as LLaMA-Factory
+            // reads it with the tower frozen), so these settings would change nothing
+            throw new UserError("finetuning_type " + ft.finetuningType() + " on a vision-language model adapts the "
+                    + "language model's linears only; freeze_vision_tower: " + ft.freezeVisionTower()
+                    + ", freeze_multi_modal_projector: " + ft.freezeMultiModalProjector() + " and freeze_language_model: "
+                    + ft.freezeLanguageModel() + " ask for more; keep the defaults (true, true, false) or train the "
+                    + "tower or projector with finetuning_type: full or freeze");
+        }
         List<String> saved = model.adapter().savedModules(model.weights());
         Map<String, Tensor> trainable = new LinkedHashMap<>();
         model.weights().tensors().forEach((name, t) -> t.set_requires_grad(saved.contains(name)));

@@ -105,6 +105,15 @@ class MultimodalRunTest {
         assertEquals(losses.subList(6, 12), losses(resumed.resolve("out")).subList(0, 6));
     }
 
+    @Test
+    void loraWithAnUnfrozenTowerIsRefusedNotIgnored(@TempDir Path dir) throws Exception {
+        dev.sparksft.UserError e = org.junit.jupiter.api.Assertions.assertThrows(dev.sparksft.UserError.class,
+                () -> TrainCommand.run(config(dir, "finetuning_type: lora\nlora_target: all\nmax_steps: 1\n"
+                        + "freeze_vision_tower: false\n")));
+        assertTrue(e.getMessage().contains("freeze_vision_tower: false") && e.getMessage().contains("finetuning_type: full"),
+                e.getMessage());
+    }
+
     /** Largest |trained - initial| over the tensors whose names start with {@code prefix}. */
     static double change(Map<String, Tensor> trained, Map<String, Tensor> initial, String prefix) {
         double change = 0;
