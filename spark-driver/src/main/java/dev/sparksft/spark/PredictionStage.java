@@ -52,10 +52,15 @@ final class PredictionStage implements FlatMapFunction<Iterator<Predictor.Prompt
             device = TrainingStage.cudaDevice(index, "prediction task " + ctx.partitionId() + " is cuda:" + index);
         }
         String adapter = config.model().adapterNameOrPath();
-        CausalLm model = Models.forInference(ModelFiles.local(config.model().modelNameOrPath()), ModelFiles.local(modelPath),
+        java.nio.file.Path base = ModelFiles.local(config.model().modelNameOrPath());
+        CausalLm model = Models.forInference(base, ModelFiles.local(modelPath),
                 adapter == null ? null : ModelFiles.local(adapter), encoder.newTokens(), device,
                 config.training().seed(), Models.quantization(config));   // the weights the training ranks computed with
+        // a vision-language model's prompts' images, read here by their resolved paths, never through the driver
+        dev.sparksft.train.BatchImages images = dev.sparksft.train.BatchImages.forModel(model, base,
+                HadoopMediaFiles.of(config.data().mediaDir()), config.model().imageMaxPixels(),
+                config.model().imageMinPixels());
         return new Predictor(model, encoder, config.generating(), config.training().perDeviceEvalBatchSize(),
-                config.training().seed()).predictPrompts(mine).iterator();
+                config.training().seed(), images).predictPrompts(mine).iterator();
     }
 }

@@ -242,7 +242,7 @@ final class SparkDataset {
 
     /** Prompts renumbered 0..n-1 in their current order. */
     private static JavaRDD<Predictor.Prompt> reindexPrompts(JavaRDD<Predictor.Prompt> prompts) {
-        return prompts.zipWithIndex().map(t -> new Predictor.Prompt(t._2(), t._1().prompt(), t._1().label()));
+        return prompts.zipWithIndex().map(t -> new Predictor.Prompt(t._2(), t._1().prompt(), t._1().label(), t._1().images()));
     }
 
     /** Examples renumbered 0..n-1 in their current order. */

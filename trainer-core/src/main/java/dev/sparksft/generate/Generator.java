@@ -1,5 +1,7 @@
 package dev.sparksft.generate;
 
+import dev.sparksft.image.VisionInputs;
+import dev.sparksft.model.MropePositions;
 import dev.sparksft.UserError;
 import dev.sparksft.data.Batch;
 import dev.sparksft.data.Collator;
@@ -67,6 +69,17 @@ public final class Generator {
      * set): an example samples the same tokens whichever batch or task it lands in.
      */
     public List<Output> generate(List<int[]> prompts, long[] keys) {
+        return generate(prompts, keys, rows -> null);
+    }
+
+    /**
+     * {@link #generate(List, long[])} for a vision-language model: {@code imagesOf} gives the images of
+     * the prompts at the given indices, in that order (null: none), which the prefill places at their
+     * image tokens; M-RoPE positions for the prefill, and each decode step after it at its text
+     * position plus its row's rope delta.
+     */
+    public List<Output> generate(List<int[]> prompts, long[] keys,
+                                 java.util.function.Function<List<Integer>, VisionInputs> imagesOf) {
         Integer[] order = new Integer[prompts.size()];
         for (int i = 0; i < order.length; i++) {
             order[i] = i;
@@ -78,7 +91,8 @@ public final class Generator {
             List<int[]> batch = new ArrayList<>();
             rows.forEach(i -> batch.add(prompts.get(i)));
             Sampling.Rng rng = sampling.newRng(rows.stream().mapToLong(i -> keys[i]).toArray());
-            List<Output> generated = useCache ? withCache(batch, rng) : withoutCache(batch, rng);
+            VisionInputs images = imagesOf.apply(rows);
+            List<Output> generated = useCache ? withCache(batch, rng, images) : withoutCache(batch, rng, images);
             for (int j = 0; j < rows.size(); j++) {
                 out[rows.get(j)] = generated.get(j);
             }
@@ -105,13 +119,16 @@ public final class Generator {
         return total == 0 ? 0 : (double) pads / total;
     }
 
-    private List<Output> withCache(List<int[]> prompts, Sampling.Rng rng) {
+    private List<Output> withCache(List<int[]> prompts, Sampling.Rng rng, VisionInputs images) {
         int n = prompts.size();
         Progress progress = new Progress(prompts, sampling.maxNewTokens());
         try (NoGradGuard noGrad = new NoGradGuard(); PointerScope batchScope = new PointerScope()) {
             // what lives across steps is allocated once at full length; a step reads views of it
-            Batch b = Collator.leftPadded(prompts, padId).to(model.device());
+            Batch b = Collator.leftPadded(prompts, padId).withImages(images).to(model.device());
             long promptLength = b.seqLen();
+            // a vision-language model: M-RoPE positions for the prefill, rope deltas for what follows
+            MropePositions mrope = model.visionLanguage() == null ? null
+                    : model.ropeIndex(b.inputIds(), b.attentionMask(), b.images());
             long capacity = promptLength + sampling.maxNewTokens();
             KvCache cache = new KvCache(model.config(), n, capacity, model.weights().get("model.embed_tokens.weight"));
             Tensor mask = b.attentionMask().new_ones(new long[] {n, capacity});        // (batch, capacity)
@@ -121,7 +138,8 @@ public final class Generator {
             long[] position = toArray(b.positionIds().select(1, promptLength - 1), n);
             long[] next;
             try (PointerScope step = new PointerScope()) {
-                Tensor last = model.forward(b.inputIds(), b.attentionMask(), b.positionIds(), cache)
+                Tensor last = model.forward(b.inputIds(), b.attentionMask(),
+                        mrope == null ? b.positionIds() : mrope.positionIds(), cache, b.images())
                         .select(1, promptLength - 1);                                    // (batch, vocab)
                 next = toArray(sampling.next(last, b.inputIds(), rng), n);
             }
@@ -134,6 +152,9 @@ public final class Generator {
                         position[r]++;
                     }
                     Tensor positions = Tensor.create(position, n, 1).to(model.device(), ScalarType.Long);
+                    if (mrope != null) {
+                        positions = mrope.decodePositions(positions);                  // (3, batch, 1)
+                    }
                     Tensor last = model.forward(ids, mask.narrow(1, 0, length + 1), positions, cache).select(1, 0);
                     next = toArray(sampling.next(last, sequences.narrow(1, 0, length + 1), rng), n);
                 }
@@ -143,7 +164,7 @@ public final class Generator {
     }
 
     /** The same decoding without a cache: every step runs the whole (left-padded) sequence again. */
-    private List<Output> withoutCache(List<int[]> prompts, Sampling.Rng rng) {
+    private List<Output> withoutCache(List<int[]> prompts, Sampling.Rng rng, VisionInputs images) {
         int n = prompts.size();
         Progress progress = new Progress(prompts, sampling.maxNewTokens());
         List<int[]> rows = new ArrayList<>(prompts);
@@ -151,8 +172,8 @@ public final class Generator {
             for (int t = 0; t < sampling.maxNewTokens(); t++) {
                 long[] next;
                 try (PointerScope scope = new PointerScope()) {
-                    Batch b = Collator.leftPadded(rows, padId).to(model.device());
-                    Tensor logits = model.forward(b.inputIds(), b.attentionMask(), b.positionIds());
+                    Batch b = Collator.leftPadded(rows, padId).withImages(images).to(model.device());
+                    Tensor logits = model.forward(b);
                     next = toArray(sampling.next(logits.select(1, b.seqLen() - 1), b.inputIds(), rng), n);
                 }
                 if (progress.add(next, stopIds)) {

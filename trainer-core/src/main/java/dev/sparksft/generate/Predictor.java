@@ -3,9 +3,10 @@ package dev.sparksft.generate;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.config.GeneratingArguments;
 import dev.sparksft.data.Conversation;
+import dev.sparksft.data.TokenizedExample;
+import dev.sparksft.train.BatchImages;
 import dev.sparksft.metrics.Similarity;
 import dev.sparksft.model.CausalLm;
-import dev.sparksft.template.ChatTemplate;
 import dev.sparksft.template.SupervisedEncoder;
 import dev.sparksft.tokenizer.Tokenizer;
 import java.io.BufferedWriter;
@@ -36,8 +37,16 @@ public final class Predictor {
     private final GeneratingArguments args;
     private final int batchSize;
     private final long seed;
+    private final BatchImages images;
 
     public Predictor(CausalLm model, SupervisedEncoder encoder, GeneratingArguments args, int batchSize, long seed) {
+        this(model, encoder, args, batchSize, seed, BatchImages.NONE);
+    }
+
+    /** A predictor whose prompts' images {@code images} reads and processes (a vision-language model). */
+    public Predictor(CausalLm model, SupervisedEncoder encoder, GeneratingArguments args, int batchSize, long seed,
+                     BatchImages images) {
+        this.images = images;
         this.model = model;
         this.encoder = encoder;
         this.args = args;
@@ -52,12 +61,25 @@ public final class Predictor {
     public record Row(long index, String prompt, String predict, String label, String plainPredict, String plainLabel)
             implements java.io.Serializable {}
 
-    /** An example to predict: the prompt to generate from and the label ids, with the example's position. */
-    public record Prompt(long index, int[] prompt, int[] label) implements java.io.Serializable {
+    /**
+     * An example to predict: the prompt to generate from and the label ids, with the example's
+     * position, and the prompt's images (resolved paths and grids, in token order; empty for text).
+     */
+    public record Prompt(long index, int[] prompt, int[] label, List<TokenizedExample.Image> images)
+            implements java.io.Serializable {
+        public Prompt {
+            images = images == null ? List.of() : List.copyOf(images);
+        }
+
+        /** A text prompt. */
+        public Prompt(long index, int[] prompt, int[] label) {
+            this(index, prompt, label, List.of());
+        }
+
         /** A conversation encoded as LLaMA-Factory's UnsupervisedDatasetProcessor does. */
         public static Prompt of(SupervisedEncoder encoder, Conversation c) {
-            ChatTemplate.Turn t = encoder.encodeForGeneration(c);
-            return new Prompt(c.index(), t.source(), t.target());
+            SupervisedEncoder.Prompt p = encoder.encodePrompt(c);
+            return new Prompt(c.index(), p.turn().source(), p.turn().target(), p.images());
         }
     }
 
@@ -76,15 +98,31 @@ public final class Predictor {
         Generator generator = new Generator(model, sampling, new HashSet<>(encoder.template().stopTokenIds(tok)),
                 tok.padId(), batchSize, true);
         List<Generator.Output> outputs = generator.generate(prompts,
-                examples.stream().mapToLong(Prompt::index).toArray());
+                examples.stream().mapToLong(Prompt::index).toArray(), rows -> images.of(
+                        rows.stream().map(i -> examples.get(i).index()).toList(),
+                        rows.stream().map(i -> examples.get(i).images()).toList()));
         List<Row> rows = new ArrayList<>();
         for (int i = 0; i < examples.size(); i++) {
             int[] generated = outputs.get(i).ids();
-            rows.add(new Row(examples.get(i).index(), tok.decode(prompts.get(i), false),
+            rows.add(new Row(examples.get(i).index(), promptText(tok.decode(prompts.get(i), false)),
                     tok.decode(generated, args.skipSpecialTokens()), tok.decode(labels.get(i), args.skipSpecialTokens()),
                     tok.decode(generated, true), tok.decode(labels.get(i), true)));
         }
         return rows;
+    }
+
+    /**
+     * The prompt field: the prompt decoded with its special tokens, each image span (vision start,
+     * its image pads, vision end) written back as the {@code <image>} placeholder it came from,
+     * rather than hundreds of pad tokens.
+     */
+    private String promptText(String decoded) {
+        if (encoder.imageTokens() == null) {
+            return decoded;
+        }
+        dev.sparksft.template.MmPlugin p = encoder.imageTokens().plugin();
+        return decoded.replaceAll(java.util.regex.Pattern.quote(p.visionBos()) + "(?:" + java.util.regex.Pattern.quote(
+                p.imageToken()) + ")+" + java.util.regex.Pattern.quote(p.visionEos()), Conversation.IMAGE_PLACEHOLDER);
     }
 
     /** LLaMA-Factory's similarity metrics of the rows (always without special tokens), keys prefixed. */

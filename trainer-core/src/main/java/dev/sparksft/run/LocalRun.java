@@ -105,9 +105,16 @@ public final class LocalRun {
         }
     }
 
-    private static Predictor predictor(SftConfig config, CausalLm model, RunData data) {
+    private static Predictor predictor(SftConfig config, CausalLm model, RunData data) throws IOException {
         return new Predictor(model, data.encoder(), config.generating(), config.training().perDeviceEvalBatchSize(),
-                config.training().seed());
+                config.training().seed(), images(config, model));
+    }
+
+    /** The reader of a vision-language model's images on the local disk ({@link BatchImages#NONE} for text). */
+    private static BatchImages images(SftConfig config, CausalLm model) throws IOException {
+        return BatchImages.forModel(model, Path.of(config.model().modelNameOrPath()),
+                new LocalMediaFiles(config.data().mediaDir()), config.model().imageMaxPixels(),
+                config.model().imageMinPixels());
     }
 
     /**
@@ -122,9 +129,7 @@ public final class LocalRun {
         Map<String, Double> loss;
         try (Autocast autocast = Autocast.bf16(model.device(), args.bf16())) {
             loss = Evaluator.evaluate(model, eval, args.perDeviceEvalBatchSize(), data.tokenizer().padId(),
-                    config.finetuning().computeAccuracy(), BatchImages.forModel(model,
-                            Path.of(config.model().modelNameOrPath()), new LocalMediaFiles(config.data().mediaDir()),
-                            config.model().imageMaxPixels(), config.model().imageMinPixels()));
+                    config.finetuning().computeAccuracy(), images(config, model));
         }
         Map<String, Object> metrics = Evaluator.results(loss, (System.nanoTime() - start) / 1e9, eval.size());
         if (args.predictWithGenerate()) {

@@ -304,13 +304,26 @@ public final class SupervisedEncoder {
      * cutoff_len by {@link #inferSeqlen}.
      */
     public ChatTemplate.Turn encodeForGeneration(Conversation c) {
-        if (!c.images().isEmpty()) {
-            throw new UserError(c.source() + ": generating from a prompt with images is not supported yet (do_predict "
-                    + "and the eval generation need text rows); predict on a set without images column");
+        return encodePrompt(c).turn();
+    }
+
+    /**
+     * A prediction example and its images: the prompt's images in token order (an image template
+     * expands each {@code <image>} of the prompt as for training; a cut never falls inside one).
+     */
+    public record Prompt(ChatTemplate.Turn turn, List<TokenizedExample.Image> images) {}
+
+    /** {@link #encodeForGeneration} with the images its prompt keeps; an image in the response is refused. */
+    public Prompt encodePrompt(Conversation c) {
+        List<TokenizedExample.Image> grids = imageGrids(c);
+        List<Message> messages = images == null ? c.messages() : images.expand(c, grids);
+        if (!c.messages().isEmpty() && imagesIn(c.messages().get(c.messages().size() - 1)) > 0) {
+            throw new UserError(c.source() + ": the response to predict holds <image>; a generated answer cannot "
+                    + "show an image: move it into a prompt message");
         }
         ChatTemplate.Turn turn;
         try {
-            turn = template.encodeOneturn(tokenizer, c.messages(), c.system(), c.tools(), options.enableThinking(),
+            turn = template.encodeOneturn(tokenizer, messages, c.system(), c.tools(), options.enableThinking(),
                     options.preserveThinking());
         } catch (UserError e) {
             throw new UserError(c.source() + ": " + e.getMessage());
@@ -318,7 +331,10 @@ public final class SupervisedEncoder {
         int[] label = template.efficientEos() ? ChatTemplate.concat(turn.target(), new int[] {tokenizer.eosId()})
                 : turn.target();
         int[] lens = inferSeqlen(turn.source().length, label.length, options.cutoffLen());
-        return new ChatTemplate.Turn(Arrays.copyOf(turn.source(), lens[0]), Arrays.copyOf(label, lens[1]));
+        int sourceLen = outsideImages(turn.source(), lens[0]);
+        int[] source = Arrays.copyOf(turn.source(), sourceLen);
+        return new Prompt(new ChatTemplate.Turn(source, Arrays.copyOf(label, lens[1])),
+                grids.subList(0, numImageSpans(source)));
     }
 
     private static int[] masked(int n) {

@@ -57,18 +57,27 @@ public final class BatchImages {
 
     /** The images of {@code rows} as model input, or null when none of them has an image. */
     public VisionInputs of(List<TokenizedExample> rows) {
+        return of(rows.stream().map(TokenizedExample::index).toList(), rows.stream().map(TokenizedExample::images).toList());
+    }
+
+    /**
+     * The images of the rows whose examples are {@code indices} (for messages) and whose images are
+     * {@code rowImages}, in order, as model input; null when there are none.
+     */
+    public VisionInputs of(List<Long> indices, List<List<TokenizedExample.Image>> rowImages) {
         List<PixelValues> images = new ArrayList<>();
         List<int[]> grids = new ArrayList<>();
-        for (TokenizedExample row : rows) {
-            for (TokenizedExample.Image image : row.images()) {
+        for (int r = 0; r < rowImages.size(); r++) {
+            long row = indices.get(r);
+            for (TokenizedExample.Image image : rowImages.get(r)) {
                 if (processor == null) {
-                    throw new IllegalStateException("example " + row.index() + " has images but the model has no "
+                    throw new IllegalStateException("example " + row + " has images but the model has no "
                             + "image processor (the run checks refuse images for a text model)");
                 }
                 PixelValues pixels = processor.process(read(image.path(), row), image.path());
                 ImageSizing.Grid expected = new ImageSizing.Grid(image.gridT(), image.gridH(), image.gridW());
                 if (!pixels.grid().equals(expected)) {
-                    throw new UserError("example " + row.index() + ": image " + image.path() + " gives a " + pixels.grid()
+                    throw new UserError("example " + row + ": image " + image.path() + " gives a " + pixels.grid()
                             + " patch grid, but its tokens were counted for " + expected + " when the example was "
                             + "encoded; the file changed since (tokenized_path?): encode the dataset again");
                 }
@@ -85,14 +94,14 @@ public final class BatchImages {
         return new VisionInputs(pixelValues, grids.toArray(new int[0][]));
     }
 
-    private byte[] read(String path, TokenizedExample row) {
+    private byte[] read(String path, long row) {
         try (InputStream in = files.open(path)) {
             return in.readAllBytes();
         } catch (java.io.FileNotFoundException e) {
-            throw new UserError("example " + row.index() + ": image " + path + " no longer exists (it did when the "
+            throw new UserError("example " + row + ": image " + path + " no longer exists (it did when the "
                     + "dataset was read); restore it or encode the dataset again");
         } catch (IOException e) {
-            throw new UserError("example " + row.index() + ": cannot read image " + path + ": " + e.getMessage());
+            throw new UserError("example " + row + ": cannot read image " + path + ": " + e.getMessage());
         }
     }
 }

@@ -114,6 +114,63 @@ class MultimodalRunTest {
                 e.getMessage());
     }
 
+    @Test
+    void predictionGeneratesFromPromptsWithImages(@TempDir Path dir) throws Exception {
+        TrainCommand.run(config(dir, "do_train: false\ndo_predict: true\npredict_with_generate: true\n"
+                + "eval_dataset: mllm_demo\ndataset: null\nper_device_eval_batch_size: 4\nmax_new_tokens: 6\n"));
+        List<String> lines = Files.readAllLines(dir.resolve("out/generated_predictions.jsonl"));
+        assertEquals(6, lines.size());
+        JsonNode first = JSON.readTree(lines.get(0));
+        // row 0's prompt: its first user turn, whose image is written back as the placeholder
+        assertTrue(first.get("prompt").asText().contains("user\n<image>Who are they?"), first.toString());
+        assertTrue(!first.get("prompt").asText().contains("<|image_pad|>"), first.toString());
+        assertEquals("They're Kane and Gretzka from Bayern Munich.", first.get("label").asText());
+    }
+
+    /**
+     * Greedy generation after images with the KV cache (M-RoPE prefill, then each step at its
+     * text position plus its row's rope delta) equals recomputing the whole sequence every step
+     * (get_rope_index over prompt and generated tokens), in one batch of left-padded prompts.
+     */
+    @Test
+    void generatingAfterImagesWithTheCacheEqualsRecomputing() throws Exception {
+        dev.sparksft.model.CausalLm model = dev.sparksft.model.CausalLm.load(MODEL, 3026);
+        JsonNode rows = JSON.readTree(MODEL.resolveSibling("expected.json").toFile()).get("rows");
+        List<int[]> prompts = new ArrayList<>();
+        List<List<dev.sparksft.data.TokenizedExample.Image>> images = new ArrayList<>();
+        String[] files = {"1.jpg", "2.jpg", "3.jpg"};
+        for (int r = 0; r < 3; r++) {
+            JsonNode row = rows.get(r);
+            JsonNode labels = row.get("labels");
+            int firstLabel = 0;
+            while (labels.get(firstLabel).asInt() == -100) {
+                firstLabel++;
+            }
+            int[] prompt = new int[firstLabel];   // the first user turn, up to the assistant header
+            for (int i = 0; i < firstLabel; i++) {
+                prompt[i] = row.get("input_ids").get(i).asInt();
+            }
+            prompts.add(prompt);
+            JsonNode grid = row.get("image_grid_thw").get(0);
+            images.add(List.of(new dev.sparksft.data.TokenizedExample.Image(DATA.resolve("mllm_demo_data")
+                    .resolve(files[r]).toString(), grid.get(0).asInt(), grid.get(1).asInt(), grid.get(2).asInt())));
+        }
+        dev.sparksft.train.BatchImages reader = dev.sparksft.train.BatchImages.forModel(model, MODEL,
+                new dev.sparksft.data.LocalMediaFiles(DATA.toString()), 768 * 768, 32 * 32);
+        long[] keys = {0, 1, 2};
+        java.util.function.Function<List<Integer>, dev.sparksft.image.VisionInputs> imagesOf = order -> reader.of(
+                order.stream().map(i -> (long) i).toList(), order.stream().map(images::get).toList());
+        dev.sparksft.generate.Sampling greedy = dev.sparksft.generate.Sampling.greedy(8);
+        var cached = new dev.sparksft.generate.Generator(model, greedy, java.util.Set.of(), 3000, 3, true)
+                .generate(prompts, keys, imagesOf);
+        var recomputed = new dev.sparksft.generate.Generator(model, greedy, java.util.Set.of(), 3000, 3, false)
+                .generate(prompts, keys, imagesOf);
+        for (int r = 0; r < 3; r++) {
+            assertArrayEquals(recomputed.get(r).ids(), cached.get(r).ids(), "row " + r);
+            assertEquals(8, cached.get(r).ids().length);
+        }
+    }
+
     /** Largest |trained - initial| over the tensors whose names start with {@code prefix}. */
     static double change(Map<String, Tensor> trained, Map<String, Tensor> initial, String prefix) {
         double change = 0;
