@@ -24,7 +24,8 @@ import org.junit.jupiter.api.io.TempDir;
  * LoRA on LLaMA-Factory's mllm_demo with the tiny Qwen2-VL (trainer-core's test resources, from
  * transformers): Spark on 2 ranks, each reading its examples' images itself through the Hadoop
  * client, trains as one process does on the same global batch (losses within 1e-5 relative, the
- * adapter within 1e-4 of its update), and saves the processor's preprocessor_config.json.
+ * adapter within 1e-4 of its update), saves the processor's preprocessor_config.json, and predicts
+ * from prompts with images (each prediction task reading them) the rows one process predicts.
  */
 class SparkMultimodalTrainingTest {
     static final List<String> MODEL_FILES = List.of("config.json", "model.safetensors", "generation_config.json",
@@ -43,6 +44,7 @@ class SparkMultimodalTrainingTest {
         ObjectNode twoRanks = values(run, data, model, 1);
         twoRanks.put("world_size", 2);
         TrainingJob.run(SparkTests.spark(), twoRanks, new PrintStream(new ByteArrayOutputStream(), true));
+        PredictionJob.run(SparkTests.spark(), twoRanks, run.resolve("out").toString());   // as SparkSftMain follows training
 
         List<Double> reference = losses(single.resolve("out"));
         List<Double> got = losses(run.resolve("out"));
@@ -66,6 +68,12 @@ class SparkMultimodalTrainingTest {
         assertTrue(size > 1e-4, "LoRA B did not move: " + size);
         assertTrue(diff <= 1e-4 * size, "adapters differ by " + diff + " (lora_B's update " + size + ")");
         assertTrue(Files.isRegularFile(run.resolve("out/preprocessor_config.json")));
+        // prediction: Spark's tasks read their prompts' images themselves and generate what one process does
+        List<String> local = Files.readAllLines(single.resolve("out/generated_predictions.jsonl"));
+        List<String> spark = Files.readAllLines(run.resolve("out/generated_predictions.jsonl"));
+        assertEquals(6, local.size());
+        assertEquals(local, spark);
+        assertTrue(local.get(0).contains("<image>Who are they?"), local.get(0));
     }
 
     static ObjectNode values(Path dir, Path data, Path model, int accumulation) {
@@ -84,6 +92,10 @@ class SparkMultimodalTrainingTest {
         v.put("intra_op_threads", 1);
         v.put("ddp_timeout", 60);
         v.put("seed", 11);
+        v.put("do_predict", true);
+        v.put("predict_with_generate", true);
+        v.put("eval_dataset", "mllm_demo");
+        v.put("max_new_tokens", 4);
         return v;
     }
 

@@ -121,10 +121,13 @@ class MultimodalRunTest {
         List<String> lines = Files.readAllLines(dir.resolve("out/generated_predictions.jsonl"));
         assertEquals(6, lines.size());
         JsonNode first = JSON.readTree(lines.get(0));
-        // row 0's prompt: its first user turn, whose image is written back as the placeholder
-        assertTrue(first.get("prompt").asText().contains("user\n<image>Who are they?"), first.toString());
-        assertTrue(!first.get("prompt").asText().contains("<|image_pad|>"), first.toString());
-        assertEquals("They're Kane and Gretzka from Bayern Munich.", first.get("label").asText());
+        // row 0's prompt is every message but the last reply (LLaMA-Factory's unsupervised encoding), its
+        // two images written back as the placeholders they came from; the label is the last reply
+        String prompt = first.get("prompt").asText();
+        assertTrue(prompt.contains("user\n<image>Who are they?<|im_end|>") && prompt.contains("What are they doing?<image>")
+                && prompt.endsWith("<|im_start|>assistant\n"), first.toString());
+        assertTrue(!prompt.contains("<|image_pad|>") && !prompt.contains("<|vision_start|>"), first.toString());
+        assertEquals("They are celebrating on the soccer field.\n", first.get("label").asText(), "the reply, <|im_end|> skipped");
     }
 
     /**
