@@ -32,10 +32,10 @@ import org.bytedeco.pytorch.global.torch;
  * vocabulary, and autocast's cast of every float32 weight to bfloat16 (once per forward).
  *
  * <p>Prints markdown rows: {@code | dtype | threads | part | ms per step | share of the step |}.
- * Usage: PrecisionProfile BLAS_THREADS INTRA_OP_THREADS fp32|bf16|pure_bf16
+ * Usage: PrecisionProfile BLAS_THREADS INTRA_OP_THREADS fp32|bf16|pure_bf16 [RUNS (5)]
  */
 public final class PrecisionProfile {
-    private static final int RUNS = 5;
+    private static int RUNS = 5;   // timed runs per figure, after one warm-up (the last argument)
     private static final int BATCH = 2;
     private static final int SEQ = 512;
 
@@ -45,6 +45,7 @@ public final class PrecisionProfile {
         int blas = Integer.parseInt(args[0]);
         int intra = Integer.parseInt(args[1]);
         String mode = args[2];
+        RUNS = args.length > 3 ? Integer.parseInt(args[3]) : RUNS;
         boolean autocast = mode.equals("bf16");
         boolean pure = mode.equals("pure_bf16");
         Torch.load(blas, intra);
