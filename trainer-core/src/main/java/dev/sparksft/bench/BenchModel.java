@@ -17,12 +17,18 @@ import org.bytedeco.pytorch.global.torch;
 
 /**
  * The benchmarks' model: a Llama of hidden 512, 6 layers, 8 heads, intermediate 1408 and vocab
- * 6144 (25.6M parameters), fp32 weights drawn N(0, 0.02) from a fixed seed.
+ * 6144 (25.6M parameters), weights drawn N(0, 0.02) from a fixed seed (in float32, rounded to
+ * bfloat16 for pure_bf16).
  */
 final class BenchModel {
     private BenchModel() {}
 
     static CausalLm random() throws IOException {
+        return random(false);
+    }
+
+    /** The bench model, its weights held in bfloat16 when {@code bf16} (pure_bf16), else float32. */
+    static CausalLm random(boolean bf16) throws IOException {
         Path dir = Files.createTempDirectory("bench-model");
         ObjectNode c = new ObjectMapper().createObjectNode();
         c.put("model_type", "llama").put("hidden_size", 512).put("intermediate_size", 1408)
@@ -35,8 +41,9 @@ final class BenchModel {
         Map<String, Dtype> dtypes = new LinkedHashMap<>();
         torch.manual_seed(0);
         ModelWeights.expectedShapes(cfg).forEach((name, shape) -> {
-            tensors.put(name, torch.randn(shape).mul(new Scalar(0.02)));
-            dtypes.put(name, Dtype.F32);
+            Tensor w = torch.randn(shape).mul(new Scalar(0.02));
+            tensors.put(name, bf16 ? w.to(torch.ScalarType.BFloat16) : w);
+            dtypes.put(name, bf16 ? Dtype.BF16 : Dtype.F32);
         });
         return new CausalLm(cfg, new ModelWeights(tensors, dtypes, Map.of()));
     }

@@ -51,12 +51,9 @@ public final class PrecisionProfile {
         Torch.load(blas, intra);
         String label = "| " + mode + " | " + blas + " + " + intra + " | ";
 
-        CausalLm model = BenchModel.random();
+        CausalLm model = BenchModel.random(pure);
         ModelConfig cfg = model.config();
         Map<String, Tensor> tensors = model.weights().tensors();
-        if (pure) {
-            tensors.replaceAll((name, t) -> t.to(torch.ScalarType.BFloat16));
-        }
         tensors.values().forEach(t -> t.set_requires_grad(true));
         AdamW opt = new AdamW(tensors, Set.of(), 0.9, 0.999, 1e-8, 0.0);
         SftLoss loss = new SftLoss(SftLoss.Kind.CROSS_ENTROPY, 1);

@@ -11,7 +11,7 @@ import java.util.Set;
  * of spark-sft's own: {@code num_threads} (OpenBLAS threads for the fp32 matmuls; default: all
  * cores), {@code intra_op_threads} (libtorch's own parallel kernels; null when unset, which
  * runtime.CpuFeatures resolves: 1 for float32, measured faster on small machines, all of the rank's
- * cores for bf16 where oneDNN runs bf16 matmuls on them) and {@code overlap_gradient_reduction}
+ * cores for bf16, whose matmuls run on them) and {@code overlap_gradient_reduction}
  * (default true: with several ranks each gradient bucket is reduced as soon as the last
  * micro-batch's backward has completed it, see dist.Sharding; false reduces all of them after the
  * backward, the same result). {@code deepspeed} is the path of a DeepSpeed JSON

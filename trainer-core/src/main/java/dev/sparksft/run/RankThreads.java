@@ -9,8 +9,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Loads libtorch with a rank's threads, chosen for the dtype the run computes in: OpenBLAS gets
  * {@code blasThreads} (it does the float32 matmuls), libtorch's intra-op pool intra_op_threads
- * or, unset, what {@link CpuFeatures#intraOpThreads} picks (all of them for bf16 where oneDNN
- * runs bf16 matmuls on that pool, else 1). A bf16 run on a CPU without bf16 matmuls is said once,
+ * or, unset, what {@link CpuFeatures#intraOpThreads} picks (all of them for bf16, whose matmuls
+ * run on that pool, else 1). A bf16 run on a CPU without bf16 matmuls is said once,
  * as a warning, instead of running slowly without a word.
  */
 public final class RankThreads {

@@ -11,7 +11,7 @@ import java.util.stream.Collectors;
  * What this machine's CPU can do for bf16, read from the first {@code flags} line of
  * /proc/cpuinfo: with AVX512-BF16 or AMX, libtorch runs bf16 matmuls in oneDNN (on its intra-op
  * threads); without them it runs its reference kernels, which on the 25.6M bench model made a
- * training step about 10x slower than fp32 (scripts/bench-precision). Where /proc/cpuinfo is
+ * training step 15-17x slower than fp32 (scripts/bench-precision). Where /proc/cpuinfo is
  * absent (not Linux) nothing is known and bf16 is taken as capable, so no warning is printed.
  */
 public record CpuFeatures(Set<String> flags, boolean known) {
@@ -44,16 +44,18 @@ public record CpuFeatures(Set<String> flags, boolean known) {
 
     /**
      * libtorch's intra-op threads for a rank: {@code configured} (intra_op_threads) when set;
-     * else, when the rank computes in bf16 on a CPU that has bf16 matmuls, {@code cores} (oneDNN's
-     * bf16 kernels run on the intra-op pool, so one thread leaves the other cores idle); else 1
-     * (OpenBLAS does the fp32 matmuls on its own threads, and a second intra-op thread only
-     * competes with its spinning workers).
+     * else, when the rank computes in bf16, {@code cores}: bf16 matmuls never reach OpenBLAS, they
+     * run on the intra-op pool (oneDNN's kernels where the CPU has bf16 matmuls, libtorch's
+     * reference kernels elsewhere, whose forward matmuls also split across it: 2 threads made a
+     * bench-model bf16 step 15% faster on a 2-core AVX2 machine), so one thread leaves the other
+     * cores idle; else 1 (OpenBLAS does the fp32 matmuls on its own threads, and a second intra-op
+     * thread only competes with its spinning workers).
      */
     public int intraOpThreads(Integer configured, int cores, boolean bf16Compute) {
         if (configured != null) {
             return configured;
         }
-        return bf16Compute && bf16Matmul() ? cores : 1;
+        return bf16Compute ? cores : 1;
     }
 
     /**
@@ -65,7 +67,7 @@ public record CpuFeatures(Set<String> flags, boolean known) {
             return null;
         }
         return "bf16 on this CPU runs libtorch's reference bf16 kernels (/proc/cpuinfo has neither avx512_bf16 "
-                + "nor amx_bf16): a training step measured about 10x slower than float32. Train in float32 here "
+                + "nor amx_bf16): a training step measured about 15x slower than float32. Train in float32 here "
                 + "(bf16: false, pure_bf16: false); bf16 pays on GPUs and on CPUs with AVX512-BF16 or AMX";
     }
 }
