@@ -167,14 +167,16 @@ public final class Sharding {
             reduceToOwners(bucket, tensors, true);
             return;
         }
-        inFlight.addAll(world.allReduceSumStart(replicatedGradients(bucket)));
+        inFlight.addAll(world.allReduceSumStart(replicatedGradients(bucket.stream().map(tensors::get).toList())));
     }
 
-    /** The gradients of {@code bucket} that train now; one no rank had data for is zeros (released after each step). */
-    private List<Tensor> replicatedGradients(List<String> bucket) {
+    /**
+     * The gradients of {@code params} that train now, the same list on every rank (requires_grad is
+     * the same everywhere); one without data this step is zeros (gradients are released after each step).
+     */
+    private List<Tensor> replicatedGradients(java.util.Collection<Tensor> params) {
         List<Tensor> grads = new ArrayList<>();
-        for (String n : bucket) {
-            Tensor p = tensors.get(n);
+        for (Tensor p : params) {
             if (!p.requires_grad()) {
                 continue;
             }
@@ -275,22 +277,7 @@ public final class Sharding {
             return;
         }
         if (!shardsGradients()) {
-            // every rank passes the same list: the tensors that train now (requires_grad is the same on
-            // every rank); one that had no data this step contributes zeros, since gradients are
-            // released after each step
-            List<Tensor> grads = new ArrayList<>();
-            for (Tensor p : trainable.values()) {
-                if (!p.requires_grad()) {
-                    continue;
-                }
-                if (!p.grad().defined() && world.size() > 1) {
-                    p.mutable_grad().put(torch.zeros_like(p));
-                }
-                if (p.grad().defined()) {
-                    grads.add(p.grad());
-                }
-            }
-            world.allReduceSumInPlace(grads);
+            world.allReduceSumInPlace(replicatedGradients(trainable.values()));
             return;
         }
         reduceToOwners(names, trainable, false);
