@@ -114,21 +114,38 @@ public final class PilResize {
         return (byte) (v < 0 ? 0 : Math.min(v, 255));
     }
 
+    /**
+     * The input rows the vertical pass reads: with a horizontal pass first, only rows first ..
+     * first + count - 1 go through it (ImagingResampleInner crops its temporary image to them),
+     * and each output row's window starts {@code mins[i]} rows into them; without one, the
+     * windows' own first rows over all h.
+     */
+    private record RowsRead(int first, int count, int[] mins) {
+        static RowsRead of(Coefficients vert, int h, int outH, boolean cropped) {
+            int[] mins = vert.min().clone();
+            if (!cropped) {
+                return new RowsRead(0, h, mins);
+            }
+            int first = mins[0];
+            int last = mins[outH - 1] + vert.size()[outH - 1];
+            for (int i = 0; i < outH; i++) {
+                mins[i] -= first;
+            }
+            return new RowsRead(first, last - first, mins);
+        }
+    }
+
     /** {@code ImagingResampleInner} with the 8-bit passes; {@code in} is (h, w, bands). */
     static byte[] bicubic8(byte[] in, int w, int h, int bands, int outW, int outH) {
         Coefficients horiz = coefficients(w, outW);
         Coefficients vert = coefficients(h, outH);
-        int[] vertMin = vert.min().clone();
+        RowsRead rows = RowsRead.of(vert, h, outH, outW != w);
+        int[] vertMin = rows.mins();
         byte[] temp = in;
-        int tempH = h;
         if (outW != w) {
-            // only the rows the vertical pass reads: (tempH, outW, bands)
-            int first = vert.min()[0];
-            int last = vert.min()[outH - 1] + vert.size()[outH - 1];
-            for (int i = 0; i < outH; i++) {
-                vertMin[i] -= first;
-            }
-            tempH = last - first;
+            // only the rows the vertical pass reads: (rows.count(), outW, bands)
+            int first = rows.first();
+            int tempH = rows.count();
             temp = new byte[tempH * outW * bands];
             int[] k = fixedPoint(horiz.weights());
             for (int yy = 0; yy < tempH; yy++) {
@@ -173,16 +190,12 @@ public final class PilResize {
     static byte[] bicubic16(byte[] in, int w, int h, int outW, int outH) {
         Coefficients horiz = coefficients(w, outW);
         Coefficients vert = coefficients(h, outH);
-        int[] vertMin = vert.min().clone();
+        RowsRead rows = RowsRead.of(vert, h, outH, outW != w);
+        int[] vertMin = rows.mins();
         byte[] temp = in;
-        int tempH = h;
         if (outW != w) {
-            int first = vert.min()[0];
-            int last = vert.min()[outH - 1] + vert.size()[outH - 1];
-            for (int i = 0; i < outH; i++) {
-                vertMin[i] -= first;
-            }
-            tempH = last - first;
+            int first = rows.first();
+            int tempH = rows.count();
             temp = new byte[tempH * outW * 2];
             for (int yy = 0; yy < tempH; yy++) {
                 for (int xx = 0; xx < outW; xx++) {
