@@ -3,8 +3,8 @@ package dev.sparksft.spark;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.sparksft.TrainerLogs;
 import dev.sparksft.cli.TrainCommand;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.LoraAdapter;
@@ -14,7 +14,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -46,8 +45,8 @@ class SparkMultimodalTrainingTest {
         TrainingJob.run(SparkTests.spark(), twoRanks, new PrintStream(new ByteArrayOutputStream(), true));
         PredictionJob.run(SparkTests.spark(), twoRanks, run.resolve("out").toString());   // as SparkSftMain follows training
 
-        List<Double> reference = losses(single.resolve("out"));
-        List<Double> got = losses(run.resolve("out"));
+        List<Double> reference = TrainerLogs.losses(single.resolve("out"));
+        List<Double> got = TrainerLogs.losses(run.resolve("out"));
         assertEquals(4, reference.size(), "6 rows, global batch 4, 2 epochs: 4 steps");
         assertEquals(reference.size(), got.size());
         for (int i = 0; i < got.size(); i++) {
@@ -97,17 +96,6 @@ class SparkMultimodalTrainingTest {
         v.put("eval_dataset", "mllm_demo");
         v.put("max_new_tokens", 4);
         return v;
-    }
-
-    static List<Double> losses(Path out) throws Exception {
-        List<Double> losses = new ArrayList<>();
-        for (String line : Files.readAllLines(out.resolve("trainer_log.jsonl"))) {
-            JsonNode row = SparkTests.JSON.readTree(line);
-            if (row.has("loss")) {
-                losses.add(row.get("loss").asDouble());
-            }
-        }
-        return losses;
     }
 
     static Map<String, org.bytedeco.pytorch.Tensor> adapter(Path out) throws Exception {

@@ -1,5 +1,6 @@
 package dev.sparksft.cli;
 
+import dev.sparksft.TrainerLogs;
 import dev.sparksft.model.TinyModel;
 import static dev.sparksft.train.ModelComparison.floats;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -18,7 +19,6 @@ import dev.sparksft.runtime.Torch;
 import dev.sparksft.train.Models;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.bytedeco.pytorch.Device;
@@ -69,17 +69,6 @@ class FineTuningMethodsTest {
         return SftConfig.load(f, List.of(overrides));
     }
 
-    static List<Double> losses(Path out) throws Exception {
-        List<Double> l = new ArrayList<>();
-        for (String line : Files.readAllLines(out.resolve("trainer_log.jsonl"))) {
-            var n = JSON.readTree(line);
-            if (n.has("loss")) {
-                l.add(n.get("loss").asDouble());
-            }
-        }
-        return l;
-    }
-
     @ParameterizedTest(name = "{0}")
     @CsvSource(delimiter = '|', value = {
             "full         | finetuning_type: full;learning_rate: 5.0e-3",
@@ -98,7 +87,7 @@ class FineTuningMethodsTest {
             "lora over pure bf16 | finetuning_type: lora;lora_rank: 16;pure_bf16: true;learning_rate: 1.0e-2"})
     void everyMethodLearnsTheQuickstartTask(String method, String yaml, @TempDir Path dir) throws Exception {
         var result = dev.sparksft.cli.TrainCommand.run(config(dir, yaml.replace(";", "\n") + "\nmax_steps: 60\n"));
-        List<Double> l = losses(dir.resolve("out"));
+        List<Double> l = TrainerLogs.losses(dir.resolve("out"));
         double first = (l.get(0) + l.get(1)) / 2;
         double last = (l.get(l.size() - 1) + l.get(l.size() - 2)) / 2;
         System.out.printf("method %-20s loss %.3f -> %.3f in %d steps%n", method, first, last, result.globalStep());
@@ -123,7 +112,7 @@ class FineTuningMethodsTest {
         double untrained = JSON.readTree(before.resolve("out/eval_results.json").toFile()).get("eval_loss").asDouble();
         var result = dev.sparksft.cli.TrainCommand.run(config(dir, eval + "use_asft_loss: true\n" + yaml.replace(";", "\n")
                 + "\nmax_steps: 60\n"));
-        List<Double> l = losses(dir.resolve("out"));
+        List<Double> l = TrainerLogs.losses(dir.resolve("out"));
         double trained = JSON.readTree(dir.resolve("out/eval_results.json").toFile()).get("eval_loss").asDouble();
         System.out.printf("asft %-10s logged loss %.3f -> %.3f, eval cross entropy %.3f -> %.3f in %d steps%n", method,
                 l.get(0), l.get(l.size() - 1), untrained, trained, result.globalStep());

@@ -46,7 +46,7 @@ class OftRunTest {
     void oftLearnsTheQuickstartTask(@TempDir Path dir) throws Exception {
         var result = TrainCommand.run(config(dir, "finetuning_type: oft\noft_block_size: 16\nlearning_rate: 1.0e-2\n"
                 + "max_steps: 60\n"));
-        List<Double> l = FineTuningMethodsTest.losses(dir.resolve("out"));
+        List<Double> l = dev.sparksft.TrainerLogs.losses(dir.resolve("out"));
         double first = (l.get(0) + l.get(1)) / 2;
         double last = (l.get(l.size() - 1) + l.get(l.size() - 2)) / 2;
         System.out.printf("method oft loss %.3f -> %.3f in %d steps%n", first, last, result.globalStep());

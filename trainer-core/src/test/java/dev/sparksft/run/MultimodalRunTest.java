@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.sparksft.TestYaml;
+import dev.sparksft.TrainerLogs;
 import dev.sparksft.cli.TrainCommand;
 import dev.sparksft.config.SftConfig;
 import dev.sparksft.model.LoraAdapter;
@@ -58,24 +59,13 @@ class MultimodalRunTest {
         assertEquals(expected, loss, 1e-3 * expected, "eval_loss " + loss + " against transformers' " + expected);
     }
 
-    static List<Double> losses(Path out) throws Exception {
-        List<Double> losses = new ArrayList<>();
-        for (String line : Files.readAllLines(out.resolve("trainer_log.jsonl"))) {
-            JsonNode row = JSON.readTree(line);
-            if (row.has("loss")) {
-                losses.add(row.get("loss").asDouble());
-            }
-        }
-        return losses;
-    }
-
     @Test
     void loraTrainsWithFallingLossAndResumesExactly(@TempDir Path full, @TempDir Path resumed) throws Exception {
         String lora = "finetuning_type: lora\nlora_target: all\nlora_rank: 8\nlearning_rate: 1.0e-1\n"
                 + "per_device_train_batch_size: 2\nnum_train_epochs: 4\nlr_scheduler_type: constant\nsave_steps: 6\n";
         var result = TrainCommand.run(config(full, lora));
         assertEquals(12, result.globalStep());
-        List<Double> losses = losses(full.resolve("out"));
+        List<Double> losses = TrainerLogs.losses(full.resolve("out"));
         // each epoch's 3 steps see all 6 rows, so epoch means compare; the tiny random model's frozen
         // head (std 0.02 over 32 dimensions after a frozen norm) bounds how far LoRA can move its
         // logits, so the fall is small but steady: measured 8.023, 7.979, 7.975, 7.967
@@ -102,7 +92,7 @@ class MultimodalRunTest {
         assertArrayEquals(Files.readAllBytes(full.resolve("out").resolve(LoraAdapter.WEIGHTS_FILE)),
                 Files.readAllBytes(resumed.resolve("out").resolve(LoraAdapter.WEIGHTS_FILE)),
                 "the adapter resumed from checkpoint-6 differs from the uninterrupted run's");
-        assertEquals(losses.subList(6, 12), losses(resumed.resolve("out")).subList(0, 6));
+        assertEquals(losses.subList(6, 12), TrainerLogs.losses(resumed.resolve("out")).subList(0, 6));
     }
 
     @Test
@@ -193,8 +183,8 @@ class MultimodalRunTest {
         assertTrue(ModelComparison.relativeDifference(a, ModelComparison.weights(off.resolve("out")), initial, 1e-5) < 1e-5);
         // accumulation sums the micro-batches' gradients in another order, which the bfloat16 the model is
         // saved in (its torch_dtype) can round an ulp apart: compare the steps' losses, computed in float32
-        List<Double> whole = losses(on.resolve("out"));
-        List<Double> split = losses(ga.resolve("out"));
+        List<Double> whole = TrainerLogs.losses(on.resolve("out"));
+        List<Double> split = TrainerLogs.losses(ga.resolve("out"));
         assertEquals(2, split.size());
         for (int i = 0; i < 2; i++) {
             assertEquals(whole.get(i), split.get(i), 1e-5 * whole.get(i), "step " + (i + 1));
